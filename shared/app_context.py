@@ -1,0 +1,109 @@
+"""Composition root: builds each adapter once per process, on first use, from `Settings`.
+
+Entry points ask `services()` for what they need. Construction is lazy so that a cold start pays only for
+the adapters the triggered function uses (the webhook never builds the Fulfillment API client), and the
+Service Bus sender, HTTP sessions and JWKS cache are reused across invocations of a warm instance.
+Tests call `reset_services()` after changing the environment.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from shared import logs
+from shared.config import Settings
+
+if TYPE_CHECKING:
+    from shared.domain.policy import PublisherPolicy
+    from shared.fulfillment.client import FulfillmentClient
+    from shared.identity.webhook_token import WebhookTokenValidator
+    from shared.queueing.messages import EventQueue
+    from shared.storage.audit import AuditTrail
+    from shared.storage.operations import OperationInbox
+    from shared.storage.subscriptions import SubscriptionStore
+
+
+class Services:
+    """The process-wide adapters. Each property is built at most once (guarded by one lock)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.RLock()
+
+    @cached_property
+    def fulfillment(self) -> FulfillmentClient:
+        from shared.fulfillment.client import FulfillmentClient
+
+        with self._lock:
+            return FulfillmentClient.from_settings(self.settings)
+
+    @cached_property
+    def _tables(self) -> object:
+        from shared.storage.tables import TableSet
+
+        with self._lock:
+            return TableSet.from_settings(self.settings)
+
+    @property
+    def subscriptions(self) -> SubscriptionStore:
+        return self._tables.subscriptions  # type: ignore[attr-defined]
+
+    @property
+    def operations(self) -> OperationInbox:
+        return self._tables.operations  # type: ignore[attr-defined]
+
+    @property
+    def audit(self) -> AuditTrail:
+        return self._tables.audit  # type: ignore[attr-defined]
+
+    @cached_property
+    def queue(self) -> EventQueue:
+        with self._lock:
+            if self.settings.queue_backend == "local":
+                from shared.queueing.local_queue import LocalQueue
+
+                return LocalQueue(self.settings.local_queue_path)
+            from shared.queueing.servicebus import ServiceBusEventQueue
+
+            return ServiceBusEventQueue.from_settings(self.settings)
+
+    @cached_property
+    def webhook_validator(self) -> WebhookTokenValidator:
+        from shared.identity.webhook_token import WebhookTokenValidator
+
+        with self._lock:
+            return WebhookTokenValidator.from_settings(self.settings)
+
+    @cached_property
+    def policy(self) -> PublisherPolicy:
+        from shared.domain.policy import PublisherPolicy
+
+        return PublisherPolicy(
+            block_downgrades=self.settings.policy_block_downgrades,
+            plan_order=self.settings.policy_plan_order,
+            refuse_quantity_below_assigned=self.settings.policy_refuse_quantity_below_assigned,
+        )
+
+
+_services: Services | None = None
+_services_lock = threading.Lock()
+
+
+def services() -> Services:
+    global _services  # noqa: PLW0603 - one composition root per process is the point
+    if _services is None:
+        with _services_lock:
+            if _services is None:
+                settings = Settings.from_env()
+                logs.configure(settings.log_level)
+                _services = Services(settings)
+    return _services
+
+
+def reset_services() -> None:
+    """Forget every adapter; the next `services()` reads the environment again (tests, dev host reload)."""
+    global _services  # noqa: PLW0603
+    with _services_lock:
+        _services = None

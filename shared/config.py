@@ -1,0 +1,172 @@
+"""Settings of the function app, read once from the environment.
+
+Azure Functions exposes application settings (and `local.settings.json` values locally) as environment
+variables, so this is the single place that knows their names. Every setting is listed and explained in the
+README and in `local.settings.example.json`; a test keeps the three in step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+# The Microsoft-owned application behind the SaaS Fulfillment and Metering APIs (R43). Not a setting: it is
+# the same for every publisher, and a wrong value is the commonest cause of 403s (pitfall P3).
+MARKETPLACE_API_APP_ID = "20e940b3-4c77-4b0b-9a53-9e16a1b010a7"
+MARKETPLACE_API_SCOPE = f"{MARKETPLACE_API_APP_ID}/.default"
+FULFILLMENT_API_VERSION = "2018-08-31"
+PUBLIC_ENTRA_AUTHORITY = "https://login.microsoftonline.com"
+
+
+class ConfigurationError(ValueError):
+    """A setting is missing or malformed; raised at first use so the log names the setting."""
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _list(value: str | None) -> tuple[str, ...]:
+    return tuple(item.strip() for item in (value or "").split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every value the app reads. Build with `Settings.from_env()`; tests pass their own mapping."""
+
+    # --- Publisher identity: the single-tenant Entra app registered in Partner Center (R17, R43-R47).
+    publisher_tenant_id: str = ""
+    publisher_client_id: str = ""
+    # secret | certificate | workload_identity | managed_identity_federated
+    publisher_credential_kind: str = "secret"
+    publisher_client_secret: str = field(default="", repr=False)
+    publisher_certificate_path: str = ""
+    managed_identity_client_id: str = ""
+    entra_authority_host: str = PUBLIC_ENTRA_AUTHORITY
+
+    # --- Fulfillment API (R18-R20, R80).
+    fulfillment_base_url: str = "https://marketplaceapi.microsoft.com/api"
+    fulfillment_connect_timeout: float = 3.05
+    fulfillment_read_timeout: float = 10.0
+    fulfillment_max_attempts: int = 5
+    fulfillment_max_retry_seconds: float = 30.0
+
+    # --- Webhook authentication (R39).
+    webhook_audience: str = ""
+    webhook_openid_config_url: str = ""
+    webhook_max_body_bytes: int = 64 * 1024
+    webhook_clock_skew_seconds: int = 300
+
+    # --- Table Storage.
+    storage_connection_string: str = field(default="", repr=False)
+    storage_account_url: str = ""
+    table_subscriptions: str = "subscriptions"
+    table_operations: str = "operations"
+    table_audit: str = "audit"
+    table_seats: str = "seats"
+    table_users: str = "users"
+
+    # --- Queue: Azure Service Bus in Azure, a local stand-in under the dev host.
+    queue_backend: str = "servicebus"  # servicebus | local
+    servicebus_connection_string: str = field(default="", repr=False)
+    servicebus_namespace: str = ""
+    servicebus_queue: str = "saas-events"
+    servicebus_deadletter_queue: str = "saas-events-deadletter"
+    local_queue_path: str = ".local/queue.sqlite3"
+
+    # --- Publisher policy for changes Microsoft announces (R34, R52).
+    policy_block_downgrades: bool = False
+    policy_plan_order: tuple[str, ...] = ()
+    policy_refuse_quantity_below_assigned: bool = True
+    provisioning_hook: str = ""
+
+    # --- Pages.
+    public_base_url: str = "http://127.0.0.1:7071"
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        tenant = env.get("PUBLISHER_TENANT_ID", "").strip()
+        client_id = env.get("PUBLISHER_CLIENT_ID", "").strip()
+        authority = env.get("ENTRA_AUTHORITY_HOST", "").strip().rstrip("/") or PUBLIC_ENTRA_AUTHORITY
+        return cls(
+            publisher_tenant_id=tenant,
+            publisher_client_id=client_id,
+            publisher_credential_kind=env.get("PUBLISHER_CREDENTIAL_KIND", "secret").strip().lower(),
+            publisher_client_secret=env.get("PUBLISHER_CLIENT_SECRET", ""),
+            publisher_certificate_path=env.get("PUBLISHER_CERTIFICATE_PATH", "").strip(),
+            managed_identity_client_id=env.get("MANAGED_IDENTITY_CLIENT_ID", "").strip(),
+            entra_authority_host=authority,
+            fulfillment_base_url=(
+                env.get("FULFILLMENT_API_BASE_URL", "").strip().rstrip("/") or cls.fulfillment_base_url
+            ),
+            fulfillment_connect_timeout=_float(env, "FULFILLMENT_CONNECT_TIMEOUT", 3.05),
+            fulfillment_read_timeout=_float(env, "FULFILLMENT_READ_TIMEOUT", 10.0),
+            fulfillment_max_attempts=_int(env, "FULFILLMENT_MAX_ATTEMPTS", 5),
+            fulfillment_max_retry_seconds=_float(env, "FULFILLMENT_MAX_RETRY_SECONDS", 30.0),
+            webhook_audience=env.get("WEBHOOK_AUDIENCE", "").strip() or client_id,
+            webhook_openid_config_url=(
+                env.get("WEBHOOK_OPENID_CONFIG_URL", "").strip()
+                or f"{authority}/{tenant}/v2.0/.well-known/openid-configuration"
+            ),
+            webhook_max_body_bytes=_int(env, "WEBHOOK_MAX_BODY_BYTES", 64 * 1024),
+            webhook_clock_skew_seconds=_int(env, "WEBHOOK_CLOCK_SKEW_SECONDS", 300),
+            storage_connection_string=env.get("STORAGE_CONNECTION_STRING", ""),
+            storage_account_url=env.get("STORAGE_ACCOUNT_URL", "").strip(),
+            table_subscriptions=env.get("TABLE_SUBSCRIPTIONS", "").strip() or "subscriptions",
+            table_operations=env.get("TABLE_OPERATIONS", "").strip() or "operations",
+            table_audit=env.get("TABLE_AUDIT", "").strip() or "audit",
+            table_seats=env.get("TABLE_SEATS", "").strip() or "seats",
+            table_users=env.get("TABLE_USERS", "").strip() or "users",
+            queue_backend=env.get("QUEUE_BACKEND", "servicebus").strip().lower(),
+            servicebus_connection_string=env.get("ServiceBusConnection", ""),
+            servicebus_namespace=env.get("ServiceBusConnection__fullyQualifiedNamespace", "").strip(),
+            servicebus_queue=env.get("SERVICEBUS_QUEUE", "").strip() or "saas-events",
+            servicebus_deadletter_queue=(
+                env.get("SERVICEBUS_DEADLETTER_QUEUE", "").strip() or "saas-events-deadletter"
+            ),
+            local_queue_path=env.get("LOCAL_QUEUE_PATH", "").strip() or ".local/queue.sqlite3",
+            policy_block_downgrades=_bool(env.get("POLICY_BLOCK_DOWNGRADES"), False),
+            policy_plan_order=_list(env.get("POLICY_PLAN_ORDER")),
+            policy_refuse_quantity_below_assigned=_bool(env.get("POLICY_REFUSE_QUANTITY_BELOW_ASSIGNED"), True),
+            provisioning_hook=env.get("PROVISIONING_HOOK", "").strip(),
+            public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or "http://127.0.0.1:7071",
+            log_level=env.get("LOG_LEVEL", "INFO").strip().upper(),
+        )
+
+    def validate(self) -> None:
+        """Fail fast on combinations that cannot work (called by the composition root)."""
+        if self.queue_backend not in {"servicebus", "local"}:
+            raise ConfigurationError("QUEUE_BACKEND must be 'servicebus' or 'local'")
+        if not (self.storage_connection_string or self.storage_account_url):
+            raise ConfigurationError("set STORAGE_CONNECTION_STRING or STORAGE_ACCOUNT_URL")
+        if "#" in self.public_base_url:
+            # R3: Microsoft cannot send buyers to a landing URL that contains '#'.
+            raise ConfigurationError("PUBLIC_BASE_URL must not contain '#'")
+        if urlsplit(self.fulfillment_base_url).scheme not in {"https", "http"}:
+            raise ConfigurationError("FULFILLMENT_API_BASE_URL must be an http(s) URL")

@@ -1,0 +1,1 @@
+"""Entry points: what each trigger in function_app.py calls. Thin: parse input, call adapters, answer."""

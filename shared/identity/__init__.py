@@ -1,0 +1,1 @@
+"""Identity: validating Microsoft's webhook tokens and signing buyers in with Entra ID."""

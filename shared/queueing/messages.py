@@ -1,0 +1,136 @@
+"""What travels on the events queue, and the contract every queue adapter fulfils.
+
+One message is one piece of work for the worker. Its `message_id` makes Service Bus drop duplicates inside
+the detection window; its `session_id` (always the SaaS subscription id) keeps the work of one subscription
+in order and on one worker at a time. The body is JSON with a `kind`:
+
+- `activate`: the landing page resolved a purchase; provision, then call Activate (R14, R15).
+- `webhook`: Microsoft announced an operation; verify it against the API and apply it (R33-R38).
+- `track`: the publisher started an operation (PATCH or DELETE from the portal); follow it to its end (R25).
+- `reconcile`: bring one subscription in line with GetSubscription and its pending operations (R83).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+CONTENT_TYPE = "application/json"
+
+KIND_ACTIVATE = "activate"
+KIND_WEBHOOK = "webhook"
+KIND_TRACK = "track"
+KIND_RECONCILE = "reconcile"
+KINDS = frozenset({KIND_ACTIVATE, KIND_WEBHOOK, KIND_TRACK, KIND_RECONCILE})
+
+
+class QueueUnavailableError(RuntimeError):
+    """The message was not accepted by the queue; the caller must not acknowledge its own input."""
+
+
+class MalformedMessageError(ValueError):
+    """A message body that no retry can make valid; it is dead-lettered with this reason."""
+
+
+@dataclass(frozen=True)
+class QueueMessage:
+    message_id: str
+    session_id: str
+    body: dict[str, Any]
+    content_type: str = CONTENT_TYPE
+    correlation_id: str = ""
+    application_properties: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return str(self.body.get("kind", ""))
+
+    def encode(self) -> bytes:
+        return json.dumps(self.body, separators=(",", ":"), sort_keys=True).encode()
+
+
+def decode_body(raw: bytes | str) -> dict[str, Any]:
+    """Parses a message body; anything but a JSON object of a known kind is malformed."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedMessageError(f"message body is not JSON: {exc}") from exc
+    if not isinstance(body, dict) or body.get("kind") not in KINDS:
+        raise MalformedMessageError("message body is not an object with a known 'kind'")
+    return body
+
+
+def activation_message(
+    subscription_id: str, plan_id: str, quantity: int | None, correlation_id: str
+) -> QueueMessage:
+    # One activation per subscription: a refreshed landing page inside the detection window is dropped
+    # by Service Bus, and after it the worker sees the subscription is already active.
+    return QueueMessage(
+        message_id=f"activate-{subscription_id}",
+        session_id=subscription_id,
+        body={
+            "kind": KIND_ACTIVATE,
+            "subscriptionId": subscription_id,
+            "planId": plan_id,
+            "quantity": quantity,
+            "correlationId": correlation_id,
+        },
+        correlation_id=correlation_id,
+    )
+
+
+def webhook_message(payload: dict[str, Any], received_at: str, correlation_id: str) -> QueueMessage:
+    operation_id = str(payload.get("id", "")).strip()
+    subscription_id = str(payload.get("subscriptionId", "")).strip()
+    return QueueMessage(
+        message_id=operation_id,
+        session_id=subscription_id,
+        body={
+            "kind": KIND_WEBHOOK,
+            "payload": payload,
+            "receivedAt": received_at,
+            "correlationId": correlation_id,
+        },
+        correlation_id=correlation_id,
+    )
+
+
+def track_message(subscription_id: str, operation_id: str, correlation_id: str) -> QueueMessage:
+    return QueueMessage(
+        message_id=f"track-{operation_id}",
+        session_id=subscription_id,
+        body={
+            "kind": KIND_TRACK,
+            "subscriptionId": subscription_id,
+            "operationId": operation_id,
+            "correlationId": correlation_id,
+        },
+        correlation_id=correlation_id,
+    )
+
+
+def reconcile_message(subscription_id: str, reason: str, correlation_id: str) -> QueueMessage:
+    return QueueMessage(
+        message_id=f"reconcile-{subscription_id}-{correlation_id}",
+        session_id=subscription_id,
+        body={
+            "kind": KIND_RECONCILE,
+            "subscriptionId": subscription_id,
+            "reason": reason,
+            "correlationId": correlation_id,
+        },
+        correlation_id=correlation_id,
+    )
+
+
+class EventQueue(Protocol):
+    """Sends work to the worker. Implementations: Service Bus (Azure) and the dev host's local queue."""
+
+    def send(self, message: QueueMessage) -> None:
+        """Returns only once the queue has durably accepted the message; else QueueUnavailableError."""
+        ...
+
+    def dead_letter(self, message: QueueMessage, reason: str, description: str) -> None:
+        """Parks a message that can never succeed, with the reason, for a person to look at."""
+        ...

@@ -1,0 +1,1 @@
+"""Web helpers for server-rendered pages: sessions, CSRF, security headers, templates."""

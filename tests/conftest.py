@@ -1,0 +1,22 @@
+"""Session-wide fixtures: one Azurite for the whole run, and a unique table prefix per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.azurite import running_azurite
+
+
+@pytest.fixture(scope="session")
+def azurite_connection_string() -> Iterator[str]:
+    with running_azurite() as conn:
+        yield conn
+
+
+@pytest.fixture
+def table_prefix() -> str:
+    """Tables are named per test so tests never see each other's rows (names: letters and digits only)."""
+    return "t" + uuid.uuid4().hex[:12]
