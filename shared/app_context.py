@@ -61,6 +61,10 @@ class Services:
     @cached_property
     def queue(self) -> EventQueue:
         with self._lock:
+            if self.settings.queue_backend == "memory":
+                from shared.queueing.memory import InMemoryQueue
+
+                return InMemoryQueue()
             if self.settings.queue_backend == "local":
                 from shared.queueing.local_queue import LocalQueue
 

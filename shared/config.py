@@ -91,7 +91,7 @@ class Settings:
     table_users: str = "users"
 
     # --- Queue: Azure Service Bus in Azure, a local stand-in under the dev host.
-    queue_backend: str = "servicebus"  # servicebus | local
+    queue_backend: str = "servicebus"  # servicebus | local (dev host) | memory (benchmarks)
     servicebus_connection_string: str = field(default="", repr=False)
     servicebus_namespace: str = ""
     servicebus_queue: str = "saas-events"
@@ -161,8 +161,8 @@ class Settings:
 
     def validate(self) -> None:
         """Fail fast on combinations that cannot work (called by the composition root)."""
-        if self.queue_backend not in {"servicebus", "local"}:
-            raise ConfigurationError("QUEUE_BACKEND must be 'servicebus' or 'local'")
+        if self.queue_backend not in {"servicebus", "local", "memory"}:
+            raise ConfigurationError("QUEUE_BACKEND must be 'servicebus', 'local' or 'memory'")
         if not (self.storage_connection_string or self.storage_account_url):
             raise ConfigurationError("set STORAGE_CONNECTION_STRING or STORAGE_ACCOUNT_URL")
         if "#" in self.public_base_url:
