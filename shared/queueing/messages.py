@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 CONTENT_TYPE = "application/json"
@@ -41,6 +42,8 @@ class QueueMessage:
     content_type: str = CONTENT_TYPE
     correlation_id: str = ""
     application_properties: dict[str, str] = field(default_factory=dict)
+    # Not delivered before this moment (Service Bus scheduled messages): used to poll an operation again.
+    scheduled_at: datetime | None = None
 
     @property
     def kind(self) -> str:
@@ -96,17 +99,26 @@ def webhook_message(payload: dict[str, Any], received_at: str, correlation_id: s
     )
 
 
-def track_message(subscription_id: str, operation_id: str, correlation_id: str) -> QueueMessage:
+def track_message(
+    subscription_id: str,
+    operation_id: str,
+    correlation_id: str,
+    *,
+    attempt: int = 0,
+    scheduled_at: datetime | None = None,
+) -> QueueMessage:
     return QueueMessage(
-        message_id=f"track-{operation_id}",
+        message_id=f"track-{operation_id}-{attempt}",
         session_id=subscription_id,
         body={
             "kind": KIND_TRACK,
             "subscriptionId": subscription_id,
             "operationId": operation_id,
+            "attempt": attempt,
             "correlationId": correlation_id,
         },
         correlation_id=correlation_id,
+        scheduled_at=scheduled_at,
     )
 
 
