@@ -1,0 +1,135 @@
+"""The publisher app's Entra ID credential for the marketplace APIs, chosen by PUBLISHER_CREDENTIAL_KIND.
+
+All kinds authenticate as the single-tenant app registered in Partner Center (R43-R45); they differ only in
+what proves it: a client secret, a certificate, a managed identity's federated token (R47: no secret to
+rotate), or a Kubernetes workload identity token file. azure-identity caches tokens and refreshes them
+before expiry (R46), so the client may ask for a token on every attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from azure.core.credentials import TokenCredential
+from azure.identity import (
+    CertificateCredential,
+    ClientAssertionCredential,
+    ClientSecretCredential,
+    ManagedIdentityCredential,
+    WorkloadIdentityCredential,
+)
+
+from shared.config import PUBLIC_ENTRA_AUTHORITY, ConfigurationError, Settings
+from shared.logs import get_logger
+
+# The audience Entra expects on a managed identity token used as a federated client assertion.
+FEDERATION_AUDIENCE_SCOPE = "api://AzureADTokenExchange/.default"
+CREDENTIAL_KINDS = ("secret", "certificate", "managed_identity_federated", "workload_identity")
+
+_log = get_logger(__name__)
+
+
+def _require(value: str, setting: str, kind: str) -> str:
+    if not value.strip():
+        raise ConfigurationError(f"{setting} must be set when PUBLISHER_CREDENTIAL_KIND is {kind!r}")
+    return value
+
+
+def _authority_options(settings: Settings) -> dict[str, Any]:
+    """authority, plus no instance discovery for a private authority (the local sandbox's Entra stand-in)."""
+    authority = settings.entra_authority_host.rstrip("/")
+    options: dict[str, Any] = {"authority": authority}
+    if authority.lower() != PUBLIC_ENTRA_AUTHORITY:
+        # MSAL would otherwise ask the public cloud whether this authority is known, and refuse it.
+        options["disable_instance_discovery"] = True
+    return options
+
+
+def _secret(settings: Settings) -> TokenCredential:
+    secret = _require(settings.publisher_client_secret, "PUBLISHER_CLIENT_SECRET", "secret")
+    return ClientSecretCredential(
+        settings.publisher_tenant_id, settings.publisher_client_id, secret, **_authority_options(settings)
+    )
+
+
+def _certificate(settings: Settings) -> TokenCredential:
+    path = _require(settings.publisher_certificate_path, "PUBLISHER_CERTIFICATE_PATH", "certificate")
+    try:
+        return CertificateCredential(
+            settings.publisher_tenant_id,
+            settings.publisher_client_id,
+            certificate_path=path,
+            **_authority_options(settings),
+        )
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(
+            f"PUBLISHER_CERTIFICATE_PATH {path!r} is not a readable PEM/PFX: {exc}"
+        ) from exc
+
+
+def _managed_identity_assertion(settings: Settings) -> Callable[[], str]:
+    managed_identity = ManagedIdentityCredential(client_id=settings.managed_identity_client_id or None)
+
+    def assertion() -> str:
+        return managed_identity.get_token(FEDERATION_AUDIENCE_SCOPE).token
+
+    return assertion
+
+
+def _managed_identity_federated(settings: Settings) -> TokenCredential:
+    # ClientAssertionCredential talks to the token endpoint directly (no MSAL instance discovery).
+    return ClientAssertionCredential(
+        settings.publisher_tenant_id,
+        settings.publisher_client_id,
+        _managed_identity_assertion(settings),
+        authority=settings.entra_authority_host.rstrip("/"),
+    )
+
+
+def _workload_identity(settings: Settings) -> TokenCredential:
+    try:
+        return WorkloadIdentityCredential(
+            tenant_id=settings.publisher_tenant_id,
+            client_id=settings.publisher_client_id,
+            authority=settings.entra_authority_host.rstrip("/"),
+        )
+    except ValueError as exc:
+        # Raised when AZURE_FEDERATED_TOKEN_FILE is not set: the pod is not configured for workload identity.
+        raise ConfigurationError(
+            f"PUBLISHER_CREDENTIAL_KIND 'workload_identity' cannot be used: {exc}"
+        ) from exc
+
+
+_BUILDERS: dict[str, Callable[[Settings], TokenCredential]] = {
+    "secret": _secret,
+    "certificate": _certificate,
+    "managed_identity_federated": _managed_identity_federated,
+    "workload_identity": _workload_identity,
+}
+
+
+def build_credential(settings: Settings) -> TokenCredential:
+    """The TokenCredential for `settings.publisher_credential_kind`; ConfigurationError when unusable."""
+    kind = settings.publisher_credential_kind.strip().lower()
+    try:
+        credential = _build(kind, settings)
+    except ConfigurationError as exc:
+        _log.error("publisher credential not built", extra={"credential_kind": kind, "reason": str(exc)})
+        raise
+    _log.info(
+        "publisher credential built",
+        extra={"credential_kind": kind, "credential_type": type(credential).__name__},
+    )
+    return credential
+
+
+def _build(kind: str, settings: Settings) -> TokenCredential:
+    builder = _BUILDERS.get(kind)
+    if builder is None:
+        raise ConfigurationError(
+            f"PUBLISHER_CREDENTIAL_KIND must be one of {', '.join(CREDENTIAL_KINDS)}; got {kind!r}"
+        )
+    _require(settings.publisher_tenant_id, "PUBLISHER_TENANT_ID", kind)
+    _require(settings.publisher_client_id, "PUBLISHER_CLIENT_ID", kind)
+    return builder(settings)
