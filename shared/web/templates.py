@@ -1,0 +1,56 @@
+"""The one Jinja2 environment that renders every page, built lazily on first use.
+
+Autoescaping is on for HTML and undefined names raise (StrictUndefined), so a typo in a template or a missing
+value fails loudly in tests instead of rendering an empty string or, worse, unescaped buyer input.
+
+Every page extends `base.html`, which needs `csp_nonce` (the nonce of the response's Content-Security-Policy,
+see `shared.web.security`). `render` fills the layout's optional slots (`product_name`, `support_url`,
+`docs_url`, `user`) with defaults so a page only passes what it knows.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
+
+# Slots of base.html that a page may leave out. `user` is None when nobody is signed in, else a mapping
+# with `name` and `email`.
+LAYOUT_DEFAULTS: dict[str, Any] = {
+    "product_name": "SaaS subscription",
+    "support_url": "mailto:support@contoso.example",
+    "docs_url": "/docs",
+    "user": None,
+}
+
+_environment: Environment | None = None
+_lock = threading.Lock()
+
+
+def _build_environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=select_autoescape(enabled_extensions=("html", "htm", "xml"), default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def environment() -> Environment:
+    """The process-wide environment; templates are compiled once per warm instance and cached."""
+    global _environment  # a lazily built process singleton
+    if _environment is None:
+        with _lock:
+            if _environment is None:
+                _environment = _build_environment()
+    return _environment
+
+
+def render(name: str, **context: Any) -> str:
+    """Renders `name` (e.g. "error.html"); `context` overrides the layout defaults."""
+    return environment().get_template(name).render({**LAYOUT_DEFAULTS, **context})
