@@ -1,0 +1,444 @@
+"""A local stand-in for the Service Bus queue, on one SQLite file, for the dev host and the tests.
+
+Azure uses the real Service Bus; this file only keeps the semantics the worker relies on, so that code
+which works here behaves the same there:
+
+- duplicate detection: a `message_id` sent again within the window is dropped;
+- sessions: messages of one session are delivered one at a time, oldest first, and a session whose message
+  is locked (being processed) never holds up another session;
+- peek-lock: a received message is locked for `lock_seconds`; `complete` removes it, `abandon` makes it
+  available again at once, and an expired lock does the same (a crashed consumer loses nothing);
+- every delivery counts; a message delivered `max_delivery_count` times and still not completed moves to
+  the dead-letter list with reason "MaxDeliveryCountExceeded";
+- scheduled messages (`QueueMessage.scheduled_at`) are invisible until their time.
+
+The file is shared safely between threads (one connection each) and processes (WAL journal, every change
+in an immediate transaction): the dev host's webhook sends while its queue runner receives.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from shared.logs import get_logger
+from shared.queueing.messages import QueueMessage, QueueUnavailableError
+
+MAX_DELIVERY_COUNT_EXCEEDED = "MaxDeliveryCountExceeded"
+_POLL_SECONDS = 0.05
+_BUSY_TIMEOUT_SECONDS = 10.0
+
+_log = get_logger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    session_key TEXT NOT NULL,
+    body BLOB NOT NULL,
+    content_type TEXT NOT NULL,
+    correlation_id TEXT NOT NULL,
+    properties TEXT NOT NULL,
+    available_at REAL NOT NULL,
+    delivery_count INTEGER NOT NULL DEFAULT 0,
+    lock_token TEXT,
+    locked_until REAL,
+    last_error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS messages_by_session ON messages (session_key, locked_until);
+CREATE INDEX IF NOT EXISTS messages_by_age ON messages (available_at, seq);
+CREATE TABLE IF NOT EXISTS seen_ids (message_id TEXT PRIMARY KEY, seen_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    body BLOB NOT NULL,
+    content_type TEXT NOT NULL,
+    correlation_id TEXT NOT NULL,
+    properties TEXT NOT NULL,
+    enqueued_at REAL NOT NULL,
+    delivery_count INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    description TEXT NOT NULL,
+    dead_lettered_at REAL NOT NULL
+);
+"""
+
+_MESSAGE_COLUMNS = (
+    "seq, message_id, session_id, body, content_type, correlation_id, properties, available_at, "
+    "delivery_count, lock_token, locked_until, last_error"
+)
+
+
+class LockLostError(RuntimeError):
+    """The lease expired or was settled already; the message is (or was) someone else's now."""
+
+
+@dataclass(frozen=True)
+class LeasedMessage:
+    """A received message, locked for this receiver until `locked_until`."""
+
+    message: QueueMessage
+    sequence_number: int
+    lock_token: str
+    delivery_count: int
+    enqueued_time: datetime
+    locked_until: datetime
+
+    @property
+    def message_id(self) -> str:
+        return self.message.message_id
+
+    @property
+    def session_id(self) -> str:
+        return self.message.session_id
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """A message still in the queue, as `peek_all` sees it (no lock taken)."""
+
+    message: QueueMessage
+    sequence_number: int
+    delivery_count: int
+    enqueued_time: datetime
+    locked: bool
+    last_error: str
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message parked for a person to look at, with why."""
+
+    message: QueueMessage
+    reason: str
+    description: str
+    delivery_count: int
+    enqueued_time: datetime
+    dead_lettered_time: datetime
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    active: int
+    locked: int
+    scheduled: int
+    dead_lettered: int
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+def _message_from_row(row: sqlite3.Row) -> QueueMessage:
+    return QueueMessage(
+        message_id=row["message_id"],
+        session_id=row["session_id"],
+        body=json.loads(row["body"]),
+        content_type=row["content_type"],
+        correlation_id=row["correlation_id"],
+        application_properties=json.loads(row["properties"]),
+    )
+
+
+class LocalQueue:
+    """Service Bus-like queue on SQLite. Implements `EventQueue`; the dev host's runner receives from it."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        lock_seconds: float = 30,
+        max_delivery_count: int = 10,
+        duplicate_window_seconds: float = 600,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(path)
+        self.lock_seconds = lock_seconds
+        self.max_delivery_count = max_delivery_count
+        self.duplicate_window_seconds = duplicate_window_seconds
+        self._clock = clock
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # executescript commits on its own; each CREATE ... IF NOT EXISTS is atomic, so racing openers agree.
+        self._connection().executescript(_SCHEMA)
+
+    # --- connections -------------------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            # Autocommit mode: transactions are opened explicitly with BEGIN IMMEDIATE, so two processes
+            # never both read a message as available and then both lock it.
+            db = sqlite3.connect(
+                self.path, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+            )
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            # "Durably accepted" (the EventQueue contract) means on disk before send returns.
+            db.execute("PRAGMA synchronous=FULL")
+            self._local.db = db
+            with self._connections_lock:
+                self._connections.append(db)
+        return db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Closes every thread's connection; the file keeps all messages for the next open."""
+        with self._connections_lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> LocalQueue:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- EventQueue --------------------------------------------------------------------------------
+
+    def send(self, message: QueueMessage) -> None:
+        """Stores the message (after duplicate detection); QueueUnavailableError if the file refuses."""
+        try:
+            accepted = self._insert(message)
+        except sqlite3.Error as exc:
+            raise QueueUnavailableError(f"local queue {self.path} did not accept the message: {exc}") from exc
+        if not accepted:
+            _log.info("duplicate message dropped", extra={"message_id": message.message_id})
+
+    def _insert(self, message: QueueMessage) -> bool:
+        now = self._clock()
+        message_id = message.message_id or uuid.uuid4().hex
+        available_at = max(now, message.scheduled_at.timestamp()) if message.scheduled_at else now
+        with self._transaction() as db:
+            db.execute("DELETE FROM seen_ids WHERE seen_at <= ?", (now - self.duplicate_window_seconds,))
+            if db.execute("SELECT 1 FROM seen_ids WHERE message_id = ?", (message_id,)).fetchone():
+                return False
+            db.execute("INSERT INTO seen_ids (message_id, seen_at) VALUES (?, ?)", (message_id, now))
+            db.execute(
+                "INSERT INTO messages (message_id, session_id, session_key, body, content_type, "
+                "correlation_id, properties, available_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    message_id,
+                    message.session_id,
+                    # A message without a session is a session of its own: it never waits for another.
+                    message.session_id or f"\x00{message_id}",
+                    json.dumps(message.body),
+                    message.content_type,
+                    message.correlation_id,
+                    json.dumps(message.application_properties),
+                    available_at,
+                ),
+            )
+        return True
+
+    def dead_letter(self, message: QueueMessage, reason: str, description: str) -> None:
+        now = self._clock()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO dead_letters (message_id, session_id, body, content_type, correlation_id, "
+                "properties, enqueued_at, delivery_count, reason, description, dead_lettered_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+                (
+                    message.message_id,
+                    message.session_id,
+                    json.dumps(message.body),
+                    message.content_type,
+                    message.correlation_id,
+                    json.dumps(message.application_properties),
+                    now,
+                    reason,
+                    description,
+                    now,
+                ),
+            )
+        _log.warning("message dead-lettered", extra={"message_id": message.message_id, "reason": reason})
+
+    # --- receiving side ----------------------------------------------------------------------------
+
+    def receive(self, timeout: float) -> LeasedMessage | None:
+        """The oldest available message of a session nobody holds, locked for us; None after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            leased = self._lease_next()
+            if leased is not None:
+                return leased
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            time.sleep(min(_POLL_SECONDS, remaining))
+
+    def _next_available(self, db: sqlite3.Connection, now: float) -> sqlite3.Row | None:
+        # The oldest visible message whose session has no locked message is, by construction, the head
+        # of its session: that is what keeps each session in order.
+        return db.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.available_at <= ? "  # noqa: S608
+            "AND NOT EXISTS (SELECT 1 FROM messages held WHERE held.session_key = m.session_key "
+            "AND held.locked_until > ?) ORDER BY m.available_at, m.seq LIMIT 1",
+            (now, now),
+        ).fetchone()
+
+    def _lease_next(self) -> LeasedMessage | None:
+        # A plain read first: idle pollers must not take the write lock every few milliseconds.
+        if self._next_available(self._connection(), self._clock()) is None:
+            return None
+        with self._transaction() as db:
+            while True:
+                now = self._clock()
+                row = self._next_available(db, now)
+                if row is None:
+                    return None
+                if row["delivery_count"] < self.max_delivery_count:
+                    return self._lock(db, row, now)
+                # Delivered the maximum number of times and its last lock expired without settlement.
+                self._move_to_dead_letters(db, row, MAX_DELIVERY_COUNT_EXCEEDED, row["last_error"], now)
+
+    def _lock(self, db: sqlite3.Connection, row: sqlite3.Row, now: float) -> LeasedMessage:
+        token = str(uuid.uuid4())
+        locked_until = now + self.lock_seconds
+        db.execute(
+            "UPDATE messages SET lock_token = ?, locked_until = ?, delivery_count = delivery_count + 1 "
+            "WHERE seq = ?",
+            (token, locked_until, row["seq"]),
+        )
+        return LeasedMessage(
+            message=_message_from_row(row),
+            sequence_number=row["seq"],
+            lock_token=token,
+            delivery_count=row["delivery_count"] + 1,
+            enqueued_time=_utc(row["available_at"]),
+            locked_until=_utc(locked_until),
+        )
+
+    def _move_to_dead_letters(
+        self, db: sqlite3.Connection, row: sqlite3.Row, reason: str, description: str, now: float
+    ) -> None:
+        db.execute(
+            "INSERT INTO dead_letters (message_id, session_id, body, content_type, correlation_id, "
+            "properties, enqueued_at, delivery_count, reason, description, dead_lettered_at) "
+            "SELECT message_id, session_id, body, content_type, correlation_id, properties, available_at, "
+            "delivery_count, ?, ?, ? FROM messages WHERE seq = ?",
+            (reason, description, now, row["seq"]),
+        )
+        db.execute("DELETE FROM messages WHERE seq = ?", (row["seq"],))
+        _log.warning(
+            "message dead-lettered",
+            extra={
+                "message_id": row["message_id"],
+                "reason": reason,
+                "delivery_count": row["delivery_count"],
+            },
+        )
+
+    def _held_row(self, db: sqlite3.Connection, lease: LeasedMessage) -> sqlite3.Row:
+        row = db.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE seq = ? AND lock_token = ? "  # noqa: S608
+            "AND locked_until > ?",
+            (lease.sequence_number, lease.lock_token, self._clock()),
+        ).fetchone()
+        if row is None:
+            raise LockLostError(f"the lock on message {lease.message_id!r} expired or was settled")
+        return row
+
+    def complete(self, lease: LeasedMessage) -> None:
+        """Removes the message for good; LockLostError if our lock is gone (it will be delivered again)."""
+        with self._transaction() as db:
+            row = self._held_row(db, lease)
+            db.execute("DELETE FROM messages WHERE seq = ?", (row["seq"],))
+
+    def abandon(self, lease: LeasedMessage, reason: str) -> None:
+        """Gives the message back at once, or dead-letters it once it was delivered the maximum times."""
+        with self._transaction() as db:
+            row = self._held_row(db, lease)
+            if row["delivery_count"] >= self.max_delivery_count:
+                self._move_to_dead_letters(db, row, MAX_DELIVERY_COUNT_EXCEEDED, reason, self._clock())
+                return
+            db.execute(
+                "UPDATE messages SET lock_token = NULL, locked_until = NULL, last_error = ? WHERE seq = ?",
+                (reason, row["seq"]),
+            )
+
+    def renew_lock(self, lease: LeasedMessage) -> LeasedMessage:
+        """Extends our lock by `lock_seconds` (what the Functions host does while a function runs)."""
+        with self._transaction() as db:
+            row = self._held_row(db, lease)
+            locked_until = self._clock() + self.lock_seconds
+            db.execute("UPDATE messages SET locked_until = ? WHERE seq = ?", (locked_until, row["seq"]))
+        return LeasedMessage(
+            message=lease.message,
+            sequence_number=lease.sequence_number,
+            lock_token=lease.lock_token,
+            delivery_count=lease.delivery_count,
+            enqueued_time=lease.enqueued_time,
+            locked_until=_utc(locked_until),
+        )
+
+    # --- inspection --------------------------------------------------------------------------------
+
+    def dead_letters(self) -> list[DeadLetter]:
+        rows = self._connection().execute("SELECT * FROM dead_letters ORDER BY seq").fetchall()
+        return [
+            DeadLetter(
+                message=_message_from_row(row),
+                reason=row["reason"],
+                description=row["description"],
+                delivery_count=row["delivery_count"],
+                enqueued_time=_utc(row["enqueued_at"]),
+                dead_lettered_time=_utc(row["dead_lettered_at"]),
+            )
+            for row in rows
+        ]
+
+    def peek_all(self) -> list[QueuedMessage]:
+        """Every message still in the queue, oldest first, without locking any."""
+        now = self._clock()
+        rows = self._connection().execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages ORDER BY available_at, seq"  # noqa: S608
+        )
+        return [
+            QueuedMessage(
+                message=_message_from_row(row),
+                sequence_number=row["seq"],
+                delivery_count=row["delivery_count"],
+                enqueued_time=_utc(row["available_at"]),
+                locked=(row["locked_until"] or 0) > now,
+                last_error=row["last_error"],
+            )
+            for row in rows.fetchall()
+        ]
+
+    def counts(self) -> QueueCounts:
+        now = self._clock()
+        db = self._connection()
+        locked, scheduled, total = db.execute(
+            "SELECT COALESCE(SUM(locked_until > ?), 0), COALESCE(SUM(available_at > ?), 0), COUNT(*) "
+            "FROM messages",
+            (now, now),
+        ).fetchone()
+        (dead,) = db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
+        return QueueCounts(
+            active=total - locked - scheduled, locked=locked, scheduled=scheduled, dead_lettered=dead
+        )
