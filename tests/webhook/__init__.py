@@ -1,0 +1,1 @@
+"""Tests of the webhook path: token validation, the queue adapters and the HTTP endpoint."""
