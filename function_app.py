@@ -25,7 +25,7 @@ def landing_status(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="webhook", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def marketplace_webhook(req: func.HttpRequest) -> func.HttpResponse:
-    """Microsoft's connection webhook; authenticated by its Entra ID bearer token, not a function key (R39)."""
+    """Microsoft's connection webhook, authenticated by its Entra ID bearer token (R39)."""
     return webhook.handle_webhook(req)
 
 

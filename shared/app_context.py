@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from shared.queueing.messages import EventQueue
     from shared.storage.audit import AuditTrail
     from shared.storage.operations import OperationInbox
+    from shared.storage.seats import SeatStore
     from shared.storage.subscriptions import SubscriptionStore
 
 
@@ -74,6 +75,15 @@ class Services:
             return ServiceBusEventQueue.from_settings(self.settings)
 
     @cached_property
+    def seats(self) -> SeatStore:
+        from shared.storage.seats import SeatStore
+
+        return SeatStore(self._tables.table(self.settings.table_seats))  # type: ignore[attr-defined]
+
+    def assigned_seats(self, subscription_id: str) -> int:
+        return self.seats.count(subscription_id)
+
+    @cached_property
     def webhook_validator(self) -> WebhookTokenValidator:
         from shared.identity.webhook_token import WebhookTokenValidator
 
@@ -96,7 +106,7 @@ _services_lock = threading.Lock()
 
 
 def services() -> Services:
-    global _services  # noqa: PLW0603 - one composition root per process is the point
+    global _services  # one composition root per process is the point
     if _services is None:
         with _services_lock:
             if _services is None:
@@ -108,6 +118,6 @@ def services() -> Services:
 
 def reset_services() -> None:
     """Forget every adapter; the next `services()` reads the environment again (tests, dev host reload)."""
-    global _services  # noqa: PLW0603
+    global _services
     with _services_lock:
         _services = None

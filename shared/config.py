@@ -106,6 +106,7 @@ class Settings:
 
     # --- Pages.
     public_base_url: str = "http://127.0.0.1:7071"
+    session_secret: str = field(default="", repr=False)
     log_level: str = "INFO"
 
     @classmethod
@@ -153,9 +154,12 @@ class Settings:
             local_queue_path=env.get("LOCAL_QUEUE_PATH", "").strip() or ".local/queue.sqlite3",
             policy_block_downgrades=_bool(env.get("POLICY_BLOCK_DOWNGRADES"), False),
             policy_plan_order=_list(env.get("POLICY_PLAN_ORDER")),
-            policy_refuse_quantity_below_assigned=_bool(env.get("POLICY_REFUSE_QUANTITY_BELOW_ASSIGNED"), True),
+            policy_refuse_quantity_below_assigned=_bool(
+                env.get("POLICY_REFUSE_QUANTITY_BELOW_ASSIGNED"), True
+            ),
             provisioning_hook=env.get("PROVISIONING_HOOK", "").strip(),
             public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or "http://127.0.0.1:7071",
+            session_secret=env.get("SESSION_SECRET", ""),
             log_level=env.get("LOG_LEVEL", "INFO").strip().upper(),
         )
 
@@ -165,6 +169,8 @@ class Settings:
             raise ConfigurationError("QUEUE_BACKEND must be 'servicebus', 'local' or 'memory'")
         if not (self.storage_connection_string or self.storage_account_url):
             raise ConfigurationError("set STORAGE_CONNECTION_STRING or STORAGE_ACCOUNT_URL")
+        if len(self.session_secret) < 32:
+            raise ConfigurationError("SESSION_SECRET must be at least 32 characters (it signs cookies)")
         if "#" in self.public_base_url:
             # R3: Microsoft cannot send buyers to a landing URL that contains '#'.
             raise ConfigurationError("PUBLIC_BASE_URL must not contain '#'")

@@ -1,0 +1,104 @@
+"""The queue-triggered worker: one message in, Microsoft's truth mirrored, Microsoft answered where due.
+
+Outcomes: return -> the message is completed; raise -> Service Bus delivers it again (transient trouble:
+throttling, 5xx, timeouts, storage conflicts, an injected fault); a message that no retry can fix is parked
+on the dead-letter queue with its reason and completed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import azure.functions as func
+
+from shared.logs import get_logger, log_context
+from shared.queueing.messages import (
+    KIND_ACTIVATE,
+    KIND_RECONCILE,
+    KIND_TRACK,
+    KIND_WEBHOOK,
+    MalformedMessageError,
+    QueueMessage,
+    decode_body,
+)
+
+if TYPE_CHECKING:
+    from shared.app_context import Services
+
+log = get_logger(__name__)
+Workflow = Callable[["Services", dict[str, Any], str], object]
+
+
+def _workflows() -> dict[str, Workflow]:
+    # Imported on first message, not at module import: keeps the HTTP functions' cold start lean.
+    from shared.workflows.activation import activate_purchase
+    from shared.workflows.operations import handle_announced_operation
+    from shared.workflows.reconcile import reconcile_subscription
+    from shared.workflows.tracking import track_operation
+
+    return {
+        KIND_ACTIVATE: activate_purchase,
+        KIND_WEBHOOK: lambda s, body, cid: handle_announced_operation(s, body["payload"], cid),
+        KIND_TRACK: track_operation,
+        KIND_RECONCILE: reconcile_subscription,
+    }
+
+
+def handle_message(msg: func.ServiceBusMessage) -> None:
+    from shared.app_context import services
+
+    svc = services()
+    raw = msg.get_body()
+    ids = {"message_id": msg.message_id, "subscription_id": msg.session_id or None}
+    with log_context(**ids, delivery_count=str(msg.delivery_count or "")):
+        try:
+            body = decode_body(raw)
+        except MalformedMessageError as exc:
+            _park(svc, msg, {"raw": raw.decode("utf-8", "replace")}, "MalformedMessage", str(exc))
+            return
+        correlation_id = str(body.get("correlationId") or msg.correlation_id or uuid.uuid4())
+        with log_context(correlation_id=correlation_id, operation_id=_operation_id(body)):
+            _run(svc, msg, body, correlation_id)
+
+
+def _run(svc: Services, msg: func.ServiceBusMessage, body: dict[str, Any], correlation_id: str) -> None:
+    from shared.fulfillment.errors import FulfillmentError, is_transient
+    from shared.workflows.errors import PermanentFailureError
+
+    kind = body["kind"]
+    try:
+        _workflows()[kind](svc, body, correlation_id)
+    except PermanentFailureError as exc:
+        _park(svc, msg, body, exc.reason, exc.description)
+    except FulfillmentError as exc:
+        if is_transient(exc):
+            log.warning("transient Fulfillment API error; message will be delivered again", exc_info=True)
+            raise
+        _park(svc, msg, body, type(exc).__name__, str(exc))
+    except Exception:
+        log.exception("message failed; it will be delivered again", extra={"kind": kind})
+        raise
+    else:
+        log.info("message processed", extra={"kind": kind})
+
+
+def _operation_id(body: dict[str, Any]) -> str | None:
+    if "operationId" in body:
+        return str(body["operationId"])
+    payload = body.get("payload")
+    return str(payload.get("id")) if isinstance(payload, dict) else None
+
+
+def _park(
+    svc: Services, msg: func.ServiceBusMessage, body: dict[str, Any], reason: str, description: str
+) -> None:
+    log.error("message dead-lettered", extra={"reason": reason, "description": description})
+    parked = QueueMessage(
+        message_id=msg.message_id,
+        session_id=msg.session_id or "",
+        body=body,
+        correlation_id=msg.correlation_id or "",
+    )
+    svc.queue.dead_letter(parked, reason, description)

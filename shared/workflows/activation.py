@@ -1,0 +1,79 @@
+"""Activation after a landing: provision, then tell Microsoft to start billing (R14, R15).
+
+Safe to run any number of times for one subscription: it starts from GetSubscription, so a subscription
+that is already Subscribed (a refreshed landing page, a redelivered message, a crash after Activate) is
+only mirrored, never activated twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from shared.domain.status import SubscriptionStatus
+from shared.domain.subscription import Subscription
+from shared.domain.transitions import ACTIVATE, Cause
+from shared.faultpoints import faultpoint
+from shared.fulfillment.errors import BadRequestError, NotFoundError
+from shared.logs import get_logger
+from shared.workflows.errors import PermanentFailureError, RetryLaterError
+from shared.workflows.provisioning import load_hook
+from shared.workflows.sync import mirror, utcnow
+
+if TYPE_CHECKING:
+    from shared.app_context import Services
+
+log = get_logger(__name__)
+SOURCE = "landing"
+
+
+def activate_purchase(services: Services, body: dict[str, Any], correlation_id: str) -> Subscription:
+    subscription_id = str(body["subscriptionId"])
+    client = services.fulfillment
+    snapshot = client.get_subscription(subscription_id, correlation_id=correlation_id)
+    cause = Cause(operation_id="", action=ACTIVATE, source=SOURCE, at=utcnow())
+    if snapshot.status is not SubscriptionStatus.PENDING_FULFILLMENT_START:
+        log.info("no activation needed", extra={"status": snapshot.status.value})
+        return mirror(services, snapshot, cause, correlation_id)
+
+    stored = _provision(services, mirror(services, snapshot, cause, correlation_id), correlation_id)
+    # Our state is written (provisioned); a crash here must still end with an activated subscription.
+    faultpoint("worker.after_state_write")
+    try:
+        client.activate(subscription_id, snapshot.plan_id, snapshot.quantity, correlation_id=correlation_id)
+    except (BadRequestError, NotFoundError) as exc:
+        return _after_refused_activation(services, stored, exc, correlation_id)
+    log.info("subscription activated", extra={"plan_id": snapshot.plan_id, "quantity": snapshot.quantity})
+    after = client.get_subscription(subscription_id, correlation_id=correlation_id)
+    return mirror(services, after, cause, correlation_id)
+
+
+def _provision(services: Services, stored: Subscription, correlation_id: str) -> Subscription:
+    if stored.provisioned:
+        return stored
+    hook = load_hook(services.settings.provisioning_hook)
+    if not hook(stored):
+        raise RetryLaterError("the publisher's provisioning step has not finished yet")
+    updated = services.subscriptions.update(stored.id, lambda s: replace(s, provisioned=True) if s else None)
+    services.audit.append(
+        stored.id,
+        action="Provisioned",
+        source=SOURCE,
+        changes={"provisioned": (False, True)},
+        correlation_id=correlation_id,
+        at=utcnow(),
+    )
+    return updated or stored
+
+
+def _after_refused_activation(
+    services: Services, stored: Subscription, error: Exception, correlation_id: str
+) -> Subscription:
+    """400 'already subscribed' is success once GetSubscription confirms it (R14); else it is final."""
+    snapshot = services.fulfillment.get_subscription(stored.id, correlation_id=correlation_id)
+    cause = Cause(operation_id="", action=ACTIVATE, source=SOURCE, at=utcnow())
+    current = mirror(services, snapshot, cause, correlation_id)
+    if snapshot.status is SubscriptionStatus.PENDING_FULFILLMENT_START:
+        raise PermanentFailureError("ActivationRefused", f"Microsoft refused activation: {error}")
+    log.info("activation answered by the current state", extra={"status": snapshot.status.value})
+    return current

@@ -1,0 +1,186 @@
+"""Operations Microsoft announces through the webhook: verify, decide, answer, mirror (R33-R38, R42).
+
+The body of a webhook is a claim, not a fact. Nothing changes until GetOperation confirms the operation
+exists with the announced action and target (R38); the new state itself always comes from GetSubscription.
+
+For ChangePlan and ChangeQuantity the publisher has about ten seconds to refuse (R34, R36). The decision is
+written to the inbox before it is sent, so a redelivered message sends the same answer, never a new one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from shared.domain.policy import ChangeRequest, Decision, decide
+from shared.domain.status import Action, OperationStatus, parse_action
+from shared.domain.subscription import Operation, Subscription
+from shared.domain.transitions import Cause
+from shared.faultpoints import faultpoint
+from shared.fulfillment.errors import ConflictError, NotFoundError
+from shared.logs import get_logger
+from shared.queueing.messages import track_message
+from shared.storage import operations as inbox_states
+from shared.storage.operations import OperationRecord
+from shared.workflows.errors import PermanentFailureError
+from shared.workflows.sync import sync_from_microsoft, utcnow
+
+if TYPE_CHECKING:
+    from shared.app_context import Services
+
+log = get_logger(__name__)
+CHANGE_ACTIONS = frozenset({Action.CHANGE_PLAN, Action.CHANGE_QUANTITY})
+ANSWERED = frozenset({inbox_states.ACKNOWLEDGED, inbox_states.REFUSED})
+# After answering a change, look again once Microsoft's window has surely closed (R52: a refusal may be
+# ignored; an acceptance may take a moment to show in GetSubscription).
+RECHECK_AFTER = timedelta(seconds=15)
+
+
+def handle_announced_operation(services: Services, payload: dict[str, Any], correlation_id: str) -> None:
+    subscription_id = str(payload.get("subscriptionId", "")).strip()
+    operation_id = str(payload.get("id", "")).strip()
+    record = services.operations.get(subscription_id, operation_id)
+    if record is not None and record.state == inbox_states.DONE:
+        log.info("operation already handled; duplicate delivery ignored")
+        return
+    operation = _verified_operation(services, subscription_id, operation_id, payload, correlation_id)
+    record = record or _receive(services, operation, correlation_id)
+    if operation.action in CHANGE_ACTIONS:
+        record = _answer_change(services, record, operation, correlation_id)
+    elif operation.action is Action.UNKNOWN:
+        log.warning("unknown action: mirroring the subscription only", extra={"action": operation.action_raw})
+    cause = Cause(
+        operation.id, operation.action_raw, operation.request_source, operation.timestamp or utcnow()
+    )
+    sync_from_microsoft(services, subscription_id, cause, correlation_id)
+    services.operations.save(replace(record, state=inbox_states.DONE, updated_at=utcnow()))
+
+
+def _verified_operation(
+    services: Services, subscription_id: str, operation_id: str, payload: dict[str, Any], correlation_id: str
+) -> Operation:
+    try:
+        operation = services.fulfillment.get_operation(
+            subscription_id, operation_id, correlation_id=correlation_id
+        )
+    except NotFoundError:
+        raise PermanentFailureError(
+            "UnknownOperation", "GetOperation does not know this operation: the webhook body is not trusted"
+        ) from None
+    announced = parse_action(payload.get("action"))
+    if announced is not Action.UNKNOWN and announced is not operation.action:
+        raise PermanentFailureError(
+            "OperationMismatch", f"webhook says {announced.value}, Microsoft says {operation.action.value}"
+        )
+    if operation.action in CHANGE_ACTIONS and not _same_target(operation, payload):
+        raise PermanentFailureError("OperationMismatch", "webhook target differs from Microsoft's operation")
+    return operation
+
+
+def _same_target(operation: Operation, payload: dict[str, Any]) -> bool:
+    announced_plan = str(payload.get("planId") or "").strip()
+    if operation.action is Action.CHANGE_PLAN and announced_plan and announced_plan != operation.plan_id:
+        return False
+    announced_quantity = str(payload.get("quantity") or "").strip()
+    if operation.action is Action.CHANGE_QUANTITY and announced_quantity:
+        return announced_quantity == str(operation.quantity)
+    return True
+
+
+def _receive(services: Services, operation: Operation, correlation_id: str) -> OperationRecord:
+    now = utcnow()
+    record = OperationRecord(
+        subscription_id=operation.subscription_id,
+        operation_id=operation.id,
+        action=operation.action_raw or operation.action.value,
+        state=inbox_states.RECEIVED,
+        source=operation.request_source,
+        plan_id=operation.plan_id,
+        quantity=operation.quantity,
+        correlation_id=correlation_id,
+        created_at=now,
+        updated_at=now,
+    )
+    if services.operations.put_new(record):
+        return services.operations.get(operation.subscription_id, operation.id) or record
+    existing = services.operations.get(operation.subscription_id, operation.id)
+    return existing or record
+
+
+def _answer_change(
+    services: Services, record: OperationRecord, operation: Operation, correlation_id: str
+) -> OperationRecord:
+    if record.state in ANSWERED:
+        return record
+    if operation.status.is_terminal:
+        # Microsoft decided already (auto-accepted after the window, R36, or answered before a crash).
+        log.info("change already final at Microsoft", extra={"operation_status": operation.status.value})
+        return services.operations.save(replace(record, decision=operation.status.value, updated_at=utcnow()))
+    if not record.decision:
+        record = _record_decision(services, record, operation, correlation_id)
+    faultpoint("worker.after_state_write")
+    accept = record.decision == "accept"
+    try:
+        services.fulfillment.update_operation(
+            operation.subscription_id, operation.id, accept, correlation_id=correlation_id
+        )
+    except ConflictError:
+        log.info("operation finished before our answer reached Microsoft (409); state is re-read")
+    state = inbox_states.ACKNOWLEDGED if accept else inbox_states.REFUSED
+    record = services.operations.save(replace(record, state=state, updated_at=utcnow()))
+    _schedule_recheck(services, operation, correlation_id)
+    return record
+
+
+def _record_decision(
+    services: Services, record: OperationRecord, operation: Operation, correlation_id: str
+) -> OperationRecord:
+    decision = _decide(services, record, operation)
+    log.info("change decided", extra={"accept": decision.accept, "reason": decision.reason})
+    record = services.operations.save(
+        replace(
+            record,
+            decision="accept" if decision.accept else "refuse",
+            reason=decision.reason,
+            updated_at=utcnow(),
+        )
+    )
+    services.audit.append(
+        operation.subscription_id,
+        action=f"{operation.action.value}Decision",
+        source="publisher-policy",
+        operation_id=operation.id,
+        changes={"decision": (None, record.decision), "reason": (None, decision.reason)},
+        correlation_id=correlation_id,
+        at=utcnow(),
+    )
+    return record
+
+
+def _decide(services: Services, record: OperationRecord, operation: Operation) -> Decision:
+    if record.initiated_by_publisher or operation.request_source.lower() == "partner":
+        # Our own portal asked for this change after the buyer confirmed it (R42, R49).
+        return Decision(True, "requested by the publisher's portal")
+    stored = services.subscriptions.get(operation.subscription_id)
+    current = stored or Subscription(id=operation.subscription_id)
+    request = ChangeRequest(
+        action=operation.action,
+        current_plan=current.plan_id,
+        target_plan=operation.plan_id,
+        current_quantity=current.quantity,
+        target_quantity=operation.quantity,
+        seats_assigned=services.assigned_seats(operation.subscription_id),
+    )
+    return decide(services.policy, request)
+
+
+def _schedule_recheck(services: Services, operation: Operation, correlation_id: str) -> None:
+    message = track_message(
+        operation.subscription_id, operation.id, correlation_id, scheduled_at=utcnow() + RECHECK_AFTER
+    )
+    services.queue.send(message)
+
+
+def pending_status(operation: Operation) -> bool:
+    return operation.status in {OperationStatus.IN_PROGRESS, OperationStatus.NOT_STARTED}

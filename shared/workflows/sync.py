@@ -1,0 +1,66 @@
+"""Bring the stored subscription in line with Microsoft's and record what changed and why."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from shared.domain.subscription import MicrosoftSubscription, Subscription
+from shared.domain.transitions import Cause, Outcome, apply_snapshot
+from shared.logs import get_logger
+
+if TYPE_CHECKING:
+    from shared.app_context import Services
+
+log = get_logger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def mirror(
+    services: Services,
+    snapshot: MicrosoftSubscription,
+    cause: Cause,
+    correlation_id: str,
+    *,
+    bookkeeping: dict[str, object] | None = None,
+) -> Subscription:
+    """Stores Microsoft's snapshot (ETag-guarded read-modify-write) and appends the changes to the audit.
+
+    `bookkeeping` sets publisher-only fields (provisioned, activation_requested_at) in the same write.
+    """
+    outcomes: list[Outcome] = []
+
+    def change(stored: Subscription | None) -> Subscription:
+        outcome = apply_snapshot(stored, snapshot, cause, utcnow())
+        updated = outcome.subscription
+        if bookkeeping:
+            updated = replace(updated, **bookkeeping)  # type: ignore[arg-type]
+        outcomes[:] = [Outcome(updated, outcome.changes)]
+        return updated
+
+    stored = services.subscriptions.update(snapshot.id, change)
+    changes = outcomes[0].changes if outcomes else {}
+    if changes:
+        services.audit.append(
+            snapshot.id,
+            action=cause.action,
+            source=cause.source,
+            operation_id=cause.operation_id,
+            changes=changes,
+            correlation_id=correlation_id,
+            at=utcnow(),
+        )
+        log.info("subscription mirrored", extra={"changed": sorted(changes), "action": cause.action})
+    assert stored is not None  # change() never returns None
+    return stored
+
+
+def sync_from_microsoft(
+    services: Services, subscription_id: str, cause: Cause, correlation_id: str
+) -> Subscription:
+    snapshot = services.fulfillment.get_subscription(subscription_id, correlation_id=correlation_id)
+    return mirror(services, snapshot, cause, correlation_id)

@@ -1,0 +1,58 @@
+"""Following an operation to its end: the publisher's own changes (R25) and re-checks after a decision.
+
+A `track` message reads the operation; while it is still running it schedules the next look a few seconds
+later (bounded), and once it is final it mirrors the subscription, so the portal shows the outcome even if
+the matching webhook never arrives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from shared.domain.transitions import Cause
+from shared.logs import get_logger
+from shared.queueing.messages import track_message
+from shared.storage import operations as inbox_states
+from shared.workflows.sync import sync_from_microsoft, utcnow
+
+if TYPE_CHECKING:
+    from shared.app_context import Services
+
+log = get_logger(__name__)
+POLL_EVERY = timedelta(seconds=5)
+MAX_POLLS = 60  # five minutes; after that the periodic reconciliation takes over (R83)
+
+
+def track_operation(services: Services, body: dict[str, Any], correlation_id: str) -> None:
+    subscription_id = str(body["subscriptionId"])
+    operation_id = str(body["operationId"])
+    attempt = int(body.get("attempt", 0))
+    operation = services.fulfillment.get_operation(
+        subscription_id, operation_id, correlation_id=correlation_id
+    )
+    if not operation.status.is_terminal:
+        if attempt + 1 >= MAX_POLLS:
+            log.warning("operation still running; leaving it to reconciliation", extra={"attempt": attempt})
+            return
+        services.queue.send(
+            track_message(
+                subscription_id,
+                operation_id,
+                correlation_id,
+                attempt=attempt + 1,
+                scheduled_at=utcnow() + POLL_EVERY,
+            )
+        )
+        return
+    cause = Cause(
+        operation.id, operation.action_raw, operation.request_source, operation.timestamp or utcnow()
+    )
+    sync_from_microsoft(services, subscription_id, cause, correlation_id)
+    record = services.operations.get(subscription_id, operation_id)
+    if record is not None and record.state == inbox_states.TRACKING:
+        services.operations.save(
+            replace(record, state=inbox_states.DONE, reason=operation.status.value, updated_at=utcnow())
+        )
+    log.info("operation final", extra={"operation_status": operation.status.value})
