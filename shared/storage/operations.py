@@ -1,0 +1,170 @@
+"""The operations inbox: one row per marketplace operation, which makes processing idempotent (R37).
+
+Microsoft retries webhooks and Service Bus redelivers messages, so the same operation arrives more than once
+and sometimes out of order. The worker records each operation here on first sight (`put_new` never
+overwrites, so exactly one delivery wins), then moves it through its states with ETag-guarded `save`s; a
+later duplicate finds the row and sees how far the first one got.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+
+from shared.logs import get_logger, log_context
+from shared.storage.entities import (
+    check_key,
+    check_string,
+    etag_of,
+    get_bool,
+    get_datetime,
+    get_int,
+    get_str,
+    put_datetime,
+    put_optional,
+)
+from shared.storage.errors import ConcurrencyError, InvalidEntityError
+
+RECEIVED = "received"
+APPLIED = "applied"
+ACKNOWLEDGED = "acknowledged"
+REFUSED = "refused"
+FAILED = "failed"
+TRACKING = "tracking"
+DONE = "done"
+STATES = frozenset({RECEIVED, APPLIED, ACKNOWLEDGED, REFUSED, FAILED, TRACKING, DONE})
+
+_TEXT_FIELDS = ("action", "state", "source", "decision", "reason", "plan_id", "correlation_id")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class OperationRecord:
+    """What the publisher knows and decided about one marketplace operation."""
+
+    subscription_id: str
+    operation_id: str
+    action: str
+    state: str
+    source: str = ""  # webhook | landing | reconcile | publisher ...
+    decision: str = ""  # accept | refuse, for ChangePlan / ChangeQuantity
+    reason: str = ""
+    plan_id: str = ""
+    quantity: int | None = None
+    initiated_by_publisher: bool = False
+    correlation_id: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    etag: str = ""  # the store's concurrency token; empty for a record not yet stored
+
+
+def to_entity(record: OperationRecord) -> dict[str, Any]:
+    if record.state not in STATES:
+        _log.warning("refused an operation record with an unknown state", extra={"state": record.state})
+        raise InvalidEntityError(f"state must be one of {sorted(STATES)}, got {record.state!r}")
+    entity: dict[str, Any] = {
+        "PartitionKey": check_key(record.subscription_id, "subscription id"),
+        "RowKey": check_key(record.operation_id, "operation id"),
+        "initiated_by_publisher": record.initiated_by_publisher,
+    }
+    for name in _TEXT_FIELDS:
+        entity[name] = check_string(name, getattr(record, name))
+    put_optional(entity, "quantity", record.quantity)
+    put_datetime(entity, "created_at", record.created_at)
+    put_datetime(entity, "updated_at", record.updated_at)
+    return entity
+
+
+def from_entity(entity: Mapping[str, Any], etag: str = "") -> OperationRecord:
+    return OperationRecord(
+        subscription_id=get_str(entity, "PartitionKey"),
+        operation_id=get_str(entity, "RowKey"),
+        action=get_str(entity, "action"),
+        state=get_str(entity, "state"),
+        source=get_str(entity, "source"),
+        decision=get_str(entity, "decision"),
+        reason=get_str(entity, "reason"),
+        plan_id=get_str(entity, "plan_id"),
+        quantity=get_int(entity, "quantity"),
+        initiated_by_publisher=get_bool(entity, "initiated_by_publisher"),
+        correlation_id=get_str(entity, "correlation_id"),
+        created_at=get_datetime(entity, "created_at"),
+        updated_at=get_datetime(entity, "updated_at"),
+        etag=etag,
+    )
+
+
+class OperationInbox:
+    """Operation rows in one table: PartitionKey = subscription id, RowKey = operation id.
+
+    :param table_client: the client of an existing table (see `TableSet.operations`).
+    """
+
+    def __init__(self, table_client: TableClient) -> None:
+        self._table = table_client
+
+    def get(self, subscription_id: str, operation_id: str) -> OperationRecord | None:
+        keys = {
+            "partition_key": check_key(subscription_id, "subscription id"),
+            "row_key": check_key(operation_id, "operation id"),
+        }
+        try:
+            entity = self._table.get_entity(**keys)
+        except ResourceNotFoundError:
+            return None
+        return from_entity(entity, etag_of(entity))
+
+    def put_new(self, record: OperationRecord) -> bool:
+        """Records an operation seen for the first time; False (and nothing written) if it is known.
+
+        Missing `created_at` / `updated_at` are stamped with the current time so the inbox stays ordered.
+        """
+        now = datetime.now(UTC)
+        stamped = replace(record, created_at=record.created_at or now, updated_at=record.updated_at or now)
+        try:
+            self._table.create_entity(entity=to_entity(stamped))
+        except ResourceExistsError:
+            with log_context(subscription_id=record.subscription_id, operation_id=record.operation_id):
+                _log.info("operation already in the inbox", extra={"action": record.action})
+            return False
+        return True
+
+    def save(self, record: OperationRecord) -> OperationRecord:
+        """Replaces the row if it is still the one `record.etag` came from; returns it with the new etag.
+
+        Raises ConcurrencyError when someone else saved it (or it vanished) since, InvalidEntityError without
+        an etag (new records go through `put_new`).
+        """
+        if not record.etag:
+            raise InvalidEntityError(
+                f"save needs the etag read with operation {record.operation_id}; new records use put_new"
+            )
+        try:
+            written = self._table.update_entity(
+                entity=to_entity(record),
+                mode=UpdateMode.REPLACE,
+                etag=record.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError) as exc:
+            with log_context(subscription_id=record.subscription_id, operation_id=record.operation_id):
+                _log.info("operation changed since it was read", extra={"error": type(exc).__name__})
+            raise ConcurrencyError(f"operation {record.operation_id} changed since it was read") from exc
+        return replace(record, etag=str(written["etag"]))
+
+    def list_for_subscription(self, subscription_id: str) -> list[OperationRecord]:
+        """Every operation recorded for a subscription, oldest first."""
+        rows = self._table.query_entities(
+            query_filter="PartitionKey eq @pk",
+            parameters={"pk": check_key(subscription_id, "subscription id")},
+        )
+        records = [from_entity(entity, etag_of(entity)) for entity in rows]
+        return sorted(records, key=lambda r: (r.created_at or _EPOCH, r.operation_id))

@@ -1,0 +1,263 @@
+"""The subscriptions table: one row per SaaS subscription, the publisher's mirror of Microsoft's record.
+
+PartitionKey is the SaaS subscription id and RowKey the constant "subscription", so every read is a point
+read and every write is guarded by the row's ETag. `update` is the read-modify-write loop the worker uses:
+two messages about the same subscription may be processed at once on different instances, and the ETag makes
+the slower one start again from the newer row instead of overwriting it.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableEntity, UpdateMode
+
+from shared.domain.status import parse_status
+from shared.domain.subscription import Party, Subscription, Term
+from shared.logs import get_logger, log_context
+from shared.storage.entities import (
+    check_key,
+    check_string,
+    etag_of,
+    get_bool,
+    get_datetime,
+    get_int,
+    get_str,
+    put_datetime,
+    put_optional,
+)
+from shared.storage.errors import AlreadyExistsError, ConcurrencyError, InvalidEntityError
+
+ROW_KEY = "subscription"
+# Bumped when the row layout changes, so a reader can recognise rows written by an older version.
+SCHEMA_VERSION = 1
+_PARTIES = ("purchaser", "beneficiary")
+_TEXT_FIELDS = (
+    "name",
+    "offer_id",
+    "plan_id",
+    "sandbox_type",
+    "session_mode",
+    "last_operation_id",
+    "last_operation_action",
+)
+_BOOL_FIELDS = ("auto_renew", "is_test", "is_free_trial", "provisioned")
+_DATETIME_FIELDS = (
+    "activation_requested_at",
+    "activated_at",
+    "last_operation_at",
+    "last_synced_at",
+    "unsubscribed_at",
+    "created_at",
+    "updated_at",
+)
+_BACKOFF_BASE_SECONDS = 0.02
+_BACKOFF_CAP_SECONDS = 0.5
+_jitter = random.SystemRandom()
+
+_log = get_logger(__name__)
+
+
+def to_entity(sub: Subscription) -> dict[str, Any]:
+    """Flattens a Subscription into typed Table properties (parties and term become prefixed columns)."""
+    entity: dict[str, Any] = {
+        "PartitionKey": check_key(sub.id, "subscription id"),
+        "RowKey": ROW_KEY,
+        "schema_version": SCHEMA_VERSION,
+        "status": str(sub.status.value),
+        "allowed_customer_operations": ",".join(sorted(sub.allowed_customer_operations)),
+        "term_unit": sub.term.unit,
+        "term_charge_duration": sub.term.charge_duration,
+    }
+    for name in _TEXT_FIELDS:
+        entity[name] = check_string(name, getattr(sub, name))
+    for name in _BOOL_FIELDS:
+        entity[name] = bool(getattr(sub, name))
+    for name in _DATETIME_FIELDS:
+        put_datetime(entity, name, getattr(sub, name))
+    for role in _PARTIES:
+        entity.update(_party_properties(role, getattr(sub, role)))
+    put_datetime(entity, "term_start", sub.term.start)
+    put_datetime(entity, "term_end", sub.term.end)
+    put_optional(entity, "quantity", sub.quantity)
+    return entity
+
+
+def from_entity(entity: Mapping[str, Any], etag: str = "") -> Subscription:
+    """The Subscription a row holds; `etag` is the row's concurrency token from the read."""
+    return Subscription(
+        id=get_str(entity, "PartitionKey"),
+        name=get_str(entity, "name"),
+        offer_id=get_str(entity, "offer_id"),
+        plan_id=get_str(entity, "plan_id"),
+        quantity=get_int(entity, "quantity"),
+        status=parse_status(get_str(entity, "status")),
+        purchaser=_party(entity, "purchaser"),
+        beneficiary=_party(entity, "beneficiary"),
+        term=Term(
+            unit=get_str(entity, "term_unit"),
+            start=get_datetime(entity, "term_start"),
+            end=get_datetime(entity, "term_end"),
+            charge_duration=get_str(entity, "term_charge_duration"),
+        ),
+        auto_renew=get_bool(entity, "auto_renew", default=True),
+        is_test=get_bool(entity, "is_test"),
+        is_free_trial=get_bool(entity, "is_free_trial"),
+        allowed_customer_operations=frozenset(
+            op for op in get_str(entity, "allowed_customer_operations").split(",") if op
+        ),
+        sandbox_type=get_str(entity, "sandbox_type", "None"),
+        session_mode=get_str(entity, "session_mode", "None"),
+        activation_requested_at=get_datetime(entity, "activation_requested_at"),
+        activated_at=get_datetime(entity, "activated_at"),
+        provisioned=get_bool(entity, "provisioned"),
+        last_operation_id=get_str(entity, "last_operation_id"),
+        last_operation_action=get_str(entity, "last_operation_action"),
+        last_operation_at=get_datetime(entity, "last_operation_at"),
+        last_synced_at=get_datetime(entity, "last_synced_at"),
+        unsubscribed_at=get_datetime(entity, "unsubscribed_at"),
+        created_at=get_datetime(entity, "created_at"),
+        updated_at=get_datetime(entity, "updated_at"),
+        etag=etag,
+    )
+
+
+def _party_properties(role: str, party: Party) -> dict[str, str]:
+    return {
+        f"{role}_email": party.email,
+        f"{role}_object_id": party.object_id,
+        f"{role}_tenant_id": party.tenant_id,
+        f"{role}_puid": party.puid,
+    }
+
+
+def _party(entity: Mapping[str, Any], role: str) -> Party:
+    return Party(
+        email=get_str(entity, f"{role}_email"),
+        object_id=get_str(entity, f"{role}_object_id"),
+        tenant_id=get_str(entity, f"{role}_tenant_id"),
+        puid=get_str(entity, f"{role}_puid"),
+    )
+
+
+def _read(entity: TableEntity) -> Subscription:
+    return from_entity(entity, etag_of(entity))
+
+
+class SubscriptionStore:
+    """Reads and writes Subscription rows in one table.
+
+    :param table_client: the client of an existing table (see `TableSet.subscriptions`).
+    """
+
+    def __init__(self, table_client: TableClient) -> None:
+        self._table = table_client
+
+    def get(self, subscription_id: str) -> Subscription | None:
+        """The stored subscription, or None if there is none."""
+        key = check_key(subscription_id, "subscription id")
+        try:
+            return _read(self._table.get_entity(partition_key=key, row_key=ROW_KEY))
+        except ResourceNotFoundError:
+            return None
+
+    def insert(self, sub: Subscription) -> Subscription:
+        """Stores a new subscription; raises AlreadyExistsError if one with this id is stored."""
+        entity = to_entity(sub)
+        try:
+            written = self._table.create_entity(entity=entity)
+        except ResourceExistsError as exc:
+            with log_context(subscription_id=sub.id):
+                _log.info("subscription insert found an existing row")
+            raise AlreadyExistsError(f"subscription {sub.id} is already stored") from exc
+        return replace(sub, etag=str(written["etag"]))
+
+    def replace(self, sub: Subscription) -> Subscription:
+        """Overwrites the stored row if it is still the one `sub.etag` was read from.
+
+        Raises ConcurrencyError when the row changed or was deleted since, InvalidEntityError without an etag.
+        """
+        if not sub.etag:
+            raise InvalidEntityError(f"replace needs the etag read with subscription {sub.id}; use insert")
+        try:
+            written = self._table.update_entity(
+                entity=to_entity(sub),
+                mode=UpdateMode.REPLACE,
+                etag=sub.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError) as exc:
+            with log_context(subscription_id=sub.id):
+                _log.info("subscription changed since it was read", extra={"error": type(exc).__name__})
+            raise ConcurrencyError(f"subscription {sub.id} changed since it was read") from exc
+        return replace(sub, etag=str(written["etag"]))
+
+    def update(
+        self,
+        subscription_id: str,
+        change: Callable[[Subscription | None], Subscription | None],
+        *,
+        attempts: int = 8,
+    ) -> Subscription | None:
+        """Applies `change` to the stored subscription (None if absent) and stores its result atomically.
+
+        On an ETag conflict the whole read-change-write starts again, so `change` may run several times and
+        must not have side effects. Returns the stored result, or None when `change` returned None (nothing
+        is written then). Raises ConcurrencyError when every attempt lost a race.
+        """
+        if attempts < 1:
+            raise ValueError(f"attempts must be at least 1, got {attempts}")
+        for attempt in range(attempts):
+            try:
+                return self._update_once(subscription_id, change)
+            except (ConcurrencyError, AlreadyExistsError):
+                if attempt + 1 < attempts:
+                    time.sleep(_backoff(attempt))
+        with log_context(subscription_id=subscription_id):
+            _log.warning("subscription update gave up after repeated conflicts", extra={"attempts": attempts})
+        raise ConcurrencyError(
+            f"subscription {subscription_id} kept changing; gave up after {attempts} attempts"
+        )
+
+    def _update_once(
+        self, subscription_id: str, change: Callable[[Subscription | None], Subscription | None]
+    ) -> Subscription | None:
+        current = self.get(subscription_id)
+        result = change(current)
+        if result is None:
+            return None
+        if result.id != subscription_id:
+            raise InvalidEntityError(f"update of {subscription_id} returned subscription {result.id}")
+        if current is None:
+            return self.insert(replace(result, etag=""))
+        # The etag is the one we read, whatever `change` put there: that is what makes the write safe.
+        return self.replace(replace(result, etag=current.etag))
+
+    def list_all(self) -> Iterator[Subscription]:
+        """Every stored subscription, page by page (for the reconciliation sweep)."""
+        rows = self._table.query_entities(query_filter="RowKey eq @row", parameters={"row": ROW_KEY})
+        for entity in rows:
+            yield _read(entity)
+
+    def list_for_tenant(self, tenant_id: str) -> list[Subscription]:
+        """Subscriptions whose purchaser or beneficiary belongs to `tenant_id` (an Entra tenant id)."""
+        if not isinstance(tenant_id, str) or not tenant_id.strip():
+            _log.warning("refused to list subscriptions for an empty tenant id")
+            raise InvalidEntityError("tenant_id must be a non-empty string")
+        # The SDK substitutes @-parameters only where they stand alone between spaces, and escapes quotes.
+        rows = self._table.query_entities(
+            query_filter="purchaser_tenant_id eq @tenant or beneficiary_tenant_id eq @tenant",
+            parameters={"tenant": tenant_id},
+        )
+        return [_read(entity) for entity in rows if entity.get("RowKey") == ROW_KEY]
+
+
+def _backoff(attempt: int) -> float:
+    # Full jitter: racing writers spread out instead of colliding again in lockstep.
+    return _jitter.uniform(0, min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2**attempt))

@@ -1,0 +1,111 @@
+"""The process's Table Storage account: one service client, each table created once, each store built once.
+
+Locally (Azurite) the account comes from a connection string; in Azure from the account URL and the
+Functions app's managed identity through `DefaultAzureCredential`. Building a TableSet makes no network
+call: a table is created (if missing) the first time it is handed out, which keeps cold starts short for
+functions that never touch storage.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from azure.data.tables import TableClient, TableServiceClient
+
+from shared.config import ConfigurationError, Settings
+from shared.logs import get_logger
+from shared.storage.audit import AuditTrail
+from shared.storage.operations import OperationInbox
+from shared.storage.subscriptions import SubscriptionStore
+
+_log = get_logger(__name__)
+_Store = TypeVar("_Store", SubscriptionStore, OperationInbox, AuditTrail)
+
+
+class TableSet:
+    """Hands out table clients and the stores built on them; safe to share between threads.
+
+    :param service_client: the account's service client.
+    :param settings: supplies the table names.
+    """
+
+    def __init__(self, service_client: TableServiceClient, settings: Settings) -> None:
+        self._service = service_client
+        self._settings = settings
+        self._tables: dict[str, TableClient] = {}
+        self._stores: dict[str, object] = {}
+        # One lock for table creation and for the cached stores: both happen once per process.
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TableSet:
+        """Connection string if set (Azurite, or a key-based account), else account URL + managed identity.
+
+        Raises ConfigurationError when neither is set or the values cannot be used.
+        """
+        return cls(_service_client(settings), settings)
+
+    @property
+    def service_client(self) -> TableServiceClient:
+        return self._service
+
+    def table(self, name: str) -> TableClient:
+        """The client of table `name`, creating the table on first request (once per TableSet)."""
+        with self._lock:
+            client = self._tables.get(name)
+            if client is None:
+                client = self._service.create_table_if_not_exists(table_name=name)
+                _log.info("table ready", extra={"table": name})
+                self._tables[name] = client
+            return client
+
+    @property
+    def subscriptions(self) -> SubscriptionStore:
+        return self._store(
+            "subscriptions", lambda: SubscriptionStore(self.table(self._settings.table_subscriptions))
+        )
+
+    @property
+    def operations(self) -> OperationInbox:
+        return self._store("operations", lambda: OperationInbox(self.table(self._settings.table_operations)))
+
+    @property
+    def audit(self) -> AuditTrail:
+        return self._store("audit", lambda: AuditTrail(self.table(self._settings.table_audit)))
+
+    def _store(self, kind: str, build: Callable[[], _Store]) -> _Store:
+        # Not functools.cached_property: since Python 3.12 it no longer locks, and two threads could each
+        # build a store on a cold start.
+        with self._lock:
+            store = self._stores.get(kind)
+            if store is None:
+                store = self._stores[kind] = build()
+            return store  # type: ignore[return-value]
+
+
+def _service_client(settings: Settings) -> TableServiceClient:
+    if settings.storage_connection_string:
+        try:
+            return TableServiceClient.from_connection_string(settings.storage_connection_string)
+        except ValueError:
+            # The SDK's message may quote the connection string, a secret: neither log it nor chain it.
+            _log.error("STORAGE_CONNECTION_STRING is malformed")
+            raise ConfigurationError("STORAGE_CONNECTION_STRING is malformed") from None
+    if settings.storage_account_url:
+        return _service_client_with_identity(settings.storage_account_url)
+    _log.error("no Table Storage account configured")
+    raise ConfigurationError("set STORAGE_CONNECTION_STRING or STORAGE_ACCOUNT_URL")
+
+
+def _service_client_with_identity(account_url: str) -> TableServiceClient:
+    # Imported here: azure.identity is slow to import and unused when a connection string is set.
+    from azure.identity import DefaultAzureCredential
+
+    try:
+        return TableServiceClient(endpoint=account_url, credential=DefaultAzureCredential())
+    except ValueError as exc:
+        # e.g. an http:// URL, over which the SDK refuses to send a bearer token.
+        _log.error("STORAGE_ACCOUNT_URL cannot be used", extra={"reason": str(exc)})
+        raise ConfigurationError(f"STORAGE_ACCOUNT_URL cannot be used: {exc}") from exc
