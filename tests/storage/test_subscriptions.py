@@ -20,11 +20,20 @@ AT = datetime(2024, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
 
 
 @pytest.fixture
-def store(azurite_connection_string: str, table_prefix: str) -> SubscriptionStore:
-    settings = Settings(
+def settings(azurite_connection_string: str, table_prefix: str) -> Settings:
+    return Settings(
         storage_connection_string=azurite_connection_string, table_subscriptions=f"{table_prefix}s"
     )
-    return TableSet.from_settings(settings).subscriptions
+
+
+@pytest.fixture
+def table_set(settings: Settings) -> TableSet:
+    return TableSet.from_settings(settings)
+
+
+@pytest.fixture
+def store(table_set: TableSet) -> SubscriptionStore:
+    return table_set.subscriptions
 
 
 def full_subscription(sub_id: str = "6f7b0b9c-1111-4a5e-9c1e-000000000001") -> Subscription:
