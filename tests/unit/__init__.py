@@ -1,0 +1,1 @@
+"""Unit tests of the pure domain rules: no sockets, no storage, no clocks."""
