@@ -1,0 +1,131 @@
+"""Microsoft's connection webhook (R32-R42): authenticate, check the body, enqueue, answer 200.
+
+Nothing here calls the Fulfillment API (R82): the answer depends only on the token and on the queue having
+durably accepted the event, so Microsoft gets its 200 in milliseconds (R35). The worker verifies the event
+against the API before acting (R38), so the body is only checked for what the queue needs: the operation
+id (duplicate detection, R37) and the subscription id (the session that keeps one subscription in order).
+Unknown actions are enqueued like any other; the worker logs and reconciles them (R33, C5).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import azure.functions as func
+
+from shared.app_context import services
+from shared.entrypoints.http import error_response, json_response
+from shared.logs import get_logger, log_context
+from shared.queueing.messages import QueueUnavailableError, webhook_message
+
+log = get_logger(__name__)
+
+CORRELATION_HEADER = "x-ms-correlationid"
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# Microsoft retries a failed webhook for hours (R37); a short hint keeps the event close to real time.
+RETRY_AFTER_SECONDS = "10"
+
+
+class _RefusedError(Exception):
+    """A request we answer with an error; carries everything the answer and the log line need."""
+
+    def __init__(self, status: int, error: str, reason: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.error = error
+        self.reason = reason
+        self.headers = headers or {}
+
+
+def handle_webhook(req: func.HttpRequest) -> func.HttpResponse:
+    correlation_id = _correlation_id(req.headers.get(CORRELATION_HEADER))
+    with log_context(correlation_id=correlation_id):
+        try:
+            response_body = _accept(req, correlation_id)
+        except _RefusedError as refusal:
+            log.warning("webhook refused: %s", refusal.reason, extra={"status": refusal.status})
+            headers = {CORRELATION_HEADER: correlation_id, **refusal.headers}
+            return error_response(refusal.status, refusal.error, refusal.reason, headers=headers)
+        return json_response(response_body, headers={CORRELATION_HEADER: correlation_id})
+
+
+def _accept(req: func.HttpRequest, correlation_id: str) -> dict[str, str]:
+    _authenticate(req.headers.get("Authorization"))
+    payload = _payload(req, services().settings.webhook_max_body_bytes)
+    operation_id, subscription_id = _ids(payload)
+    with log_context(operation_id=operation_id, subscription_id=subscription_id):
+        _enqueue(payload, correlation_id)
+        log.info("webhook accepted", extra={"action": str(payload.get("action", ""))[:64]})
+    return {"status": "accepted", "operationId": operation_id}
+
+
+def _correlation_id(header: str | None) -> str:
+    candidate = (header or "").strip()
+    return candidate.lower() if _GUID.match(candidate) else str(uuid.uuid4())
+
+
+def _authenticate(authorization: str | None) -> None:
+    # Imported here so that importing this module (every cold start of the app) does not load PyJWT.
+    from shared.identity.webhook_token import InvalidTokenError, SigningKeysUnavailableError
+
+    try:
+        services().webhook_validator.validate(authorization)
+    except InvalidTokenError as exc:
+        raise _RefusedError(
+            401, "invalid_token", exc.reason, {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        ) from exc
+    except SigningKeysUnavailableError as exc:
+        log.error("webhook signing keys unavailable: %s", exc)
+        raise _RefusedError(
+            503,
+            "keys_unavailable",
+            "token signing keys are unavailable",
+            {"Retry-After": RETRY_AFTER_SECONDS},
+        ) from exc
+
+
+def _payload(req: func.HttpRequest, max_bytes: int) -> dict[str, Any]:
+    declared = (req.headers.get("Content-Length") or "").strip()
+    if declared and (not declared.isdigit() or int(declared) > max_bytes):
+        raise _RefusedError(413, "payload_too_large", f"body is larger than {max_bytes} bytes")
+    body = req.get_body() or b""
+    if len(body) > max_bytes:
+        raise _RefusedError(413, "payload_too_large", f"body is larger than {max_bytes} bytes")
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _RefusedError(400, "invalid_body", "body is not valid JSON") from exc
+    if not isinstance(payload, dict):
+        raise _RefusedError(400, "invalid_body", "body must be a JSON object")
+    return payload
+
+
+def _ids(payload: dict[str, Any]) -> tuple[str, str]:
+    return _guid_field(payload, "id"), _guid_field(payload, "subscriptionId")
+
+
+def _guid_field(payload: dict[str, Any], name: str) -> str:
+    value = payload.get(name)
+    if not isinstance(value, str) or not _GUID.match(value.strip()):
+        raise _RefusedError(400, "invalid_body", f"'{name}' must be a GUID")
+    return value.strip()
+
+
+def _enqueue(payload: dict[str, Any], correlation_id: str) -> None:
+    received_at = datetime.now(UTC).isoformat(timespec="milliseconds")
+    try:
+        services().queue.send(
+            webhook_message(payload, received_at=received_at, correlation_id=correlation_id)
+        )
+    except QueueUnavailableError as exc:
+        log.error("webhook not enqueued, Microsoft will retry: %s", exc)
+        raise _RefusedError(
+            503,
+            "queue_unavailable",
+            "the event could not be queued; retry later",
+            {"Retry-After": RETRY_AFTER_SECONDS},
+        ) from exc
