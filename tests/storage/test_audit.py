@@ -1,0 +1,126 @@
+"""AuditTrail against Azurite: rows are only ever added, listed oldest first, changes survive as JSON."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from shared.config import Settings
+from shared.domain.status import SubscriptionStatus
+from shared.domain.subscription import Party
+from shared.storage.audit import AuditTrail
+from shared.storage.errors import AlreadyExistsError, InvalidEntityError
+from shared.storage.tables import TableSet
+
+AT = datetime(2024, 6, 1, 10, 0, 0, 500000, tzinfo=UTC)
+
+
+@pytest.fixture
+def trail(azurite_connection_string: str, table_prefix: str) -> AuditTrail:
+    settings = Settings(storage_connection_string=azurite_connection_string, table_audit=f"{table_prefix}a")
+    return TableSet.from_settings(settings).audit
+
+
+def test_changes_round_trip_as_json(trail: AuditTrail) -> None:
+    entry = trail.append(
+        "sub-1",
+        action="ChangePlan",
+        source="webhook",
+        operation_id="op-1",
+        changes={
+            "plan_id": ("silver", "gold"),
+            "quantity": (None, 5),
+            "status": (SubscriptionStatus.PENDING_FULFILLMENT_START, SubscriptionStatus.SUBSCRIBED),
+            "activated_at": (None, AT),
+            "allowed_customer_operations": (frozenset(), frozenset({"Update", "Read"})),
+            "purchaser": (Party(), Party(email="a@b.c", tenant_id="t")),
+        },
+        correlation_id="corr-1",
+        at=AT,
+    )
+
+    [listed] = trail.list("sub-1")
+
+    assert listed == entry
+    assert listed.changes == {
+        "plan_id": ["silver", "gold"],
+        "quantity": [None, 5],
+        "status": ["PendingFulfillmentStart", "Subscribed"],
+        "activated_at": [None, "2024-06-01T10:00:00.500000+00:00"],
+        "allowed_customer_operations": [[], ["Read", "Update"]],
+        "purchaser": [
+            {"email": "", "object_id": "", "tenant_id": "", "puid": ""},
+            {"email": "a@b.c", "object_id": "", "tenant_id": "t", "puid": ""},
+        ],
+    }
+    assert (listed.action, listed.source, listed.operation_id, listed.correlation_id) == (
+        "ChangePlan",
+        "webhook",
+        "op-1",
+        "corr-1",
+    )
+    assert listed.at == AT
+    assert listed.entry_id
+
+
+def test_entries_come_back_oldest_first_whatever_the_append_order(trail: AuditTrail) -> None:
+    trail.append("sub-1", action="third", source="test", at=AT + timedelta(hours=1))
+    trail.append("sub-1", action="first", source="test", at=AT - timedelta(hours=2))
+    # 10:00 UTC written as 02:00 at UTC-8: sorting by its local digits would put it before 'first' (08:00).
+    trail.append("sub-1", action="second", source="test", at=AT.astimezone(timezone(timedelta(hours=-8))))
+    trail.append("sub-2", action="elsewhere", source="test", at=AT)
+
+    assert [e.action for e in trail.list("sub-1")] == ["first", "second", "third"]
+    assert [e.action for e in trail.list("sub-2")] == ["elsewhere"]
+
+
+def test_entries_at_the_same_instant_never_overwrite_each_other(trail: AuditTrail) -> None:
+    first = trail.append("sub-1", action="Suspend", source="webhook", changes={"quantity": (1, 2)}, at=AT)
+    second = trail.append("sub-1", action="Suspend", source="webhook", changes={"quantity": (2, 3)}, at=AT)
+
+    listed = trail.list("sub-1")
+
+    assert first.entry_id != second.entry_id
+    assert len(listed) == 2
+    assert sorted(e.changes["quantity"] for e in listed) == [[1, 2], [2, 3]]
+
+
+def test_entry_without_changes_stores_an_empty_object(trail: AuditTrail) -> None:
+    trail.append("sub-1", action="Renew", source="reconcile", at=AT)
+
+    [listed] = trail.list("sub-1")
+
+    assert listed.changes == {}
+    assert listed.operation_id == ""
+
+
+def test_naive_time_is_refused(trail: AuditTrail) -> None:
+    with pytest.raises(InvalidEntityError, match="naive"):
+        trail.append("sub-1", action="Renew", source="test", at=datetime(2024, 1, 1))
+
+    assert trail.list("sub-1") == []
+
+
+def test_oversized_changes_are_refused(trail: AuditTrail) -> None:
+    with pytest.raises(InvalidEntityError, match="changes"):
+        trail.append("sub-1", action="Renew", source="test", changes={"name": ("", "x" * 40_000)}, at=AT)
+
+    assert trail.list("sub-1") == []
+
+
+def test_a_colliding_row_key_is_refused_not_overwritten(
+    trail: AuditTrail, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Force the one-in-2^122 case: the same instant and the same random suffix.
+    fixed = uuid.UUID("00000000-0000-4000-8000-000000000001")
+    monkeypatch.setattr(uuid, "uuid4", lambda: fixed)
+    trail.append("sub-1", action="Suspend", source="webhook", changes={"status": ("a", "b")}, at=AT)
+
+    with pytest.raises(AlreadyExistsError):
+        trail.append("sub-1", action="Unsubscribe", source="webhook", changes={"status": ("b", "c")}, at=AT)
+
+    [kept] = trail.list("sub-1")
+    assert kept.action == "Suspend"
+    assert kept.changes == {"status": ["a", "b"]}

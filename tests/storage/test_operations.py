@@ -1,0 +1,145 @@
+"""OperationInbox against Azurite: first sight wins, saves are ETag-guarded, listing is oldest first."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.config import Settings
+from shared.storage import operations
+from shared.storage.errors import ConcurrencyError, InvalidEntityError
+from shared.storage.operations import OperationInbox, OperationRecord
+from shared.storage.tables import TableSet
+
+AT = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def inbox(azurite_connection_string: str, table_prefix: str) -> OperationInbox:
+    settings = Settings(
+        storage_connection_string=azurite_connection_string, table_operations=f"{table_prefix}o"
+    )
+    return TableSet.from_settings(settings).operations
+
+
+def received(operation_id: str = "op-1", **overrides: object) -> OperationRecord:
+    fields: dict[str, object] = {
+        "subscription_id": "sub-1",
+        "operation_id": operation_id,
+        "action": "ChangePlan",
+        "state": operations.RECEIVED,
+        "created_at": AT,
+        "updated_at": AT,
+    }
+    return OperationRecord(**{**fields, **overrides})  # type: ignore[arg-type]
+
+
+def test_full_record_round_trips(inbox: OperationInbox) -> None:
+    record = received(
+        source="webhook",
+        decision="refuse",
+        reason="downgrade blocked",
+        plan_id="silver",
+        quantity=7,
+        initiated_by_publisher=True,
+        correlation_id="corr-1",
+    )
+
+    assert inbox.put_new(record) is True
+    stored = inbox.get("sub-1", "op-1")
+
+    assert stored is not None
+    assert stored.etag
+    assert stored == replace(record, etag=stored.etag)
+
+
+def test_put_new_is_idempotent_and_never_overwrites(inbox: OperationInbox) -> None:
+    assert inbox.put_new(received(plan_id="gold")) is True
+    assert inbox.put_new(received(plan_id="silver", state=operations.DONE)) is False
+
+    stored = inbox.get("sub-1", "op-1")
+    assert stored is not None
+    assert stored.plan_id == "gold"
+    assert stored.state == operations.RECEIVED
+
+
+def test_put_new_stamps_missing_times(inbox: OperationInbox) -> None:
+    before = datetime.now(UTC)
+
+    inbox.put_new(received(created_at=None, updated_at=None))
+
+    stored = inbox.get("sub-1", "op-1")
+    assert stored is not None
+    assert stored.quantity is None
+    assert stored.created_at is not None
+    assert stored.created_at >= before - timedelta(seconds=1)
+    assert stored.updated_at == stored.created_at
+
+
+def test_save_moves_the_record_on_and_returns_the_new_etag(inbox: OperationInbox) -> None:
+    inbox.put_new(received())
+    current = inbox.get("sub-1", "op-1")
+    assert current is not None
+
+    saved = inbox.save(replace(current, state=operations.APPLIED, updated_at=AT + timedelta(seconds=3)))
+
+    assert saved.etag != current.etag
+    assert inbox.get("sub-1", "op-1") == saved
+
+
+def test_save_with_stale_etag_raises_concurrency_error(inbox: OperationInbox) -> None:
+    inbox.put_new(received())
+    first_reader = inbox.get("sub-1", "op-1")
+    second_reader = inbox.get("sub-1", "op-1")
+    assert first_reader is not None
+    assert second_reader is not None
+    inbox.save(replace(first_reader, state=operations.ACKNOWLEDGED))
+
+    with pytest.raises(ConcurrencyError):
+        inbox.save(replace(second_reader, state=operations.REFUSED))
+
+    stored = inbox.get("sub-1", "op-1")
+    assert stored is not None
+    assert stored.state == operations.ACKNOWLEDGED
+
+
+def test_save_without_etag_is_refused(inbox: OperationInbox) -> None:
+    inbox.put_new(received())
+
+    with pytest.raises(InvalidEntityError):
+        inbox.save(received(state=operations.DONE))
+
+
+def test_unknown_state_is_refused(inbox: OperationInbox) -> None:
+    with pytest.raises(InvalidEntityError, match="state"):
+        inbox.put_new(received(state="finished"))
+    assert inbox.get("sub-1", "op-1") is None
+
+
+def test_get_unknown_operation_returns_none(inbox: OperationInbox) -> None:
+    assert inbox.get("sub-1", "missing") is None
+
+
+def test_list_for_subscription_is_oldest_first_and_scoped(inbox: OperationInbox) -> None:
+    # Operation ids sort the other way round, so only created_at can give this order.
+    inbox.put_new(received("c-op", created_at=AT))
+    inbox.put_new(received("b-op", created_at=AT + timedelta(minutes=1)))
+    inbox.put_new(received("a-op", created_at=AT + timedelta(minutes=2)))
+    inbox.put_new(received("other-op", subscription_id="sub-2"))
+
+    listed = inbox.list_for_subscription("sub-1")
+
+    assert [r.operation_id for r in listed] == ["c-op", "b-op", "a-op"]
+    assert all(r.etag for r in listed)
+    assert inbox.list_for_subscription("sub-3") == []
+    assert set(operations.STATES) == {
+        "received",
+        "applied",
+        "acknowledged",
+        "refused",
+        "failed",
+        "tracking",
+        "done",
+    }
