@@ -8,10 +8,10 @@ the slower one start again from the newer row instead of overwriting it.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import replace
 from typing import Any
 
 from azure.core import MatchConditions
@@ -176,7 +176,7 @@ class SubscriptionStore:
             with log_context(subscription_id=sub.id):
                 _log.info("subscription insert found an existing row")
             raise AlreadyExistsError(f"subscription {sub.id} is already stored") from exc
-        return replace(sub, etag=str(written["etag"]))
+        return dataclasses.replace(sub, etag=str(written["etag"]))
 
     def replace(self, sub: Subscription) -> Subscription:
         """Overwrites the stored row if it is still the one `sub.etag` was read from.
@@ -196,7 +196,7 @@ class SubscriptionStore:
             with log_context(subscription_id=sub.id):
                 _log.info("subscription changed since it was read", extra={"error": type(exc).__name__})
             raise ConcurrencyError(f"subscription {sub.id} changed since it was read") from exc
-        return replace(sub, etag=str(written["etag"]))
+        return dataclasses.replace(sub, etag=str(written["etag"]))
 
     def update(
         self,
@@ -235,9 +235,9 @@ class SubscriptionStore:
         if result.id != subscription_id:
             raise InvalidEntityError(f"update of {subscription_id} returned subscription {result.id}")
         if current is None:
-            return self.insert(replace(result, etag=""))
+            return self.insert(dataclasses.replace(result, etag=""))
         # The etag is the one we read, whatever `change` put there: that is what makes the write safe.
-        return self.replace(replace(result, etag=current.etag))
+        return self.replace(dataclasses.replace(result, etag=current.etag))
 
     def list_all(self) -> Iterator[Subscription]:
         """Every stored subscription, page by page (for the reconciliation sweep)."""
