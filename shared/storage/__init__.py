@@ -1,1 +1,1 @@
-"""Table Storage adapters: subscriptions, the operations inbox, the audit trail and the buyer side's stores."""
+"""Table Storage adapters: subscriptions, the operations inbox, the audit trail and the buyer side's."""
