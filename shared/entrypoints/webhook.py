@@ -90,7 +90,9 @@ def _authenticate(authorization: str | None) -> None:
 
 def _payload(req: func.HttpRequest, max_bytes: int) -> dict[str, Any]:
     declared = (req.headers.get("Content-Length") or "").strip()
-    if declared and (not declared.isdigit() or int(declared) > max_bytes):
+    if declared and not declared.isdigit():
+        raise _RefusedError(400, "invalid_body", "Content-Length header is not a whole number")
+    if declared and int(declared) > max_bytes:
         raise _RefusedError(413, "payload_too_large", f"body is larger than {max_bytes} bytes")
     body = req.get_body() or b""
     if len(body) > max_bytes:

@@ -243,6 +243,14 @@ def test_a_declared_length_over_the_limit_is_refused_with_413(webhook: Webhook, 
     assert queued() == []
 
 
+def test_a_garbled_content_length_is_refused_with_400(webhook: Webhook, oidc: OidcServer):
+    response = post(webhook, json.dumps(a_payload()).encode(), good_token(oidc), {"Content-Length": "-1"})
+
+    assert response.status_code == 400
+    assert answer(response)["reason"] == "Content-Length header is not a whole number"
+    assert queued() == []
+
+
 def test_a_body_over_the_limit_is_refused_with_413_even_without_a_length(webhook: Webhook, oidc: OidcServer):
     payload = a_payload(padding="x" * MAX_BODY_BYTES)
 

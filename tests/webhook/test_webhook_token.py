@@ -6,6 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -278,3 +279,22 @@ def test_unreachable_metadata_is_our_failure_and_is_not_retried_in_a_loop():
 def test_refuses_to_start_without_tenant_or_audience(oidc: OidcServer):
     with pytest.raises(ValueError, match="required"):
         WebhookTokenValidator(oidc.metadata_url(TENANT), "", TENANT)
+
+
+def test_https_metadata_is_trusted_through_requests_ca_bundle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    with OidcServer(tls_dir=tmp_path) as server:
+        token = bearer(mint(claims_for(server), server.signing_key))
+        untrusting = WebhookTokenValidator(server.metadata_url(TENANT), AUDIENCE, TENANT)
+        with pytest.raises(SigningKeysUnavailableError, match="CERTIFICATE_VERIFY_FAILED"):
+            untrusting.validate(token)
+
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca_bundle))
+        trusting = WebhookTokenValidator(server.metadata_url(TENANT), AUDIENCE, TENANT)
+
+        assert server.base_url.startswith("https://")
+        assert trusting.validate(token)["iss"] == f"{server.base_url}/{TENANT}/v2.0"
+        assert server.jwks_fetches == 1
