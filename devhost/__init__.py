@@ -7,8 +7,11 @@ trigger from the local SQLite queue (`shared.queueing.local_queue`); `python -m 
 
 from __future__ import annotations
 
+import re
 import threading
 import weakref
+from collections.abc import Mapping, MutableMapping
+from pathlib import Path
 
 import azure.functions as func
 
@@ -27,3 +30,54 @@ def registered_functions(app: func.FunctionApp) -> list[func.decorators.function
             app.functions_bindings = None
             _registrations[app] = app.get_functions()
         return _registrations[app]
+
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEV_ENV_FILE = Path(__file__).with_name("dev.env")
+# The stack's ports and data folder: settable from the environment, used to fill `${...}` in dev.env.
+STACK_DEFAULTS = {
+    "AZURITE_PORT": "10002",
+    "SANDBOX_HTTP_PORT": "7080",
+    "SANDBOX_HTTPS_PORT": "7443",
+    "DEVHOST_PORT": "7071",
+    "DEVHOST_STATE_DIR": ".local",
+}
+_PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+
+
+def stack_variables(env: Mapping[str, str]) -> dict[str, str]:
+    """Ports and data folder of the local stack: the environment's values, else the defaults."""
+    values = {name: env.get(name, "").strip() or default for name, default in STACK_DEFAULTS.items()}
+    values["DEVHOST_STATE_DIR"] = str((PROJECT_ROOT / values["DEVHOST_STATE_DIR"]).resolve())
+    return values
+
+
+def read_dev_env(env: Mapping[str, str], path: Path = DEV_ENV_FILE) -> dict[str, str]:
+    """The settings in dev.env (`NAME=value` lines, `#` comments) with `${...}` filled from the stack."""
+    variables = stack_variables(env)
+    settings: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if not sep:
+            raise ValueError(f"{path}:{number}: expected NAME=value")
+        settings[name.strip()] = _expand(value.strip(), variables, f"{path}:{number}")
+    return settings
+
+
+def _expand(value: str, variables: Mapping[str, str], where: str) -> str:
+    def substitute(match: re.Match[str]) -> str:
+        if match[1] not in variables:
+            raise ValueError(f"{where}: unknown placeholder ${{{match[1]}}}; known: {', '.join(variables)}")
+        return variables[match[1]]
+
+    return _PLACEHOLDER.sub(substitute, value)
+
+
+def apply_dev_env(environ: MutableMapping[str, str]) -> None:
+    """Fills every setting the environment leaves unset from dev.env; what is set already wins."""
+    for name, value in read_dev_env(environ).items():
+        if not environ.get(name):
+            environ[name] = value

@@ -13,6 +13,7 @@ import hmac
 import inspect
 import os
 import re
+import socket
 import threading
 import time
 import uuid
@@ -237,20 +238,42 @@ class _QuietRequestHandler(WSGIRequestHandler):
         return
 
 
+def _listening_socket(host: str, port: int) -> socket.socket:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        # Like the Functions host: a restart must not wait for the previous run's TIME_WAIT sockets.
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(128)
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
 class HttpHost:
-    """A threaded HTTP server for a FunctionsWsgiApp, run in a background thread until `stop()`."""
+    """A threaded HTTP server for a FunctionsWsgiApp, run in a background thread until `stop()`.
+
+    Raises OSError when the port is taken (Werkzeug alone would print and exit the process).
+    """
 
     def __init__(
         self, wsgi_app: FunctionsWsgiApp, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT
     ) -> None:
-        self._server: BaseWSGIServer = make_server(
-            host, port, wsgi_app, threaded=True, request_handler=_QuietRequestHandler
-        )
+        with _listening_socket(host, port) as listener:
+            self._server: BaseWSGIServer = make_server(
+                host,
+                port,
+                wsgi_app,
+                threaded=True,
+                request_handler=_QuietRequestHandler,
+                fd=listener.fileno(),
+            )
         self._thread = threading.Thread(target=self._server.serve_forever, name="devhost-http", daemon=True)
 
     @property
     def port(self) -> int:
-        return self._server.server_port
+        return int(self._server.server_address[1])
 
     @property
     def url(self) -> str:

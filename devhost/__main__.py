@@ -1,0 +1,93 @@
+"""`python -m devhost`: runs function_app.py's HTTP triggers and its queue trigger until Ctrl-C or SIGTERM.
+
+Settings come from the environment, and from devhost/dev.env for anything it leaves unset. The HTTP port is
+DEVHOST_PORT (default 7071). Run it from the project root; `make dev` starts it with the rest of the stack.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+import azure.functions as func
+
+from devhost import PROJECT_ROOT, apply_dev_env
+from devhost.http_host import ROUTE_PREFIX, FunctionsWsgiApp, HttpFunction, HttpHost
+from devhost.queue_runner import QueueRunner
+from shared import logs
+from shared.config import Settings
+from shared.queueing.local_queue import LocalQueue
+
+_log = logs.get_logger("devhost")
+
+
+def _load_app() -> func.FunctionApp:
+    if str(PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT))
+    return importlib.import_module("function_app").app
+
+
+def _start_runner(app: func.FunctionApp, settings: Settings, stop: threading.Event) -> QueueRunner | None:
+    if settings.queue_backend != "local":
+        _log.warning(
+            "QUEUE_BACKEND is %r, not 'local': queue-triggered functions will not run", settings.queue_backend
+        )
+        return None
+    runner = QueueRunner.for_app(app, LocalQueue(settings.local_queue_path), stop_event=stop)
+    if runner is not None:
+        runner.start()
+    return runner
+
+
+def _describe(host: HttpHost, functions: list[HttpFunction], runner: QueueRunner | None) -> str:
+    lines = ["Functions:"]
+    for function in functions:
+        methods = ",".join(function.methods or ("ANY",))
+        lines.append(f"  {function.name}: [{methods}] {host.url}/{ROUTE_PREFIX}/{function.route}")
+    if runner is not None:
+        lines.append(f"  {runner.function.name}: local queue {runner.queue.path}")
+    return "\n".join(lines)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+
+
+def main() -> int:
+    apply_dev_env(os.environ)
+    settings = Settings.from_env()
+    logs.configure(settings.log_level)
+    app = _load_app()
+    wsgi_app = FunctionsWsgiApp(app)
+    port = int(os.environ["DEVHOST_PORT"]) if os.environ.get("DEVHOST_PORT") else 7071
+    try:
+        host = HttpHost(wsgi_app, port=port)
+    except OSError as exc:
+        print(
+            f"devhost: cannot listen on 127.0.0.1:{port}: {exc.strerror} (set DEVHOST_PORT)", file=sys.stderr
+        )
+        return 1
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    host.start()
+    runner = _start_runner(app, settings, stop)
+    print(_describe(host, list(wsgi_app.functions.values()), runner), flush=True)
+    while not stop.wait(0.5):
+        pass
+    if runner is not None:
+        runner.stop()
+    host.stop()
+    _log.info("dev host stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

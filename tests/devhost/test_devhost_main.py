@@ -1,0 +1,73 @@
+"""`python -m devhost` serves function_app.py over HTTP, runs its worker, and stops cleanly on a signal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from devhost import PROJECT_ROOT
+from tests.support.ports import free_port, wait_for_port
+
+
+@pytest.fixture
+def devhost(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    port = free_port()
+    env = {**os.environ, "DEVHOST_PORT": str(port), "DEVHOST_STATE_DIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devhost"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for_port(port, timeout=30)
+        yield proc, port
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_it_serves_the_app_and_stops_on_a_signal(
+    devhost: tuple[subprocess.Popen[str], int], tmp_path: Path, stop_signal: signal.Signals
+) -> None:
+    proc, port = devhost
+    response = requests.get(f"http://127.0.0.1:{port}/api/health", timeout=10)
+    assert response.status_code == 200
+    assert requests.get(f"http://127.0.0.1:{port}/api/no-such-function", timeout=10).status_code == 404
+    proc.send_signal(stop_signal)
+    output, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, output
+    assert f"http://127.0.0.1:{port}/api/health" in output
+    assert "events_worker: local queue" in output
+    assert (tmp_path / "queue.sqlite3").exists(), "the worker reads the queue under the data folder"
+
+
+def test_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "DEVHOST_PORT": str(port), "DEVHOST_STATE_DIR": str(tmp_path)}
+        done = subprocess.run(
+            [sys.executable, "-m", "devhost"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
