@@ -250,6 +250,14 @@ def test_plan_change_is_mirrored_and_listed_in_changes() -> None:
     assert outcome.subscription.updated_at == now
 
 
+def test_a_field_emptied_by_microsoft_is_listed_as_a_change() -> None:
+    # Moving to a flat-rate plan clears the quantity: blank is only skipped on first sight.
+    stored = _stored(allowed_customer_operations=frozenset({"Read", "Update"}))
+    outcome = apply_snapshot(stored, _snapshot(quantity=None), _cause("", "Reconcile"), T0)
+    assert outcome.changes["quantity"] == (5, None)
+    assert outcome.changes["allowed_customer_operations"] == (frozenset({"Read", "Update"}), frozenset())
+
+
 def test_a_resync_with_nothing_new_reports_no_changes_but_still_stamps_the_sync() -> None:
     stored = _stored()
     now = T0 + timedelta(hours=1)
