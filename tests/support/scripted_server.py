@@ -166,7 +166,10 @@ class ScriptedServer:
     def start(self) -> ScriptedServer:
         self._server = _Server(self._port, self)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="scripted-server", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="scripted-server",
+            daemon=True,
         )
         self._thread.start()
         return self
