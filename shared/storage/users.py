@@ -1,0 +1,185 @@
+"""Buyer-side people in Table Storage: who signed in, and who may manage which subscription.
+
+Users are keyed by Entra tenant id (PartitionKey) and object id (RowKey), never by email (R10); the email
+kept is the contact address the buyer chose (R11). Admin grants record which (tenant, object id) may manage
+which SaaS subscription, with a role: "purchaser" (bought it; for CSP the partner, R60),
+"beneficiary-admin" (an admin of the tenant it is for) or "delegated" (granted by one of those).
+
+Both stores may share one table: grant rows live in the grantee's tenant partition under RowKey
+"grant:<object id>:<subscription id>:<role>", and every query filters on `kind`, so neither sees the other's
+rows. Listing a person's grants is then one partition range query, not a table scan.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+
+from shared.logs import get_logger, log_context
+
+log = get_logger(__name__)
+
+Role = Literal["purchaser", "beneficiary-admin", "delegated"]
+ROLES: frozenset[str] = frozenset(get_args(Role))
+_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+def _id(value: str, what: str) -> str:
+    """Ids become table keys: lower case GUID-like values only (no '/', '#', '?', ':' or controls)."""
+    cleaned = (value or "").strip().lower()
+    if not _ID.match(cleaned):
+        raise ValueError(f"{what} must be an id of letters, digits, '-', '.', '_', got {value!r}")
+    return cleaned
+
+
+@dataclass(frozen=True)
+class User:
+    tenant_id: str
+    object_id: str
+    display_name: str = ""
+    email: str = ""  # the contact email the buyer confirmed or chose (R11)
+    upn: str = ""
+    last_sign_in_at: datetime | None = None
+
+
+def _user_from_entity(entity: dict[str, Any]) -> User:
+    return User(
+        tenant_id=entity["PartitionKey"],
+        object_id=entity["RowKey"],
+        display_name=entity.get("display_name", ""),
+        email=entity.get("email", ""),
+        upn=entity.get("upn", ""),
+        last_sign_in_at=entity.get("last_sign_in_at"),
+    )
+
+
+class UserStore:
+    """People who signed in, one row per (tenant id, object id)."""
+
+    def __init__(self, table_client: TableClient) -> None:
+        self._table = table_client
+
+    def upsert(self, user: User) -> User:
+        """Creates or replaces the user's row; `last_sign_in_at` defaults to now."""
+        stored = User(
+            tenant_id=_id(user.tenant_id, "tenant id"),
+            object_id=_id(user.object_id, "object id"),
+            display_name=user.display_name.strip(),
+            email=user.email.strip(),
+            upn=user.upn.strip(),
+            last_sign_in_at=user.last_sign_in_at or datetime.now(UTC),
+        )
+        entity = {
+            "PartitionKey": stored.tenant_id,
+            "RowKey": stored.object_id,
+            "kind": "user",
+            "display_name": stored.display_name,
+            "email": stored.email,
+            "upn": stored.upn,
+            "last_sign_in_at": stored.last_sign_in_at,
+        }
+        self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        return stored
+
+    def get(self, tenant_id: str, object_id: str) -> User | None:
+        try:
+            entity = self._table.get_entity(_id(tenant_id, "tenant id"), _id(object_id, "object id"))
+        except ResourceNotFoundError:
+            return None
+        return _user_from_entity(entity) if entity.get("kind") == "user" else None
+
+    def list_for_tenant(self, tenant_id: str) -> list[User]:
+        entities = self._table.query_entities(
+            "PartitionKey eq @tid and kind eq 'user'", parameters={"tid": _id(tenant_id, "tenant id")}
+        )
+        return sorted(
+            (_user_from_entity(e) for e in entities), key=lambda u: (u.display_name.lower(), u.object_id)
+        )
+
+
+def _grant_prefix(object_id: str, subscription_id: str = "") -> str:
+    prefix = f"grant:{object_id}:"
+    return f"{prefix}{subscription_id}:" if subscription_id else prefix
+
+
+def _range_filter() -> str:
+    return "PartitionKey eq @tid and RowKey ge @low and RowKey lt @high and kind eq 'grant'"
+
+
+def _role(role: str) -> str:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {sorted(ROLES)}, got {role!r}")
+    return role
+
+
+class AdminStore:
+    """Who may manage which subscription: grants of a role to a (tenant id, object id)."""
+
+    def __init__(self, table_client: TableClient) -> None:
+        self._table = table_client
+
+    def grant(
+        self, subscription_id: str, tenant_id: str, object_id: str, role: Role, granted_by: str
+    ) -> None:
+        """Records the grant; granting a role the person already holds only refreshes who and when."""
+        tid, oid, sub = (
+            _id(tenant_id, "tenant id"),
+            _id(object_id, "object id"),
+            _id(subscription_id, "subscription id"),
+        )
+        entity = {
+            "PartitionKey": tid,
+            "RowKey": f"{_grant_prefix(oid, sub)}{_role(role)}",
+            "kind": "grant",
+            "subscription_id": sub,
+            "object_id": oid,
+            "role": role,
+            "granted_by": granted_by,
+            "granted_at": datetime.now(UTC),
+        }
+        self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        with log_context(subscription_id=sub):
+            log.info("subscription admin role granted", extra={"role": role, "tenant_id": tid})
+
+    def revoke(self, subscription_id: str, tenant_id: str, object_id: str, role: Role | None = None) -> int:
+        """Removes one role, or every role when `role` is None; returns how many grants were removed."""
+        roles = {_role(role)} if role else self.roles_for(subscription_id, tenant_id, object_id)
+        tid, oid, sub = (
+            _id(tenant_id, "tenant id"),
+            _id(object_id, "object id"),
+            _id(subscription_id, "subscription id"),
+        )
+        removed = 0
+        for each in roles:
+            row_key = f"{_grant_prefix(oid, sub)}{each}"
+            if self._exists(tid, row_key):
+                self._table.delete_entity(tid, row_key)
+                removed += 1
+        with log_context(subscription_id=sub):
+            log.info("subscription admin roles revoked", extra={"removed": removed, "tenant_id": tid})
+        return removed
+
+    def roles_for(self, subscription_id: str, tenant_id: str, object_id: str) -> set[str]:
+        oid, sub = _id(object_id, "object id"), _id(subscription_id, "subscription id")
+        return {e["role"] for e in self._grants(tenant_id, _grant_prefix(oid, sub))}
+
+    def subscriptions_for(self, tenant_id: str, object_id: str) -> list[str]:
+        grants = self._grants(tenant_id, _grant_prefix(_id(object_id, "object id")))
+        return sorted({e["subscription_id"] for e in grants})
+
+    def _grants(self, tenant_id: str, prefix: str) -> list[dict[str, Any]]:
+        # ';' follows ':' in ASCII: every key starting with "...:" sorts in [prefix, prefix with ':' -> ';').
+        parameters = {"tid": _id(tenant_id, "tenant id"), "low": prefix, "high": prefix[:-1] + ";"}
+        return list(self._table.query_entities(_range_filter(), parameters=parameters))
+
+    def _exists(self, tenant_id: str, row_key: str) -> bool:
+        try:
+            self._table.get_entity(tenant_id, row_key)
+        except ResourceNotFoundError:
+            return False
+        return True
