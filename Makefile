@@ -20,6 +20,10 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(VENV)/.installed node_modules/.installed
 
+# Azurite, the marketplace sandbox and the dev host, with data under .local/; Ctrl-C stops all three.
+dev: install
+	$(BIN)/python -m devhost.stack
+
 test: install
 	$(BIN)/pytest -q -n 2 --dist loadfile
 

@@ -1,0 +1,314 @@
+"""`python -m devhost.stack` (`make dev`): Azurite, the marketplace sandbox and the dev host, until Ctrl-C.
+
+Each child writes to its own log under `<data>/logs/`; all data (Azurite tables, sandbox state and TLS
+files, the local queue) lives under `<data>` (DEVHOST_STATE_DIR, default `.local`, git-ignored), so a second
+run carries on where the first stopped. Ports come from AZURITE_PORT, SANDBOX_HTTP_PORT, SANDBOX_HTTPS_PORT
+and DEVHOST_PORT (defaults 10002, 7080, 7443, 7071). Ctrl-C or SIGTERM stops every child (newest first:
+terminate, wait, kill after a timeout) and exits 0; a port already in use, or a child that dies, exits 1.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+from devhost import PROJECT_ROOT, stack_variables
+
+AZURITE = PROJECT_ROOT / "node_modules" / ".bin" / "azurite-table"
+READY_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 10.0
+HOST = "127.0.0.1"
+
+
+class StackError(RuntimeError):
+    """The stack cannot run; the message says what to do about it."""
+
+
+@dataclass
+class Service:
+    """One child process of the stack and the ports that say it is ready."""
+
+    name: str
+    command: list[str]
+    ports: tuple[int, ...]
+    log_path: Path
+    env: Mapping[str, str] | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    log_file: IO[bytes] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    state_dir: Path
+    azurite_port: int
+    sandbox_http_port: int
+    sandbox_https_port: int
+    devhost_port: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> StackConfig:
+        values = stack_variables(env)
+        try:
+            return cls(
+                state_dir=Path(values["DEVHOST_STATE_DIR"]),
+                azurite_port=int(values["AZURITE_PORT"]),
+                sandbox_http_port=int(values["SANDBOX_HTTP_PORT"]),
+                sandbox_https_port=int(values["SANDBOX_HTTPS_PORT"]),
+                devhost_port=int(values["DEVHOST_PORT"]),
+            )
+        except ValueError as exc:
+            raise StackError(f"ports must be whole numbers: {exc}") from exc
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def webhook_url(self) -> str:
+        return f"http://{HOST}:{self.devhost_port}/api/webhook"
+
+
+def build_services(config: StackConfig, env: Mapping[str, str]) -> list[Service]:
+    """The children in start order: storage first, then Microsoft's stand-in, then the app that uses both."""
+    child_env = {**env, "PYTHONUNBUFFERED": "1", **_stack_env(config)}
+    return [
+        Service(
+            name="azurite",
+            command=[
+                str(AZURITE),
+                *("--tableHost", HOST, "--tablePort", str(config.azurite_port)),
+                *("--location", str(config.state_dir / "azurite")),
+                *("--disableTelemetry", "--skipApiVersionCheck", "--loose"),
+            ],
+            ports=(config.azurite_port,),
+            log_path=config.logs_dir / "azurite.log",
+        ),
+        Service(
+            name="sandbox",
+            command=[
+                sys.executable,
+                *("-m", "sandbox"),
+                *(
+                    "--http-port",
+                    str(config.sandbox_http_port),
+                    "--https-port",
+                    str(config.sandbox_https_port),
+                ),
+                *("--state-dir", str(config.state_dir / "sandbox"), "--webhook-url", config.webhook_url),
+            ],
+            ports=(config.sandbox_http_port, config.sandbox_https_port),
+            log_path=config.logs_dir / "sandbox.log",
+            env=child_env,
+        ),
+        Service(
+            name="devhost",
+            command=[sys.executable, "-m", "devhost"],
+            ports=(config.devhost_port,),
+            log_path=config.logs_dir / "devhost.log",
+            env=child_env,
+        ),
+    ]
+
+
+def _stack_env(config: StackConfig) -> dict[str, str]:
+    # The dev host fills dev.env's ${...} from these, so its URLs follow the ports chosen here.
+    return {
+        "AZURITE_PORT": str(config.azurite_port),
+        "SANDBOX_HTTP_PORT": str(config.sandbox_http_port),
+        "SANDBOX_HTTPS_PORT": str(config.sandbox_https_port),
+        "DEVHOST_PORT": str(config.devhost_port),
+        "DEVHOST_STATE_DIR": str(config.state_dir),
+    }
+
+
+def ports_in_use(services: list[Service]) -> list[str]:
+    """One line per port that some other program listens on already (or that two services share)."""
+    problems = []
+    seen: dict[int, str] = {}
+    for service in services:
+        for port in service.ports:
+            if port in seen:
+                problems.append(f"port {port} is set for both {seen[port]} and {service.name}")
+            elif not _port_free(port):
+                problems.append(f"port {port} ({service.name}) is already in use on {HOST}")
+            seen[port] = service.name
+    return problems
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # SO_REUSEADDR: a socket of our own previous run in TIME_WAIT is not "in use"; a listener is.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _die_with_parent() -> None:
+    # Linux only: if the stack itself is killed outright, the children get SIGTERM instead of lingering
+    # on their ports (they run in their own session, so a terminal's Ctrl-C reaches only the stack).
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def start(service: Service) -> None:
+    service.log_path.parent.mkdir(parents=True, exist_ok=True)
+    service.log_file = service.log_path.open("ab")
+    service.log_file.write(f"\n=== {service.name} started {datetime.now(UTC).isoformat()} ===\n".encode())
+    service.log_file.flush()
+    service.process = subprocess.Popen(
+        service.command,
+        cwd=PROJECT_ROOT,
+        env=dict(service.env) if service.env is not None else None,
+        stdin=subprocess.DEVNULL,
+        stdout=service.log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        # preexec_fn is unsafe only with threads running; the stack starts its children from one thread.
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+    )
+
+
+def wait_ready(service: Service, stop: threading.Event, timeout: float = READY_TIMEOUT_SECONDS) -> None:
+    """Returns once every port of the service accepts connections; StackError if it dies or takes too long."""
+    deadline = time.monotonic() + timeout
+    pending = list(service.ports)
+    while pending and not stop.is_set():
+        _raise_if_exited(service)
+        if time.monotonic() > deadline:
+            raise StackError(
+                f"{service.name} did not listen on port {pending[0]} within {timeout:.0f}s; "
+                f"see {service.log_path}"
+            )
+        if _accepts(pending[0]):
+            pending.pop(0)
+        else:
+            stop.wait(0.1)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _raise_if_exited(service: Service) -> None:
+    assert service.process is not None
+    code = service.process.poll()
+    if code is not None:
+        raise StackError(
+            f"{service.name} exited with status {code}; see {service.log_path}\n{_tail(service.log_path)}"
+        )
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join("    " + line for line in text.splitlines()[-lines:])
+
+
+def stop_all(services: list[Service], timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+    """Newest first, so the app stops before what it depends on: terminate, wait, then kill."""
+    for service in reversed(services):
+        process = service.process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout)
+        if service.log_file is not None:
+            service.log_file.close()
+
+
+def summary(config: StackConfig, services: list[Service]) -> str:
+    rows = [
+        ("Marketplace sandbox", f"http://{HOST}:{config.sandbox_http_port}/"),
+        (
+            "Entra ID stand-in",
+            f"https://{HOST}:{config.sandbox_https_port}/ (CA: {config.state_dir}/sandbox/tls/ca.pem)",
+        ),
+        ("Function app", f"http://{HOST}:{config.devhost_port}/api/health"),
+        ("Azurite tables", f"http://{HOST}:{config.azurite_port}/devstoreaccount1"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = ["Local stack is running; Ctrl-C stops it.", ""]
+    lines += [f"  {name.ljust(width)}  {url}" for name, url in rows]
+    lines += ["", "Logs:"] + [f"  {service.log_path}" for service in services]
+    lines += [f"Data: {config.state_dir}"]
+    return "\n".join(lines)
+
+
+def _on_signals(handler: Callable[[], None]) -> None:
+    def handle(signum: int, frame: FrameType | None) -> None:
+        handler()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+
+
+def run(env: Mapping[str, str], stop: threading.Event) -> int:
+    config = StackConfig.from_env(env)
+    services = build_services(config, env)
+    problems = ports_in_use(services)
+    if problems:
+        raise StackError(
+            "cannot start the local stack:\n  "
+            + "\n  ".join(problems)
+            + "\nStop the other program, or choose other ports with AZURITE_PORT, SANDBOX_HTTP_PORT, "
+            "SANDBOX_HTTPS_PORT or DEVHOST_PORT."
+        )
+    if not AZURITE.exists():
+        raise StackError(f"Azurite is not installed at {AZURITE}: run `npm ci` (make install does)")
+    try:
+        for service in services:
+            start(service)
+            wait_ready(service, stop)
+        if not stop.is_set():
+            print(summary(config, services), flush=True)
+        return _supervise(services, stop)
+    finally:
+        stop_all(services)
+
+
+def _supervise(services: list[Service], stop: threading.Event) -> int:
+    while not stop.wait(0.5):
+        for service in services:
+            _raise_if_exited(service)
+    return 0
+
+
+def main() -> int:
+    stop = threading.Event()
+    _on_signals(stop.set)
+    try:
+        code = run(os.environ, stop)
+    except StackError as exc:
+        print(f"devhost.stack: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print("Local stack stopped.", flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
