@@ -90,6 +90,7 @@ def _werkzeug_rule(template: str) -> tuple[str, set[str]]:
         if match["optional"]:
             optional.add(name)
         constraints = [c.split("(")[0].lower() for c in match["constraints"].split(":") if c]
+        # Constraints unknown here (length, min, regex...) match any segment: looser than Azure, not stricter.
         known = next((c for c in constraints if c in _CONVERTERS), "segment")
         return f"<{known}:{name}>"
 
