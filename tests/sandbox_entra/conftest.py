@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
@@ -48,20 +49,29 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
 
 
 @pytest.fixture(scope="session")
+def signing_key() -> rsa.RSAPrivateKey:
+    # One key for the session: generating RSA keys per test would dominate the run time.
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="session")
 def identities() -> Identities:
     return load_identities(EXAMPLE_IDENTITIES)
 
 
 @pytest.fixture
-def entra(tls_files: TlsFiles, identities: Identities) -> Iterator[RunningEntra]:
+def entra(
+    tls_files: TlsFiles, identities: Identities, signing_key: rsa.RSAPrivateKey
+) -> Iterator[RunningEntra]:
     port = free_port()
     base_url = f"https://127.0.0.1:{port}"
     clock = FakeClock()
-    stand_in = EntraStandIn(base_url, identities, clock=clock)
+    stand_in = EntraStandIn(base_url, identities, signing_key, clock=clock)
     server = make_server(
         "127.0.0.1", port, _wsgi(stand_in), threaded=True, ssl_context=ssl_context(tls_files)
     )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval keeps shutdown (once per test) from adding half a second each time.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     wait_for_port(port)
     try:
