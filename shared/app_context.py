@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from shared.storage.operations import OperationInbox
     from shared.storage.seats import SeatStore
     from shared.storage.subscriptions import SubscriptionStore
+    from shared.storage.users import AdminStore, UserStore
 
 
 class Services:
@@ -79,6 +80,19 @@ class Services:
         from shared.storage.seats import SeatStore
 
         return SeatStore(self._tables.table(self.settings.table_seats))  # type: ignore[attr-defined]
+
+    @cached_property
+    def users(self) -> UserStore:
+        from shared.storage.users import UserStore
+
+        return UserStore(self._tables.table(self.settings.table_users))  # type: ignore[attr-defined]
+
+    @cached_property
+    def admins(self) -> AdminStore:
+        # Admin grants share the users table: both are keyed by tenant, so each lookup stays in one partition.
+        from shared.storage.users import AdminStore
+
+        return AdminStore(self._tables.table(self.settings.table_users))  # type: ignore[attr-defined]
 
     def assigned_seats(self, subscription_id: str) -> int:
         return self.seats.count(subscription_id)
