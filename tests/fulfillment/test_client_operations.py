@@ -458,3 +458,29 @@ def test_ids_in_paths_are_escaped(server: ScriptedServer, client: FulfillmentCli
     with pytest.raises(NotFoundError):
         client.get_subscription("../../resolve")
     assert server.requests[0].path == f"{SUBSCRIPTIONS}/..%2F..%2Fresolve"
+
+
+def test_a_next_link_without_api_version_still_sends_exactly_one(
+    server: ScriptedServer, client: FulfillmentClient
+) -> None:
+    next_link = f"{server.base_url}{SUBSCRIPTIONS}/?continuationToken=p2"
+    server.script(
+        ScriptedResponse(200, body={"subscriptions": [docs_subscription()], "@nextLink": next_link}),
+        ScriptedResponse(200, body={"subscriptions": []}),
+    )
+
+    assert len(list(client.list_subscriptions())) == 1
+
+    second = server.requests[1]
+    assert_valid_request(second)
+    assert second.query == {"continuationToken": ["p2"], "api-version": ["2018-08-31"]}
+
+
+def test_a_next_link_that_repeats_stops_paging(server: ScriptedServer, client: FulfillmentClient) -> None:
+    next_link = f"{server.base_url}{SUBSCRIPTIONS}/?continuationToken=same&api-version=2018-08-31"
+    page = {"subscriptions": [docs_subscription()], "@nextLink": next_link}
+    server.script(ScriptedResponse(200, body=page), ScriptedResponse(200, body=page))
+
+    with pytest.raises(MalformedResponseError, match="repeats"):
+        list(client.list_subscriptions())
+    assert len(server.requests) == 2
