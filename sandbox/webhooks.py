@@ -1,0 +1,173 @@
+"""Webhook calls to the publisher, as Microsoft makes them: JSON POST with an Entra bearer token, retried.
+
+Each delivery runs in its own background thread: POST the body to the configured webhook URL with
+`Authorization: Bearer <fresh token>`, and retry with exponential backoff (base delay x 2^(attempt-1)) while
+the answer is not 200, up to the configured number of attempts. A 4xx answer (except 408/429) to a pending
+ChangePlan/ChangeQuantity is the publisher's "no" (R34): the marketplace records the rejection and the
+delivery stops. Every attempt is kept in a delivery log the control API shows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+
+from sandbox.marketplace import SandboxSettings
+
+log = logging.getLogger("sandbox.webhooks")
+
+TokenMinter = Callable[[], str]
+AnswerHandler = Callable[[str, int | None], bool]  # (operation id, status or None) -> answer settles it
+SettingsSource = Callable[[], SandboxSettings]
+
+
+@dataclass(frozen=True)
+class DeliveryAttempt:
+    """One POST to the publisher. `status` is None when no HTTP answer came (refused, timed out)."""
+
+    operation_id: str
+    action: str
+    attempt: int
+    url: str
+    status: int | None
+    error: str
+    elapsed_seconds: float
+    at: str
+
+    def to_json(self) -> dict[str, Any]:
+        body = asdict(self)
+        return {
+            "operationId": body["operation_id"],
+            "action": body["action"],
+            "attempt": body["attempt"],
+            "url": body["url"],
+            "status": body["status"],
+            "error": body["error"],
+            "elapsedSeconds": body["elapsed_seconds"],
+            "at": body["at"],
+        }
+
+
+class WebhookSender:
+    """Delivers webhook bodies in background threads and remembers every attempt."""
+
+    def __init__(
+        self,
+        *,
+        settings: SettingsSource,
+        mint_token: TokenMinter,
+        on_answer: AnswerHandler,
+        verify: str | bool = True,
+    ) -> None:
+        self._settings = settings
+        self._mint_token = mint_token
+        self._on_answer = on_answer
+        self._verify = verify
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._attempts: list[DeliveryAttempt] = []
+        self._threads: list[threading.Thread] = []
+
+    def send(self, operation_id: str, body: dict[str, Any]) -> None:
+        """Starts delivering `body` (the webhook payload of `operation_id`); returns at once."""
+        thread = threading.Thread(
+            target=self._deliver, args=(operation_id, body), name=f"webhook-{operation_id[:8]}", daemon=True
+        )
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            self._threads.append(thread)
+        thread.start()
+
+    def deliveries(self, operation_id: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [a.to_json() for a in self._attempts if operation_id in (None, a.operation_id)]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._attempts.clear()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stops retrying; waits briefly for attempts in flight so nothing posts after the sandbox is gone."""
+        self._stopping.set()
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _deliver(self, operation_id: str, body: dict[str, Any]) -> None:
+        settings = self._settings()
+        for attempt in range(1, settings.webhook_max_attempts + 1):
+            if self._stopping.is_set():
+                return
+            status = self._attempt(operation_id, body, attempt, settings)
+            if status == 200 or self._on_answer(operation_id, status):
+                return
+            if attempt < settings.webhook_max_attempts:
+                self._stopping.wait(settings.webhook_base_delay_seconds * 2 ** (attempt - 1))
+        log.warning("webhook for operation %s gave up after %d attempts", operation_id, attempt)
+
+    def _attempt(
+        self, operation_id: str, body: dict[str, Any], attempt: int, settings: SandboxSettings
+    ) -> int | None:
+        started = time.monotonic()
+        status, error = self._post(body, settings)
+        record = DeliveryAttempt(
+            operation_id=operation_id,
+            action=str(body.get("action")),
+            attempt=attempt,
+            url=settings.webhook_url,
+            status=status,
+            error=error,
+            elapsed_seconds=round(time.monotonic() - started, 4),
+            at=datetime.now(UTC).isoformat(),
+        )
+        with self._lock:
+            self._attempts.append(record)
+        log.info(
+            "webhook %s for operation %s attempt %d -> %s %s",
+            record.action,
+            operation_id,
+            attempt,
+            status,
+            error,
+        )
+        return status
+
+    def _post(self, body: dict[str, Any], settings: SandboxSettings) -> tuple[int | None, str]:
+        headers = {
+            "Authorization": f"Bearer {self._mint_token()}",
+            "Content-Type": "application/json",
+        }
+        # Proxy variables of the developer's shell must not divert a loopback call.
+        with requests.Session() as session:
+            session.trust_env = False
+            return self._post_with(session, body, headers, settings)
+
+    def _post_with(
+        self,
+        session: requests.Session,
+        body: dict[str, Any],
+        headers: dict[str, str],
+        settings: SandboxSettings,
+    ) -> tuple[int | None, str]:
+        try:
+            response = session.post(
+                settings.webhook_url,
+                data=json.dumps(body).encode("utf-8"),
+                headers=headers,
+                timeout=settings.webhook_timeout_seconds,
+                verify=self._verify,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            return None, type(exc).__name__
+        return response.status_code, ""
