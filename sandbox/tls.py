@@ -66,6 +66,25 @@ def ssl_context(tls_files: TlsFiles) -> ssl.SSLContext:
     return context
 
 
+def write_trust_bundle(tls_files: TlsFiles, destination: Path, base_bundle: Path | None = None) -> Path:
+    """Writes `base_bundle` (default: the bundle this process already trusts) plus the sandbox CA.
+
+    Point REQUESTS_CA_BUNDLE at the result: requests lets that variable override a Session's `verify`,
+    which is how msal passes `verify=`, so setting it to the bare sandbox CA would break calls to real hosts
+    and leaving it at the system bundle would make msal distrust the sandbox.
+    """
+    base = base_bundle or _current_bundle()
+    existing = base.read_bytes() if base is not None and base.is_file() else b""
+    _write_public(destination, existing.rstrip(b"\n") + b"\n" + tls_files.ca_cert.read_bytes())
+    return destination
+
+
+def _current_bundle() -> Path | None:
+    configured = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
+    cafile = configured or ssl.get_default_verify_paths().cafile
+    return Path(cafile) if cafile else None
+
+
 def ensure_signing_key(path: Path) -> rsa.RSAPrivateKey:
     """Loads or creates the RSA key tokens are signed with, so cached tokens survive a sandbox restart."""
     path.parent.mkdir(parents=True, exist_ok=True)

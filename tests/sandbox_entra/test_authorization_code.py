@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
@@ -13,6 +14,7 @@ import pytest
 import requests
 
 from sandbox.identities import MSA_TENANT_ID, SsoApp, TestUser
+from sandbox.tls import TlsFiles, write_trust_bundle
 from tests.sandbox_entra.conftest import RunningEntra
 
 CONTOSO = "11111111-0000-4000-8000-000000000000"
@@ -370,3 +372,19 @@ def test_query_response_mode_redirects_with_code_and_state(entra: RunningEntra) 
     parameters = _redirect_parameters(response)
     assert parameters["state"] == "s-123"
     assert parameters["code"]
+
+
+def test_msal_trusts_the_sandbox_through_a_requests_ca_bundle(
+    entra: RunningEntra, tls_files: TlsFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(write_trust_bundle(tls_files, tmp_path / "bundle.pem")))
+    sso = _sso_app(entra)
+
+    app = msal.ConfidentialClientApplication(
+        sso.client_id,
+        client_credential=sso.client_secret,
+        authority=f"{entra.base_url}/common",
+        instance_discovery=False,
+    )
+
+    assert _flow(app, entra, [])["auth_uri"].startswith(f"{entra.base_url}/common/oauth2/v2.0/authorize?")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from sandbox.tls import ensure_certificates, ensure_signing_key, ssl_context
+from sandbox.tls import TlsFiles, ensure_certificates, ensure_signing_key, ssl_context, write_trust_bundle
 from tests.sandbox_entra.conftest import RunningEntra
 
 
@@ -96,3 +96,14 @@ def test_signing_key_is_created_once_and_kept_private(tmp_path: Path) -> None:
 
     assert first.private_numbers() == second.private_numbers()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_trust_bundle_keeps_the_base_bundle_and_adds_the_sandbox_ca(
+    entra: RunningEntra, tls_files: TlsFiles, tmp_path: Path
+) -> None:
+    base = ensure_certificates(tmp_path / "unrelated").ca_cert
+
+    bundle = write_trust_bundle(tls_files, tmp_path / "bundle.pem", base_bundle=base)
+
+    assert bundle.read_bytes().startswith(base.read_bytes())
+    assert _handshake(_port(entra), ssl.create_default_context(cafile=str(bundle)), "127.0.0.1")
