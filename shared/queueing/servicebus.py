@@ -109,6 +109,8 @@ def _to_sdk_message(message: QueueMessage, extra_properties: dict[str, str]) -> 
         content_type=message.content_type,
         correlation_id=message.correlation_id or None,
         application_properties={**message.application_properties, **extra_properties} or None,
+        # A track message polls an operation again later; Service Bus holds it until then.
+        scheduled_enqueue_time_utc=message.scheduled_at,
     )
 
 

@@ -191,3 +191,18 @@ def test_memory_queue_loses_nothing_under_concurrent_sends():
         thread.join()
 
     assert len({message.message_id for message in queue.messages}) == 1600
+
+
+def test_a_scheduled_message_reaches_the_sdk_with_its_enqueue_time():
+    from datetime import UTC, datetime, timedelta
+
+    from shared.queueing.messages import track_message
+
+    client = RecordingClient()
+    queue = ServiceBusEventQueue(client, QUEUE, DEAD_LETTERS)
+    later = datetime.now(UTC) + timedelta(seconds=15)
+
+    queue.send(track_message(str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4()), scheduled_at=later))
+
+    [sent] = client.sent_to(QUEUE)
+    assert sent.scheduled_enqueue_time_utc == later
