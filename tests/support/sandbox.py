@@ -10,9 +10,13 @@ with running_sandbox(webhook_url=..., auto_accept_seconds=0.3) as sandbox:
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 import requests
@@ -189,3 +193,69 @@ class ApiCaller:
 
 def _json_bytes(body: Any) -> bytes:
     return json.dumps(body).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class ReceivedWebhook:
+    headers: dict[str, str]
+    body: Any
+    at: float
+
+
+class WebhookReceiver:
+    """Plays the publisher's webhook endpoint: answers queued statuses first, then `default_status`.
+
+    with WebhookReceiver(answers=[500, 503]) as receiver:   # two failures, then 200s
+        ... settings webhookUrl=receiver.url ...
+        receiver.wait_for(3)
+    """
+
+    def __init__(self, answers: list[int] | None = None, default_status: int = 200) -> None:
+        self.received: list[ReceivedWebhook] = []
+        self._answers: deque[int] = deque(answers or [])
+        self._default_status = default_status
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}/api/webhook"
+
+    def answer_next(self, *statuses: int) -> None:
+        with self._lock:
+            self._answers.extend(statuses)
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[ReceivedWebhook]:
+        """The first `count` webhooks, waiting up to `timeout` seconds for them to arrive."""
+        wait_until(lambda: len(self.received) >= count, timeout)
+        return self.received[:count]
+
+    def _record(self, headers: dict[str, str], raw: bytes) -> int:
+        with self._lock:
+            self.received.append(ReceivedWebhook(headers, json.loads(raw or b"null"), time.monotonic()))
+            return self._answers.popleft() if self._answers else self._default_status
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status = receiver._record({k.lower(): v for k, v in self.headers.items()}, raw)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+    def __enter__(self) -> WebhookReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,1 @@
+"""Tests of the marketplace sandbox (Fulfillment API, webhooks, faults, control API, server)."""
