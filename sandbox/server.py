@@ -26,6 +26,7 @@ from sandbox.control_api import ControlApi, ControlContext
 from sandbox.entra import EntraStandIn
 from sandbox.faults import Faults
 from sandbox.fulfillment_api import FulfillmentApi
+from sandbox.graph import GraphStandIn
 from sandbox.identities import load_identities
 from sandbox.marketplace import Marketplace, SandboxSettings
 from sandbox.tls import ensure_certificates, ensure_signing_key, ssl_context
@@ -185,6 +186,7 @@ def start_sandbox(
         ControlContext(marketplace, identities, webhooks, faults, lambda: (offers, baseline_settings))
     )
     app.dispatchers = [
+        GraphStandIn(entra).dispatch,
         entra.dispatch,
         FulfillmentApi(marketplace, entra.verify_access_token, faults).dispatch,
         control.dispatch,
