@@ -1,0 +1,151 @@
+"""Who may do what with a subscription on the buyer's side (R60-R61, R66), from plain values only.
+
+A user is an Entra (tenant id, object id) pair, never an email (R10). Roles on one subscription:
+- "purchaser": the tid+oid Microsoft reports as the purchaser (for a CSP purchase, the partner, R60);
+- "beneficiary-admin": the tid+oid of the beneficiary, or someone granted that role (an admin of the
+  customer's tenant, e.g. through a CSP setup link);
+- "delegated-admin": granted by a purchaser or beneficiary-admin.
+
+Changing plan or quantity and cancelling need a Subscribed subscription. For a CSP purchase (purchaser
+tenant differs from beneficiary tenant) Microsoft leaves the customer read-only (`allowedCustomerOperations`
+is ["Read"], R61): only the partner side may change or cancel; both sides may manage seats. Otherwise the
+customer's `allowedCustomerOperations` must hold "Update" (plan, quantity) or "Delete" (cancel).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from shared.domain.status import SubscriptionStatus
+from shared.domain.subscription import Party, Subscription
+
+Role = Literal["purchaser", "beneficiary-admin", "delegated-admin"]
+PURCHASER: Role = "purchaser"
+BENEFICIARY_ADMIN: Role = "beneficiary-admin"
+DELEGATED_ADMIN: Role = "delegated-admin"
+ROLES: tuple[Role, ...] = (PURCHASER, BENEFICIARY_ADMIN, DELEGATED_ADMIN)
+
+# Names the admin grant store uses for the same roles.
+_GRANT_NAMES: dict[str, Role] = {
+    "purchaser": PURCHASER,
+    "beneficiary-admin": BENEFICIARY_ADMIN,
+    "delegated": DELEGATED_ADMIN,
+    "delegated-admin": DELEGATED_ADMIN,
+}
+UPDATE = "Update"
+DELETE = "Delete"
+
+# License check reasons, stable values the publisher's app may branch on.
+REASON_LICENSED = "licensed"
+REASON_NO_LICENSE = "no-license"
+REASON_NOT_ACTIVE = "subscription-not-active"
+
+
+class SeatHolder(Protocol):
+    """Anything that says who holds a seat (the seat store's Seat does)."""
+
+    tenant_id: str
+    object_id: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A user as access rules see them: lower-case tenant id and object id."""
+
+    tenant_id: str
+    object_id: str
+
+    @classmethod
+    def of(cls, tenant_id: str, object_id: str) -> Principal:
+        return cls(_norm(tenant_id), _norm(object_id))
+
+
+def _norm(value: str) -> str:
+    return (value or "").strip().lower()
+
+
+def _is(party: Party, who: Principal) -> bool:
+    return bool(who.tenant_id and who.object_id) and (
+        (_norm(party.tenant_id), _norm(party.object_id)) == (who.tenant_id, who.object_id)
+    )
+
+
+def roles_of(subscription: Subscription, who: Principal, granted: Iterable[str] = ()) -> frozenset[Role]:
+    """Roles of `who`: from Microsoft's purchaser/beneficiary and from grants (unknown names ignored)."""
+    roles: set[Role] = {_GRANT_NAMES[name] for name in granted if name in _GRANT_NAMES}
+    if _is(subscription.purchaser, who):
+        roles.add(PURCHASER)
+    if _is(subscription.beneficiary, who):
+        roles.add(BENEFICIARY_ADMIN)
+    return frozenset(roles)
+
+
+def is_csp(subscription: Subscription) -> bool:
+    return bool(subscription.purchaser.tenant_id and subscription.beneficiary.tenant_id) and (
+        _norm(subscription.purchaser.tenant_id) != _norm(subscription.beneficiary.tenant_id)
+    )
+
+
+def _acts_for_partner(subscription: Subscription, who: Principal, roles: frozenset[Role]) -> bool:
+    # A delegated admin of the partner's tenant acts for the partner; any other delegate for the customer.
+    if PURCHASER in roles:
+        return True
+    return DELEGATED_ADMIN in roles and who.tenant_id == _norm(subscription.purchaser.tenant_id)
+
+
+def _may_operate(subscription: Subscription, who: Principal, roles: frozenset[Role], operation: str) -> bool:
+    if not roles or subscription.status is not SubscriptionStatus.SUBSCRIBED:
+        return False
+    if is_csp(subscription):
+        return _acts_for_partner(subscription, who, roles)  # R61: the customer is read-only
+    return operation in subscription.allowed_customer_operations
+
+
+def can_view(roles: frozenset[Role]) -> bool:
+    return bool(roles)
+
+
+def can_change_plan_or_quantity(subscription: Subscription, who: Principal, roles: frozenset[Role]) -> bool:
+    return _may_operate(subscription, who, roles, UPDATE)
+
+
+def can_cancel(subscription: Subscription, who: Principal, roles: frozenset[Role]) -> bool:
+    return _may_operate(subscription, who, roles, DELETE)
+
+
+def can_manage_seats(subscription: Subscription, roles: frozenset[Role]) -> bool:
+    """Seats are the publisher's own feature: both CSP sides may manage them until the subscription ends."""
+    return bool(roles) and subscription.status is not SubscriptionStatus.UNSUBSCRIBED
+
+
+def can_designate_admins(subscription: Subscription, roles: frozenset[Role]) -> bool:
+    """Delegated admins cannot designate further admins: the chain of trust stays one step long."""
+    return bool(roles & {PURCHASER, BENEFICIARY_ADMIN}) and (
+        subscription.status is not SubscriptionStatus.UNSUBSCRIBED
+    )
+
+
+def is_flat_rate(subscription: Subscription) -> bool:
+    """Plans without a quantity are not sold per user (R6)."""
+    return subscription.quantity is None
+
+
+def may_use_app(subscription: Subscription, seat: SeatHolder | None, *, tenant_id: str = "") -> bool:
+    """Whether a user may use the publisher's app: only while Subscribed and holding a seat; on flat-rate
+    plans every user of the beneficiary tenant (`tenant_id` is the user's tenant)."""
+    if subscription.status is not SubscriptionStatus.SUBSCRIBED:
+        return False
+    if is_flat_rate(subscription):
+        return bool(tenant_id) and _norm(tenant_id) == _norm(subscription.beneficiary.tenant_id)
+    return seat is not None and bool(seat.tenant_id and seat.object_id)
+
+
+def license_answer(status: str | None) -> tuple[bool, str]:
+    """The license check's verdict from an index entry's subscription status (None: no entry)."""
+    if status is None:
+        return False, REASON_NO_LICENSE
+    if status != SubscriptionStatus.SUBSCRIBED.value:
+        return False, REASON_NOT_ACTIVE
+    return True, REASON_LICENSED

@@ -1,0 +1,180 @@
+"""The buyer-side access rules as a table: who may view, change, cancel, manage seats and designate admins."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from shared.domain import access
+from shared.domain.access import Principal
+from shared.domain.status import SubscriptionStatus
+from shared.domain.subscription import Party, Subscription
+
+CUSTOMER = "11111111-0000-4000-8000-000000000000"
+PARTNER = "33333333-0000-4000-8000-000000000000"
+BUYER = Principal(CUSTOMER, "11111111-0000-4000-8000-000000000001")
+COLLEAGUE = Principal(CUSTOMER, "11111111-0000-4000-8000-000000000002")
+RESELLER = Principal(PARTNER, "33333333-0000-4000-8000-000000000001")
+RESELLER_COLLEAGUE = Principal(PARTNER, "33333333-0000-4000-8000-000000000002")
+STRANGER = Principal("99999999-0000-4000-8000-000000000000", BUYER.object_id)
+
+ALL_OPS = frozenset({"Read", "Update", "Delete"})
+DIRECT = Subscription(
+    id="sub-direct",
+    offer_id="offer",
+    plan_id="team-seats",
+    quantity=5,
+    status=SubscriptionStatus.SUBSCRIBED,
+    purchaser=Party(tenant_id=CUSTOMER, object_id=BUYER.object_id),
+    beneficiary=Party(tenant_id=CUSTOMER, object_id=BUYER.object_id),
+    allowed_customer_operations=ALL_OPS,
+)
+CSP = replace(
+    DIRECT,
+    id="sub-csp",
+    purchaser=Party(tenant_id=PARTNER, object_id=RESELLER.object_id),
+    allowed_customer_operations=frozenset({"Read"}),
+)
+
+
+def rights(subscription: Subscription, who: Principal, granted: tuple[str, ...] = ()) -> dict[str, bool]:
+    roles = access.roles_of(subscription, who, granted)
+    return {
+        "view": access.can_view(roles),
+        "change": access.can_change_plan_or_quantity(subscription, who, roles),
+        "cancel": access.can_cancel(subscription, who, roles),
+        "seats": access.can_manage_seats(subscription, roles),
+        "admins": access.can_designate_admins(subscription, roles),
+    }
+
+
+NONE = dict.fromkeys(("view", "change", "cancel", "seats", "admins"), False)
+FULL = dict.fromkeys(NONE, True)
+CUSTOMER_SIDE_OF_CSP = {"view": True, "change": False, "cancel": False, "seats": True, "admins": True}
+
+
+@pytest.mark.parametrize(
+    ("case", "subscription", "who", "granted", "expected"),
+    [
+        ("direct purchaser and beneficiary", DIRECT, BUYER, (), FULL),
+        ("colleague without a grant", DIRECT, COLLEAGUE, (), NONE),
+        ("colleague made beneficiary admin", DIRECT, COLLEAGUE, ("beneficiary-admin",), FULL),
+        ("delegated colleague", DIRECT, COLLEAGUE, ("delegated",), {**FULL, "admins": False}),
+        ("same object id, other tenant", DIRECT, STRANGER, (), NONE),
+        ("unknown grant name", DIRECT, COLLEAGUE, ("owner",), NONE),
+        ("CSP partner who bought", CSP, RESELLER, (), FULL),
+        ("CSP customer beneficiary (R61)", CSP, BUYER, (), CUSTOMER_SIDE_OF_CSP),
+        ("CSP customer admin via setup link", CSP, COLLEAGUE, ("beneficiary-admin",), CUSTOMER_SIDE_OF_CSP),
+        (
+            "CSP delegate of the partner tenant",
+            CSP,
+            RESELLER_COLLEAGUE,
+            ("delegated",),
+            {**FULL, "admins": False},
+        ),
+        (
+            "CSP delegate of the customer",
+            CSP,
+            COLLEAGUE,
+            ("delegated",),
+            {**CUSTOMER_SIDE_OF_CSP, "admins": False},
+        ),
+        ("CSP partner colleague without grant", CSP, RESELLER_COLLEAGUE, (), NONE),
+    ],
+)
+def test_rights_by_role(
+    case: str, subscription: Subscription, who: Principal, granted: tuple[str, ...], expected: dict[str, bool]
+) -> None:
+    assert rights(subscription, who, granted) == expected, case
+
+
+@pytest.mark.parametrize(
+    ("status", "changeable", "seats"),
+    [
+        (SubscriptionStatus.PENDING_FULFILLMENT_START, False, True),
+        (SubscriptionStatus.SUBSCRIBED, True, True),
+        (SubscriptionStatus.SUSPENDED, False, True),
+        (SubscriptionStatus.UNSUBSCRIBED, False, False),
+    ],
+)
+def test_only_subscribed_can_change_and_unsubscribed_is_read_only(
+    status: SubscriptionStatus, changeable: bool, seats: bool
+) -> None:
+    for subscription, who in ((DIRECT, BUYER), (CSP, RESELLER)):
+        got = rights(replace(subscription, status=status), who)
+        assert got["view"] is True
+        assert (got["change"], got["cancel"]) == (changeable, changeable)
+        assert (got["seats"], got["admins"]) == (seats, seats)
+
+
+@pytest.mark.parametrize(
+    ("operations", "change", "cancel"),
+    [
+        (ALL_OPS, True, True),
+        (frozenset({"Read", "Update"}), True, False),
+        (frozenset({"Read", "Delete"}), False, True),
+        (frozenset({"Read"}), False, False),
+        (frozenset(), False, False),
+    ],
+)
+def test_allowed_customer_operations_are_honoured(
+    operations: frozenset[str], change: bool, cancel: bool
+) -> None:
+    got = rights(replace(DIRECT, allowed_customer_operations=operations), BUYER)
+    assert (got["change"], got["cancel"]) == (change, cancel)
+
+
+def test_ids_compare_without_case_or_padding() -> None:
+    shouting = Principal.of(f" {CUSTOMER.upper()} ", BUYER.object_id.upper())
+    assert access.roles_of(DIRECT, shouting) == {"purchaser", "beneficiary-admin"}
+
+
+def test_empty_ids_never_match_a_party_with_empty_ids() -> None:
+    anonymous = replace(DIRECT, purchaser=Party(), beneficiary=Party())
+    assert access.roles_of(anonymous, Principal("", "")) == frozenset()
+
+
+class _Seat:
+    def __init__(self, tenant_id: str, object_id: str) -> None:
+        self.tenant_id = tenant_id
+        self.object_id = object_id
+
+
+@pytest.mark.parametrize(
+    ("subscription", "seat", "tenant", "expected"),
+    [
+        (DIRECT, _Seat(CUSTOMER, COLLEAGUE.object_id), CUSTOMER, True),
+        (DIRECT, None, CUSTOMER, False),
+        (
+            replace(DIRECT, status=SubscriptionStatus.SUSPENDED),
+            _Seat(CUSTOMER, BUYER.object_id),
+            CUSTOMER,
+            False,
+        ),
+        (
+            replace(DIRECT, status=SubscriptionStatus.UNSUBSCRIBED),
+            _Seat(CUSTOMER, BUYER.object_id),
+            "",
+            False,
+        ),
+        (replace(DIRECT, quantity=None), None, CUSTOMER, True),
+        (replace(DIRECT, quantity=None), None, PARTNER, False),
+        (replace(DIRECT, quantity=None, status=SubscriptionStatus.SUSPENDED), None, CUSTOMER, False),
+    ],
+)
+def test_may_use_app(subscription: Subscription, seat: _Seat | None, tenant: str, expected: bool) -> None:
+    assert access.may_use_app(subscription, seat, tenant_id=tenant) is expected
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (None, (False, "no-license")),
+        ("Subscribed", (True, "licensed")),
+        ("Suspended", (False, "subscription-not-active")),
+        ("Unsubscribed", (False, "subscription-not-active")),
+    ],
+)
+def test_license_answer(status: str | None, expected: tuple[bool, str]) -> None:
+    assert access.license_answer(status) == expected
