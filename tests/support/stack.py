@@ -1,0 +1,129 @@
+"""The whole local stack in one test process: sandbox, Azurite, the dev host and its queue runner.
+
+Everything talks over real sockets on 127.0.0.1, exactly as under `make dev`: the sandbox calls the dev
+host's /api/webhook with signed tokens, the function app calls the sandbox's Fulfillment API over HTTPS,
+and the worker runs from the local queue through the function `function_app.py` registers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devhost.http_host import FunctionsWsgiApp, HttpHost
+from devhost.queue_runner import QueueRunner
+from sandbox.server import RunningSandbox
+from shared.app_context import Services, reset_services, services
+from shared.queueing.local_queue import LocalQueue
+from shared.queueing.messages import activation_message
+from tests.support.ports import free_port
+from tests.support.sandbox import ControlClient, running_sandbox, wait_until
+
+SESSION_SECRET = "test-session-secret-that-is-long-enough-0123456789"
+
+
+@dataclass
+class Stack:
+    sandbox: RunningSandbox
+    control: ControlClient
+    app_url: str
+    queue: LocalQueue
+
+    @property
+    def services(self) -> Services:
+        return services()
+
+    def stored(self, subscription_id: str) -> Any:
+        return services().subscriptions.get(subscription_id)
+
+    def microsoft(self, subscription_id: str) -> dict[str, Any]:
+        return self.control.subscription(subscription_id)["subscription"]
+
+    def buy_and_activate(self, plan_id: str, *, quantity: int | None = None, **extra: Any) -> str:
+        """A purchase activated through the worker (what the landing's confirm step queues)."""
+        bought = self.control.buy(plan_id, quantity=quantity, **extra)
+        subscription_id = bought["subscriptionId"]
+        purchase = services().fulfillment.resolve(bought["token"])
+        from shared.entrypoints.landing import record_purchase
+
+        record_purchase(services(), purchase, "test-activation")
+        self.queue.send(activation_message(subscription_id, plan_id, quantity, "test-activation"))
+        wait_until(lambda: self.microsoft(subscription_id)["saasSubscriptionStatus"] == "Subscribed", 15)
+        wait_until(lambda: self.stored(subscription_id).status.value == "Subscribed", 15)
+        return subscription_id
+
+    def settled(self, timeout: float = 20.0) -> None:
+        """Waits until the local queue holds nothing ready or in flight (scheduled re-checks may remain)."""
+        wait_until(lambda: (lambda c: c.active == 0 and c.locked == 0)(self.queue.counts()), timeout)
+
+
+def app_environment(
+    sandbox: RunningSandbox, *, connection_string: str, table_prefix: str, queue_path: Path
+) -> dict[str, str]:
+    tenant = sandbox.publisher.tenant_id
+    return {
+        "FULFILLMENT_API_BASE_URL": sandbox.fulfillment_base_url,
+        "ENTRA_AUTHORITY_HOST": sandbox.https_url,
+        "REQUESTS_CA_BUNDLE": str(sandbox.ca_bundle),
+        "PUBLISHER_CREDENTIAL_KIND": "secret",
+        "PUBLISHER_TENANT_ID": tenant,
+        "PUBLISHER_CLIENT_ID": sandbox.publisher.client_id,
+        "PUBLISHER_CLIENT_SECRET": sandbox.publisher.client_secret,
+        "WEBHOOK_OPENID_CONFIG_URL": sandbox.entra.openid_configuration_url(tenant),
+        "STORAGE_CONNECTION_STRING": connection_string,
+        "TABLE_SUBSCRIPTIONS": f"{table_prefix}subs",
+        "TABLE_OPERATIONS": f"{table_prefix}ops",
+        "TABLE_AUDIT": f"{table_prefix}audit",
+        "TABLE_SEATS": f"{table_prefix}seats",
+        "TABLE_USERS": f"{table_prefix}users",
+        "QUEUE_BACKEND": "local",
+        "LOCAL_QUEUE_PATH": str(queue_path),
+        "SESSION_SECRET": SESSION_SECRET,
+        "FULFILLMENT_MAX_ATTEMPTS": "6",
+        "FULFILLMENT_MAX_RETRY_SECONDS": "20",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+@contextmanager
+def running_stack(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    *,
+    connection_string: str,
+    table_prefix: str,
+    env: dict[str, str] | None = None,
+    **sandbox_settings: Any,
+) -> Iterator[Stack]:
+    import function_app
+
+    port = free_port()
+    sandbox_settings.setdefault("webhook_base_delay_seconds", 0.2)
+    sandbox_settings.setdefault("auto_accept_seconds", 10.0)
+    with running_sandbox(webhook_url=f"http://127.0.0.1:{port}/api/webhook", **sandbox_settings) as sandbox:
+        queue_path = tmp_path / "queue.sqlite3"
+        settings = app_environment(
+            sandbox, connection_string=connection_string, table_prefix=table_prefix, queue_path=queue_path
+        )
+        for name, value in {**settings, **(env or {})}.items():
+            monkeypatch.setenv(name, value)
+        reset_services()
+        host = HttpHost(FunctionsWsgiApp(function_app.app), port=port)
+        host.start()
+        queue = LocalQueue(queue_path, lock_seconds=30, max_delivery_count=10)
+        runner = QueueRunner.for_app(function_app.app, queue, workers=2)
+        assert runner is not None
+        runner.start()
+        try:
+            yield Stack(
+                sandbox=sandbox, control=ControlClient(sandbox.http_url), app_url=host.url, queue=queue
+            )
+        finally:
+            runner.stop()
+            host.stop()
+            reset_services()
