@@ -1,0 +1,148 @@
+"""Webhook calls: an Entra-signed bearer token checked as a publisher must (R39), retries with backoff."""
+
+from __future__ import annotations
+
+import itertools
+import ssl
+import time
+from collections.abc import Iterator
+
+import jwt
+import pytest
+import requests
+
+from sandbox.server import RunningSandbox
+from tests.support.ports import free_port
+from tests.support.sandbox import ControlClient, WebhookReceiver, running_sandbox, wait_until
+
+MARKETPLACE_API_APP_ID = "20e940b3-4c77-4b0b-9a53-9e16a1b010a7"
+BASE_DELAY = 0.05
+MAX_ATTEMPTS = 4
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[RunningSandbox]:
+    with running_sandbox(
+        auto_accept_seconds=30, webhook_base_delay_seconds=BASE_DELAY, webhook_max_attempts=MAX_ATTEMPTS
+    ) as sb:
+        yield sb
+
+
+@pytest.fixture
+def control(sandbox: RunningSandbox) -> ControlClient:
+    client = ControlClient(sandbox.http_url)
+    client.reset()
+    return client
+
+
+@pytest.fixture
+def receiver(control: ControlClient) -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as webhook_receiver:
+        control.settings(webhookUrl=webhook_receiver.url)
+        yield webhook_receiver
+
+
+def subscribed(control: ControlClient, sandbox: RunningSandbox, plan_id: str = "basic") -> str:
+    subscription_id = control.buy(plan_id)["subscriptionId"]
+    sandbox.marketplace.activate(subscription_id, {"planId": plan_id})
+    return subscription_id
+
+
+def jwks_client(sandbox: RunningSandbox) -> tuple[jwt.PyJWKClient, str]:
+    """Finds keys and issuer as a publisher does: its tenant's OpenID metadata -> jwks_uri, over HTTPS."""
+    tenant = sandbox.publisher.tenant_id
+    session = requests.Session()
+    session.trust_env = False
+    metadata = session.get(
+        f"{sandbox.https_url}/{tenant}/v2.0/.well-known/openid-configuration",
+        verify=str(sandbox.ca_bundle),
+        timeout=10,
+    ).json()
+    assert metadata["jwks_uri"].startswith("https://")
+    context = ssl.create_default_context(cafile=str(sandbox.ca_bundle))
+    return jwt.PyJWKClient(metadata["jwks_uri"], ssl_context=context), metadata["issuer"]
+
+
+def test_webhook_carries_a_token_that_verifies_against_the_served_jwks(
+    sandbox: RunningSandbox, control: ControlClient, receiver: WebhookReceiver
+) -> None:
+    subscription_id = subscribed(control, sandbox)
+    operation_id = control.suspend(subscription_id)["operationId"]
+    webhook = receiver.wait_for(1)[0]
+    scheme, _, token = webhook.headers["authorization"].partition(" ")
+    assert scheme == "Bearer"
+    client, issuer = jwks_client(sandbox)
+    claims = jwt.decode(
+        token,
+        client.get_signing_key_from_jwt(token).key,
+        algorithms=["RS256"],
+        audience=sandbox.publisher.client_id,
+        issuer=issuer,
+        options={"require": ["exp", "nbf", "iat", "aud", "iss", "tid"]},
+    )
+    assert claims["tid"] == sandbox.publisher.tenant_id
+    assert claims.get("azp", claims.get("appid")) == MARKETPLACE_API_APP_ID
+    assert webhook.headers["content-type"] == "application/json"
+    assert (webhook.body["id"], webhook.body["action"]) == (operation_id, "Suspend")
+
+
+def test_a_token_from_another_key_would_not_verify(sandbox: RunningSandbox) -> None:
+    """Guards the test above: the JWKS check really refuses a token the sandbox did not sign."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forged = sandbox.entra.mint_webhook_token(sign_with=stranger)
+    client, issuer = jwks_client(sandbox)
+    with pytest.raises(jwt.InvalidTokenError):
+        jwt.decode(
+            forged,
+            client.get_signing_key_from_jwt(forged).key,
+            algorithms=["RS256"],
+            audience=sandbox.publisher.client_id,
+            issuer=issuer,
+        )
+
+
+def test_delivery_is_retried_with_growing_delays_until_a_200(
+    sandbox: RunningSandbox, control: ControlClient, receiver: WebhookReceiver
+) -> None:
+    receiver.answer_next(500, 503, 502)
+    operation_id = control.suspend(subscribed(control, sandbox))["operationId"]
+    arrivals = [w.at for w in receiver.wait_for(4)]
+    deliveries = wait_until(lambda: (d := control.deliveries(operation_id)) and len(d) == 4 and d)
+    assert [(d["attempt"], d["status"]) for d in deliveries] == [(1, 500), (2, 503), (3, 502), (4, 200)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    for attempt, gap in enumerate(gaps, start=1):
+        assert gap >= BASE_DELAY * 2 ** (attempt - 1) * 0.9
+    assert all(w.headers["authorization"].startswith("Bearer ") for w in receiver.received)
+
+
+def test_delivery_gives_up_after_the_configured_attempts(
+    sandbox: RunningSandbox, control: ControlClient, receiver: WebhookReceiver
+) -> None:
+    receiver.answer_next(*([500] * 10))
+    operation_id = control.renew(subscribed(control, sandbox))["operationId"]
+    receiver.wait_for(MAX_ATTEMPTS)
+    time.sleep(BASE_DELAY * 2**MAX_ATTEMPTS)
+    assert len(receiver.received) == MAX_ATTEMPTS
+    assert [d["status"] for d in control.deliveries(operation_id)] == [500] * MAX_ATTEMPTS
+
+
+def test_unreachable_publisher_is_logged_and_retried(sandbox: RunningSandbox, control: ControlClient) -> None:
+    control.settings(webhookUrl=f"http://127.0.0.1:{free_port()}/api/webhook", webhookMaxAttempts=2)
+    operation_id = control.suspend(subscribed(control, sandbox))["operationId"]
+    deliveries = wait_until(lambda: (d := control.deliveries(operation_id)) and len(d) == 2 and d)
+    assert [d["status"] for d in deliveries] == [None, None]
+    assert deliveries[0]["error"] == "ConnectionError"
+
+
+@pytest.mark.parametrize("status", [500, 429])
+def test_answers_that_mean_try_later_do_not_reject_a_change(
+    sandbox: RunningSandbox, control: ControlClient, receiver: WebhookReceiver, status: int
+) -> None:
+    subscription_id = subscribed(control, sandbox, "basic")
+    receiver.answer_next(status)
+    operation_id = control.change_plan(subscription_id, "pro")["operationId"]
+    receiver.wait_for(2)
+    assert [d["status"] for d in control.deliveries(operation_id)] == [status, 200]
+    assert control.operation(operation_id)["status"] == "InProgress"
