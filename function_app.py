@@ -6,7 +6,7 @@ kept to the thin entry modules; the SDKs they need load on first use, which keep
 
 import azure.functions as func
 
-from shared.entrypoints import health, landing, webhook, worker
+from shared.entrypoints import auth, health, landing, licenses, portal, reconciliation, webhook, worker
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -21,6 +21,31 @@ def landing_page(req: func.HttpRequest) -> func.HttpResponse:
 def landing_status(req: func.HttpRequest) -> func.HttpResponse:
     """Activation progress that the landing page polls."""
     return landing.handle_status(req)
+
+
+# --- Buyer sign-in
+@app.route(route="auth/signin", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def auth_signin(req: func.HttpRequest) -> func.HttpResponse:
+    """Starts the Entra ID sign-in (code flow with PKCE); `next` may only be a path on this site (R8)."""
+    return auth.handle_signin(req)
+
+
+@app.route(route="auth/callback", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def auth_callback(req: func.HttpRequest) -> func.HttpResponse:
+    """Entra ID returns here: state, code and ID token are checked before a session exists (R10)."""
+    return auth.handle_callback(req)
+
+
+@app.route(route="auth/signout", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def auth_signout(req: func.HttpRequest) -> func.HttpResponse:
+    """GET asks, POST (CSRF-checked) ends the session."""
+    return auth.handle_signout(req)
+
+
+@app.route(route="landing/confirm", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def landing_confirm(req: func.HttpRequest) -> func.HttpResponse:
+    """The signed-in buyer checks the purchase and contact email; POST queues the activation (R12, R14)."""
+    return landing.handle_confirm(req)
 
 
 @app.route(route="webhook", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -43,3 +68,46 @@ def health_probe(req: func.HttpRequest) -> func.HttpResponse:
 def events_worker(msg: func.ServiceBusMessage) -> None:
     """Reconciles one event with Microsoft's truth; raising makes Service Bus deliver it again."""
     worker.handle_message(msg)
+
+
+@app.timer_trigger(schedule="0 */30 * * * *", arg_name="timer", run_on_startup=False)
+def reconciliation_sweep(timer: func.TimerRequest) -> None:
+    """Every 30 minutes: queue a reconcile message per known subscription (R83)."""
+    reconciliation.handle_timer(timer)
+
+
+# --- Buyer portal and license check
+@app.route(route="portal", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def portal_home(req: func.HttpRequest) -> func.HttpResponse:
+    """The signed-in user's subscriptions."""
+    return portal.handle_index(req)
+
+
+@app.route(
+    route="portal/subscriptions/{subscription_id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS
+)
+def portal_subscription(req: func.HttpRequest) -> func.HttpResponse:
+    """One subscription: plan, quantity, cancel, seats, admins, operations."""
+    return portal.handle_subscription(req)
+
+
+@app.route(
+    route="portal/subscriptions/{subscription_id}/{*action}",
+    methods=["POST"],
+    auth_level=func.AuthLevel.ANONYMOUS,
+)
+def portal_action(req: func.HttpRequest) -> func.HttpResponse:
+    """Form posts: plan, quantity, cancel, seats, seats/revoke, admins, setup-links (CSRF-checked)."""
+    return portal.handle_action(req)
+
+
+@app.route(route="portal/setup/{code}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def portal_setup(req: func.HttpRequest) -> func.HttpResponse:
+    """A CSP setup link: the customer's admin takes over one subscription (R65)."""
+    return portal.handle_setup(req)
+
+
+@app.route(route="licenses/check", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def license_check(req: func.HttpRequest) -> func.HttpResponse:
+    """The publisher's own app asks whether a user may use an offer; the function key authenticates it."""
+    return licenses.handle_license_check(req)

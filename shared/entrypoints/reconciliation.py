@@ -1,0 +1,23 @@
+"""The periodic reconciliation sweep (R15, R28, R83): missed webhooks, drift, unconfirmed activations."""
+
+from __future__ import annotations
+
+import uuid
+
+import azure.functions as func
+
+from shared.logs import get_logger, log_context
+
+log = get_logger(__name__)
+
+
+def handle_timer(timer: func.TimerRequest) -> int:
+    """Queues one reconcile message per known subscription; the worker does the rest, in order."""
+    from shared.app_context import services
+    from shared.workflows.reconcile import sweep
+
+    correlation_id = str(uuid.uuid4())
+    with log_context(correlation_id=correlation_id):
+        if timer.past_due:
+            log.warning("reconciliation sweep is running late")
+        return sweep(services(), correlation_id)
