@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from shared.app_context import Services
 
 log = get_logger(__name__)
+# Fields the license index copies: only a change to one of them rewrites the index (the check reads it).
+LICENSE_FIELDS = frozenset({"plan_id", "status", "quantity", "offer_id", "beneficiary"})
 
 
 def utcnow() -> datetime:
@@ -56,6 +58,10 @@ def mirror(
         )
         log.info("subscription mirrored", extra={"changed": sorted(changes), "action": cause.action})
     assert stored is not None  # change() never returns None
+    if changes.keys() & LICENSE_FIELDS:
+        from shared.storage.licenses import refresh_license_index
+
+        refresh_license_index(services, stored)
     return stored
 
 

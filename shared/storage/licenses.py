@@ -1,0 +1,209 @@
+"""The license index: "may user (tenant, object id) use offer O, with which plan?" answered in one read.
+
+Rows are denormalised copies of what the check needs, kept in step by the writers:
+- PartitionKey = tenant id (lower case); RowKey "<object id>|<offer id>" for each seat holder whose identity
+  is known (seat assigned to a signed-in user, or bound on first sign-in), and "*|<offer id>" for a flat-rate
+  subscription, which every user of the beneficiary tenant may use;
+- properties: subscription_id, plan_id, status (Microsoft's), quantity.
+
+The check is one request to one partition asking for exactly those two keys, so its cost does not depend on
+how many tenants, users or offers exist. Writers: the portal when a seat is assigned, bound or revoked, and
+`shared.workflows.sync.mirror` through `refresh_license_index` when a subscription's plan or status changes.
+
+When one tenant holds two subscriptions of the same offer (one cancelled, one bought again), a Subscribed
+subscription's row is never overwritten by one that is not.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import weakref
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+
+from shared.domain.access import is_flat_rate
+from shared.domain.status import SubscriptionStatus
+from shared.domain.subscription import Subscription
+from shared.logs import get_logger, log_context
+
+if TYPE_CHECKING:
+    from shared.app_context import Services
+
+log = get_logger(__name__)
+
+TENANT_WIDE = "*"
+_ID = re.compile(r"^[a-z0-9._-]{1,128}$")
+_OFFER = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+class InvalidLicenseQueryError(ValueError):
+    """A tenant id, object id or offer id that cannot be a key (and so cannot have a license)."""
+
+
+@dataclass(frozen=True)
+class LicenseEntry:
+    """One index row: who (tenant, object id or "*") may use which offer through which subscription."""
+
+    tenant_id: str
+    object_id: str
+    offer_id: str
+    subscription_id: str
+    plan_id: str
+    status: str
+    quantity: int | None = None
+
+    @property
+    def tenant_wide(self) -> bool:
+        return self.object_id == TENANT_WIDE
+
+
+def normalize_id(value: str, what: str) -> str:
+    cleaned = (value or "").strip().lower()
+    if not _ID.match(cleaned):
+        raise InvalidLicenseQueryError(f"{what} must be an Entra id (letters, digits, '-', '.', '_')")
+    return cleaned
+
+
+def normalize_offer(value: str) -> str:
+    cleaned = (value or "").strip()
+    if not _OFFER.match(cleaned):
+        raise InvalidLicenseQueryError("offerId must be letters, digits, '-', '.' or '_'")
+    return cleaned
+
+
+def _row_key(object_id: str, offer_id: str) -> str:
+    return f"{object_id}|{offer_id}"
+
+
+def _entry(entity: dict[str, Any]) -> LicenseEntry:
+    object_id, _, offer_id = str(entity["RowKey"]).partition("|")
+    quantity = entity.get("quantity")
+    return LicenseEntry(
+        tenant_id=entity["PartitionKey"],
+        object_id=object_id,
+        offer_id=offer_id,
+        subscription_id=str(entity.get("subscription_id", "")),
+        plan_id=str(entity.get("plan_id", "")),
+        status=str(entity.get("status", "")),
+        quantity=int(quantity) if quantity is not None else None,
+    )
+
+
+class LicenseIndex:
+    """Reads and writes the license index table."""
+
+    def __init__(self, table_client: TableClient) -> None:
+        self._table = table_client
+
+    # --- the check -----------------------------------------------------------------------------------
+
+    def lookup(self, tenant_id: str, object_id: str, offer_id: str) -> LicenseEntry | None:
+        """The user's own seat row if any, else the tenant-wide row, in a single request.
+
+        Raises InvalidLicenseQueryError on ids that cannot be keys.
+        """
+        tid, oid = normalize_id(tenant_id, "tenantId"), normalize_id(object_id, "objectId")
+        offer = normalize_offer(offer_id)
+        rows = self._table.query_entities(
+            "PartitionKey eq @tid and (RowKey eq @user or RowKey eq @anyone)",
+            parameters={"tid": tid, "user": _row_key(oid, offer), "anyone": _row_key(TENANT_WIDE, offer)},
+        )
+        entries = sorted((_entry(row) for row in rows), key=lambda e: e.tenant_wide)
+        return entries[0] if entries else None
+
+    # --- writers -------------------------------------------------------------------------------------
+
+    def put_seat(self, subscription: Subscription, tenant_id: str, object_id: str) -> None:
+        """The seat holder (tid+oid) may use the subscription's offer."""
+        self._put(subscription, normalize_id(tenant_id, "tenant id"), normalize_id(object_id, "object id"))
+
+    def remove_seat(self, subscription: Subscription, tenant_id: str, object_id: str) -> None:
+        self._remove(subscription, normalize_id(tenant_id, "tenant id"), normalize_id(object_id, "object id"))
+
+    def refresh(self, subscription: Subscription, seat_holders: list[tuple[str, str]]) -> None:
+        """Rewrites every row of the subscription from its current plan, status and seat holders."""
+        beneficiary = (subscription.beneficiary.tenant_id or "").strip().lower()
+        if beneficiary and _ID.match(beneficiary):
+            if is_flat_rate(subscription):
+                self._put(subscription, beneficiary, TENANT_WIDE)
+            else:
+                self._remove(subscription, beneficiary, TENANT_WIDE)
+        for tenant_id, object_id in seat_holders:
+            self.put_seat(subscription, tenant_id, object_id)
+        log.info("license index refreshed", extra={"seat_rows": len(seat_holders)})
+
+    def _get(self, tenant_id: str, row_key: str) -> dict[str, Any] | None:
+        try:
+            return self._table.get_entity(tenant_id, row_key)
+        except ResourceNotFoundError:
+            return None
+
+    def _put(self, subscription: Subscription, tenant_id: str, object_id: str) -> None:
+        offer = normalize_offer(subscription.offer_id)
+        row_key = _row_key(object_id, offer)
+        if not self._may_overwrite(self._get(tenant_id, row_key), subscription):
+            log.info("license row kept: another subscription of this offer is active")
+            return
+        entity: dict[str, Any] = {
+            "PartitionKey": tenant_id,
+            "RowKey": row_key,
+            "subscription_id": subscription.id,
+            "plan_id": subscription.plan_id,
+            "status": subscription.status.value,
+            "updated_at": datetime.now(UTC),
+        }
+        if subscription.quantity is not None:
+            entity["quantity"] = subscription.quantity
+        self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    @staticmethod
+    def _may_overwrite(existing: dict[str, Any] | None, subscription: Subscription) -> bool:
+        if existing is None or existing.get("subscription_id") == subscription.id:
+            return True
+        return not (
+            existing.get("status") == SubscriptionStatus.SUBSCRIBED.value
+            and subscription.status is not SubscriptionStatus.SUBSCRIBED
+        )
+
+    def _remove(self, subscription: Subscription, tenant_id: str, object_id: str) -> None:
+        row_key = _row_key(object_id, normalize_offer(subscription.offer_id))
+        existing = self._get(tenant_id, row_key)
+        # Only this subscription's row: another subscription of the same offer may license the same user.
+        if existing is not None and existing.get("subscription_id") == subscription.id:
+            self._table.delete_entity(tenant_id, row_key)
+
+
+def license_table_name(table_seats: str) -> str:
+    """Beside the seats table it indexes; deriving the name keeps test prefixes and deployments in step."""
+    return f"{table_seats}licenses"
+
+
+_indexes: weakref.WeakKeyDictionary[Services, LicenseIndex] = weakref.WeakKeyDictionary()
+_indexes_lock = threading.Lock()
+
+
+def license_index(services: Services) -> LicenseIndex:
+    """The process's index, built once per composition root."""
+    with _indexes_lock:
+        index = _indexes.get(services)
+        if index is None:
+            table = services._tables.table(license_table_name(services.settings.table_seats))  # type: ignore[attr-defined]
+            index = _indexes[services] = LicenseIndex(table)
+        return index
+
+
+def refresh_license_index(services: Services, subscription: Subscription) -> None:
+    """Brings the subscription's index rows in line with its plan, status and bound seats."""
+    with log_context(subscription_id=subscription.id):
+        if not subscription.offer_id:
+            log.warning("license index not refreshed: the subscription has no offer id")
+            return
+        holders = [
+            (seat.tenant_id, seat.object_id) for seat in services.seats.list(subscription.id) if seat.is_bound
+        ]
+        license_index(services).refresh(subscription, holders)
