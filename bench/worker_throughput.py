@@ -82,12 +82,12 @@ def run(subscriptions: int, sandbox: RunningSandbox, handler: object) -> None:
         handler(as_trigger_message(event))  # type: ignore[operator]
     elapsed = time.perf_counter() - started
     assert all(services().subscriptions.get(i).status.value == "Subscribed" for i in ids)
+    count = len(events)
     print(
-        f"worker: {len(events)} webhook events in {elapsed:.2f} s on one thread = {len(events) / elapsed:,.1f} events/s"
+        f"worker: {count} webhook events in {elapsed:.2f} s on one thread = {count / elapsed:,.1f} events/s"
     )
-    print(
-        f"  {elapsed / len(events) * 1000:.1f} ms per event; {len(counter) / len(events):.1f} Fulfillment API calls per event"
-    )
+    calls = len(counter) / count
+    print(f"  {elapsed / count * 1000:.1f} ms per event; {calls:.1f} Fulfillment API calls per event")
 
 
 def main() -> None:
