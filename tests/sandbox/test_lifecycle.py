@@ -413,3 +413,19 @@ def test_unknown_subscription_in_control_api_is_404(control: ControlClient) -> N
     with pytest.raises(ControlError) as refused:
         control.suspend(str(uuid.uuid4()))
     assert refused.value.status == 404
+
+
+def test_concurrent_purchases_and_changes_are_all_kept(
+    control: ControlClient, api: ApiCaller, sandbox: RunningSandbox
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        bought = list(pool.map(lambda _: control.buy("team-seats", quantity=2)["subscriptionId"], range(24)))
+    for subscription_id in bought:
+        sandbox.marketplace.activate(subscription_id, {"planId": "team-seats"})
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        operations = list(pool.map(lambda s: control.change_quantity(s, 3)["operationId"], bought))
+    assert len(set(operations)) == len(bought)
+    listed = api.call("GET", "/subscriptions/").json()["subscriptions"]
+    assert {s["id"] for s in listed} == set(bought)
