@@ -44,6 +44,8 @@ class Service:
     ports: tuple[int, ...]
     log_path: Path
     env: Mapping[str, str] | None = None
+    stop_signal: signal.Signals = signal.SIGTERM
+    prepare: Callable[[], None] | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     log_file: IO[bytes] | None = field(default=None, repr=False)
 
@@ -78,6 +80,14 @@ class StackConfig:
     def webhook_url(self) -> str:
         return f"http://{HOST}:{self.devhost_port}/api/webhook"
 
+    @property
+    def trust_bundle(self) -> Path:
+        return self.state_dir / "sandbox" / "tls" / "trust-bundle.pem"
+
+    @property
+    def landing_url(self) -> str:
+        return f"http://{HOST}:{self.devhost_port}/api/landing"
+
 
 def build_services(config: StackConfig, env: Mapping[str, str]) -> list[Service]:
     """The children in start order: storage first, then Microsoft's stand-in, then the app that uses both."""
@@ -93,6 +103,8 @@ def build_services(config: StackConfig, env: Mapping[str, str]) -> list[Service]
             ],
             ports=(config.azurite_port,),
             log_path=config.logs_dir / "azurite.log",
+            # Azurite saves its tables on SIGINT only; SIGTERM would lose the last seconds of writes.
+            stop_signal=signal.SIGINT,
         ),
         Service(
             name="sandbox",
@@ -106,6 +118,7 @@ def build_services(config: StackConfig, env: Mapping[str, str]) -> list[Service]
                     str(config.sandbox_https_port),
                 ),
                 *("--state-dir", str(config.state_dir / "sandbox"), "--webhook-url", config.webhook_url),
+                *("--landing-url", config.landing_url),
             ],
             ports=(config.sandbox_http_port, config.sandbox_https_port),
             log_path=config.logs_dir / "sandbox.log",
@@ -116,9 +129,18 @@ def build_services(config: StackConfig, env: Mapping[str, str]) -> list[Service]
             command=[sys.executable, "-m", "devhost"],
             ports=(config.devhost_port,),
             log_path=config.logs_dir / "devhost.log",
-            env=child_env,
+            env={**child_env, "REQUESTS_CA_BUNDLE": str(config.trust_bundle)},
+            prepare=lambda: _write_trust_bundle(config),
         ),
     ]
+
+
+def _write_trust_bundle(config: StackConfig) -> None:
+    # The environment often sets REQUESTS_CA_BUNDLE to the system bundle, which would win over dev.env;
+    # the dev host gets that bundle plus the sandbox CA, so it trusts both the sandbox and real hosts.
+    from sandbox.tls import ensure_certificates, write_trust_bundle
+
+    write_trust_bundle(ensure_certificates(config.trust_bundle.parent), config.trust_bundle)
 
 
 def _stack_env(config: StackConfig) -> dict[str, str]:
@@ -227,11 +249,11 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 def stop_all(services: list[Service], timeout: float = STOP_TIMEOUT_SECONDS) -> None:
-    """Newest first, so the app stops before what it depends on: terminate, wait, then kill."""
+    """Newest first, so the app stops before what it depends on: ask it to stop, wait, then kill."""
     for service in reversed(services):
         process = service.process
         if process is not None and process.poll() is None:
-            process.terminate()
+            process.send_signal(service.stop_signal)
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -282,6 +304,10 @@ def run(env: Mapping[str, str], stop: threading.Event) -> int:
         raise StackError(f"Azurite is not installed at {AZURITE}: run `npm ci` (make install does)")
     try:
         for service in services:
+            if stop.is_set():
+                break
+            if service.prepare is not None:
+                service.prepare()
             start(service)
             wait_ready(service, stop)
         if not stop.is_set():

@@ -57,14 +57,20 @@ def test_the_settings_it_makes_are_valid() -> None:
     assert settings.webhook_audience == settings.publisher_client_id
 
 
-def test_the_publisher_identity_is_the_sandbox_example_one() -> None:
-    publisher = json.loads((PROJECT_ROOT / "sandbox" / "identities.example.json").read_text())["publisher"]
+def test_the_identities_are_the_sandbox_example_ones() -> None:
+    identities = json.loads((PROJECT_ROOT / "sandbox" / "identities.example.json").read_text())
+    publisher, sso = identities["publisher"], identities["sso_apps"][0]
     settings = read_dev_env({})
     assert settings["PUBLISHER_TENANT_ID"] == publisher["tenant_id"]
     assert settings["PUBLISHER_CLIENT_ID"] == publisher["client_id"]
     assert settings["PUBLISHER_CLIENT_SECRET"] == publisher["client_secret"]
     assert settings["WEBHOOK_AUDIENCE"] == publisher["client_id"]
     assert f"/{publisher['tenant_id']}/v2.0/" in settings["WEBHOOK_OPENID_CONFIG_URL"]
+    assert (settings["SSO_CLIENT_ID"], settings["SSO_CLIENT_SECRET"]) == (
+        sso["client_id"],
+        sso["client_secret"],
+    )
+    assert f"{settings['PUBLIC_BASE_URL']}/api/auth/callback" in sso["redirect_uris"]
 
 
 def test_an_unknown_placeholder_names_the_line(tmp_path: Path) -> None:

@@ -9,8 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from devhost import PROJECT_ROOT
-from tests.support.ports import free_port
+import requests
+from azure.data.tables import TableClient, TableServiceClient
+
+from devhost import PROJECT_ROOT, read_dev_env
+from tests.support.ports import free_port, wait_for_port
 
 
 def stack_env(state_dir: Path, **ports: int) -> dict[str, str]:
@@ -89,3 +92,65 @@ def _wait_for_file(path: Path, timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{path} never appeared")
         time.sleep(0.05)
+
+
+def _run_stack(env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "devhost.stack"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _stop(proc: subprocess.Popen[str], stop_signal: signal.Signals) -> tuple[str, str]:
+    proc.send_signal(stop_signal)
+    try:
+        return proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def _table(env: dict[str, str]) -> TableClient:
+    settings = read_dev_env(env)
+    service = TableServiceClient.from_connection_string(settings["STORAGE_CONNECTION_STRING"])
+    return service.get_table_client("stacktest")
+
+
+def test_the_stack_runs_stops_on_ctrl_c_and_restarts_on_the_same_data(tmp_path: Path) -> None:
+    env = stack_env(tmp_path)
+    ports = [
+        int(env[name]) for name in ("AZURITE_PORT", "SANDBOX_HTTP_PORT", "SANDBOX_HTTPS_PORT", "DEVHOST_PORT")
+    ]
+    first = _run_stack(env)
+    try:
+        for port in ports:
+            wait_for_port(port, timeout=90)
+        health = requests.get(f"http://127.0.0.1:{env['DEVHOST_PORT']}/api/health", timeout=10)
+        assert health.status_code == 200
+        assert requests.get(f"http://127.0.0.1:{env['SANDBOX_HTTP_PORT']}/", timeout=10).status_code == 200
+        table = _table(env)
+        table.create_table()
+        table.create_entity({"PartitionKey": "p", "RowKey": "r", "note": "kept"})
+    finally:
+        out, err = _stop(first, signal.SIGINT)
+    assert first.returncode == 0, err
+    assert f"http://127.0.0.1:{env['SANDBOX_HTTP_PORT']}/" in out
+    assert f"http://127.0.0.1:{env['DEVHOST_PORT']}/api/health" in out
+    assert "Local stack stopped." in out
+    for name in ("azurite", "sandbox", "devhost"):
+        assert (tmp_path / "logs" / f"{name}.log").stat().st_size > 0
+    assert (tmp_path / "sandbox" / "tls" / "ca.pem").exists()
+
+    second = _run_stack(env)
+    try:
+        for port in ports:
+            wait_for_port(port, timeout=90)
+        assert _table(env).get_entity("p", "r")["note"] == "kept"
+    finally:
+        _, err = _stop(second, signal.SIGTERM)
+    assert second.returncode == 0, err
