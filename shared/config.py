@@ -104,6 +104,12 @@ class Settings:
     policy_refuse_quantity_below_assigned: bool = True
     provisioning_hook: str = ""
 
+    # --- Buyer sign-in: the multitenant SSO app of the landing page (R8-R11, R17).
+    sso_client_id: str = ""
+    sso_client_secret: str = field(default="", repr=False)
+    sso_authority: str = PUBLIC_ENTRA_AUTHORITY
+    graph_base_url: str = "https://graph.microsoft.com/v1.0"
+
     # --- Pages.
     public_base_url: str = "http://127.0.0.1:7071"
     session_secret: str = field(default="", repr=False)
@@ -158,6 +164,10 @@ class Settings:
                 env.get("POLICY_REFUSE_QUANTITY_BELOW_ASSIGNED"), True
             ),
             provisioning_hook=env.get("PROVISIONING_HOOK", "").strip(),
+            sso_client_id=env.get("SSO_CLIENT_ID", "").strip(),
+            sso_client_secret=env.get("SSO_CLIENT_SECRET", ""),
+            sso_authority=env.get("SSO_AUTHORITY", "").strip().rstrip("/") or PUBLIC_ENTRA_AUTHORITY,
+            graph_base_url=env.get("GRAPH_BASE_URL", "").strip().rstrip("/") or cls.graph_base_url,
             public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or "http://127.0.0.1:7071",
             session_secret=env.get("SESSION_SECRET", ""),
             log_level=env.get("LOG_LEVEL", "INFO").strip().upper(),

@@ -1,13 +1,16 @@
-"""The landing page: Microsoft sends the buyer here with `?token=...` (R1-R7, R14-R16).
+"""The landing page: Microsoft sends the buyer here with `?token=...` (R1-R16, R60-R62).
 
-The token is resolved at once and never stored (R4). A new purchase is recorded, its activation queued,
-and the buyer follows the progress on a status page that refreshes itself (no script needed). A known
-subscription leads to its state, never to a second activation.
+The token is resolved at once and never stored, not even in the session (R4): the purchase is recorded and
+only its subscription id is remembered. The buyer then signs in with Entra ID (R8) and confirms on
+/api/landing/confirm what they bought, who they are and where we may write to them (R11, R12). Only that
+confirmation (a CSRF-checked POST) grants the admin roles and queues the activation, exactly once: a refresh,
+the back button or a second visit leads to the subscription's status or management page instead (R7).
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
@@ -15,11 +18,12 @@ from urllib.parse import quote, unquote, urlsplit
 import azure.functions as func
 
 from shared.logs import get_logger, log_context
-from shared.web.pages import error_page, page
+from shared.web.pages import error_page, page, redirect
 
 if TYPE_CHECKING:
     from shared.app_context import Services
     from shared.domain.subscription import ResolvedPurchase, Subscription
+    from shared.web.current_user import SignedInUser
 
 log = get_logger(__name__)
 STATUS_TICKET_MAX_AGE = timedelta(hours=12)
@@ -27,6 +31,10 @@ REOPEN_HINT = (
     "Open the SaaS subscription again in the Azure portal or the Microsoft 365 admin center and choose "
     "Configure account or Manage account."
 )
+CONFIRM_PATH = "/api/landing/confirm"
+PORTAL_SUBSCRIPTION_PATH = "/api/portal/subscriptions/{id}"
+LANDING_SESSION_KEY = "landing_subscription_id"
+TERM_NAMES = {"P1M": "Monthly", "P1Y": "Yearly", "P2Y": "Every 2 years", "P3Y": "Every 3 years"}
 
 
 def purchase_token(req: func.HttpRequest) -> str | None:
@@ -52,10 +60,10 @@ def handle_landing(req: func.HttpRequest) -> func.HttpResponse:
             return error_page(
                 400, "We couldn't identify this purchase", "The link has no purchase token.", REOPEN_HINT
             )
-        return _land(services(), token, correlation_id)
+        return _land(services(), req, token, correlation_id)
 
 
-def _land(svc: Services, token: str, correlation_id: str) -> func.HttpResponse:
+def _land(svc: Services, req: func.HttpRequest, token: str, correlation_id: str) -> func.HttpResponse:
     from shared.fulfillment.errors import BadRequestError, FulfillmentError, NotFoundError, is_transient
 
     try:
@@ -74,36 +82,243 @@ def _land(svc: Services, token: str, correlation_id: str) -> func.HttpResponse:
             reference=correlation_id,
         )
     with log_context(subscription_id=purchase.subscription_id):
-        stored = record_purchase(svc, purchase, correlation_id)
-        return _page_for(svc, purchase, stored)
+        record_purchase(svc, purchase, correlation_id)
+        return _to_confirmation(svc, req, purchase.subscription_id)
 
 
 def record_purchase(svc: Services, purchase: ResolvedPurchase, correlation_id: str) -> Subscription:
-    """Mirrors the resolved subscription; queues its activation while it waits for one (R14, R15)."""
-    from shared.domain.status import SubscriptionStatus
+    """Mirrors the resolved subscription. Activation waits for the buyer's confirmation (R8, R12, R14)."""
     from shared.domain.transitions import Cause
-    from shared.queueing.messages import activation_message
     from shared.workflows.sync import mirror
 
-    now = datetime.now(UTC)
-    cause = Cause(operation_id="", action="Resolve", source="landing", at=now)
-    snapshot = purchase.subscription
-    if snapshot.status is not SubscriptionStatus.PENDING_FULFILLMENT_START:
-        return mirror(svc, snapshot, cause, correlation_id)
-    stored = mirror(svc, snapshot, cause, correlation_id, bookkeeping={"activation_requested_at": now})
-    svc.queue.send(activation_message(snapshot.id, snapshot.plan_id, snapshot.quantity, correlation_id))
-    log.info("activation queued", extra={"plan_id": snapshot.plan_id, "quantity": snapshot.quantity})
-    return stored
+    cause = Cause(operation_id="", action="Resolve", source="landing", at=datetime.now(UTC))
+    return mirror(svc, purchase.subscription, cause, correlation_id)
 
 
-def _page_for(svc: Services, purchase: ResolvedPurchase, stored: Subscription) -> func.HttpResponse:
-    ticket = status_ticket(svc, stored.id)
-    return page(
-        "landing.html",
-        purchase=purchase,
+def _to_confirmation(svc: Services, req: func.HttpRequest, subscription_id: str) -> func.HttpResponse:
+    """Remembers the subscription (never the token) and goes to the confirm page, signing in first."""
+    from shared.entrypoints.auth import sign_in_redirect, with_cookies
+    from shared.web.current_user import load_session, session_codec, user_from_session
+
+    session = load_session(req, svc.settings)
+    session[LANDING_SESSION_KEY] = subscription_id
+    cookie = session_codec(svc.settings).dump(session)
+    if user_from_session(session) is None:
+        log.info("landing: sign-in needed before confirmation")
+        return sign_in_redirect(svc, CONFIRM_PATH, cookie)
+    # A redirect, not the page itself: the token leaves the address bar, so a refresh never resolves again.
+    return with_cookies(redirect(CONFIRM_PATH), cookie)
+
+
+def handle_confirm(req: func.HttpRequest) -> func.HttpResponse:
+    """GET shows what was bought and who confirms it; POST records the confirmation and queues activation."""
+    from shared.app_context import services
+    from shared.entrypoints.auth import sign_in_redirect
+    from shared.web.current_user import load_session, user_from_session
+
+    svc = services()
+    with log_context(correlation_id=str(uuid.uuid4())):
+        session = load_session(req, svc.settings)
+        user = user_from_session(session)
+        if user is None:
+            return sign_in_redirect(svc, CONFIRM_PATH)
+        subscription_id = session.get(LANDING_SESSION_KEY)
+        if not isinstance(subscription_id, str) or not subscription_id:
+            log.info("confirm page without a purchase in the session")
+            return error_page(
+                400, "We don't know which purchase to set up", "Your session has no purchase.", REOPEN_HINT
+            )
+        with log_context(subscription_id=subscription_id):
+            return _confirm(svc, req, session, user, subscription_id)
+
+
+def _confirm(
+    svc: Services, req: func.HttpRequest, session: dict, user: SignedInUser, subscription_id: str
+) -> func.HttpResponse:
+    stored = svc.subscriptions.get(subscription_id)
+    if stored is None:
+        return error_page(404, "Subscription not found", "We have no record of this purchase.", REOPEN_HINT)
+    if not may_confirm(user, stored):
+        log.warning("confirm refused: user is of neither the purchaser's nor the beneficiary's tenant")
+        return error_page(
+            403,
+            "This purchase belongs to another organisation",
+            "Sign in with an account of the organisation that bought the subscription, or the one it is for.",
+            "Sign out, then open the link again and choose the right account.",
+        )
+    settled = settled_destination(svc, stored)
+    if settled is not None:
+        return settled
+    if req.method == "POST":
+        return _submit(svc, req, session, user, stored)
+    return _confirm_page(svc, session, user, stored, contact_email=user.email, error="")
+
+
+def may_confirm(user: SignedInUser, stored: Subscription) -> bool:
+    """R62: someone of the beneficiary's tenant, or of the purchaser's (a CSP partner finishing setup)."""
+    tenants = {stored.purchaser.tenant_id.lower(), stored.beneficiary.tenant_id.lower()} - {""}
+    return user.tenant_id.lower() in tenants
+
+
+def settled_destination(svc: Services, stored: Subscription) -> func.HttpResponse | None:
+    """Where a subscription past confirmation leads (R7); None while it still waits for confirmation."""
+    from shared.domain.status import SubscriptionStatus
+
+    if stored.status in (SubscriptionStatus.SUBSCRIBED, SubscriptionStatus.SUSPENDED):
+        return redirect(PORTAL_SUBSCRIPTION_PATH.format(id=quote(stored.id, safe="")))
+    if stored.status is SubscriptionStatus.UNSUBSCRIBED:
+        return page("landing.html", subscription=stored, offer_name=stored.offer_id, status_url="")
+    if stored.activation_requested_at is not None:
+        return redirect(status_url(svc, stored.id))
+    return None
+
+
+def status_url(svc: Services, subscription_id: str) -> str:
+    return f"/api/landing/status?ticket={quote(status_ticket(svc, subscription_id))}"
+
+
+def _confirm_page(
+    svc: Services,
+    session: dict,
+    user: SignedInUser,
+    stored: Subscription,
+    *,
+    contact_email: str,
+    error: str,
+) -> func.HttpResponse:
+    from shared.entrypoints.auth import with_cookies
+    from shared.web import csrf
+    from shared.web.current_user import session_codec
+
+    token = csrf.issue(session)
+    response = page(
+        "landing_confirm.html",
+        status=400 if error else 200,
         subscription=stored,
-        offer_name=purchase.offer_id,
-        status_url=f"/api/landing/status?ticket={quote(ticket)}",
+        offer_name=stored.offer_id,
+        term_name=TERM_NAMES.get(stored.term.unit, stored.term.unit or "Starts when your account is ready"),
+        buyer=user,
+        organisation=organisation_of(user, stored),
+        contact_email=contact_email,
+        email_error=error,
+        csrf_token=token,
+        user=user.display,
+    )
+    return with_cookies(response, session_codec(svc.settings).dump(session))
+
+
+def organisation_of(user: SignedInUser, stored: Subscription) -> str:
+    from shared.identity.contact_email import MSA_TENANT_ID
+
+    if user.tenant_id == MSA_TENANT_ID:
+        return "Personal Microsoft account"
+    side = (
+        "the organisation it is for"
+        if user.tenant_id == stored.beneficiary.tenant_id.lower()
+        else ("the purchasing partner")
+    )
+    return f"Tenant {user.tenant_id} ({side})"
+
+
+def _submit(
+    svc: Services, req: func.HttpRequest, session: dict, user: SignedInUser, stored: Subscription
+) -> func.HttpResponse:
+    from shared.identity.contact_email import looks_like_address
+    from shared.web import csrf
+
+    if not csrf.verify(session, req.form.get(csrf.FORM_FIELD)):
+        log.warning("confirm refused: CSRF token missing or wrong")
+        return error_page(403, "This form has expired", "Reload the page and confirm again.")
+    email = (req.form.get("contact_email") or "").strip()
+    if not looks_like_address(email):
+        log.info("confirm refused: contact email missing or malformed")
+        return _confirm_page(
+            svc,
+            session,
+            user,
+            stored,
+            contact_email=email,
+            error="Enter an email address like name@example.com.",
+        )
+    confirm_purchase(svc, stored, user, email, str(uuid.uuid4()))
+    return redirect(status_url(svc, stored.id))
+
+
+def confirm_purchase(
+    svc: Services, stored: Subscription, user: SignedInUser, contact_email: str, correlation_id: str
+) -> bool:
+    """Records who confirmed and the contact email, grants the admin roles, queues activation once.
+
+    Returns True when this call queued the activation, False when an earlier confirmation already had.
+    """
+    from shared.storage.users import User
+
+    svc.users.upsert(
+        User(user.tenant_id, user.object_id, display_name=user.name, email=contact_email, upn=user.upn)
+    )
+    grant_admins(svc, stored, user)
+    queued = _queue_activation_once(svc, stored.id, correlation_id)
+    if queued:
+        _audit_confirmation(svc, stored.id, user, contact_email, correlation_id)
+    return queued
+
+
+def grant_admins(svc: Services, stored: Subscription, user: SignedInUser) -> None:
+    """Purchaser and beneficiary as Microsoft names them, plus whoever confirmed, on their own side."""
+    confirmer = f"{user.tenant_id}:{user.object_id}"
+    grants = [
+        (stored.purchaser.tenant_id, stored.purchaser.object_id, "purchaser"),
+        (stored.beneficiary.tenant_id, stored.beneficiary.object_id, "beneficiary-admin"),
+        (user.tenant_id, user.object_id, confirmer_role(user, stored)),
+    ]
+    for tenant_id, object_id, role in dict.fromkeys(grants):
+        if tenant_id and object_id:
+            svc.admins.grant(stored.id, tenant_id, object_id, role, granted_by=confirmer)  # type: ignore[arg-type]
+
+
+def confirmer_role(user: SignedInUser, stored: Subscription) -> str:
+    return "beneficiary-admin" if user.tenant_id == stored.beneficiary.tenant_id.lower() else "purchaser"
+
+
+def _queue_activation_once(svc: Services, subscription_id: str, correlation_id: str) -> bool:
+    """Marks activation requested under the record's ETag; only the request that set the mark queues."""
+    from shared.domain.status import SubscriptionStatus
+    from shared.queueing.messages import activation_message
+
+    marked: list[Subscription] = []
+
+    def mark(current: Subscription | None) -> Subscription | None:
+        marked.clear()  # `update` may call this again after losing a race
+        if current is None or current.status is not SubscriptionStatus.PENDING_FULFILLMENT_START:
+            return None
+        if current.activation_requested_at is not None:
+            return None
+        marked.append(replace(current, activation_requested_at=datetime.now(UTC)))
+        return marked[0]
+
+    svc.subscriptions.update(subscription_id, mark)
+    if not marked:
+        log.info("activation already requested; nothing queued")
+        return False
+    sub = marked[0]
+    svc.queue.send(activation_message(sub.id, sub.plan_id, sub.quantity, correlation_id))
+    log.info("activation queued", extra={"plan_id": sub.plan_id, "quantity": sub.quantity})
+    return True
+
+
+def _audit_confirmation(
+    svc: Services, subscription_id: str, user: SignedInUser, contact_email: str, correlation_id: str
+) -> None:
+    svc.audit.append(
+        subscription_id,
+        action="Confirm",
+        source="landing",
+        changes={
+            "confirmed_by": ("", f"{user.tenant_id}:{user.object_id}"),
+            "contact_email": ("", contact_email),
+        },
+        correlation_id=correlation_id,
+        at=datetime.now(UTC),
     )
 
 

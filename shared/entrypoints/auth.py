@@ -1,0 +1,147 @@
+"""Buyer sign-in routes: /api/auth/signin, /api/auth/callback and /api/auth/signout (R8-R11).
+
+The callback turns a validated Entra ID sign-in into a session: the user is stored by tenant id + object id,
+any seat assigned to their email or UPN in a subscription of their tenant is bound to that identity, and the
+browser goes on to `next`, which can only be a path on this site (no open redirect).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+import azure.functions as func
+
+from shared.logs import get_logger, log_context
+from shared.web.pages import error_page, page, redirect
+
+if TYPE_CHECKING:
+    from shared.app_context import Services
+    from shared.identity.signin import SignInResult
+    from shared.web.current_user import SignedInUser
+
+log = get_logger(__name__)
+
+RESTART_HINT = "Go back to the page you came from and sign in again."
+
+
+def with_cookies(response: func.HttpResponse, *cookies: str) -> func.HttpResponse:
+    """Adds each Set-Cookie value as its own header (a mapping could hold only one)."""
+    for cookie in cookies:
+        response.headers.add("Set-Cookie", cookie)
+    return response
+
+
+def sign_in_redirect(svc: Services, next_path: str, *cookies: str) -> func.HttpResponse:
+    """Sends the browser to Entra ID; the flow cookie rides along with any cookie the caller sets."""
+    from shared.identity.signin import SignInError, start_sign_in
+
+    try:
+        started = start_sign_in(svc.settings, next_path)
+    except SignInError as exc:
+        log.error("sign-in could not start", extra={"reason": exc.reason})
+        return error_page(exc.status, "Sign-in is not available", exc.message)
+    return with_cookies(redirect(started.authorize_url), *cookies, started.flow_cookie)
+
+
+def handle_signin(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.app_context import services
+
+    return sign_in_redirect(services(), req.params.get("next", ""))
+
+
+def handle_callback(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.app_context import services
+    from shared.identity.signin import SignInError, finish_sign_in, flow_codec
+
+    svc = services()
+    with log_context(correlation_id=str(uuid.uuid4())):
+        clear_flow = flow_codec(svc.settings).clear()
+        try:
+            result = finish_sign_in(svc.settings, req.headers.get("cookie"), dict(req.params))
+        except SignInError as exc:
+            log.warning("sign-in refused", extra={"reason": exc.reason, "status": exc.status})
+            response = error_page(exc.status, "We could not sign you in", exc.message, RESTART_HINT)
+            return with_cookies(response, clear_flow)
+        return with_cookies(_signed_in(svc, req, result), clear_flow)
+
+
+def _signed_in(svc: Services, req: func.HttpRequest, result: SignInResult) -> func.HttpResponse:
+    from shared.web.current_user import load_session, session_codec, sign_in
+
+    user = remember_user(svc, result)
+    with log_context(tenant_id=user.tenant_id):
+        bind_seats(svc, user)
+        log.info("buyer signed in", extra={"object_id": user.object_id})
+    session = sign_in(load_session(req, svc.settings), user)
+    return with_cookies(redirect(result.next_path), session_codec(svc.settings).dump(session))
+
+
+def remember_user(svc: Services, result: SignInResult) -> SignedInUser:
+    """Upserts the user; an email they confirmed earlier wins over the one derived at this sign-in."""
+    from shared.storage.users import User
+    from shared.web.current_user import SignedInUser
+
+    claims = result.claims
+    known = svc.users.get(claims.tenant_id, claims.object_id)
+    email = (known.email if known else "") or result.contact_email
+    stored = svc.users.upsert(
+        User(
+            tenant_id=claims.tenant_id,
+            object_id=claims.object_id,
+            display_name=claims.name,
+            email=email,
+            upn=claims.preferred_username,
+        )
+    )
+    return SignedInUser(stored.tenant_id, stored.object_id, stored.display_name, stored.email, stored.upn)
+
+
+def bind_seats(svc: Services, user: SignedInUser) -> int:
+    """Re-keys seats assigned to the user's email or UPN (in their tenant's subscriptions) to tid + oid."""
+    keys = {key.strip().lower() for key in (user.email, user.upn) if key and "@" in key}
+    bound = 0
+    for subscription in svc.subscriptions.list_for_tenant(user.tenant_id):
+        for key in keys:
+            bound += _bind_one(svc, subscription.id, key, user)
+    return bound
+
+
+def _bind_one(svc: Services, subscription_id: str, key: str, user: SignedInUser) -> int:
+    from shared.storage.seats import SeatNotFoundError
+
+    with log_context(subscription_id=subscription_id):
+        try:
+            seat = svc.seats.find(subscription_id, user_key=key)
+            if seat is None or seat.is_bound:
+                return 0
+            svc.seats.bind_identity(subscription_id, key, user.tenant_id, user.object_id)
+        except (SeatNotFoundError, ValueError) as exc:
+            # A seat bound to someone else, or a key that is not an address: the seat stays as it was.
+            log.warning("seat not bound at sign-in", extra={"error": type(exc).__name__})
+            return 0
+        log.info("seat bound to the signed-in user")
+        return 1
+
+
+def handle_signout(req: func.HttpRequest) -> func.HttpResponse:
+    """GET asks for confirmation (a form with a CSRF token); POST ends the session."""
+    from shared.app_context import services
+    from shared.web import csrf
+    from shared.web.current_user import load_session, session_codec, user_from_session
+
+    svc = services()
+    codec = session_codec(svc.settings)
+    session = load_session(req, svc.settings)
+    if req.method == "POST":
+        if not csrf.verify(session, req.form.get(csrf.FORM_FIELD)):
+            log.warning("sign-out refused: CSRF token missing or wrong")
+            return error_page(403, "This form has expired", "Reload the page and try again.")
+        log.info("buyer signed out")
+        return with_cookies(page("signin_signed_out.html"), codec.clear())
+    user = user_from_session(session)
+    if user is None:
+        return page("signin_signed_out.html")
+    token = csrf.issue(session)
+    response = page("signin_signout.html", user=user.display, csrf_token=token)
+    return with_cookies(response, codec.dump(session))
