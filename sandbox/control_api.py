@@ -223,9 +223,9 @@ class ControlApi:
         try:
             return handler(request, **arguments)
         except (_ControlError, MarketplaceError) as exc:
+            log.warning("control %s refused with %d: %s", endpoint, exc.status, exc.message)
             if endpoint.startswith("page"):
                 return _back_to_page(f"Refused: {exc.message}")
-            log.warning("control %s refused with %d: %s", endpoint, exc.status, exc.message)
             return _error(exc.status, exc.code, exc.message)
 
     # --- JSON: catalog, identities ------------------------------------------------------------------------

@@ -75,6 +75,8 @@ class WebhookSender:
         self._lock = threading.Lock()
         self._attempts: list[DeliveryAttempt] = []
         self._threads: list[threading.Thread] = []
+        # Bumped by clear(): deliveries started before a reset stop retrying instead of reaching a new test.
+        self._generation = 0
 
     def send(self, operation_id: str, body: dict[str, Any]) -> None:
         """Starts delivering `body` (the webhook payload of `operation_id`); returns at once."""
@@ -91,8 +93,14 @@ class WebhookSender:
             return [a.to_json() for a in self._attempts if operation_id in (None, a.operation_id)]
 
     def clear(self) -> None:
+        """Forgets the delivery log and abandons retries still pending (the control API's reset)."""
         with self._lock:
             self._attempts.clear()
+            self._generation += 1
+
+    def _abandoned(self, generation: int) -> bool:
+        with self._lock:
+            return self._stopping.is_set() or generation != self._generation
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stops retrying; waits briefly for attempts in flight so nothing posts after the sandbox is gone."""
@@ -105,8 +113,10 @@ class WebhookSender:
 
     def _deliver(self, operation_id: str, body: dict[str, Any]) -> None:
         settings = self._settings()
+        with self._lock:
+            generation = self._generation
         for attempt in range(1, settings.webhook_max_attempts + 1):
-            if self._stopping.is_set():
+            if self._abandoned(generation):
                 return
             status = self._attempt(operation_id, body, attempt, settings)
             if status == 200 or self._on_answer(operation_id, status):

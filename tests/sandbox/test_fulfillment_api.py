@@ -152,14 +152,10 @@ def test_list_available_plans_hides_stop_sold_and_foreign_private_plans(
 
 def test_list_available_plans_filters_by_plan_id(control: ControlClient, api: ApiCaller) -> None:
     subscription_id = control.buy("basic")["subscriptionId"]
-    url = api.url(
-        f"/subscriptions/{subscription_id}/listAvailablePlans", planId="pro", **{"api-version": "2018-08-31"}
-    )
+    url = api.url(f"/subscriptions/{subscription_id}/listAvailablePlans", planId="pro")
     response = spec_call(api, "GET", "", url=url)
     assert [p["planId"] for p in response.json()["plans"]] == ["pro"]
-    unknown = api.url(
-        f"/subscriptions/{subscription_id}/listAvailablePlans", planId="gold", **{"api-version": "2018-08-31"}
-    )
+    unknown = api.url(f"/subscriptions/{subscription_id}/listAvailablePlans", planId="gold")
     assert spec_call(api, "GET", "", url=unknown).json() == {"plans": []}
     missing = spec_call(api, "GET", f"/subscriptions/{uuid.uuid4()}/listAvailablePlans")
     assert missing.status_code == 404

@@ -125,7 +125,7 @@ def test_list_subscriptions_without_any_is_an_empty_list(control: ControlClient,
 
 
 def test_a_continuation_token_not_issued_by_the_api_is_400(control: ControlClient, api: ApiCaller) -> None:
-    url = api.url("/subscriptions/", continuationToken="abc", **{"api-version": "2018-08-31"})
+    url = api.url("/subscriptions/", continuationToken="abc")
     assert api.call("GET", "", url=url).status_code == 400
 
 

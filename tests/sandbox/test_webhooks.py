@@ -146,3 +146,15 @@ def test_answers_that_mean_try_later_do_not_reject_a_change(
     receiver.wait_for(2)
     assert [d["status"] for d in control.deliveries(operation_id)] == [status, 200]
     assert control.operation(operation_id)["status"] == "InProgress"
+
+
+def test_reset_abandons_pending_retries(
+    sandbox: RunningSandbox, control: ControlClient, receiver: WebhookReceiver
+) -> None:
+    receiver.answer_next(*([500] * 10))
+    control.suspend(subscribed(control, sandbox))
+    receiver.wait_for(1)
+    control.reset()
+    time.sleep(BASE_DELAY * 2**MAX_ATTEMPTS)
+    assert len(receiver.received) == 1
+    assert control.deliveries() == []

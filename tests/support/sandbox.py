@@ -167,8 +167,8 @@ class ApiCaller:
         self._session.verify = str(sandbox.ca_bundle)
 
     def url(self, path: str, **query: str) -> str:
-        """Absolute URL of `path` (under /saas) with api-version unless the caller sets its own query."""
-        query = query or {"api-version": API_VERSION}
+        """Absolute URL of `path` (under /saas) with `query`; api-version=2018-08-31 unless overridden."""
+        query = {"api-version": API_VERSION, **query}
         encoded = "&".join(f"{name}={requests.utils.quote(value, safe='')}" for name, value in query.items())
         return f"{self.base_url}{path}?{encoded}"
 
