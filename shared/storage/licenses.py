@@ -110,7 +110,8 @@ class LicenseIndex:
         tid, oid = normalize_id(tenant_id, "tenantId"), normalize_id(object_id, "objectId")
         offer = normalize_offer(offer_id)
         rows = self._table.query_entities(
-            "PartitionKey eq @tid and (RowKey eq @user or RowKey eq @anyone)",
+            # The SDK substitutes @-parameters only where they stand alone between spaces.
+            "PartitionKey eq @tid and ( RowKey eq @user or RowKey eq @anyone )",
             parameters={"tid": tid, "user": _row_key(oid, offer), "anyone": _row_key(TENANT_WIDE, offer)},
         )
         entries = sorted((_entry(row) for row in rows), key=lambda e: e.tenant_wide)
