@@ -208,8 +208,7 @@ class FulfillmentApi:
             f"{request.host_url}api/saas/subscriptions/{subscription_id}/operations/{operation_id}"
             f"?api-version={API_VERSION}"
         )
-        response = Response(status=202, headers={"Operation-Location": location})
-        return response
+        return Response(status=202, headers={"Operation-Location": location})
 
 
 def _offset(continuation_token: str | None) -> int:

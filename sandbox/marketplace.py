@@ -45,7 +45,6 @@ UNSUBSCRIBED = "Unsubscribed"
 IN_PROGRESS = "InProgress"
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
-CONFLICT = "Conflict"
 
 CHANGE_PLAN = "ChangePlan"
 CHANGE_QUANTITY = "ChangeQuantity"
