@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -227,7 +228,10 @@ def graph_token(stack: AppStack, object_id: str) -> str:
         verify=str(stack.sandbox.ca_bundle),
     )
     redirect_uri = f"{stack.base_url}/api/auth/callback"
-    flow = app.initiate_auth_code_flow(["User.Read"], redirect_uri=redirect_uri)
+    with warnings.catch_warnings():
+        # Query mode on purpose, as the app uses it (see shared.identity.signin).
+        warnings.filterwarnings("ignore", message="response_mode='form_post' is recommended")
+        flow = app.initiate_auth_code_flow(["User.Read"], redirect_uri=redirect_uri, response_mode="query")
     buyer = Buyer(stack)
     callback = buyer.choose_user(flow["auth_uri"], object_id).headers["Location"]
     result = app.acquire_token_by_auth_code_flow(flow, query_of(callback))
