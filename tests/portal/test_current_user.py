@@ -1,0 +1,89 @@
+"""The session's user: sign-in rotates the CSRF secret, cookies are Secure on https, redirects stay on site."""
+
+from __future__ import annotations
+
+import azure.functions as func
+import pytest
+
+from shared.config import Settings
+from shared.web import csrf
+from shared.web.current_user import SignedInUser, current_user, require_user, session_codec, sign_in
+from shared.web.sessions import SessionCodec
+
+SECRET = "unit-test-session-secret-0123456789abcdef"
+USER = SignedInUser(
+    " 11111111-0000-4000-8000-00000000000A ", "OID-1", "Ada", "ada@contoso.com", "ada@contoso.com"
+)
+
+
+def settings(base_url: str = "http://127.0.0.1:7071") -> Settings:
+    return Settings(session_secret=SECRET, public_base_url=base_url)
+
+
+def request(url: str, cookie: str | None = None) -> func.HttpRequest:
+    headers = {"cookie": cookie} if cookie else {}
+    return func.HttpRequest(method="GET", url=url, headers=headers, body=b"")
+
+
+def cookie_header(set_cookie: str) -> str:
+    return set_cookie.split(";", 1)[0]
+
+
+def test_sign_in_replaces_a_planted_csrf_secret_and_keeps_other_keys() -> None:
+    before: dict[str, object] = {"next": "/api/portal"}
+    planted = csrf.issue(before)
+    after = sign_in(before, USER)
+    assert after["csrf"] != before["csrf"]
+    assert not csrf.verify(after, planted)
+    assert csrf.verify(after, csrf.issue(after))
+    assert after["next"] == "/api/portal"
+    assert (after["tid"], after["oid"]) == ("11111111-0000-4000-8000-00000000000a", "oid-1")
+
+
+def test_current_user_reads_the_signed_cookie_and_ignores_a_forged_one() -> None:
+    config = settings()
+    cookie = cookie_header(session_codec(config).dump(sign_in({}, USER)))
+    user = current_user(request("http://127.0.0.1:7071/api/portal", cookie), config)
+    assert user is not None
+    assert (user.tenant_id, user.object_id, user.name) == (
+        "11111111-0000-4000-8000-00000000000a",
+        "oid-1",
+        "Ada",
+    )
+    forged = foreign_codec().dump(sign_in({}, USER))
+    assert current_user(request("http://127.0.0.1:7071/api/portal", cookie_header(forged)), config) is None
+
+
+def foreign_codec() -> SessionCodec:
+    """A codec under another secret: what a forger without SESSION_SECRET can produce."""
+    return session_codec(Settings(session_secret="another-secret-that-is-long-enough-000000"))
+
+
+@pytest.mark.parametrize(
+    ("base_url", "secure", "name"),
+    [("https://portal.contoso.example", True, "__Host-session"), ("http://127.0.0.1:7071", False, "session")],
+)
+def test_cookies_are_secure_when_the_site_is_https(base_url: str, secure: bool, name: str) -> None:
+    codec = session_codec(settings(base_url))
+    set_cookie = codec.dump({"tid": "t"})
+    assert codec.cookie_name == name
+    assert ("Secure" in set_cookie) is secure
+    assert "HttpOnly" in set_cookie
+    assert "SameSite=Lax" in set_cookie
+
+
+@pytest.mark.parametrize(
+    ("url", "location"),
+    [
+        (
+            "http://h/api/portal/subscriptions/s1?notice=x",
+            "/api/auth/signin?next=%2Fapi%2Fportal%2Fsubscriptions%2Fs1%3Fnotice%3Dx",
+        ),
+        ("http://h//evil.example/api", "/api/auth/signin?next=%2Fapi%2Fportal"),
+    ],
+)
+def test_require_user_redirects_to_sign_in_and_back_to_this_site_only(url: str, location: str) -> None:
+    answer = require_user(request(url), settings())
+    assert isinstance(answer, func.HttpResponse)
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == location
