@@ -1,4 +1,4 @@
-"""The session's user: sign-in rotates the CSRF secret, cookies are Secure on https, redirects stay on site."""
+"""The session user: sign-in rotates the CSRF secret, cookies are Secure on https, redirects stay on site."""
 
 from __future__ import annotations
 
