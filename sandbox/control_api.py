@@ -502,8 +502,12 @@ class ControlApi:
 
 
 def _cross_site(request: Request) -> bool:
+    # The page sends no referrer, so browsers post with `Origin: null`; Sec-Fetch-Site still tells.
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site:
+        return fetch_site not in {"same-origin", "none"}
     origin = request.headers.get("Origin")
-    return bool(origin) and urlsplit(origin).netloc != request.host
+    return bool(origin) and origin != "null" and urlsplit(origin).netloc != request.host
 
 
 def _default_offer_id(marketplace: Marketplace) -> str:

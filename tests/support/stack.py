@@ -7,6 +7,7 @@ and the worker runs from the local queue through the function `function_app.py` 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,16 @@ from tests.support.ports import free_port
 from tests.support.sandbox import ControlClient, running_sandbox, wait_until
 
 SESSION_SECRET = "test-session-secret-that-is-long-enough-0123456789"
+EXAMPLE_IDENTITIES = Path(__file__).resolve().parents[2] / "sandbox" / "identities.example.json"
+
+
+def identities_for_port(port: int, directory: Path) -> Path:
+    """The example identities with this run's sign-in callback registered on the SSO app."""
+    document = json.loads(EXAMPLE_IDENTITIES.read_text())
+    document["sso_apps"][0]["redirect_uris"].append(f"http://127.0.0.1:{port}/api/auth/callback")
+    path = directory / "identities.json"
+    path.write_text(json.dumps(document))
+    return path
 
 
 @dataclass
@@ -63,10 +74,21 @@ class Stack:
 
 
 def app_environment(
-    sandbox: RunningSandbox, *, connection_string: str, table_prefix: str, queue_path: Path
+    sandbox: RunningSandbox,
+    *,
+    connection_string: str,
+    table_prefix: str,
+    queue_path: Path,
+    app_port: int = 7071,
 ) -> dict[str, str]:
     tenant = sandbox.publisher.tenant_id
+    sso = json.loads(EXAMPLE_IDENTITIES.read_text())["sso_apps"][0]
     return {
+        "SSO_AUTHORITY": sandbox.https_url,
+        "SSO_CLIENT_ID": sso["client_id"],
+        "SSO_CLIENT_SECRET": sso["client_secret"],
+        "GRAPH_BASE_URL": f"{sandbox.https_url}/v1.0",
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{app_port}",
         "FULFILLMENT_API_BASE_URL": sandbox.fulfillment_base_url,
         "ENTRA_AUTHORITY_HOST": sandbox.https_url,
         "REQUESTS_CA_BUNDLE": str(sandbox.ca_bundle),
@@ -105,10 +127,19 @@ def running_stack(
     port = free_port()
     sandbox_settings.setdefault("webhook_base_delay_seconds", 0.2)
     sandbox_settings.setdefault("auto_accept_seconds", 10.0)
-    with running_sandbox(webhook_url=f"http://127.0.0.1:{port}/api/webhook", **sandbox_settings) as sandbox:
+    with running_sandbox(
+        webhook_url=f"http://127.0.0.1:{port}/api/webhook",
+        landing_url=f"http://127.0.0.1:{port}/api/landing",
+        identities_path=identities_for_port(port, tmp_path),
+        **sandbox_settings,
+    ) as sandbox:
         queue_path = tmp_path / "queue.sqlite3"
         settings = app_environment(
-            sandbox, connection_string=connection_string, table_prefix=table_prefix, queue_path=queue_path
+            sandbox,
+            connection_string=connection_string,
+            table_prefix=table_prefix,
+            queue_path=queue_path,
+            app_port=port,
         )
         for name, value in {**settings, **(env or {})}.items():
             monkeypatch.setenv(name, value)
