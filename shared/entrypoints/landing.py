@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
 import azure.functions as func
@@ -133,7 +133,7 @@ def handle_confirm(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _confirm(
-    svc: Services, req: func.HttpRequest, session: dict, user: SignedInUser, subscription_id: str
+    svc: Services, req: func.HttpRequest, session: dict[str, Any], user: SignedInUser, subscription_id: str
 ) -> func.HttpResponse:
     stored = svc.subscriptions.get(subscription_id)
     if stored is None:
@@ -179,7 +179,7 @@ def status_url(svc: Services, subscription_id: str) -> str:
 
 def _confirm_page(
     svc: Services,
-    session: dict,
+    session: dict[str, Any],
     user: SignedInUser,
     stored: Subscription,
     *,
@@ -221,7 +221,7 @@ def organisation_of(user: SignedInUser, stored: Subscription) -> str:
 
 
 def _submit(
-    svc: Services, req: func.HttpRequest, session: dict, user: SignedInUser, stored: Subscription
+    svc: Services, req: func.HttpRequest, session: dict[str, Any], user: SignedInUser, stored: Subscription
 ) -> func.HttpResponse:
     from shared.identity.contact_email import looks_like_address
     from shared.web import csrf
