@@ -88,18 +88,12 @@ def is_csp(subscription: Subscription) -> bool:
     )
 
 
-def _acts_for_partner(subscription: Subscription, who: Principal, roles: frozenset[Role]) -> bool:
-    # A delegated admin of the partner's tenant acts for the partner; any other delegate for the customer.
-    if PURCHASER in roles:
-        return True
-    return DELEGATED_ADMIN in roles and who.tenant_id == _norm(subscription.purchaser.tenant_id)
-
-
 def _may_operate(subscription: Subscription, who: Principal, roles: frozenset[Role], operation: str) -> bool:
+    # allowedCustomerOperations decides for everyone. For a CSP purchase it is ["Read"] (R61): Microsoft
+    # refuses plan, quantity and cancel from the publisher's site; the partner makes them in Partner Center
+    # and the webhook brings them here.
     if not roles or subscription.status is not SubscriptionStatus.SUBSCRIBED:
         return False
-    if is_csp(subscription):
-        return _acts_for_partner(subscription, who, roles)  # R61: the customer is read-only
     return operation in subscription.allowed_customer_operations
 
 

@@ -63,7 +63,13 @@ CUSTOMER_SIDE_OF_CSP = {"view": True, "change": False, "cancel": False, "seats":
         ("delegated colleague", DIRECT, COLLEAGUE, ("delegated",), {**FULL, "admins": False}),
         ("same object id, other tenant", DIRECT, STRANGER, (), NONE),
         ("unknown grant name", DIRECT, COLLEAGUE, ("owner",), NONE),
-        ("CSP partner who bought", CSP, RESELLER, (), FULL),
+        (
+            "CSP partner who bought (changes go through Partner Center, R61)",
+            CSP,
+            RESELLER,
+            (),
+            CUSTOMER_SIDE_OF_CSP,
+        ),
         ("CSP customer beneficiary (R61)", CSP, BUYER, (), CUSTOMER_SIDE_OF_CSP),
         ("CSP customer admin via setup link", CSP, COLLEAGUE, ("beneficiary-admin",), CUSTOMER_SIDE_OF_CSP),
         (
@@ -71,7 +77,7 @@ CUSTOMER_SIDE_OF_CSP = {"view": True, "change": False, "cancel": False, "seats":
             CSP,
             RESELLER_COLLEAGUE,
             ("delegated",),
-            {**FULL, "admins": False},
+            {**CUSTOMER_SIDE_OF_CSP, "admins": False},
         ),
         (
             "CSP delegate of the customer",
@@ -104,7 +110,8 @@ def test_only_subscribed_can_change_and_unsubscribed_is_read_only(
     for subscription, who in ((DIRECT, BUYER), (CSP, RESELLER)):
         got = rights(replace(subscription, status=status), who)
         assert got["view"] is True
-        assert (got["change"], got["cancel"]) == (changeable, changeable)
+        expected = changeable and subscription is DIRECT  # a CSP purchase is never changed from here (R61)
+        assert (got["change"], got["cancel"]) == (expected, expected)
         assert (got["seats"], got["admins"]) == (seats, seats)
 
 

@@ -35,7 +35,7 @@ def csp_subscription(portal: Portal) -> str:
     return portal.buy_as_csp(quantity=3, customer=FABRIKAM)
 
 
-def test_the_partner_sees_every_customer_subscription_and_may_change_it(
+def test_the_partner_sees_every_customer_subscription_and_manages_it_but_changes_go_through_partner_center(
     portal: Portal, csp_subscription: str
 ) -> None:
     other = portal.buy_as_csp(quantity=2, customer=FABRIKAM)
@@ -44,14 +44,20 @@ def test_the_partner_sees_every_customer_subscription_and_may_change_it(
     assert csp_subscription in home
     assert other in home
     page = partner.get(portal.page_url(csp_subscription)).text
-    assert 'action="' + portal.page_url(csp_subscription).removeprefix(portal.url) + '/quantity"' in page
-    assert "Cancel subscription" in page
-    # The portal lets the partner ask; the sandbox, like Microsoft for CSP purchases, refuses publisher-side
-    # updates, and the partner gets a clear page while nothing is recorded as in progress.
+    # allowedCustomerOperations is ["Read"] for CSP purchases: Microsoft refuses publisher-side updates, so
+    # the portal offers none; the partner changes plan and seats in Partner Center, the webhook brings them.
+    assert "/quantity" not in page
+    assert "/cancel" not in page
+    assert "Partner Center" in page
     response = post_form(partner, portal.page_url(csp_subscription), "quantity", {"quantity": "4"})
-    assert response.status_code == 400
-    assert "Microsoft refused the change" in response.text
+    assert response.status_code == 403
     assert services().operations.list_for_subscription(csp_subscription) == []
+    assert (
+        post_form(
+            partner, portal.page_url(csp_subscription), "seats", {"email": "x@fabrikam.com"}
+        ).status_code
+        == 303
+    )
 
 
 def test_the_customer_is_read_only_for_plan_quantity_and_cancel_but_manages_seats(
@@ -63,7 +69,7 @@ def test_the_customer_is_read_only_for_plan_quantity_and_cancel_but_manages_seat
     assert "/quantity" not in page
     assert "/plan" not in page
     assert "/cancel" not in page
-    assert "only the partner can change" in page
+    assert "Partner Center" in page
     for action, fields in (
         ("plan", {"plan_id": "pro"}),
         ("quantity", {"quantity": "4"}),
