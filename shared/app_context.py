@@ -21,8 +21,10 @@ if TYPE_CHECKING:
     from shared.identity.webhook_token import WebhookTokenValidator
     from shared.queueing.messages import EventQueue
     from shared.storage.audit import AuditTrail
+    from shared.storage.licenses import LicenseIndex
     from shared.storage.operations import OperationInbox
     from shared.storage.seats import SeatStore
+    from shared.storage.setup_links import SetupLinkStore
     from shared.storage.subscriptions import SubscriptionStore
     from shared.storage.users import AdminStore, UserStore
 
@@ -93,6 +95,18 @@ class Services:
         from shared.storage.users import AdminStore
 
         return AdminStore(self._tables.table(self.settings.table_users))  # type: ignore[attr-defined]
+
+    @cached_property
+    def licenses(self) -> LicenseIndex:
+        from shared.storage.licenses import LicenseIndex, license_table_name
+
+        return LicenseIndex(self._tables.table(license_table_name(self.settings.table_seats)))  # type: ignore[attr-defined]
+
+    @cached_property
+    def setup_links(self) -> SetupLinkStore:
+        from shared.storage.setup_links import SetupLinkStore, setup_link_table_name
+
+        return SetupLinkStore(self._tables.table(setup_link_table_name(self.settings.table_users)))  # type: ignore[attr-defined]
 
     def assigned_seats(self, subscription_id: str) -> int:
         return self.seats.count(subscription_id)

@@ -17,6 +17,7 @@ from shared.web.pages import error_page, page, redirect
 
 if TYPE_CHECKING:
     from shared.app_context import Services
+    from shared.domain.subscription import Subscription
     from shared.identity.signin import SignInResult
     from shared.web.current_user import SignedInUser
 
@@ -103,19 +104,22 @@ def bind_seats(svc: Services, user: SignedInUser) -> int:
     bound = 0
     for subscription in svc.subscriptions.list_for_tenant(user.tenant_id):
         for key in keys:
-            bound += _bind_one(svc, subscription.id, key, user)
+            bound += _bind_one(svc, subscription, key, user)
     return bound
 
 
-def _bind_one(svc: Services, subscription_id: str, key: str, user: SignedInUser) -> int:
+def _bind_one(svc: Services, subscription: Subscription, key: str, user: SignedInUser) -> int:
     from shared.storage.seats import SeatNotFoundError
 
+    subscription_id = subscription.id
     with log_context(subscription_id=subscription_id):
         try:
             seat = svc.seats.find(subscription_id, user_key=key)
             if seat is None or seat.is_bound:
                 return 0
             svc.seats.bind_identity(subscription_id, key, user.tenant_id, user.object_id)
+            # From now on the publisher's app finds this user by tid + oid in one read (license check).
+            svc.licenses.put_seat(subscription, user.tenant_id, user.object_id)
         except (SeatNotFoundError, ValueError) as exc:
             # A seat bound to someone else, or a key that is not an address: the seat stays as it was.
             log.warning("seat not bound at sign-in", extra={"error": type(exc).__name__})

@@ -11,9 +11,7 @@ publisher's own feature and change at once.
 from __future__ import annotations
 
 import re
-import threading
 import uuid
-import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -63,20 +61,8 @@ NOT_FOUND_MESSAGE = "There is no subscription at this address that you can manag
 # --- composition ---------------------------------------------------------------------------------------
 
 
-_links_cache: weakref.WeakKeyDictionary[Services, SetupLinkStore] = weakref.WeakKeyDictionary()
-_links_lock = threading.Lock()
-
-
 def _setup_links(svc: Services) -> SetupLinkStore:
-    """The setup link store, built once per composition root."""
-    from shared.storage.setup_links import SetupLinkStore, setup_link_table_name
-
-    with _links_lock:
-        store = _links_cache.get(svc)
-        if store is None:
-            table = svc._tables.table(setup_link_table_name(svc.settings.table_users))  # type: ignore[attr-defined]
-            store = _links_cache[svc] = SetupLinkStore(table)
-        return store
+    return svc.setup_links
 
 
 def _services() -> Services:

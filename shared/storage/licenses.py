@@ -17,8 +17,6 @@ subscription's row is never overwritten by one that is not.
 from __future__ import annotations
 
 import re
-import threading
-import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -184,18 +182,9 @@ def license_table_name(table_seats: str) -> str:
     return f"{table_seats}licenses"
 
 
-_indexes: weakref.WeakKeyDictionary[Services, LicenseIndex] = weakref.WeakKeyDictionary()
-_indexes_lock = threading.Lock()
-
-
 def license_index(services: Services) -> LicenseIndex:
-    """The process's index, built once per composition root."""
-    with _indexes_lock:
-        index = _indexes.get(services)
-        if index is None:
-            table = services._tables.table(license_table_name(services.settings.table_seats))  # type: ignore[attr-defined]
-            index = _indexes[services] = LicenseIndex(table)
-        return index
+    """The process's index, built once by the composition root."""
+    return services.licenses
 
 
 def refresh_license_index(services: Services, subscription: Subscription) -> None:

@@ -278,6 +278,9 @@ def test_sign_in_binds_a_seat_assigned_to_the_users_upn(app_stack: AppStack) -> 
     seat = seats.find(bought["subscriptionId"], tenant_id=CONTOSO, object_id=MEGAN)
     assert seat is not None
     assert seat.is_bound
+    license_entry = services().licenses.lookup(CONTOSO, MEGAN, "contoso-analytics")
+    assert license_entry is not None
+    assert license_entry.subscription_id == bought["subscriptionId"]
 
 
 def test_sign_out_needs_the_form_and_ends_the_session(app_stack: AppStack) -> None:
