@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import requests
@@ -105,10 +106,28 @@ def _run_stack(env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
-def _stop(proc: subprocess.Popen[str], stop_signal: signal.Signals) -> tuple[str, str]:
+def _read_until(proc: subprocess.Popen[str], text: str, timeout: float = 90) -> str:
+    """Stdout up to the line containing `text`: the stack prints its table only once all is up."""
+    seen: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+            if text in line:
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return "".join(seen)
+
+
+def _stop(proc: subprocess.Popen[str], stop_signal: signal.Signals, before: str = "") -> tuple[str, str]:
     proc.send_signal(stop_signal)
     try:
-        return proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
+        return before + out, err
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -127,6 +146,7 @@ def test_the_stack_runs_stops_on_ctrl_c_and_restarts_on_the_same_data(tmp_path: 
         int(env[name]) for name in ("AZURITE_PORT", "SANDBOX_HTTP_PORT", "SANDBOX_HTTPS_PORT", "DEVHOST_PORT")
     ]
     first = _run_stack(env)
+    printed = ""
     try:
         for port in ports:
             wait_for_port(port, timeout=90)
@@ -136,8 +156,9 @@ def test_the_stack_runs_stops_on_ctrl_c_and_restarts_on_the_same_data(tmp_path: 
         table = _table(env)
         table.create_table()
         table.create_entity({"PartitionKey": "p", "RowKey": "r", "note": "kept"})
+        printed = _read_until(first, "/api/health")
     finally:
-        out, err = _stop(first, signal.SIGINT)
+        out, err = _stop(first, signal.SIGINT, printed)
     assert first.returncode == 0, err
     assert f"http://127.0.0.1:{env['SANDBOX_HTTP_PORT']}/" in out
     assert f"http://127.0.0.1:{env['DEVHOST_PORT']}/api/health" in out
