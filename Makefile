@@ -30,6 +30,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@if command -v shellcheck >/dev/null; then shellcheck infra/*.sh .ci/run; else echo "shellcheck not installed: skipped"; fi
 
 format: install
 	$(BIN)/ruff format .
