@@ -11,20 +11,17 @@ app is multi-tenant, so there is no single expected issuer: `iss` must be `<auth
 from __future__ import annotations
 
 import hmac
-import json
 import ssl
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.error import URLError
 
 import jwt
 
 from shared.config import Settings
-from shared.identity.webhook_token import default_ssl_context
+from shared.identity.openid import SigningKeysUnavailableError, default_ssl_context, fetch_openid_metadata
 from shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -32,6 +29,7 @@ log = get_logger(__name__)
 ALGORITHMS = ["RS256"]
 REQUIRED_CLAIMS = ["exp", "iat", "aud", "iss", "tid", "oid", "sub"]
 HTTP_TIMEOUT_SECONDS = 5.0
+__all__ = ["IdTokenClaims", "IdTokenError", "IdTokenValidator", "SigningKeysUnavailableError"]
 # Keys are announced in the JWKS long before Entra signs with them; an unknown kid triggers a refetch anyway.
 METADATA_LIFESPAN_SECONDS = 24 * 3600.0
 JWKS_LIFESPAN_SECONDS = 3600.0
@@ -44,10 +42,6 @@ class IdTokenError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class SigningKeysUnavailableError(Exception):
-    """The OpenID metadata or JWKS could not be fetched: Entra or our network is down, not the buyer."""
 
 
 @dataclass(frozen=True)
@@ -165,14 +159,10 @@ class IdTokenValidator:
             return self._jwks_client
 
     def _jwks_uri(self) -> str:
-        try:
-            with urllib.request.urlopen(  # noqa: S310 - the URL is built from a configured https authority
-                self.metadata_url, timeout=HTTP_TIMEOUT_SECONDS, context=self._ssl_context
-            ) as response:
-                metadata = json.load(response)
-        except (URLError, OSError, ValueError) as exc:
-            raise SigningKeysUnavailableError(f"OpenID metadata could not be fetched: {exc}") from exc
-        jwks_uri = metadata.get("jwks_uri") if isinstance(metadata, dict) else None
+        metadata = fetch_openid_metadata(
+            self.metadata_url, ssl_context=self._ssl_context, timeout=HTTP_TIMEOUT_SECONDS
+        )
+        jwks_uri = metadata.get("jwks_uri")
         if not isinstance(jwks_uri, str) or not jwks_uri.startswith("https://"):
             raise SigningKeysUnavailableError("OpenID metadata names no https jwks_uri")
         return jwks_uri

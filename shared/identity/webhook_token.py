@@ -8,20 +8,17 @@ token names an unknown `kid`, at most once per cooldown so a flood of made-up ki
 
 from __future__ import annotations
 
-import json
-import os
 import ssl
 import threading
 import time
-import urllib.request
 from collections.abc import Iterable
 from typing import Any
-from urllib.error import URLError
 from urllib.parse import urlsplit
 
 import jwt
 
 from shared.config import MARKETPLACE_API_APP_ID, Settings
+from shared.identity.openid import SigningKeysUnavailableError, default_ssl_context, fetch_openid_metadata
 from shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -30,6 +27,7 @@ ALGORITHMS = ["RS256"]
 V1_ISSUER_HOST = "https://sts.windows.net"
 METADATA_SUFFIX = "/.well-known/openid-configuration"
 HTTP_TIMEOUT_SECONDS = 5.0
+__all__ = ["InvalidTokenError", "SigningKeysUnavailableError", "WebhookTokenValidator"]
 # A rotated key is announced in the JWKS well before Entra ID signs with it, so an hour-old key set is fresh
 # enough; a removed key stops being trusted within the hour.
 JWKS_LIFESPAN_SECONDS = 3600.0
@@ -42,16 +40,6 @@ class InvalidTokenError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class SigningKeysUnavailableError(Exception):
-    """The OpenID metadata or JWKS could not be fetched: our side is at fault, so the caller should retry."""
-
-
-def default_ssl_context() -> ssl.SSLContext:
-    """Trusts the CA bundle `requests` would use, so a local HTTPS sandbox works the same as Entra ID."""
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or None
-    return ssl.create_default_context(cafile=bundle)
 
 
 class WebhookTokenValidator:
@@ -150,14 +138,18 @@ class WebhookTokenValidator:
         if failed_at is not None and time.monotonic() - failed_at < self._refresh_cooldown:
             raise SigningKeysUnavailableError("OpenID metadata failed recently; not asking again yet")
         try:
-            metadata = self._fetch_metadata()
-            jwks_uri = str(metadata["jwks_uri"])
-        except (URLError, OSError, ValueError, KeyError, TypeError) as exc:
+            metadata = fetch_openid_metadata(
+                self.openid_config_url, ssl_context=self._ssl_context, timeout=self._http_timeout
+            )
+            jwks_uri = metadata.get("jwks_uri")
+            if not isinstance(jwks_uri, str) or not jwks_uri:
+                raise SigningKeysUnavailableError("OpenID metadata unavailable: it names no jwks_uri")
+        except SigningKeysUnavailableError as exc:
             self._last_metadata_failure = time.monotonic()
             log.warning(
                 "OpenID metadata unavailable", extra={"url": self.openid_config_url, "error": str(exc)}
             )
-            raise SigningKeysUnavailableError(f"OpenID metadata unavailable: {exc}") from exc
+            raise
         self._issuers = self._accepted_issuers(str(metadata.get("issuer", "")))
         try:
             return jwt.PyJWKClient(
@@ -171,17 +163,6 @@ class WebhookTokenValidator:
         except jwt.PyJWKClientError as exc:
             self._last_metadata_failure = time.monotonic()
             raise SigningKeysUnavailableError(f"OpenID metadata names an unusable jwks_uri: {exc}") from exc
-
-    def _fetch_metadata(self) -> dict[str, Any]:
-        if urlsplit(self.openid_config_url).scheme not in {"http", "https"}:
-            raise ValueError("the OpenID metadata URL must be http(s)")
-        request = urllib.request.Request(self.openid_config_url, headers={"Accept": "application/json"})  # noqa: S310 - scheme checked above
-        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=self._ssl_context))
-        with opener.open(request, timeout=self._http_timeout) as response:
-            metadata = json.load(response)
-        if not isinstance(metadata, dict):
-            raise ValueError("the OpenID metadata is not a JSON object")
-        return metadata
 
     def _accepted_issuers(self, metadata_issuer: str) -> frozenset[str]:
         authority = _authority(self.openid_config_url, metadata_issuer, self.tenant_id)
