@@ -20,13 +20,6 @@ def sandbox() -> Iterator[RunningSandbox]:
 
 
 @pytest.fixture
-def control(sandbox: RunningSandbox) -> ControlClient:
-    client = ControlClient(sandbox.http_url)
-    client.reset()
-    return client
-
-
-@pytest.fixture
 def browser(sandbox: RunningSandbox) -> requests.Session:
     session = requests.Session()
     session.trust_env = False

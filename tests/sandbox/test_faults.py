@@ -21,18 +21,6 @@ def sandbox() -> Iterator[RunningSandbox]:
 
 
 @pytest.fixture
-def control(sandbox: RunningSandbox) -> ControlClient:
-    client = ControlClient(sandbox.http_url)
-    client.reset()
-    return client
-
-
-@pytest.fixture
-def api(sandbox: RunningSandbox) -> ApiCaller:
-    return ApiCaller(sandbox)
-
-
-@pytest.fixture
 def subscription_path(control: ControlClient) -> str:
     return f"/subscriptions/{control.buy('basic')['subscriptionId']}"
 

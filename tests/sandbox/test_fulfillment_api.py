@@ -36,18 +36,6 @@ def sandbox(receiver: WebhookReceiver) -> Iterator[RunningSandbox]:
         yield sb
 
 
-@pytest.fixture
-def control(sandbox: RunningSandbox) -> ControlClient:
-    client = ControlClient(sandbox.http_url)
-    client.reset()
-    return client
-
-
-@pytest.fixture
-def api(sandbox: RunningSandbox) -> ApiCaller:
-    return ApiCaller(sandbox)
-
-
 def spec_call(
     api: ApiCaller,
     method: str,

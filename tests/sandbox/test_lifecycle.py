@@ -42,18 +42,6 @@ def sandbox(receiver: WebhookReceiver) -> Iterator[RunningSandbox]:
         yield sb
 
 
-@pytest.fixture
-def control(sandbox: RunningSandbox) -> ControlClient:
-    client = ControlClient(sandbox.http_url)
-    client.reset()
-    return client
-
-
-@pytest.fixture
-def api(sandbox: RunningSandbox) -> ApiCaller:
-    return ApiCaller(sandbox)
-
-
 def buy_and_activate(control: ControlClient, api: ApiCaller, plan_id: str = "team-seats", **buy: Any) -> str:
     bought = control.buy(plan_id, **buy)
     resolved = api.call(

@@ -21,18 +21,6 @@ def sandbox() -> Iterator[RunningSandbox]:
         yield sb
 
 
-@pytest.fixture
-def control(sandbox: RunningSandbox) -> ControlClient:
-    client = ControlClient(sandbox.http_url)
-    client.reset()
-    return client
-
-
-@pytest.fixture
-def api(sandbox: RunningSandbox) -> ApiCaller:
-    return ApiCaller(sandbox)
-
-
 def resolve_status(api: ApiCaller, token: str) -> int:
     return api.call("POST", "/subscriptions/resolve", headers={"x-ms-marketplace-token": token}).status_code
 

@@ -29,13 +29,6 @@ def sandbox() -> Iterator[RunningSandbox]:
 
 
 @pytest.fixture
-def control(sandbox: RunningSandbox) -> ControlClient:
-    client = ControlClient(sandbox.http_url)
-    client.reset()
-    return client
-
-
-@pytest.fixture
 def receiver(control: ControlClient) -> Iterator[WebhookReceiver]:
     with WebhookReceiver() as webhook_receiver:
         control.settings(webhookUrl=webhook_receiver.url)
