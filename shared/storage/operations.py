@@ -40,7 +40,7 @@ TRACKING = "tracking"
 DONE = "done"
 STATES = frozenset({RECEIVED, APPLIED, ACKNOWLEDGED, REFUSED, FAILED, TRACKING, DONE})
 
-_TEXT_FIELDS = ("action", "state", "source", "decision", "reason", "plan_id", "correlation_id")
+_TEXT_FIELDS = ("action", "state", "source", "decision", "reason", "outcome", "plan_id", "correlation_id")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _log = get_logger(__name__)
@@ -57,6 +57,7 @@ class OperationRecord:
     source: str = ""  # webhook | landing | reconcile | publisher ...
     decision: str = ""  # accept | refuse, for ChangePlan / ChangeQuantity
     reason: str = ""
+    outcome: str = ""  # how Microsoft's operation ended (Succeeded, Failed, Conflict), once known
     plan_id: str = ""
     quantity: int | None = None
     initiated_by_publisher: bool = False
@@ -92,6 +93,7 @@ def from_entity(entity: Mapping[str, Any], etag: str = "") -> OperationRecord:
         source=get_str(entity, "source"),
         decision=get_str(entity, "decision"),
         reason=get_str(entity, "reason"),
+        outcome=get_str(entity, "outcome"),
         plan_id=get_str(entity, "plan_id"),
         quantity=get_int(entity, "quantity"),
         initiated_by_publisher=get_bool(entity, "initiated_by_publisher"),

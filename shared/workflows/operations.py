@@ -54,7 +54,9 @@ def handle_announced_operation(services: Services, payload: dict[str, Any], corr
         operation.id, operation.action_raw, operation.request_source, operation.timestamp or utcnow()
     )
     sync_from_microsoft(services, subscription_id, cause, correlation_id)
-    services.operations.save(replace(record, state=inbox_states.DONE, updated_at=utcnow()))
+    # A change we just answered is still InProgress here; the scheduled re-check records its outcome.
+    outcome = operation.status.value if operation.status.is_terminal else record.outcome
+    services.operations.save(replace(record, state=inbox_states.DONE, outcome=outcome, updated_at=utcnow()))
 
 
 def _verified_operation(

@@ -51,8 +51,11 @@ def track_operation(services: Services, body: dict[str, Any], correlation_id: st
     )
     sync_from_microsoft(services, subscription_id, cause, correlation_id)
     record = services.operations.get(subscription_id, operation_id)
-    if record is not None and record.state == inbox_states.TRACKING:
+    if record is not None and record.outcome != operation.status.value:
+        # Whoever handled the webhook may have finished the record before Microsoft finished the operation:
+        # the outcome shown to the buyer is Microsoft's, recorded here whatever the record's state.
+        state = inbox_states.DONE if record.state == inbox_states.TRACKING else record.state
         services.operations.save(
-            replace(record, state=inbox_states.DONE, reason=operation.status.value, updated_at=utcnow())
+            replace(record, state=state, outcome=operation.status.value, updated_at=utcnow())
         )
     log.info("operation final", extra={"operation_status": operation.status.value})
