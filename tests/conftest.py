@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 from tests.support.azurite import running_azurite
 
@@ -20,3 +24,12 @@ def azurite_connection_string() -> Iterator[str]:
 def table_prefix() -> str:
     """Tables are named per test so tests never see each other's rows (names: letters and digits only)."""
     return "t" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Debian chromium per test module (see tests/support/browser.py)."""
+    from tests.support.browser import chromium
+
+    with chromium() as launched:
+        yield launched

@@ -12,35 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.support.sandbox import wait_until
 from tests.support.stack import Stack, running_stack
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--ignore-certificate-errors",  # the sandbox's Entra pages use its own local CA
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "journey"
 ADELE = "adele.vance@contoso.onmicrosoft.com"
 ADELE_OBJECT_ID = "11111111-0000-4000-8000-000000000001"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture

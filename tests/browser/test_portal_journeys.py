@@ -14,22 +14,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.support.sandbox import FABRIKAM_TENANT, wait_until
 from tests.support.stack import Stack, running_stack
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--ignore-certificate-errors",  # the sandbox's Entra pages use its own local CA
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "portal-journeys"
 ADELE = "adele.vance@contoso.onmicrosoft.com"
 ALEX = "alex.wilber@fabrikam.onmicrosoft.com"
@@ -42,16 +33,6 @@ NewPage = Callable[[], Page]
 
 
 # --- fixtures ------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture

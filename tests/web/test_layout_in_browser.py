@@ -8,20 +8,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from shared.web.security import new_nonce, security_headers
 from shared.web.templates import LAYOUT_DEFAULTS, environment
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 # A portal-like page: the last <style> has no nonce, so a working CSP must block it (the page stays blue).
 SAMPLE_PAGE = """{% extends "base.html" %}
@@ -91,14 +83,6 @@ def page_url() -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}/portal"
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def _style(page: object, selector: str, prop: str) -> str:
