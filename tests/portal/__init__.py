@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from shared.storage.users import User
 from shared.web.current_user import SignedInUser, session_codec, sign_in
 from shared.workflows.sync import sync_from_microsoft
 from tests.support.sandbox import ControlClient, WebhookReceiver, running_sandbox
+from tests.support.stack import app_environment as stack_environment
 
 SESSION_SECRET = "portal-test-session-secret-0123456789abcdef"
 FUNCTION_KEY = "portal-test-function-key"
@@ -131,26 +133,17 @@ def post_form(
 def app_environment(
     sandbox: RunningSandbox, *, connection_string: str, table_prefix: str, public_url: str
 ) -> dict[str, str]:
+    """The stack's settings with the in-memory queue (tests read `track` messages back) and a function key."""
+    settings = stack_environment(
+        sandbox, connection_string=connection_string, table_prefix=table_prefix, queue_path=Path("unused")
+    )
     return {
-        "FULFILLMENT_API_BASE_URL": sandbox.fulfillment_base_url,
-        "ENTRA_AUTHORITY_HOST": sandbox.https_url,
-        "REQUESTS_CA_BUNDLE": str(sandbox.ca_bundle),
-        "PUBLISHER_CREDENTIAL_KIND": "secret",
-        "PUBLISHER_TENANT_ID": sandbox.publisher.tenant_id,
-        "PUBLISHER_CLIENT_ID": sandbox.publisher.client_id,
-        "PUBLISHER_CLIENT_SECRET": sandbox.publisher.client_secret,
-        "STORAGE_CONNECTION_STRING": connection_string,
-        "TABLE_SUBSCRIPTIONS": f"{table_prefix}subs",
-        "TABLE_OPERATIONS": f"{table_prefix}ops",
-        "TABLE_AUDIT": f"{table_prefix}audit",
-        "TABLE_SEATS": f"{table_prefix}seats",
-        "TABLE_USERS": f"{table_prefix}users",
+        **settings,
         "QUEUE_BACKEND": "memory",
         "SESSION_SECRET": SESSION_SECRET,
         "PUBLIC_BASE_URL": public_url,
         "DEVHOST_FUNCTION_KEY": FUNCTION_KEY,
         "FULFILLMENT_MAX_ATTEMPTS": "2",
-        "LOG_LEVEL": "INFO",
     }
 
 

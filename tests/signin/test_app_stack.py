@@ -28,6 +28,7 @@ from shared.app_context import reset_services, services
 from shared.queueing.local_queue import LocalQueue
 from tests.support.ports import free_port
 from tests.support.sandbox import ControlClient, running_sandbox
+from tests.support.stack import app_environment, identities_for_port
 
 EXAMPLE_IDENTITIES = Path(__file__).resolve().parents[2] / "sandbox" / "identities.example.json"
 ADELE = "11111111-0000-4000-8000-000000000001"  # Contoso, has a mailbox
@@ -59,45 +60,19 @@ class AppStack:
         return sum(1 for m in messages if m.kind == "activate" and m.session_id == subscription_id)
 
 
-def _identities_for(port: int, directory: Path) -> Path:
-    """The example identities, with this run's callback URL registered on the SSO app."""
-    document = json.loads(EXAMPLE_IDENTITIES.read_text())
-    document["sso_apps"][0]["redirect_uris"].append(f"http://127.0.0.1:{port}/api/auth/callback")
-    path = directory / "identities.json"
-    path.write_text(json.dumps(document))
-    return path
-
-
 def _app_env(sandbox: RunningSandbox, port: int, queue_path: Path, storage: str) -> dict[str, str]:
-    sso = json.loads(EXAMPLE_IDENTITIES.read_text())["sso_apps"][0]
     prefix = "s" + uuid.uuid4().hex[:10]
-    return {
-        "FULFILLMENT_API_BASE_URL": sandbox.fulfillment_base_url,
-        "ENTRA_AUTHORITY_HOST": sandbox.https_url,
-        "SSO_AUTHORITY": sandbox.https_url,
-        "GRAPH_BASE_URL": f"{sandbox.https_url}/v1.0",
-        "REQUESTS_CA_BUNDLE": str(sandbox.ca_bundle),
-        "PUBLISHER_CREDENTIAL_KIND": "secret",
-        "PUBLISHER_TENANT_ID": sandbox.publisher.tenant_id,
-        "PUBLISHER_CLIENT_ID": sandbox.publisher.client_id,
-        "PUBLISHER_CLIENT_SECRET": sandbox.publisher.client_secret,
-        "SSO_CLIENT_ID": sso["client_id"],
-        "SSO_CLIENT_SECRET": sso["client_secret"],
-        "QUEUE_BACKEND": "local",
-        "LOCAL_QUEUE_PATH": str(queue_path),
-        "SESSION_SECRET": SESSION_SECRET,
-        "STORAGE_CONNECTION_STRING": storage,
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        **{f"TABLE_{name.upper()}": f"{prefix}{name}" for name in ("subscriptions", "operations", "audit")},
-        **{f"TABLE_{name.upper()}": f"{prefix}{name}" for name in ("seats", "users")},
-    }
+    settings = app_environment(
+        sandbox, connection_string=storage, table_prefix=prefix, queue_path=queue_path, app_port=port
+    )
+    return {**settings, "SESSION_SECRET": SESSION_SECRET}
 
 
 @pytest.fixture(scope="module")
 def app_stack(azurite_connection_string: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppStack]:
     directory = tmp_path_factory.mktemp("signin-stack")
     port = free_port()
-    with running_sandbox(identities_path=_identities_for(port, directory)) as sandbox:
+    with running_sandbox(identities_path=identities_for_port(port, directory)) as sandbox:
         queue_path = directory / "queue.sqlite3"
         with pytest.MonkeyPatch.context() as env:
             env.delenv("CURL_CA_BUNDLE", raising=False)
