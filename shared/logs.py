@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,26 +77,39 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-class _ContextFilter(logging.Filter):
-    """Copies the context ids onto records, for handlers that do not use JsonFormatter (Functions host)."""
+class ContextFilter(logging.Filter):
+    """For handlers that are not ours (the Functions host's): redacts the message and appends the ids.
+
+    The host ships `record.getMessage()` to Application Insights, so the ids go into the text, where a query
+    can still find them (`traces | where message has "<correlation id>"`).
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        for key, value in _context.get().items():
-            if not hasattr(record, key):
-                setattr(record, key, value)
-        record.msg = redact(str(record.msg))
+        message = redact(record.getMessage())
+        ids = " ".join(f"{key}={value}" for key, value in _context.get().items())
+        record.msg, record.args = (f"{message} [{ids}]" if ids else message), None
         return True
 
 
 def configure(level: str = "INFO") -> None:
-    """Installs JSON output on the root logger once; idempotent so every entry point may call it."""
+    """Sets up logging once; idempotent so every entry point may call it.
+
+    Under the Azure Functions host (FUNCTIONS_WORKER_RUNTIME set, the host's handler installed) the host's
+    handler is kept and given the ContextFilter; everywhere else (dev host, tests, benchmarks) records are
+    written as JSON lines.
+    """
     root = logging.getLogger()
-    if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+    if any(isinstance(f, ContextFilter) for h in root.handlers for f in h.filters) or any(
+        isinstance(h.formatter, JsonFormatter) for h in root.handlers
+    ):
         return
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
-    handler.addFilter(_ContextFilter())
-    root.addHandler(handler)
+    if os.environ.get("FUNCTIONS_WORKER_RUNTIME") and root.handlers:
+        for existing in root.handlers:
+            existing.addFilter(ContextFilter())
+    else:
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter())
+        root.addHandler(handler)
     root.setLevel(level)
     # The Azure SDKs log every HTTP request at INFO, headers included; keep them to warnings.
     logging.getLogger("azure").setLevel(logging.WARNING)
