@@ -17,7 +17,8 @@ import azure.functions as func
 
 from devhost import PROJECT_ROOT, apply_dev_env
 from devhost.http_host import ROUTE_PREFIX, FunctionsWsgiApp, HttpFunction, HttpHost
-from devhost.queue_runner import QueueRunner
+from devhost.queue_runner import QueueRunner, queue_functions
+from devhost.servicebus_runner import ServiceBusRunner
 from shared import logs
 from shared.config import Settings
 from shared.queueing.local_queue import LocalQueue
@@ -31,11 +32,13 @@ def _load_app() -> func.FunctionApp:
     return importlib.import_module("function_app").app
 
 
-def _start_runner(app: func.FunctionApp, settings: Settings, stop: threading.Event) -> QueueRunner | None:
+def _start_runner(
+    app: func.FunctionApp, settings: Settings, stop: threading.Event
+) -> QueueRunner | ServiceBusRunner | None:
+    if settings.queue_backend == "servicebus":
+        return _start_servicebus_runner(app, settings, stop)
     if settings.queue_backend != "local":
-        _log.warning(
-            "QUEUE_BACKEND is %r, not 'local': queue-triggered functions will not run", settings.queue_backend
-        )
+        _log.warning("QUEUE_BACKEND is %r: queue-triggered functions will not run", settings.queue_backend)
         return None
     runner = QueueRunner.for_app(app, LocalQueue(settings.local_queue_path), stop_event=stop)
     if runner is not None:
@@ -43,13 +46,31 @@ def _start_runner(app: func.FunctionApp, settings: Settings, stop: threading.Eve
     return runner
 
 
-def _describe(host: HttpHost, functions: list[HttpFunction], runner: QueueRunner | None) -> str:
+def _start_servicebus_runner(
+    app: func.FunctionApp, settings: Settings, stop: threading.Event
+) -> ServiceBusRunner | None:
+    """The worker fed from the real namespace the settings name (the same settings the app sends with)."""
+    from shared.queueing.servicebus import service_bus_client
+
+    functions = queue_functions(app)
+    if not functions:
+        return None
+    runner = ServiceBusRunner(functions[0], service_bus_client(settings), stop_event=stop)
+    runner.start()
+    return runner
+
+
+def _describe(
+    host: HttpHost, functions: list[HttpFunction], runner: QueueRunner | ServiceBusRunner | None
+) -> str:
     lines = ["Functions:"]
     for function in functions:
         methods = ",".join(function.methods or ("ANY",))
         lines.append(f"  {function.name}: [{methods}] {host.url}/{ROUTE_PREFIX}/{function.route}")
-    if runner is not None:
+    if isinstance(runner, QueueRunner):
         lines.append(f"  {runner.function.name}: local queue {runner.queue.path}")
+    elif runner is not None:
+        lines.append(f"  {runner.function.name}: Service Bus queue {runner.function.queue_name}")
     return "\n".join(lines)
 
 

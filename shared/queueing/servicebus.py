@@ -57,7 +57,7 @@ class ServiceBusEventQueue:
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceBusEventQueue:
         return cls(
-            _client_from_settings(settings), settings.servicebus_queue, settings.servicebus_deadletter_queue
+            service_bus_client(settings), settings.servicebus_queue, settings.servicebus_deadletter_queue
         )
 
     def send(self, message: QueueMessage) -> None:
@@ -114,7 +114,8 @@ def _to_sdk_message(message: QueueMessage, extra_properties: dict[str, str]) -> 
     )
 
 
-def _client_from_settings(settings: Settings) -> ServiceBusClient:
+def service_bus_client(settings: Settings) -> ServiceBusClient:
+    """The client the settings name: a connection string, or a namespace with DefaultAzureCredential."""
     retry = {
         "retry_total": SDK_RETRY_TOTAL,
         "retry_backoff_factor": SDK_RETRY_BACKOFF_FACTOR,

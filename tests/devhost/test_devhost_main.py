@@ -71,3 +71,32 @@ def test_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:
         )
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_with_service_bus_settings_the_worker_is_fed_from_service_bus(tmp_path: Path) -> None:
+    """Pointing the dev host at Azure is a matter of settings; an unreachable namespace is retried."""
+    port = free_port()
+    unreachable = f"Endpoint=sb://127.0.0.1:{free_port()}/;SharedAccessKeyName=k;SharedAccessKey=a2V5;UseDevelopmentEmulator=true"
+    env = {
+        **os.environ,
+        "DEVHOST_PORT": str(port),
+        "DEVHOST_STATE_DIR": str(tmp_path),
+        "QUEUE_BACKEND": "servicebus",
+        "ServiceBusConnection": unreachable,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devhost"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for_port(port, timeout=30)
+        assert requests.get(f"http://127.0.0.1:{port}/api/health", timeout=10).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, output
+    assert "events_worker: Service Bus queue saas-events" in output
