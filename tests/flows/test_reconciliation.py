@@ -34,5 +34,4 @@ def test_the_sweep_repairs_a_suspension_whose_webhook_never_arrived(
         sweep(TimerRequest(past_due=False))
 
         wait_until(lambda: stack.stored(subscription_id).status.value == "Suspended", 10)
-        audit = stack.services.audit.list(subscription_id)
-        assert audit[-1].source == "reconciliation"
+        wait_until(lambda: stack.services.audit.list(subscription_id)[-1].source == "reconciliation", 10)

@@ -66,7 +66,12 @@ class Stack:
         self.queue.send(activation_message(subscription_id, plan_id, quantity, "test-activation"))
         wait_until(lambda: self.microsoft(subscription_id)["saasSubscriptionStatus"] == "Subscribed", 15)
         wait_until(lambda: self.stored(subscription_id).status.value == "Subscribed", 15)
+        # The audit entry is written just after the record: wait for it so later checks see a settled trail.
+        wait_until(lambda: "Activate" in self.audit_actions(subscription_id), 15)
         return subscription_id
+
+    def audit_actions(self, subscription_id: str) -> list[str]:
+        return [entry.action for entry in services().audit.list(subscription_id)]
 
     def settled(self, timeout: float = 20.0) -> None:
         """Waits until the local queue holds nothing ready or in flight (scheduled re-checks may remain)."""
