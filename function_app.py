@@ -11,6 +11,7 @@ from shared.entrypoints import auth, health, landing, licenses, portal, reconcil
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 
+# --- Marketplace: landing, webhook, worker and reconciliation
 @app.route(route="landing", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def landing_page(req: func.HttpRequest) -> func.HttpResponse:
     """Microsoft sends the buyer here with ?token=... after a purchase or 'Manage account' (R1-R7)."""
@@ -23,7 +24,35 @@ def landing_status(req: func.HttpRequest) -> func.HttpResponse:
     return landing.handle_status(req)
 
 
-# --- Buyer sign-in
+@app.route(route="webhook", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def marketplace_webhook(req: func.HttpRequest) -> func.HttpResponse:
+    """Microsoft's connection webhook, authenticated by its Entra ID bearer token (R39)."""
+    return webhook.handle_webhook(req)
+
+
+@app.service_bus_queue_trigger(
+    arg_name="msg",
+    queue_name="%SERVICEBUS_QUEUE%",
+    connection="ServiceBusConnection",
+    is_sessions_enabled=True,
+)
+def events_worker(msg: func.ServiceBusMessage) -> None:
+    """Reconciles one event with Microsoft's truth; raising makes Service Bus deliver it again."""
+    worker.handle_message(msg)
+
+
+@app.timer_trigger(schedule="0 */30 * * * *", arg_name="timer", run_on_startup=False)
+def reconciliation_sweep(timer: func.TimerRequest) -> None:
+    """Every 30 minutes: queue a reconcile message per known subscription (R83)."""
+    reconciliation.handle_timer(timer)
+
+
+@app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def health_probe(req: func.HttpRequest) -> func.HttpResponse:
+    return health.handle_health(req)
+
+
+# --- Buyer sign-in and confirmation
 @app.route(route="auth/signin", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def auth_signin(req: func.HttpRequest) -> func.HttpResponse:
     """Starts the Entra ID sign-in (code flow with PKCE); `next` may only be a path on this site (R8)."""
@@ -46,34 +75,6 @@ def auth_signout(req: func.HttpRequest) -> func.HttpResponse:
 def landing_confirm(req: func.HttpRequest) -> func.HttpResponse:
     """The signed-in buyer checks the purchase and contact email; POST queues the activation (R12, R14)."""
     return landing.handle_confirm(req)
-
-
-@app.route(route="webhook", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
-def marketplace_webhook(req: func.HttpRequest) -> func.HttpResponse:
-    """Microsoft's connection webhook, authenticated by its Entra ID bearer token (R39)."""
-    return webhook.handle_webhook(req)
-
-
-@app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-def health_probe(req: func.HttpRequest) -> func.HttpResponse:
-    return health.handle_health(req)
-
-
-@app.service_bus_queue_trigger(
-    arg_name="msg",
-    queue_name="%SERVICEBUS_QUEUE%",
-    connection="ServiceBusConnection",
-    is_sessions_enabled=True,
-)
-def events_worker(msg: func.ServiceBusMessage) -> None:
-    """Reconciles one event with Microsoft's truth; raising makes Service Bus deliver it again."""
-    worker.handle_message(msg)
-
-
-@app.timer_trigger(schedule="0 */30 * * * *", arg_name="timer", run_on_startup=False)
-def reconciliation_sweep(timer: func.TimerRequest) -> None:
-    """Every 30 minutes: queue a reconcile message per known subscription (R83)."""
-    reconciliation.handle_timer(timer)
 
 
 # --- Buyer portal and license check
