@@ -86,7 +86,6 @@ class Settings:
     storage_account_url: str = ""
     table_subscriptions: str = "subscriptions"
     table_operations: str = "operations"
-    table_audit: str = "audit"
     table_seats: str = "seats"
     table_users: str = "users"
 
@@ -147,7 +146,6 @@ class Settings:
             storage_account_url=env.get("STORAGE_ACCOUNT_URL", "").strip(),
             table_subscriptions=env.get("TABLE_SUBSCRIPTIONS", "").strip() or "subscriptions",
             table_operations=env.get("TABLE_OPERATIONS", "").strip() or "operations",
-            table_audit=env.get("TABLE_AUDIT", "").strip() or "audit",
             table_seats=env.get("TABLE_SEATS", "").strip() or "seats",
             table_users=env.get("TABLE_USERS", "").strip() or "users",
             queue_backend=env.get("QUEUE_BACKEND", "servicebus").strip().lower(),

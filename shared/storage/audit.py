@@ -1,8 +1,11 @@
 """The audit trail: an append-only history of what happened to each subscription, and why.
 
 Rows are only ever created, never updated or upserted, so a bug or a replayed message cannot rewrite
-history. PartitionKey is the subscription id; RowKey is the UTC time of the event followed by a random
-suffix, so the service's own key order is chronological and two events in the same microsecond both stay.
+history. They live in the subscriptions table, in the subscription's own partition, so that a change to the
+subscription and the row that records it are written in one entity-group transaction (`audit_entity` +
+`SubscriptionStore.update(..., audit=...)`): a crash can never leave a change without its record. RowKey is
+`audit-` + the UTC time of the event + a random suffix, so key order is chronological, two events in the
+same microsecond both stay, and audit rows never mix with the subscription row (RowKey `subscription`).
 """
 
 from __future__ import annotations
@@ -58,9 +61,39 @@ def _json_default(value: object) -> object:
     return repr(value)
 
 
+ROW_PREFIX = "audit-"
+_ROW_END = "audit."  # the first key after every "audit-..." key ('.' follows '-' in ASCII)
+
+
 def _row_key(at: datetime) -> str:
     # Fixed-width UTC time sorts as text in time order; the uuid keeps same-instant rows apart.
-    return f"{to_utc(at, 'at'):%Y%m%dT%H%M%S.%fZ}-{uuid.uuid4().hex}"
+    return f"{ROW_PREFIX}{to_utc(at, 'at'):%Y%m%dT%H%M%S.%fZ}-{uuid.uuid4().hex}"
+
+
+def audit_entity(
+    subscription_id: str,
+    *,
+    action: str,
+    source: str,
+    operation_id: str = "",
+    changes: Mapping[str, tuple[object, object]] | None = None,
+    correlation_id: str = "",
+    at: datetime,
+) -> dict[str, Any]:
+    """The row for one event (`at` timezone-aware; `changes` maps field -> (old, new)), not yet written."""
+    changes_json = check_string(
+        "changes", to_json({k: [old, new] for k, (old, new) in (changes or {}).items()})
+    )
+    return {
+        "PartitionKey": check_key(subscription_id, "subscription id"),
+        "RowKey": _row_key(at),
+        "at": to_utc(at, "at"),
+        "action": action,
+        "source": source,
+        "operation_id": operation_id,
+        "changes": changes_json,
+        "correlation_id": correlation_id,
+    }
 
 
 def _from_entity(entity: Mapping[str, Any]) -> AuditEntry:
@@ -80,7 +113,7 @@ def _from_entity(entity: Mapping[str, Any]) -> AuditEntry:
 class AuditTrail:
     """Appends and lists audit rows in one table.
 
-    :param table_client: the client of an existing table (see `TableSet.audit`).
+    :param table_client: the subscriptions table (see `TableSet.audit`).
     """
 
     def __init__(self, table_client: TableClient) -> None:
@@ -97,21 +130,17 @@ class AuditTrail:
         correlation_id: str = "",
         at: datetime,
     ) -> AuditEntry:
-        """Adds one event (`at` must be timezone-aware); `changes` maps field -> (old, new)."""
-        changes_json = check_string(
-            "changes", to_json({k: [old, new] for k, (old, new) in (changes or {}).items()})
+        """Adds one event that changed nothing stored (decisions, confirmations, provisioning)."""
+        entity = audit_entity(
+            subscription_id,
+            action=action,
+            source=source,
+            operation_id=operation_id,
+            changes=changes,
+            correlation_id=correlation_id,
+            at=at,
         )
-        row_key = _row_key(at)
-        entity = {
-            "PartitionKey": check_key(subscription_id, "subscription id"),
-            "RowKey": row_key,
-            "at": to_utc(at, "at"),
-            "action": action,
-            "source": source,
-            "operation_id": operation_id,
-            "changes": changes_json,
-            "correlation_id": correlation_id,
-        }
+        row_key = entity["RowKey"]
         try:
             self._table.create_entity(entity=entity)
         except ResourceExistsError as exc:
@@ -124,7 +153,11 @@ class AuditTrail:
     def list(self, subscription_id: str) -> list[AuditEntry]:
         """A subscription's history, oldest first (the table returns rows in RowKey order)."""
         rows = self._table.query_entities(
-            query_filter="PartitionKey eq @pk",
-            parameters={"pk": check_key(subscription_id, "subscription id")},
+            query_filter="PartitionKey eq @pk and RowKey ge @first and RowKey lt @end",
+            parameters={
+                "pk": check_key(subscription_id, "subscription id"),
+                "first": ROW_PREFIX,
+                "end": _ROW_END,
+            },
         )
         return [_from_entity(entity) for entity in rows]

@@ -16,7 +16,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableClient, TableEntity, UpdateMode
+from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
 from shared.domain.status import parse_status
 from shared.domain.subscription import Party, Subscription, Term
@@ -35,6 +35,10 @@ from shared.storage.entities import (
 from shared.storage.errors import AlreadyExistsError, ConcurrencyError, InvalidEntityError
 
 ROW_KEY = "subscription"
+# An audit row for a change (see shared/storage/audit.py), given the record before and after it.
+AuditRow = Callable[[Subscription | None, Subscription], dict[str, Any] | None]
+# Transaction failures that mean another writer got there first: re-read and try again.
+_RACE_CODES = {"UpdateConditionNotSatisfied", "EntityAlreadyExists", "ResourceNotFound", "ConditionNotMet"}
 # Bumped when the row layout changes, so a reader can recognise rows written by an older version.
 SCHEMA_VERSION = 1
 _PARTIES = ("purchaser", "beneficiary")
@@ -204,18 +208,21 @@ class SubscriptionStore:
         change: Callable[[Subscription | None], Subscription | None],
         *,
         attempts: int = 8,
+        audit: AuditRow | None = None,
     ) -> Subscription | None:
         """Applies `change` to the stored subscription (None if absent) and stores its result atomically.
 
         On an ETag conflict the whole read-change-write starts again, so `change` may run several times and
-        must not have side effects. Returns the stored result, or None when `change` returned None (nothing
-        is written then). Raises ConcurrencyError when every attempt lost a race.
+        must not have side effects. `audit(before, after)` may return an audit row (`audit.audit_entity`)
+        that is written in the same transaction, so the change and its record stand or fall together.
+        Returns the stored result, or None when `change` returned None (nothing is written then). Raises
+        ConcurrencyError when every attempt lost a race.
         """
         if attempts < 1:
             raise ValueError(f"attempts must be at least 1, got {attempts}")
         for attempt in range(attempts):
             try:
-                return self._update_once(subscription_id, change)
+                return self._update_once(subscription_id, change, audit)
             except (ConcurrencyError, AlreadyExistsError):
                 if attempt + 1 < attempts:
                     time.sleep(_backoff(attempt))
@@ -226,7 +233,10 @@ class SubscriptionStore:
         )
 
     def _update_once(
-        self, subscription_id: str, change: Callable[[Subscription | None], Subscription | None]
+        self,
+        subscription_id: str,
+        change: Callable[[Subscription | None], Subscription | None],
+        audit: AuditRow | None,
     ) -> Subscription | None:
         current = self.get(subscription_id)
         result = change(current)
@@ -234,10 +244,39 @@ class SubscriptionStore:
             return None
         if result.id != subscription_id:
             raise InvalidEntityError(f"update of {subscription_id} returned subscription {result.id}")
+        row = audit(current, result) if audit is not None else None
+        if row is not None:
+            return self._write_with(current, result, row)
         if current is None:
             return self.insert(dataclasses.replace(result, etag=""))
         # The etag is the one we read, whatever `change` put there: that is what makes the write safe.
         return self.replace(dataclasses.replace(result, etag=current.etag))
+
+    def _write_with(
+        self, current: Subscription | None, result: Subscription, row: dict[str, Any]
+    ) -> Subscription:
+        """The subscription row and its audit row in one entity-group transaction (same partition)."""
+        entity = to_entity(result)
+        if current is None:
+            operations: list[Any] = [("create", entity)]
+        else:
+            guard = {
+                "mode": UpdateMode.REPLACE,
+                "etag": current.etag,
+                "match_condition": MatchConditions.IfNotModified,
+            }
+            operations = [("update", entity, guard)]
+        operations.append(("create", row))
+        try:
+            written = self._table.submit_transaction(operations)
+        except TableTransactionError as exc:
+            code = str(getattr(exc.error_code, "value", exc.error_code) or "")
+            if code in _RACE_CODES:
+                with log_context(subscription_id=result.id):
+                    _log.info("subscription changed since it was read", extra={"error": code})
+                raise ConcurrencyError(f"subscription {result.id} changed since it was read") from exc
+            raise
+        return dataclasses.replace(result, etag=str(written[0]["etag"]))
 
     def list_all(self) -> Iterator[Subscription]:
         """Every stored subscription, page by page (for the reconciliation sweep)."""

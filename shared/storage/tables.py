@@ -73,7 +73,7 @@ class TableSet:
 
     @property
     def audit(self) -> AuditTrail:
-        return self._store("audit", lambda: AuditTrail(self.table(self._settings.table_audit)))
+        return self._store("audit", lambda: AuditTrail(self.table(self._settings.table_subscriptions)))
 
     def _store(self, kind: str, build: Callable[[], _Store]) -> _Store:
         # Not functools.cached_property: since Python 3.12 it no longer locks, and two threads could each

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.domain.subscription import MicrosoftSubscription, Subscription
 from shared.domain.transitions import Cause, Outcome, apply_snapshot
 from shared.logs import get_logger
+from shared.storage.audit import audit_entity
 
 if TYPE_CHECKING:
     from shared.app_context import Services
@@ -30,7 +31,7 @@ def mirror(
     *,
     bookkeeping: dict[str, object] | None = None,
 ) -> Subscription:
-    """Stores Microsoft's snapshot (ETag-guarded read-modify-write) and appends the changes to the audit.
+    """Stores Microsoft's snapshot and, in the same transaction, the audit row of what changed and why.
 
     `bookkeeping` sets publisher-only fields (provisioned, activation_requested_at) in the same write.
     """
@@ -44,10 +45,11 @@ def mirror(
         outcomes[:] = [Outcome(updated, outcome.changes)]
         return updated
 
-    stored = services.subscriptions.update(snapshot.id, change)
-    changes = outcomes[0].changes if outcomes else {}
-    if changes:
-        services.audit.append(
+    def audit_row(before: Subscription | None, after: Subscription) -> dict[str, Any] | None:
+        changes = outcomes[0].changes if outcomes else {}
+        if not changes:
+            return None
+        return audit_entity(
             snapshot.id,
             action=cause.action,
             source=cause.source,
@@ -56,8 +58,12 @@ def mirror(
             correlation_id=correlation_id,
             at=utcnow(),
         )
-        log.info("subscription mirrored", extra={"changed": sorted(changes), "action": cause.action})
+
+    stored = services.subscriptions.update(snapshot.id, change, audit=audit_row)
     assert stored is not None  # change() never returns None
+    changes = outcomes[0].changes if outcomes else {}
+    if changes:
+        log.info("subscription mirrored", extra={"changed": sorted(changes), "action": cause.action})
     if changes.keys() & LICENSE_FIELDS:
         from shared.storage.licenses import refresh_license_index
 

@@ -19,7 +19,9 @@ AT = datetime(2024, 6, 1, 10, 0, 0, 500000, tzinfo=UTC)
 
 @pytest.fixture
 def trail(azurite_connection_string: str, table_prefix: str) -> AuditTrail:
-    settings = Settings(storage_connection_string=azurite_connection_string, table_audit=f"{table_prefix}a")
+    settings = Settings(
+        storage_connection_string=azurite_connection_string, table_subscriptions=f"{table_prefix}s"
+    )
     return TableSet.from_settings(settings).audit
 
 

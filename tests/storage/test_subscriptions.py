@@ -279,3 +279,56 @@ def test_naive_datetime_is_refused(store: SubscriptionStore) -> None:
     with pytest.raises(InvalidEntityError, match="activated_at"):
         store.insert(Subscription(id="naive", activated_at=datetime(2024, 1, 1, 12, 0)))
     assert store.get("naive") is None
+
+
+def _audit_of(sub_id: str, action: str):
+    from shared.storage.audit import audit_entity
+
+    def row(before: Subscription | None, after: Subscription) -> dict:
+        return audit_entity(
+            sub_id,
+            action=action,
+            source="test",
+            changes={"quantity": (before and before.quantity, after.quantity)},
+            at=datetime.now(UTC),
+        )
+
+    return row
+
+
+def test_a_change_and_its_audit_row_are_written_together(
+    store: SubscriptionStore, table_set: TableSet
+) -> None:
+    sub_id = "6f7b0b9c-1111-4a5e-9c1e-00000000a0d1"
+    store.update(sub_id, lambda _: Subscription(id=sub_id, quantity=1), audit=_audit_of(sub_id, "Create"))
+    stored = store.update(sub_id, lambda s: replace(s, quantity=2), audit=_audit_of(sub_id, "Grow"))
+
+    assert stored is not None
+    assert stored.quantity == 2
+    assert stored.etag == store.get(sub_id).etag
+    assert [(e.action, e.changes["quantity"]) for e in table_set.audit.list(sub_id)] == [
+        ("Create", [None, 1]),
+        ("Grow", [1, 2]),
+    ]
+
+
+def test_an_attempt_that_loses_a_race_leaves_no_audit_row(
+    store: SubscriptionStore, table_set: TableSet
+) -> None:
+    sub_id = "6f7b0b9c-1111-4a5e-9c1e-00000000a0d2"
+    store.insert(Subscription(id=sub_id, quantity=1))
+    raced = threading.Event()
+
+    def change(current: Subscription | None) -> Subscription:
+        assert current is not None
+        if not raced.is_set():
+            raced.set()  # another writer changes the row between our read and our write
+            store.replace(replace(current, quantity=10))
+        return replace(current, quantity=current.quantity + 1)
+
+    stored = store.update(sub_id, change, audit=_audit_of(sub_id, "Grow"))
+
+    assert stored is not None
+    assert stored.quantity == 11
+    # The first attempt's transaction failed as a whole: only the winning attempt's row exists.
+    assert [e.changes["quantity"] for e in table_set.audit.list(sub_id)] == [[10, 11]]

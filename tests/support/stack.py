@@ -105,7 +105,6 @@ def app_environment(
         "STORAGE_CONNECTION_STRING": connection_string,
         "TABLE_SUBSCRIPTIONS": f"{table_prefix}subs",
         "TABLE_OPERATIONS": f"{table_prefix}ops",
-        "TABLE_AUDIT": f"{table_prefix}audit",
         "TABLE_SEATS": f"{table_prefix}seats",
         "TABLE_USERS": f"{table_prefix}users",
         "QUEUE_BACKEND": "local",
