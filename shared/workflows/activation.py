@@ -16,6 +16,7 @@ from shared.domain.transitions import ACTIVATE, Cause
 from shared.faultpoints import faultpoint
 from shared.fulfillment.errors import BadRequestError, NotFoundError
 from shared.logs import get_logger
+from shared.storage.audit import audit_entity
 from shared.workflows.errors import PermanentFailureError, RetryLaterError
 from shared.workflows.provisioning import load_hook
 from shared.workflows.sync import mirror, utcnow
@@ -54,14 +55,19 @@ def _provision(services: Services, stored: Subscription, correlation_id: str) ->
     hook = load_hook(services.settings.provisioning_hook)
     if not hook(stored):
         raise RetryLaterError("the publisher's provisioning step has not finished yet")
-    updated = services.subscriptions.update(stored.id, lambda s: replace(s, provisioned=True) if s else None)
-    services.audit.append(
-        stored.id,
-        action="Provisioned",
-        source=SOURCE,
-        changes={"provisioned": (False, True)},
-        correlation_id=correlation_id,
-        at=utcnow(),
+
+    def provisioned_row(before: Subscription | None, after: Subscription) -> dict[str, Any]:
+        return audit_entity(
+            stored.id,
+            action="Provisioned",
+            source=SOURCE,
+            changes={"provisioned": (False, True)},
+            correlation_id=correlation_id,
+            at=utcnow(),
+        )
+
+    updated = services.subscriptions.update(
+        stored.id, lambda s: replace(s, provisioned=True) if s else None, audit=provisioned_row
     )
     return updated or stored
 
