@@ -85,7 +85,30 @@ def to_service_bus_message(lease: LeasedMessage) -> ServiceBusMessage:
     )
 
 
-class QueueRunner:
+class WorkerThreads:
+    """A few daemon threads running `_work` until `stop_event` is set; the runners below share this."""
+
+    def __init__(self, name: str, workers: int, stop_event: threading.Event | None) -> None:
+        self.stop_event = stop_event or threading.Event()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}-{n}", daemon=True) for n in range(workers)
+        ]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Asks the threads to finish their current message and waits for them."""
+        self.stop_event.set()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _work(self) -> None:
+        raise NotImplementedError
+
+
+class QueueRunner(WorkerThreads):
     """Worker threads that run one queue-triggered function until `stop_event` is set."""
 
     def __init__(
@@ -97,14 +120,10 @@ class QueueRunner:
         stop_event: threading.Event | None = None,
         receive_timeout: float = 0.5,
     ) -> None:
+        super().__init__("devhost-queue", workers, stop_event)
         self.function = function
         self.queue = queue
-        self.stop_event = stop_event or threading.Event()
         self._receive_timeout = receive_timeout
-        self._threads = [
-            threading.Thread(target=self._work, name=f"devhost-queue-{n}", daemon=True)
-            for n in range(workers)
-        ]
 
     @classmethod
     def for_app(cls, app: func.FunctionApp, queue: LocalQueue, **options: Any) -> QueueRunner | None:
@@ -118,16 +137,6 @@ class QueueRunner:
                 f"the dev host feeds one queue-triggered function from one local queue, got {names}"
             )
         return cls(functions[0], queue, **options)
-
-    def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Asks the threads to finish their current message and waits for them."""
-        self.stop_event.set()
-        for thread in self._threads:
-            thread.join(timeout)
 
     def _work(self) -> None:
         while not self.stop_event.is_set():

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from azure.functions.servicebus import ServiceBusMessage
 
 from devhost.http_host import call_user_function
-from devhost.queue_runner import QueueFunction
+from devhost.queue_runner import QueueFunction, WorkerThreads
 from shared.logs import get_logger, log_context
 
 _log = get_logger(__name__)
@@ -63,7 +63,7 @@ def to_function_message(received: ReceivedMessage) -> ServiceBusMessage:
     )
 
 
-class ServiceBusRunner:
+class ServiceBusRunner(WorkerThreads):
     """Worker threads, each holding one session at a time, until `stop_event` is set."""
 
     def __init__(
@@ -75,23 +75,10 @@ class ServiceBusRunner:
         stop_event: threading.Event | None = None,
         session_idle_seconds: float = SESSION_IDLE_SECONDS,
     ) -> None:
+        super().__init__("devhost-servicebus", workers, stop_event)
         self.function = function
         self.client = client
-        self.stop_event = stop_event or threading.Event()
         self._idle = session_idle_seconds
-        self._threads = [
-            threading.Thread(target=self._work, name=f"devhost-servicebus-{n}", daemon=True)
-            for n in range(workers)
-        ]
-
-    def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        self.stop_event.set()
-        for thread in self._threads:
-            thread.join(timeout)
 
     def _work(self) -> None:
         from azure.servicebus import NEXT_AVAILABLE_SESSION
