@@ -139,23 +139,21 @@ def _record_decision(
     services: Services, record: OperationRecord, operation: Operation, correlation_id: str
 ) -> OperationRecord:
     decision = _decide(services, record, operation)
+    verdict = "accept" if decision.accept else "refuse"
     log.info("change decided", extra={"accept": decision.accept, "reason": decision.reason})
-    record = services.operations.save(
-        replace(
-            record,
-            decision="accept" if decision.accept else "refuse",
-            reason=decision.reason,
-            updated_at=utcnow(),
-        )
-    )
+    # The audit row goes first: a crash between the two writes leaves a decision recorded twice at worst
+    # (decided again on redelivery), never a decision that is nowhere in the audit trail.
     services.audit.append(
         operation.subscription_id,
         action=f"{operation.action.value}Decision",
         source="publisher-policy",
         operation_id=operation.id,
-        changes={"decision": (None, record.decision), "reason": (None, decision.reason)},
+        changes={"decision": (None, verdict), "reason": (None, decision.reason)},
         correlation_id=correlation_id,
         at=utcnow(),
+    )
+    record = services.operations.save(
+        replace(record, decision=verdict, reason=decision.reason, updated_at=utcnow())
     )
     return record
 
