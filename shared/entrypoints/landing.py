@@ -240,7 +240,16 @@ def _submit(
             contact_email=email,
             error="Enter an email address like name@example.com.",
         )
-    confirm_purchase(svc, stored, user, email, str(uuid.uuid4()))
+    from shared.queueing.messages import QueueUnavailableError
+
+    try:
+        confirm_purchase(svc, stored, user, email, str(uuid.uuid4()))
+    except QueueUnavailableError:
+        return error_page(
+            503,
+            "We couldn't start the activation",
+            "Nothing was charged and nothing was started: please confirm again in a minute.",
+        )
     return redirect(status_url(svc, stored.id))
 
 
@@ -257,10 +266,7 @@ def confirm_purchase(
         User(user.tenant_id, user.object_id, display_name=user.name, email=contact_email, upn=user.upn)
     )
     grant_admins(svc, stored, user)
-    queued = _queue_activation_once(svc, stored.id, correlation_id)
-    if queued:
-        _audit_confirmation(svc, stored.id, user, contact_email, correlation_id)
-    return queued
+    return _queue_activation_once(svc, stored.id, user, contact_email, correlation_id)
 
 
 def grant_admins(svc: Services, stored: Subscription, user: SignedInUser) -> None:
@@ -280,10 +286,16 @@ def confirmer_role(user: SignedInUser, stored: Subscription) -> str:
     return "beneficiary-admin" if user.tenant_id == stored.beneficiary.tenant_id.lower() else "purchaser"
 
 
-def _queue_activation_once(svc: Services, subscription_id: str, correlation_id: str) -> bool:
-    """Marks activation requested under the record's ETag; only the request that set the mark queues."""
+def _queue_activation_once(
+    svc: Services, subscription_id: str, user: SignedInUser, contact_email: str, correlation_id: str
+) -> bool:
+    """Marks activation requested under the record's ETag; only the request that set the mark queues.
+
+    The mark and the "Confirm" audit row are one transaction. If the queue then refuses the message, the
+    mark is taken back (and audited), so the buyer can confirm again instead of waiting for reconciliation.
+    """
     from shared.domain.status import SubscriptionStatus
-    from shared.queueing.messages import activation_message
+    from shared.queueing.messages import QueueUnavailableError, activation_message
 
     marked: list[Subscription] = []
 
@@ -296,27 +308,51 @@ def _queue_activation_once(svc: Services, subscription_id: str, correlation_id: 
         marked.append(replace(current, activation_requested_at=datetime.now(UTC)))
         return marked[0]
 
-    svc.subscriptions.update(subscription_id, mark)
+    def confirmed(before: Subscription | None, after: Subscription) -> dict[str, Any]:
+        changes = {
+            "confirmed_by": ("", f"{user.tenant_id}:{user.object_id}"),
+            "contact_email": ("", contact_email),
+        }
+        return _audit_row(subscription_id, "Confirm", changes, correlation_id)
+
+    svc.subscriptions.update(subscription_id, mark, audit=confirmed)
     if not marked:
         log.info("activation already requested; nothing queued")
         return False
     sub = marked[0]
-    svc.queue.send(activation_message(sub.id, sub.plan_id, sub.quantity, correlation_id))
+    try:
+        svc.queue.send(activation_message(sub.id, sub.plan_id, sub.quantity, correlation_id))
+    except QueueUnavailableError:
+        _take_back_mark(svc, subscription_id, correlation_id)
+        raise
     log.info("activation queued", extra={"plan_id": sub.plan_id, "quantity": sub.quantity})
     return True
 
 
-def _audit_confirmation(
-    svc: Services, subscription_id: str, user: SignedInUser, contact_email: str, correlation_id: str
-) -> None:
-    svc.audit.append(
+def _take_back_mark(svc: Services, subscription_id: str, correlation_id: str) -> None:
+    log.error("activation could not be queued; the confirmation is taken back")
+
+    def unmark(current: Subscription | None) -> Subscription | None:
+        return replace(current, activation_requested_at=None) if current else None
+
+    def rolled_back(before: Subscription | None, after: Subscription) -> dict[str, Any]:
+        return _audit_row(
+            subscription_id, "ConfirmRolledBack", {"reason": ("", "queue unavailable")}, correlation_id
+        )
+
+    svc.subscriptions.update(subscription_id, unmark, audit=rolled_back)
+
+
+def _audit_row(
+    subscription_id: str, action: str, changes: dict[str, tuple[object, object]], correlation_id: str
+) -> dict[str, Any]:
+    from shared.storage.audit import audit_entity
+
+    return audit_entity(
         subscription_id,
-        action="Confirm",
+        action=action,
         source="landing",
-        changes={
-            "confirmed_by": ("", f"{user.tenant_id}:{user.object_id}"),
-            "contact_email": ("", contact_email),
-        },
+        changes=changes,
         correlation_id=correlation_id,
         at=datetime.now(UTC),
     )

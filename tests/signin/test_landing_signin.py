@@ -295,3 +295,37 @@ def test_sign_out_needs_the_form_and_ends_the_session(app_stack: AppStack) -> No
     assert signed_out.status_code == 200
     assert "Max-Age=0" in signed_out.headers["Set-Cookie"]
     assert session_of(buyer) == {}
+
+
+def test_a_queue_outage_at_confirm_takes_the_confirmation_back_so_it_can_be_repeated(
+    app_stack: AppStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.app_context import reset_services
+    from tests.support.ports import free_port
+
+    bought = buy(app_stack)
+    subscription_id = bought["subscriptionId"]
+    buyer = Buyer(app_stack)
+    page = buyer.confirm_page(bought["landingUrl"], ADELE)
+    with monkeypatch.context() as outage:
+        outage.setenv("QUEUE_BACKEND", "servicebus")
+        outage.setenv(
+            "ServiceBusConnection",
+            f"Endpoint=sb://127.0.0.1:{free_port()}/;SharedAccessKeyName=k;SharedAccessKey=a2V5;UseDevelopmentEmulator=true",
+        )
+        reset_services()
+        try:
+            refused = buyer.confirm(page, contact_email="billing@contoso.com")
+        finally:
+            outage.undo()
+            reset_services()
+
+    assert refused.status_code == 503
+    assert services().subscriptions.get(subscription_id).activation_requested_at is None  # type: ignore[union-attr]
+    assert app_stack.activations_queued(subscription_id) == 0
+
+    again = buyer.confirm(buyer.get("/api/landing/confirm"), contact_email="billing@contoso.com")
+    assert again.status_code == 303
+    assert app_stack.activations_queued(subscription_id) == 1
+    actions = [e.action for e in services().audit.list(subscription_id)]
+    assert actions[-3:] == ["Confirm", "ConfirmRolledBack", "Confirm"]
