@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
+
+    from tests.support.stack import Stack
 
 from tests.support.azurite import running_azurite
 
@@ -33,3 +36,16 @@ def browser() -> Iterator[Browser]:
 
     with chromium() as launched:
         yield launched
+
+
+@pytest.fixture
+def stack(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, azurite_connection_string: str, table_prefix: str
+) -> Iterator[Stack]:
+    """The whole local stack (sandbox, Azurite, dev host, worker) for one test; see tests/support/stack.py."""
+    from tests.support.stack import running_stack
+
+    with running_stack(
+        monkeypatch, tmp_path, connection_string=azurite_connection_string, table_prefix=table_prefix
+    ) as running:
+        yield running

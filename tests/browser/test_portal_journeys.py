@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.support.sandbox import FABRIKAM_TENANT, wait_until
-from tests.support.stack import Stack, running_stack
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.browser
 
@@ -51,16 +51,6 @@ def new_page(browser: Browser) -> Iterator[NewPage]:
     finally:
         for context in contexts:
             context.close()
-
-
-@pytest.fixture
-def stack(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, azurite_connection_string: str, table_prefix: str
-) -> Iterator[Stack]:
-    with running_stack(
-        monkeypatch, tmp_path, connection_string=azurite_connection_string, table_prefix=table_prefix
-    ) as running:
-        yield running
 
 
 # --- helpers -------------------------------------------------------------------------------------------

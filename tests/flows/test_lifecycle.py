@@ -6,24 +6,10 @@ sides agree: the sandbox's view (what Microsoft bills) and the publisher's Table
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 import requests
 
 from tests.support.sandbox import wait_until
-from tests.support.stack import Stack, running_stack
-
-
-@pytest.fixture
-def stack(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, azurite_connection_string: str, table_prefix: str
-) -> Iterator[Stack]:
-    with running_stack(
-        monkeypatch, tmp_path, connection_string=azurite_connection_string, table_prefix=table_prefix
-    ) as running:
-        yield running
+from tests.support.stack import Stack
 
 
 def operation_status(stack: Stack, operation_id: str) -> str:
