@@ -16,10 +16,10 @@ from devhost import PROJECT_ROOT
 from tests.support.ports import free_port, wait_for_port
 
 
-@pytest.fixture
-def devhost(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
+def start_devhost(tmp_path: Path, **settings: str) -> tuple[subprocess.Popen[str], int]:
+    """`python -m devhost` on a free port with its data under `tmp_path`, plus any extra settings."""
     port = free_port()
-    env = {**os.environ, "DEVHOST_PORT": str(port), "DEVHOST_STATE_DIR": str(tmp_path)}
+    env = {**os.environ, "DEVHOST_PORT": str(port), "DEVHOST_STATE_DIR": str(tmp_path), **settings}
     proc = subprocess.Popen(
         [sys.executable, "-m", "devhost"],
         cwd=PROJECT_ROOT,
@@ -28,6 +28,12 @@ def devhost(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    return proc, port
+
+
+@pytest.fixture
+def devhost(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    proc, port = start_devhost(tmp_path)
     try:
         wait_for_port(port, timeout=30)
         yield proc, port
@@ -75,23 +81,8 @@ def test_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_with_service_bus_settings_the_worker_is_fed_from_service_bus(tmp_path: Path) -> None:
     """Pointing the dev host at Azure is a matter of settings; an unreachable namespace is retried."""
-    port = free_port()
     unreachable = f"Endpoint=sb://127.0.0.1:{free_port()}/;SharedAccessKeyName=k;SharedAccessKey=a2V5;UseDevelopmentEmulator=true"
-    env = {
-        **os.environ,
-        "DEVHOST_PORT": str(port),
-        "DEVHOST_STATE_DIR": str(tmp_path),
-        "QUEUE_BACKEND": "servicebus",
-        "ServiceBusConnection": unreachable,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "devhost"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc, port = start_devhost(tmp_path, QUEUE_BACKEND="servicebus", ServiceBusConnection=unreachable)
     try:
         wait_for_port(port, timeout=30)
         assert requests.get(f"http://127.0.0.1:{port}/api/health", timeout=10).status_code == 200
