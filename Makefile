@@ -28,6 +28,7 @@ test: install
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
 lint: install
+	bash .ci/check-outside-paths
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	@if command -v shellcheck >/dev/null; then shellcheck infra/*.sh .ci/run; else echo "shellcheck not installed: skipped"; fi

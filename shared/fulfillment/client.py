@@ -1,4 +1,4 @@
-"""Client for Microsoft's SaaS Fulfillment API v2 (`../shared/specs/saasapi.v2.json`): a method per operation.
+"""Client for Microsoft's SaaS Fulfillment API v2 (`docs/specs/saasapi.v2.json`): a method per operation.
 
 Every call carries the headers R18-R19 ask for: a bearer token for the marketplace API app, a fresh
 `x-ms-requestid` per HTTP attempt and one `x-ms-correlationid` per logical call. Throttling, 5xx and

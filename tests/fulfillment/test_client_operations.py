@@ -456,7 +456,7 @@ def test_every_attempt_asks_the_credential_for_the_marketplace_scope(server: Scr
 def test_ids_in_paths_are_escaped(server: ScriptedServer, client: FulfillmentClient) -> None:
     server.script(ScriptedResponse(404))
     with pytest.raises(NotFoundError):
-        client.get_subscription("../../resolve")
+        client.get_subscription("../../resolve")  # outside-path-ok: a traversal attempt
     assert server.requests[0].path == f"{SUBSCRIPTIONS}/..%2F..%2Fresolve"
 
 

@@ -15,7 +15,7 @@ Public API (kept stable: the client tests and the sandbox tests both use it):
 bare path with query: everything before the first `/saas/` segment is treated as the base URL, because the
 spec's server is `https://marketplaceapi.microsoft.com/api` and the sandbox serves under other bases.
 
-The file is Microsoft's, read from `../shared/specs` beside the project root. It has one defect that
+The file is Microsoft's, copied unchanged into `docs/specs/` with its license. It has one defect that
 openapi-core refuses: its OAuth2 `clientCredentials` flow lacks the required `scopes` map, so an empty one
 is added in memory. The security scheme itself (an Entra bearer token) is checked here by hand, because
 openapi-core does not evaluate OAuth2 schemes.
@@ -37,7 +37,7 @@ from urllib.parse import parse_qsl, urlsplit
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
-SPEC_DIR = Path(__file__).resolve().parents[3] / "shared" / "specs"
+SPEC_DIR = Path(__file__).resolve().parents[2] / "docs" / "specs"
 SPEC_FILE = SPEC_DIR / "saasapi.v2.json"
 SPEC_SERVER_URL = "https://marketplaceapi.microsoft.com/api"
 _SPEC_HOST, _SPEC_PREFIX = "https://marketplaceapi.microsoft.com", "/api"

@@ -24,6 +24,8 @@ from tests.support.oidc_server import OidcServer
 from tests.support.ports import free_port
 from tests.support.tokens import marketplace_claims, mint
 
+PATH_TRAVERSAL = "../../etc"  # outside-path-ok: an attack input, not a path we use
+
 TENANT = str(uuid.uuid4())
 CLIENT_ID = str(uuid.uuid4())
 MAX_BODY_BYTES = 2048
@@ -277,7 +279,7 @@ def test_size_is_checked_only_after_authentication(webhook: Webhook):
         (json.dumps(a_payload(id=42)).encode(), "'id' must be a GUID"),
         (json.dumps(a_payload(id="op-1")).encode(), "'id' must be a GUID"),
         (json.dumps(a_payload(subscriptionId=None)).encode(), "'subscriptionId' must be a GUID"),
-        (json.dumps(a_payload(subscriptionId="../../etc")).encode(), "'subscriptionId' must be a GUID"),
+        (json.dumps(a_payload(subscriptionId=PATH_TRAVERSAL)).encode(), "'subscriptionId' must be a GUID"),
     ],
     ids=[
         "garbled",
