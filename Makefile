@@ -31,7 +31,7 @@ lint: install
 	bash .ci/check-outside-paths
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	@if command -v shellcheck >/dev/null; then shellcheck infra/*.sh .ci/run; else echo "shellcheck not installed: skipped"; fi
+	@if command -v shellcheck >/dev/null; then shellcheck infra/*.sh .ci/run .ci/check-outside-paths; else echo "shellcheck not installed: skipped"; fi
 
 format: install
 	$(BIN)/ruff format .
