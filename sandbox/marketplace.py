@@ -3,7 +3,7 @@
 `Marketplace` is thread-safe (one re-entrant lock) and writes its whole state as one JSON file under the state
 directory after every change, so `make dev` restarts keep subscriptions, operations and purchase tokens.
 
-Behaviour follows `shared/docs/marketplace-rules.md`:
+Behaviour follows the requirements in `docs/requirements.md`:
 - a purchase starts PendingFulfillmentStart and yields a short-lived purchase token (R1-R4);
 - Activate moves it to Subscribed and starts the term (R14, R15);
 - plan/quantity changes (customer side "Azure", or publisher PATCH "Partner") start an InProgress operation
