@@ -556,6 +556,10 @@ class EntraStandIn:
         }
         if user.mail:
             claims["email"] = user.mail
+            # The app registration asks for the optional claim `xms_edov`, which Entra adds only beside
+            # `email`: true when the owner of the address's domain is verified. Without it, `email` is
+            # just an attribute someone typed.
+            claims["xms_edov"] = user.mail_domain_verified
         if issued.request.nonce is not None:
             claims["nonce"] = issued.request.nonce
         return claims

@@ -39,6 +39,9 @@ class TestUser:
     display_name: str
     mail: str | None  # None like Graph for users without a mailbox (R11)
     account_kind: AccountKind
+    # Whether Entra has verified the owner of `mail`'s domain: the ID token's `xms_edov` claim. Optional in
+    # the file (default true); false plays a mail attribute on a domain the tenant never verified.
+    mail_domain_verified: bool = True
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,9 @@ def _user(entry: Mapping[str, Any], where: str) -> TestUser:
     mail = _field(entry, "mail", where)
     if mail is not None and (not isinstance(mail, str) or "@" not in mail):
         raise IdentitiesError(f"{where}.mail must be an e-mail address or null")
+    verified = entry.get("mail_domain_verified", True)
+    if not isinstance(verified, bool):
+        raise IdentitiesError(f"{where}.mail_domain_verified must be true or false")
     return TestUser(
         object_id=_guid(entry, "object_id", where),
         tenant_id=_guid(entry, "tenant_id", where),
@@ -173,6 +179,7 @@ def _user(entry: Mapping[str, Any], where: str) -> TestUser:
         display_name=_text(entry, "display_name", where),
         mail=mail,
         account_kind=cast(AccountKind, kind),
+        mail_domain_verified=verified,
     )
 
 

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from shared.domain.identity import Person, acts_for, is_personal_account
 from shared.domain.status import SubscriptionStatus
 from shared.domain.subscription import Party, Subscription
 
@@ -126,14 +127,23 @@ def is_flat_rate(subscription: Subscription) -> bool:
     return subscription.quantity is None
 
 
-def may_use_app(subscription: Subscription, seat: SeatHolder | None, *, tenant_id: str = "") -> bool:
+def may_use_app(
+    subscription: Subscription, seat: SeatHolder | None, *, tenant_id: str = "", object_id: str = ""
+) -> bool:
     """Whether a user may use the publisher's app: only while Subscribed and holding a seat; on flat-rate
-    plans every user of the beneficiary tenant (`tenant_id` is the user's tenant)."""
+    plans every user of the beneficiary's organisation (the user is `tenant_id` + `object_id`), and for a
+    personal-account beneficiary that account alone: its tenant is shared by every personal account."""
     if subscription.status is not SubscriptionStatus.SUBSCRIBED:
         return False
     if is_flat_rate(subscription):
-        return bool(tenant_id) and _norm(tenant_id) == _norm(subscription.beneficiary.tenant_id)
+        return acts_for(subscription.beneficiary, Person.of(tenant_id, object_id))
     return seat is not None and bool(seat.tenant_id and seat.object_id)
+
+
+def tenant_wide_license(subscription: Subscription) -> bool:
+    """Whether one license row may cover every user of the beneficiary tenant: flat-rate plans of an
+    organisation, never of a personal account."""
+    return is_flat_rate(subscription) and not is_personal_account(subscription.beneficiary)
 
 
 def license_answer(status: str | None) -> tuple[bool, str]:

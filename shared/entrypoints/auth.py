@@ -1,8 +1,9 @@
 """Buyer sign-in routes: /api/auth/signin, /api/auth/callback and /api/auth/signout (R8-R11).
 
 The callback turns a validated Entra ID sign-in into a session: the user is stored by tenant id + object id,
-any seat assigned to their email or UPN in a subscription of their tenant is bound to that identity, and the
-browser goes on to `next`, which can only be a path on this site (no open redirect).
+any seat reserved for an address the ID token vouches for (UPN, or an email Entra marks verified) in a
+subscription their tenant is the beneficiary of is bound to that identity, and the browser goes on to
+`next`, which can only be a path on this site (no open redirect).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from shared.web.pages import error_page, page, redirect
 
 if TYPE_CHECKING:
     from shared.app_context import Services
+    from shared.domain.identity import Person
     from shared.domain.subscription import Subscription
+    from shared.identity.id_token import IdTokenClaims
     from shared.identity.signin import SignInResult
     from shared.web.current_user import SignedInUser
 
@@ -72,43 +75,50 @@ def _signed_in(svc: Services, req: func.HttpRequest, result: SignInResult) -> fu
 
     user = remember_user(svc, result)
     with log_context(tenant_id=user.tenant_id):
-        bind_seats(svc, user)
+        bind_seats(svc, result.claims)
         log.info("buyer signed in", extra={"object_id": user.object_id})
     session = sign_in(load_session(req, svc.settings), user)
     return with_cookies(redirect(result.next_path), session_codec(svc.settings).dump(session))
 
 
 def remember_user(svc: Services, result: SignInResult) -> SignedInUser:
-    """Upserts the user; an email they confirmed earlier wins over the one derived at this sign-in."""
+    """Upserts the user with what this ID token vouches for. The contact email they confirmed earlier is
+    kept (it is only where we write to them), else the one derived at this sign-in."""
     from shared.storage.users import User
     from shared.web.current_user import SignedInUser
 
     claims = result.claims
     known = svc.users.get(claims.tenant_id, claims.object_id)
-    email = (known.email if known else "") or result.contact_email
+    contact = (known.email if known else "") or result.contact_email
     stored = svc.users.upsert(
         User(
             tenant_id=claims.tenant_id,
             object_id=claims.object_id,
             display_name=claims.name,
-            email=email,
+            email=contact,
             upn=claims.preferred_username,
+            addresses=claims.addresses,
         )
     )
     return SignedInUser(stored.tenant_id, stored.object_id, stored.display_name, stored.email, stored.upn)
 
 
-def bind_seats(svc: Services, user: SignedInUser) -> int:
-    """Re-keys seats assigned to the user's email or UPN (in their tenant's subscriptions) to tid + oid."""
-    keys = {key.strip().lower() for key in (user.email, user.upn) if key and "@" in key}
+def bind_seats(svc: Services, claims: IdTokenClaims) -> int:
+    """Re-keys to tid + oid the seats reserved for an address this ID token vouches for, in subscriptions
+    the token's tenant is the beneficiary of (`shared.domain.identity.may_bind_seat`). What the user typed
+    anywhere (the contact email) never takes part."""
+    from shared.domain.identity import Person, may_bind_seat
+
+    who = Person.of(claims.tenant_id, claims.object_id)
     bound = 0
-    for subscription in svc.subscriptions.list_for_tenant(user.tenant_id):
-        for key in keys:
-            bound += _bind_one(svc, subscription, key, user)
+    for subscription in svc.subscriptions.list_for_tenant(claims.tenant_id):
+        for address in claims.addresses:
+            if may_bind_seat(address, subscription.beneficiary, who, claims.addresses):
+                bound += _bind_one(svc, subscription, address, who)
     return bound
 
 
-def _bind_one(svc: Services, subscription: Subscription, key: str, user: SignedInUser) -> int:
+def _bind_one(svc: Services, subscription: Subscription, key: str, who: Person) -> int:
     from shared.storage.seats import SeatNotFoundError
 
     subscription_id = subscription.id
@@ -117,9 +127,9 @@ def _bind_one(svc: Services, subscription: Subscription, key: str, user: SignedI
             seat = svc.seats.find(subscription_id, user_key=key)
             if seat is None or seat.is_bound:
                 return 0
-            svc.seats.bind_identity(subscription_id, key, user.tenant_id, user.object_id)
+            svc.seats.bind_identity(subscription_id, key, who.tenant_id, who.object_id)
             # From now on the publisher's app finds this user by tid + oid in one read (license check).
-            svc.licenses.put_seat(subscription, user.tenant_id, user.object_id)
+            svc.licenses.put_seat(subscription, who.tenant_id, who.object_id)
         except (SeatNotFoundError, ValueError) as exc:
             # A seat bound to someone else, or a key that is not an address: the seat stays as it was.
             log.warning("seat not bound at sign-in", extra={"error": type(exc).__name__})

@@ -155,9 +155,12 @@ def _confirm(
 
 
 def may_confirm(user: SignedInUser, stored: Subscription) -> bool:
-    """R62: someone of the beneficiary's tenant, or of the purchaser's (a CSP partner finishing setup)."""
-    tenants = {stored.purchaser.tenant_id.lower(), stored.beneficiary.tenant_id.lower()} - {""}
-    return user.tenant_id.lower() in tenants
+    """R62: someone of the beneficiary's organisation, or of the purchaser's (a CSP partner finishing
+    setup); for a personal Microsoft account, that account itself (its tenant is every personal account's)."""
+    from shared.domain.identity import Person, acts_for
+
+    who = Person.of(user.tenant_id, user.object_id)
+    return acts_for(stored.beneficiary, who) or acts_for(stored.purchaser, who)
 
 
 def settled_destination(svc: Services, stored: Subscription) -> func.HttpResponse | None:
@@ -208,9 +211,9 @@ def _confirm_page(
 
 
 def organisation_of(user: SignedInUser, stored: Subscription) -> str:
-    from shared.identity.contact_email import MSA_TENANT_ID
+    from shared.domain.identity import is_personal_tenant
 
-    if user.tenant_id == MSA_TENANT_ID:
+    if is_personal_tenant(user.tenant_id):
         return "Personal Microsoft account"
     side = (
         "the organisation it is for"
@@ -260,11 +263,8 @@ def confirm_purchase(
 
     Returns True when this call queued the activation, False when an earlier confirmation already had.
     """
-    from shared.storage.users import User
-
-    svc.users.upsert(
-        User(user.tenant_id, user.object_id, display_name=user.name, email=contact_email, upn=user.upn)
-    )
+    # Contact data only: it never identifies the user or binds a seat (shared.domain.identity).
+    svc.users.set_contact_email(user.tenant_id, user.object_id, contact_email)
     grant_admins(svc, stored, user)
     return _queue_activation_once(svc, stored.id, user, contact_email, correlation_id)
 

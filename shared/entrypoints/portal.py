@@ -21,6 +21,14 @@ import azure.functions as func
 
 from shared.domain import access
 from shared.domain.access import Principal, Role
+from shared.domain.identity import (
+    Person,
+    acts_for,
+    is_personal_tenant,
+    may_show_person,
+    seat_address_refusal,
+    sees_beneficiary_directory,
+)
 from shared.domain.policy import fits_plan_limits, is_downgrade
 from shared.domain.seats import over_assignment
 from shared.logs import get_logger, log_context
@@ -51,6 +59,9 @@ NOTICES = {
     "quantity-requested": "Seat quantity change requested. Microsoft is processing it; see progress below.",
     "cancel-requested": "Cancellation requested. Microsoft is processing it; see progress below.",
     "seat-assigned": "Seat assigned.",
+    "seat-reserved": "Seat reserved. It takes effect the first time that person signs in with their account "
+    "in the organisation this subscription is for, using the address you entered as their sign-in name or "
+    "verified email.",
     "seat-revoked": "Seat revoked.",
     "admin-designated": "Administrator designated.",
     "setup-complete": "You now manage this subscription for your organisation.",
@@ -265,14 +276,43 @@ def _quantity_floor(choices: list[dict[str, Any]], plan_id: str, assigned: int) 
 
 
 def _people_of_beneficiary(visit: _Visit) -> list[Any]:
-    """Users of the beneficiary tenant who signed in before: the ones seats and admin roles can go to."""
-    tenant = (visit.subscription.beneficiary.tenant_id or "").strip().lower()
-    if not tenant or not access.can_manage_seats(visit.subscription, visit.roles):
+    """Who seats and admin roles can go to: people of the beneficiary's organisation who signed in before,
+    as `shared.domain.identity.may_show_person` lets this visitor see them. An outsider (a CSP partner)
+    sees only the subscription's own people; a personal account only itself."""
+    subscription = visit.subscription
+    tenant = (subscription.beneficiary.tenant_id or "").strip().lower()
+    if not tenant or not access.can_manage_seats(subscription, visit.roles):
         return []
+    viewer = Person.of(visit.user.tenant_id, visit.user.object_id)
     try:
-        return visit.svc.users.list_for_tenant(tenant)
+        if sees_beneficiary_directory(subscription.beneficiary, viewer):
+            candidates = visit.svc.users.list_for_tenant(tenant)
+            related: set[Person] = set()
+        else:
+            related = _related_people(visit, tenant) | {viewer}
+            candidates = [u for p in sorted(related, key=str) if (u := visit.svc.users.get(*_key(p)))]
     except ValueError:
         return []
+    beneficiary = subscription.beneficiary
+    return [user for user in candidates if may_show_person(beneficiary, viewer, _person(user), related)]
+
+
+def _person(user: Any) -> Person:
+    return Person.of(user.tenant_id, user.object_id)
+
+
+def _key(person: Person) -> tuple[str, str]:
+    return person.tenant_id, person.object_id
+
+
+def _related_people(visit: _Visit, tenant: str) -> set[Person]:
+    """The beneficiary's people this subscription already knows: Microsoft's beneficiary, admins, seats."""
+    subscription = visit.subscription
+    related = {Person.of(subscription.beneficiary.tenant_id, subscription.beneficiary.object_id)}
+    related |= set(visit.svc.admins.grantees(subscription.id, tenant))
+    seats = visit.svc.seats.list(subscription.id) if subscription.quantity is not None else []
+    related |= {Person.of(seat.tenant_id, seat.object_id) for seat in seats if seat.is_bound}
+    return {person for person in related if person.tenant_id and person.object_id}
 
 
 def _can_create_setup_link(visit: _Visit) -> bool:
@@ -491,34 +531,60 @@ def _assign_seat(visit: _Visit, form: dict[str, str]) -> func.HttpResponse:
         return _refused(visit, 400, "Check the user", str(exc))
     if seat.is_bound:
         _license_index(visit).put_seat(visit.subscription, seat.tenant_id, seat.object_id)
-    return _done(visit, "seat-assigned")
+        return _done(visit, "seat-assigned")
+    return _done(visit, "seat-reserved")
 
 
 def _seat_target(visit: _Visit, form: dict[str, str]) -> dict[str, str] | func.HttpResponse:
-    """Who gets the seat: a user who signed in before (picked by tid:oid) or an email/UPN typed in."""
+    """Who gets the seat: someone the page listed (picked by tid:oid) or an email/UPN typed in."""
     picked = form.get("user", "").strip()
     if picked:
-        known = _known_user(visit, picked, {visit.subscription.beneficiary.tenant_id.strip().lower()})
+        known = _known_user(visit, picked, _people_of_beneficiary(visit))
         if known is None:
-            return _refused(visit, 400, "Unknown user", "Pick a user from the list.")
+            return _refused(visit, 400, "Choose someone from the list", _NOT_LISTED)
+        # The seat binds to tid + oid at once; the address is a label, and only one Entra vouched for.
+        address = next(iter(known.addresses), "") or known.upn
+        if not address:
+            return _refused(visit, 400, "Check the user", _NO_ADDRESS)
         return {
-            "user_key": known.upn or known.email,
+            "user_key": address,
             "name": known.display_name,
             "tenant_id": known.tenant_id,
             "object_id": known.object_id,
         }
-    return {"user_key": form.get("email", ""), "name": "", "tenant_id": "", "object_id": ""}
+    typed = form.get("email", "")
+    refusal = _address_refusal(visit, typed)
+    if refusal:
+        return _refused(visit, 400, "This person cannot use this subscription", refusal)
+    return {"user_key": typed, "name": "", "tenant_id": "", "object_id": ""}
 
 
-def _known_user(visit: _Visit, picked: str, tenants: set[str]) -> Any:
-    tenant_id, _, object_id = picked.partition(":")
-    if tenant_id.strip().lower() not in tenants:
-        log.warning("portal form named a user of another tenant")
-        return None
+_NOT_LISTED = (
+    "That person is not one you can give a seat or a role to here. Choose someone from the list, or enter "
+    "the address of a member or guest of the organisation this subscription is for."
+)
+_NO_ADDRESS = "This user has no sign-in name we can show; ask them to sign in again, then try again."
+
+
+def _address_refusal(visit: _Visit, typed: str) -> str | None:
+    """Why a typed address cannot get a seat of this subscription (someone outside it holds it)."""
+    from shared.domain.seats import normalize_user_key
+
     try:
-        return visit.svc.users.get(tenant_id, object_id)
+        address = normalize_user_key(typed)
     except ValueError:
-        return None
+        return None  # the seat store explains a malformed address
+    return seat_address_refusal(visit.subscription.beneficiary, visit.svc.users.holders_of(address))
+
+
+def _known_user(visit: _Visit, picked: str, allowed: list[Any]) -> Any:
+    """The listed user `picked` ("tid:oid") names; None for anyone the visitor was not shown."""
+    tenant_id, _, object_id = picked.partition(":")
+    wanted = Person.of(tenant_id, object_id)
+    found = next((user for user in allowed if _person(user) == wanted), None)
+    if found is None:
+        log.warning("portal form named a user the visitor was not shown")
+    return found
 
 
 def _revoke_seat(visit: _Visit, form: dict[str, str]) -> func.HttpResponse:
@@ -542,14 +608,26 @@ def _designate_admin(visit: _Visit, form: dict[str, str]) -> func.HttpResponse:
         return _refused(
             visit, 403, "Not allowed", "Only the purchaser or an administrator can designate admins."
         )
-    tenants = {visit.subscription.beneficiary.tenant_id.strip().lower(), visit.user.tenant_id}
-    known = _known_user(visit, form.get("user", "").strip(), tenants)
+    known = _known_user(visit, form.get("user", "").strip(), _admin_candidates(visit))
     if known is None:
-        return _refused(visit, 400, "Unknown user", "Pick a user from the list.")
+        return _refused(visit, 400, "Choose someone from the list", _NOT_LISTED)
     visit.svc.admins.grant(
         visit.subscription.id, known.tenant_id, known.object_id, "delegated", granted_by=visit.actor
     )
     return _done(visit, "admin-designated")
+
+
+def _admin_candidates(visit: _Visit) -> list[Any]:
+    """The people listed, plus colleagues of the visitor's own organisation (a partner may let a colleague
+    help); never another personal account, whose tenant is no organisation."""
+    people = _people_of_beneficiary(visit)
+    own = visit.user.tenant_id
+    if is_personal_tenant(own) or own == visit.subscription.beneficiary.tenant_id.strip().lower():
+        return people
+    try:
+        return people + visit.svc.users.list_for_tenant(own)
+    except ValueError:
+        return people
 
 
 def _create_setup_link(visit: _Visit, form: dict[str, str]) -> func.HttpResponse:
@@ -605,8 +683,8 @@ def handle_setup(req: func.HttpRequest) -> func.HttpResponse:
             log.warning("setup link refused", extra={"reason": exc.reason})
             return _setup_refused(400, exc.reason)
         subscription = svc.subscriptions.get(link.subscription_id)
-        beneficiary = (subscription.beneficiary.tenant_id if subscription else "").strip().lower()
-        if subscription is None or beneficiary != user.tenant_id:
+        who = Person.of(user.tenant_id, user.object_id)
+        if subscription is None or not acts_for(subscription.beneficiary, who):
             log.warning("setup link opened by a user of another tenant")
             return _setup_refused(403, "other-tenant")
         return _claim(svc, links, link, user)

@@ -4,6 +4,7 @@ Graph's `mail` is null for users without a mailbox and for many guests, while `u
 set but is not always a deliverable address (a guest's UPN holds `#EXT#`). So the order is: `mail`, the UPN
 when it looks like an address, the ID token's `email`, then `preferred_username`. Personal Microsoft
 accounts skip Graph (it tells nothing beyond the ID token). An empty answer means the confirm page asks.
+The result is contact data only: it never identifies anyone (see `shared.domain.identity`).
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from dataclasses import dataclass
 
 import requests
 
+from shared.domain.identity import is_personal_tenant
 from shared.identity.id_token import IdTokenClaims
 from shared.logs import get_logger
 
 log = get_logger(__name__)
 
-MSA_TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
 GRAPH_TIMEOUT_SECONDS = (3.05, 5.0)
 MAX_EMAIL_LENGTH = 254
 # Deliberately plain: one @, a dot in the domain, no spaces, and no '#' (a guest UPN's "#EXT#" marker).
@@ -84,6 +85,6 @@ def contact_email_for(
 ) -> str:
     """R11 end to end: Graph for work accounts that came with an access token, else the ID token alone."""
     profile = None
-    if claims.tenant_id != MSA_TENANT_ID and access_token:
+    if not is_personal_tenant(claims.tenant_id) and access_token:
         profile = fetch_graph_profile(graph_base_url, access_token, session=session)
     return choose_contact_email(profile, claims)

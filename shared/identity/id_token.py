@@ -21,6 +21,7 @@ from typing import Any
 import jwt
 
 from shared.config import Settings
+from shared.domain.identity import entra_addresses
 from shared.identity.openid import SigningKeysUnavailableError, default_ssl_context, fetch_openid_metadata
 from shared.logs import get_logger
 
@@ -51,8 +52,11 @@ class IdTokenClaims:
     tenant_id: str
     object_id: str
     name: str = ""
-    email: str = ""
+    email: str = ""  # as the token says: a contact suggestion, identifying only if listed in `addresses`
     preferred_username: str = ""
+    # The addresses Entra ID vouches for (UPN / sign-in name, `email` when `xms_edov` is true, the
+    # verified_*_email optional claims): the only ones a seat assigned by address may bind through.
+    addresses: tuple[str, ...] = ()
 
 
 def claims_of(payload: dict[str, Any]) -> IdTokenClaims:
@@ -62,6 +66,7 @@ def claims_of(payload: dict[str, Any]) -> IdTokenClaims:
         name=str(payload.get("name") or ""),
         email=str(payload.get("email") or ""),
         preferred_username=str(payload.get("preferred_username") or ""),
+        addresses=entra_addresses(payload),
     )
 
 

@@ -3,7 +3,8 @@
 Rows are denormalised copies of what the check needs, kept in step by the writers:
 - PartitionKey = tenant id (lower case); RowKey "<object id>|<offer id>" for each seat holder whose identity
   is known (seat assigned to a signed-in user, or bound on first sign-in), and "*|<offer id>" for a flat-rate
-  subscription, which every user of the beneficiary tenant may use;
+  subscription, which every user of the beneficiary tenant may use; a flat-rate subscription of a personal
+  Microsoft account gets "<its object id>|<offer id>" instead, as every personal account shares one tenant;
 - properties: subscription_id, plan_id, status (Microsoft's), quantity.
 
 The check is one request to one partition asking for exactly those two keys, so its cost does not depend on
@@ -24,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.domain.access import is_flat_rate
+from shared.domain.access import is_flat_rate, tenant_wide_license
+from shared.domain.identity import Person, is_personal_account, is_personal_tenant
 from shared.domain.status import SubscriptionStatus
 from shared.domain.subscription import Subscription
 from shared.logs import get_logger, log_context
@@ -78,6 +80,10 @@ def _row_key(object_id: str, offer_id: str) -> str:
     return f"{object_id}|{offer_id}"
 
 
+def _own_first(entry: LicenseEntry) -> bool:
+    return entry.tenant_wide
+
+
 def _entry(entity: dict[str, Any]) -> LicenseEntry:
     object_id, _, offer_id = str(entity["RowKey"]).partition("|")
     quantity = entity.get("quantity")
@@ -112,7 +118,11 @@ class LicenseIndex:
             "PartitionKey eq @tid and ( RowKey eq @user or RowKey eq @anyone )",
             parameters={"tid": tid, "user": _row_key(oid, offer), "anyone": _row_key(TENANT_WIDE, offer)},
         )
-        entries = sorted((_entry(row) for row in rows), key=lambda e: e.tenant_wide)
+        # A tenant-wide row in the personal-account tenant (written before personal accounts were told
+        # apart) would license every personal account in the world: it never counts.
+        found = (_entry(row) for row in rows)
+        usable = (e for e in found if not (e.tenant_wide and is_personal_tenant(tid)))
+        entries = sorted(usable, key=_own_first)
         return entries[0] if entries else None
 
     # --- writers -------------------------------------------------------------------------------------
@@ -128,13 +138,26 @@ class LicenseIndex:
         """Rewrites every row of the subscription from its current plan, status and seat holders."""
         beneficiary = (subscription.beneficiary.tenant_id or "").strip().lower()
         if beneficiary and _ID.match(beneficiary):
-            if is_flat_rate(subscription):
+            if tenant_wide_license(subscription):
                 self._put(subscription, beneficiary, TENANT_WIDE)
             else:
                 self._remove(subscription, beneficiary, TENANT_WIDE)
+        self._refresh_personal_owner(subscription, seat_holders)
         for tenant_id, object_id in seat_holders:
             self.put_seat(subscription, tenant_id, object_id)
         log.info("license index refreshed", extra={"seat_rows": len(seat_holders)})
+
+    def _refresh_personal_owner(
+        self, subscription: Subscription, seat_holders: list[tuple[str, str]]
+    ) -> None:
+        """A flat-rate plan bought by a personal account licenses that account alone (tenant + object id)."""
+        owner = subscription.beneficiary
+        if not is_personal_account(owner) or not _ID.match((owner.object_id or "").strip().lower()):
+            return
+        if is_flat_rate(subscription):
+            self.put_seat(subscription, owner.tenant_id, owner.object_id)
+        elif Person.of(owner.tenant_id, owner.object_id) not in {Person.of(*h) for h in seat_holders}:
+            self.remove_seat(subscription, owner.tenant_id, owner.object_id)
 
     def _get(self, tenant_id: str, row_key: str) -> dict[str, Any] | None:
         try:

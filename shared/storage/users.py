@@ -1,7 +1,11 @@
 """Buyer-side people in Table Storage: who signed in, and who may manage which subscription.
 
-Users are keyed by Entra tenant id (PartitionKey) and object id (RowKey), never by email (R10); the email
-kept is the contact address the buyer chose (R11). Admin grants record which (tenant, object id) may manage
+Users are keyed by Entra tenant id (PartitionKey) and object id (RowKey), never by email (R10). Two kinds
+of address are kept apart: `email` is the contact address the buyer chose (R11), contact data only, never used
+to find or match anyone; `addresses` are the ones Entra ID vouched for in the user's last ID token
+(`shared.domain.identity.entra_addresses`). Each of those also has an index row (PartitionKey
+"address:<address, percent-encoded>", RowKey "<tenant id>:<object id>", kind "address"), so "who signed in
+with this address?" is one partition read. Admin grants record which (tenant, object id) may manage
 which SaaS subscription, with a role: "purchaser" (bought it; for CSP the partner, R60),
 "beneficiary-admin" (an admin of the tenant it is for) or "delegated" (granted by one of those).
 
@@ -16,10 +20,12 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
+from urllib.parse import quote
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
+from shared.domain.identity import Person
 from shared.logs import get_logger, log_context
 
 log = get_logger(__name__)
@@ -42,9 +48,10 @@ class User:
     tenant_id: str
     object_id: str
     display_name: str = ""
-    email: str = ""  # the contact email the buyer confirmed or chose (R11)
+    email: str = ""  # the contact email the buyer confirmed or chose (R11): contact data only
     upn: str = ""
     last_sign_in_at: datetime | None = None
+    addresses: tuple[str, ...] = ()  # what Entra ID vouched for at the last sign-in (normalized)
 
 
 def _user_from_entity(entity: dict[str, Any]) -> User:
@@ -55,7 +62,16 @@ def _user_from_entity(entity: dict[str, Any]) -> User:
         email=entity.get("email", ""),
         upn=entity.get("upn", ""),
         last_sign_in_at=entity.get("last_sign_in_at"),
+        addresses=tuple(str(entity.get("addresses") or "").split()),
     )
+
+
+ADDRESS_PARTITION_PREFIX = "address:"
+
+
+def _address_partition(address: str) -> str:
+    # Table keys forbid '/', '\\', '#', '?' and control characters; guest UPNs contain '#EXT#'.
+    return ADDRESS_PARTITION_PREFIX + quote(address.strip().lower(), safe="@.-_+")
 
 
 class UserStore:
@@ -73,7 +89,9 @@ class UserStore:
             email=user.email.strip(),
             upn=user.upn.strip(),
             last_sign_in_at=user.last_sign_in_at or datetime.now(UTC),
+            addresses=tuple(dict.fromkeys(a.strip().lower() for a in user.addresses if a.strip())),
         )
+        before = self.get(stored.tenant_id, stored.object_id)
         entity = {
             "PartitionKey": stored.tenant_id,
             "RowKey": stored.object_id,
@@ -82,9 +100,39 @@ class UserStore:
             "email": stored.email,
             "upn": stored.upn,
             "last_sign_in_at": stored.last_sign_in_at,
+            "addresses": " ".join(stored.addresses),
         }
         self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        self._index_addresses(stored, before.addresses if before else ())
         return stored
+
+    def set_contact_email(self, tenant_id: str, object_id: str, email: str) -> None:
+        """Changes the contact email only: it is contact data and touches no address Entra vouched for."""
+        entity = {
+            "PartitionKey": _id(tenant_id, "tenant id"),
+            "RowKey": _id(object_id, "object id"),
+            "kind": "user",
+            "email": email.strip(),
+        }
+        self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
+
+    def holders_of(self, address: str) -> list[Person]:
+        """Everyone whose last ID token vouched for `address` (any tenant), in one partition read."""
+        rows = self._table.query_entities(
+            "PartitionKey eq @pk and kind eq 'address'", parameters={"pk": _address_partition(address)}
+        )
+        return [Person.of(*str(row["RowKey"]).split(":", 1)) for row in rows]
+
+    def _index_addresses(self, user: User, previous: tuple[str, ...]) -> None:
+        row_key = f"{user.tenant_id}:{user.object_id}"
+        for gone in set(previous) - set(user.addresses):
+            # delete_entity is a no-op for a row already gone.
+            self._table.delete_entity(_address_partition(gone), row_key)
+        for address in user.addresses:
+            self._table.upsert_entity(
+                {"PartitionKey": _address_partition(address), "RowKey": row_key, "kind": "address"},
+                mode=UpdateMode.REPLACE,
+            )
 
     def get(self, tenant_id: str, object_id: str) -> User | None:
         try:
@@ -167,6 +215,14 @@ class AdminStore:
     def roles_for(self, subscription_id: str, tenant_id: str, object_id: str) -> set[str]:
         oid, sub = _id(object_id, "object id"), _id(subscription_id, "subscription id")
         return {e["role"] for e in self._grants(tenant_id, _grant_prefix(oid, sub))}
+
+    def grantees(self, subscription_id: str, tenant_id: str) -> list[Person]:
+        """Who in `tenant_id` holds any role on the subscription (one partition query)."""
+        rows = self._table.query_entities(
+            "PartitionKey eq @tid and kind eq 'grant' and subscription_id eq @sub",
+            parameters={"tid": _id(tenant_id, "tenant id"), "sub": _id(subscription_id, "subscription id")},
+        )
+        return sorted({Person.of(str(row["PartitionKey"]), str(row["object_id"])) for row in rows}, key=str)
 
     def subscriptions_for(self, tenant_id: str, object_id: str) -> list[str]:
         grants = self._grants(tenant_id, _grant_prefix(_id(object_id, "object id")))

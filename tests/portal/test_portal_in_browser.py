@@ -54,7 +54,7 @@ def test_admin_changes_quantity_and_assigns_seats_up_to_the_limit(browser: Brows
 
     page.get_by_label("Email or user principal name").fill("ada@contoso.com")
     page.get_by_role("button", name="Assign seat").click()
-    expect(page.get_by_role("status")).to_contain_text("Seat assigned.")
+    expect(page.get_by_role("status")).to_contain_text("Seat reserved.")  # binds at their sign-in
     page.get_by_label("Or pick someone who already signed in").select_option(
         f"{MEGAN.tenant_id}:{MEGAN.object_id}"
     )

@@ -150,6 +150,7 @@ def test_msal_code_flow_through_common_signs_in_the_chosen_user(entra: RunningEn
     assert claims["preferred_username"] == user.username
     assert claims["name"] == user.display_name
     assert claims["email"] == user.mail
+    assert claims["xms_edov"] is True  # Entra's "email domain owner verified", only beside `email`
     assert result["id_token_claims"]["oid"] == user.object_id
     [account] = sign_in.app.get_accounts()
     assert account["home_account_id"] == f"{user.object_id}.{user.tenant_id}"
@@ -171,6 +172,7 @@ def test_user_without_mailbox_has_no_email_claim(entra: RunningEntra) -> None:
 
     assert result["id_token_claims"]["oid"] == MEGAN
     assert "email" not in result["id_token_claims"]
+    assert "xms_edov" not in result["id_token_claims"]
     assert result["id_token_claims"]["preferred_username"] == "megan.bowen@contoso.onmicrosoft.com"
 
 

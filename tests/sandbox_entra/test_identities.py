@@ -70,6 +70,8 @@ def _break(document: dict[str, Any], change: str) -> None:
         users[1]["object_id"] = users[0]["object_id"]
     elif change == "mail not an address":
         users[0]["mail"] = "nobody"
+    elif change == "mail domain verified not a flag":
+        users[0]["mail_domain_verified"] = "yes"
     elif change == "relative redirect URI":
         apps[0]["redirect_uris"] = ["/api/auth/callback"]
     elif change == "redirect URI with #":
@@ -89,6 +91,7 @@ BREAKAGES = {
     "work user of an unlisted tenant": "tenant 44444444-0000-4000-8000-000000000000 is not listed",
     "duplicate object id": "users[].object_id must be unique",
     "mail not an address": "users[0].mail must be an e-mail address or null",
+    "mail domain verified not a flag": "users[0].mail_domain_verified must be true or false",
     "relative redirect URI": "'/api/auth/callback' is not an absolute http(s) URL",
     "redirect URI with #": "is not an absolute http(s) URL without #",
     "no redirect URIs": "sso_apps[0].redirect_uris must be a non-empty list",

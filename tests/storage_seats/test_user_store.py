@@ -128,3 +128,45 @@ def test_grant_rows_are_not_listed_as_users(users: UserStore, admins: AdminStore
     admins.grant(SUB_1, CONTOSO, "oid-ada", "purchaser", granted_by="landing")
 
     assert users.list_for_tenant(CONTOSO) == []
+
+
+def test_addresses_entra_vouched_for_are_indexed_and_follow_the_latest_sign_in(users: UserStore) -> None:
+    users.upsert(User(CONTOSO, "oid-ada", "Ada", addresses=("Ada@Contoso.com", "ada_x.com#EXT#@contoso.com")))
+    users.upsert(User(FABRIKAM, "oid-eve", "Eve", addresses=("ada@contoso.com",)))
+    assert {(p.tenant_id, p.object_id) for p in users.holders_of("ADA@contoso.com")} == {
+        (CONTOSO, "oid-ada"),
+        (FABRIKAM, "oid-eve"),
+    }
+    assert [p.object_id for p in users.holders_of("ada_x.com#EXT#@contoso.com")] == ["oid-ada"]
+
+    users.upsert(User(CONTOSO, "oid-ada", "Ada", addresses=("ada.lovelace@contoso.com",)))
+
+    assert [p.object_id for p in users.holders_of("ada@contoso.com")] == ["oid-eve"]
+    assert [p.object_id for p in users.holders_of("ada.lovelace@contoso.com")] == ["oid-ada"]
+    assert [u.object_id for u in users.list_for_tenant(CONTOSO)] == ["oid-ada"]  # index rows stay apart
+
+
+def test_the_contact_email_changes_nothing_that_identifies(users: UserStore) -> None:
+    users.upsert(
+        User(CONTOSO, "oid-ada", "Ada", "ada@contoso.com", "ada@contoso.com", addresses=("ada@contoso.com",))
+    )
+
+    users.set_contact_email(CONTOSO, "oid-ada", "boss@contoso.com")
+
+    stored = users.get(CONTOSO, "oid-ada")
+    assert stored is not None
+    assert (stored.email, stored.upn, stored.addresses) == (
+        "boss@contoso.com",
+        "ada@contoso.com",
+        ("ada@contoso.com",),
+    )
+    assert users.holders_of("boss@contoso.com") == []
+
+
+def test_grantees_lists_one_tenants_admins_of_one_subscription(admins: AdminStore) -> None:
+    admins.grant(SUB_1, CONTOSO, "oid-ada", "delegated", granted_by="t")
+    admins.grant(SUB_1, CONTOSO, "oid-ada", "purchaser", granted_by="t")
+    admins.grant(SUB_2, CONTOSO, "oid-grace", "delegated", granted_by="t")
+    admins.grant(SUB_1, FABRIKAM, "oid-eve", "delegated", granted_by="t")
+
+    assert [p.object_id for p in admins.grantees(SUB_1, CONTOSO)] == ["oid-ada"]
