@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from shared.storage.licenses import LicenseIndex
     from shared.storage.operations import OperationInbox
     from shared.storage.seats import SeatStore
+    from shared.storage.sessions import SessionStore
     from shared.storage.setup_links import SetupLinkStore
     from shared.storage.subscriptions import SubscriptionStore
     from shared.storage.users import AdminStore, UserStore
@@ -107,6 +108,12 @@ class Services:
         from shared.storage.setup_links import SetupLinkStore, setup_link_table_name
 
         return SetupLinkStore(self._tables.table(setup_link_table_name(self.settings.table_users)))  # type: ignore[attr-defined]
+
+    @cached_property
+    def sessions(self) -> SessionStore:
+        from shared.storage.sessions import SessionStore, session_table_name
+
+        return SessionStore(self._tables.table(session_table_name(self.settings.table_users)))  # type: ignore[attr-defined]
 
     def assigned_seats(self, subscription_id: str) -> int:
         return self.seats.count(subscription_id)

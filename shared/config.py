@@ -112,6 +112,8 @@ class Settings:
     # --- Pages.
     public_base_url: str = "http://127.0.0.1:7071"
     session_secret: str = field(default="", repr=False)
+    # Absolute: counted from sign-in, never extended by activity; only a new sign-in starts a new session.
+    session_lifetime_seconds: int = 8 * 3600
     log_level: str = "INFO"
 
     @classmethod
@@ -168,6 +170,7 @@ class Settings:
             graph_base_url=env.get("GRAPH_BASE_URL", "").strip().rstrip("/") or cls.graph_base_url,
             public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or "http://127.0.0.1:7071",
             session_secret=env.get("SESSION_SECRET", ""),
+            session_lifetime_seconds=_int(env, "SESSION_LIFETIME_SECONDS", 8 * 3600),
             log_level=env.get("LOG_LEVEL", "INFO").strip().upper(),
         )
 
@@ -179,6 +182,8 @@ class Settings:
             raise ConfigurationError("set STORAGE_CONNECTION_STRING or STORAGE_ACCOUNT_URL")
         if len(self.session_secret) < 32:
             raise ConfigurationError("SESSION_SECRET must be at least 32 characters (it signs cookies)")
+        if self.session_lifetime_seconds < 1:
+            raise ConfigurationError("SESSION_LIFETIME_SECONDS must be at least 1")
         if "#" in self.public_base_url:
             # R3: Microsoft cannot send buyers to a landing URL that contains '#'.
             raise ConfigurationError("PUBLIC_BASE_URL must not contain '#'")

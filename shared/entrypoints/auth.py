@@ -77,7 +77,8 @@ def _signed_in(svc: Services, req: func.HttpRequest, result: SignInResult) -> fu
     with log_context(tenant_id=user.tenant_id):
         bind_seats(svc, result.claims)
         log.info("buyer signed in", extra={"object_id": user.object_id})
-    session = sign_in(load_session(req, svc.settings), user)
+    # A new session id at every sign-in; the browser's previous session (if still live) ends here.
+    session = sign_in(load_session(req, svc.settings), user, settings=svc.settings)
     return with_cookies(redirect(result.next_path), session_codec(svc.settings).dump(session))
 
 
@@ -139,23 +140,31 @@ def _bind_one(svc: Services, subscription: Subscription, key: str, who: Person) 
 
 
 def handle_signout(req: func.HttpRequest) -> func.HttpResponse:
-    """GET asks for confirmation (a form with a CSRF token); POST ends the session."""
+    """GET asks for confirmation (a form with a CSRF token); POST ends the session on the server.
+
+    Neither hands out a new session cookie: the GET only reads (its CSRF secret exists since sign-in), and
+    a cookie of a session that has already ended is cleared, never re-signed.
+    """
     from shared.app_context import services
     from shared.web import csrf
-    from shared.web.current_user import load_session, session_codec, user_from_session
+    from shared.web.current_user import load_session, session_codec, sign_out, user_from_session
 
     svc = services()
     codec = session_codec(svc.settings)
     session = load_session(req, svc.settings)
+    user = user_from_session(session)
+    if user is None:
+        # Nothing to end (no session, or one that has ended already): drop whatever cookie came along.
+        return with_cookies(page("signin_signed_out.html"), codec.clear())
     if req.method == "POST":
         if not csrf.verify(session, req.form.get(csrf.FORM_FIELD)):
             log.warning("sign-out refused: CSRF token missing or wrong")
             return error_page(403, "This form has expired", "Reload the page and try again.")
+        sign_out(session)
         log.info("buyer signed out")
         return with_cookies(page("signin_signed_out.html"), codec.clear())
-    user = user_from_session(session)
-    if user is None:
-        return page("signin_signed_out.html")
+    had_secret = csrf.CSRF_SESSION_KEY in session
     token = csrf.issue(session)
     response = page("signin_signout.html", user=user.display, csrf_token=token)
-    return with_cookies(response, codec.dump(session))
+    # Only a session without a CSRF secret needs its cookie again; its `iat` rides along, so no extension.
+    return response if had_secret else with_cookies(response, codec.dump(session))

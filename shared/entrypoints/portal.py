@@ -36,6 +36,7 @@ from shared.web import csrf
 from shared.web.current_user import (
     SignedInUser,
     load_session,
+    require_session,
     require_user,
     session_codec,
     sign_in_url,
@@ -150,10 +151,10 @@ def _render(
 def handle_index(req: func.HttpRequest) -> func.HttpResponse:
     """The subscriptions the signed-in user may see: granted ones and their tenant's, filtered by role."""
     svc = _services()
-    user = require_user(req, svc.settings)
-    if isinstance(user, func.HttpResponse):
-        return user
-    session = load_session(req, svc.settings)
+    signed_in = require_session(req, svc.settings)  # loaded once: each load is a read of the session record
+    if isinstance(signed_in, func.HttpResponse):
+        return signed_in
+    user, session = signed_in
     with log_context(tenant_id=user.tenant_id):
         rows = _visible_subscriptions(svc, user)
         log.info("portal home", extra={"subscriptions": len(rows)})
@@ -181,10 +182,10 @@ def _visible_subscriptions(svc: Services, user: SignedInUser) -> list[dict[str, 
 
 def handle_subscription(req: func.HttpRequest) -> func.HttpResponse:
     svc = _services()
-    user = require_user(req, svc.settings)
-    if isinstance(user, func.HttpResponse):
-        return user
-    session = load_session(req, svc.settings)
+    signed_in = require_session(req, svc.settings)  # loaded once: each load is a read of the session record
+    if isinstance(signed_in, func.HttpResponse):
+        return signed_in
+    user, session = signed_in
     with log_context(tenant_id=user.tenant_id, subscription_id=req.route_params.get("subscription_id")):
         visit = _visit(svc, req, user, session)
         if isinstance(visit, func.HttpResponse):

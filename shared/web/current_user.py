@@ -3,13 +3,21 @@
 The session (a signed cookie, `shared.web.sessions`) holds only claims: tenant id, object id, name, email
 and UPN, plus the CSRF secret (`shared.web.csrf`). Users are identified by tenant id + object id (R10); the
 email and name are for display only. The Entra ID sign-in calls `sign_in` after validating the ID token.
+
+A signed-in session also carries a random session id (`sid`), minted at each sign-in, and the time of that
+sign-in (`iat`). The cookie alone is not enough: the session's record (`shared.storage.sessions`) must still
+exist, which costs one point read per request and lets sign-out end every copy of the cookie. Load the
+session once per request (`load_session`, `require_session`) and pass it on; each load is a read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import secrets
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import azure.functions as func
@@ -19,13 +27,17 @@ from shared.logs import get_logger
 from shared.web.csrf import CSRF_SESSION_KEY, issue
 from shared.web.pages import redirect
 from shared.web.security import safe_redirect_target
-from shared.web.sessions import SessionCodec
+from shared.web.sessions import ISSUED_AT_KEY, SessionCodec
+
+if TYPE_CHECKING:
+    from shared.storage.sessions import SessionStore
 
 log = get_logger(__name__)
 
 SIGN_IN_PATH = "/api/auth/signin"
 DEFAULT_AFTER_SIGN_IN = "/api/portal"
-_IDENTITY_KEYS = ("tid", "oid", "name", "email", "upn")
+SESSION_ID_KEY = "sid"
+_IDENTITY_KEYS = ("tid", "oid", "name", "email", "upn", SESSION_ID_KEY, ISSUED_AT_KEY)
 
 
 @dataclass(frozen=True)
@@ -44,10 +56,12 @@ class SignedInUser:
         return {"name": self.name or self.upn or self.email or "Signed-in user", "email": self.email}
 
 
-def session_codec(settings: Settings) -> SessionCodec:
+def session_codec(settings: Settings, *, clock: Callable[[], float] = time.time) -> SessionCodec:
     """The portal's cookie codec; Secure (and __Host-) whenever the site is served over https."""
     secure = urlsplit(settings.public_base_url).scheme == "https"
-    return SessionCodec(settings.session_secret, secure=secure)
+    return SessionCodec(
+        settings.session_secret, secure=secure, max_age_seconds=settings.session_lifetime_seconds, clock=clock
+    )
 
 
 def _settings() -> Settings:
@@ -56,9 +70,44 @@ def _settings() -> Settings:
     return services().settings
 
 
-def load_session(req: func.HttpRequest, settings: Settings | None = None) -> dict[str, Any]:
-    """The request's session; {} when there is none or it was tampered with or has expired."""
-    return session_codec(settings or _settings()).load(req.headers.get("cookie"))
+def _session_store() -> SessionStore:
+    from shared.app_context import services
+
+    return services().sessions
+
+
+def load_session(
+    req: func.HttpRequest, settings: Settings | None = None, *, store: SessionStore | None = None
+) -> dict[str, Any]:
+    """The request's session; {} when there is none, it was tampered with, has expired or was ended.
+
+    A session without identity claims (a purchase remembered before sign-in) costs no I/O; a signed-in
+    one costs one point read of its record.
+    """
+    session = session_codec(settings or _settings()).load(req.headers.get("cookie"))
+    if not any(key in session for key in _IDENTITY_KEYS):
+        return session
+    return session if _is_live(session, store or _session_store()) else {}
+
+
+def _is_live(session: Mapping[str, Any], store: SessionStore) -> bool:
+    session_id = session.get(SESSION_ID_KEY)
+    if not isinstance(session_id, str) or not isinstance(session.get(ISSUED_AT_KEY), int):
+        # A cookie from before sessions had ids (or a bug): nothing could end it, so it counts as ended.
+        log.info("session refused: no session id")
+        return False
+    record = store.get(session_id)
+    if record is None:
+        log.info("session refused: ended by sign-out or a later sign-in")
+        return False
+    user = user_from_session(session)
+    if user is None or (record.tenant_id, record.object_id) != (user.tenant_id, user.object_id):
+        log.warning("session refused: the record belongs to someone else")
+        return False
+    if datetime.now(UTC) >= record.expires_at:
+        log.info("session refused: past its absolute lifetime")
+        return False
+    return True
 
 
 def user_from_session(session: Mapping[str, Any]) -> SignedInUser | None:
@@ -74,15 +123,20 @@ def user_from_session(session: Mapping[str, Any]) -> SignedInUser | None:
     )
 
 
-def current_user(req: func.HttpRequest, settings: Settings | None = None) -> SignedInUser | None:
-    return user_from_session(load_session(req, settings))
+def current_user(
+    req: func.HttpRequest, settings: Settings | None = None, *, store: SessionStore | None = None
+) -> SignedInUser | None:
+    return user_from_session(load_session(req, settings, store=store))
 
 
-def sign_in(session: Mapping[str, Any], user: SignedInUser) -> dict[str, Any]:
-    """A new session for `user`: identity claims set and a fresh CSRF secret.
+def new_session(
+    session: Mapping[str, Any], user: SignedInUser, *, session_id: str, issued_at: int
+) -> dict[str, Any]:
+    """The claims of a new session for `user` (pure): identity, session id, issue time, a fresh CSRF secret.
 
-    The CSRF secret is replaced, never carried over, so a token planted before sign-in (session fixation)
-    does not verify afterwards. Other keys of the old session (e.g. a pending `next`) are kept.
+    The session id and the CSRF secret are replaced, never carried over, so an id or a token planted
+    before sign-in (session fixation) is worthless afterwards. Other keys of the old session (e.g. a
+    pending `next`) are kept.
     """
     fresh = {k: v for k, v in session.items() if k not in (*_IDENTITY_KEYS, CSRF_SESSION_KEY)}
     fresh.update(
@@ -92,8 +146,44 @@ def sign_in(session: Mapping[str, Any], user: SignedInUser) -> dict[str, Any]:
         email=user.email,
         upn=user.upn,
     )
+    fresh[SESSION_ID_KEY] = session_id
+    fresh[ISSUED_AT_KEY] = issued_at
     issue(fresh)
     return fresh
+
+
+def sign_in(
+    session: Mapping[str, Any],
+    user: SignedInUser,
+    *,
+    settings: Settings | None = None,
+    store: SessionStore | None = None,
+    clock: Callable[[], float] = time.time,
+) -> dict[str, Any]:
+    """Starts a new session for `user` and records it; the browser's previous session, if any, ends.
+
+    `session` is the request's session as `load_session` returned it (so a previous `sid` is a live one).
+    """
+    from shared.storage.sessions import StoredSession
+
+    store = store or _session_store()
+    lifetime = (settings or _settings()).session_lifetime_seconds
+    issued_at = int(clock())
+    fresh = new_session(session, user, session_id=secrets.token_urlsafe(32), issued_at=issued_at)
+    started = datetime.fromtimestamp(issued_at, UTC)
+    record = StoredSession(fresh["tid"], fresh["oid"], started, started + timedelta(seconds=lifetime))
+    store.start(fresh[SESSION_ID_KEY], record)
+    previous = session.get(SESSION_ID_KEY)
+    if isinstance(previous, str):
+        store.end(previous)
+    return fresh
+
+
+def sign_out(session: Mapping[str, Any], *, store: SessionStore | None = None) -> None:
+    """Ends the session on the server: every copy of its cookie stops working at once."""
+    session_id = session.get(SESSION_ID_KEY)
+    if isinstance(session_id, str):
+        (store or _session_store()).end(session_id)
 
 
 def current_path(req: func.HttpRequest) -> str:
@@ -109,8 +199,17 @@ def sign_in_url(next_path: str) -> str:
 
 def require_user(req: func.HttpRequest, settings: Settings | None = None) -> SignedInUser | func.HttpResponse:
     """The signed-in user, or a 303 to the sign-in page that comes back to this same page afterwards."""
-    user = current_user(req, settings)
+    answer = require_session(req, settings)
+    return answer if isinstance(answer, func.HttpResponse) else answer[0]
+
+
+def require_session(
+    req: func.HttpRequest, settings: Settings | None = None
+) -> tuple[SignedInUser, dict[str, Any]] | func.HttpResponse:
+    """The signed-in user and their session (loaded once: one read), or a 303 to sign in and come back."""
+    session = load_session(req, settings)
+    user = user_from_session(session)
     if user is not None:
-        return user
+        return user, session
     log.info("sign-in required", extra={"path": urlsplit(req.url).path})
     return redirect(sign_in_url(current_path(req)))

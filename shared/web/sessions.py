@@ -7,6 +7,11 @@ an access, ID or refresh token; `dump` refuses such keys.
 
 Rotation: pass a list of secrets, newest last; cookies signed with any of them still load, new ones use the
 newest.
+
+Absolute lifetime: a signed-in session carries `iat`, the time its sign-in happened. itsdangerous stamps
+every dump with a fresh time, so re-issuing a cookie (a new CSRF secret, a remembered purchase) would
+otherwise restart its clock; `iat` is copied along with the other claims, so no re-issue extends the
+session past `iat + max_age_seconds`, and only a new sign-in starts a new one.
 """
 
 from __future__ import annotations
@@ -29,6 +34,17 @@ FORBIDDEN_KEYS = frozenset(
     {"token", "access_token", "id_token", "refresh_token", "client_secret", "password"}
 )
 _EXPIRED = "Thu, 01 Jan 1970 00:00:00 GMT"
+ISSUED_AT_KEY = "iat"
+
+
+def past_lifetime(issued_at: float, now: float, lifetime_seconds: int) -> bool:
+    """True once a session issued at `issued_at` has lived its absolute lifetime (pure; epoch seconds)."""
+    return now >= issued_at + lifetime_seconds
+
+
+def remaining_lifetime(issued_at: float, now: float, lifetime_seconds: int) -> int:
+    """Whole seconds the session may still be used; 0 when it has ended."""
+    return max(0, int(issued_at + lifetime_seconds - now))
 
 
 class SessionTooLargeError(ValueError):
@@ -82,6 +98,7 @@ class SessionCodec:
             raise ValueError("a __Host- cookie is only kept by browsers when it is Secure")
         if max_age_seconds < 1:
             raise ValueError("max_age_seconds must be at least 1")
+        self._clock = clock
         self._serializer = URLSafeTimedSerializer(
             _check_secrets(secret), salt=salt, signer=_ClockedSigner, signer_kwargs={"clock": clock}
         )
@@ -105,15 +122,30 @@ class SessionCodec:
         if not isinstance(data, dict):
             log.warning("session cookie refused: not an object", extra={"cookie": self.cookie_name})
             return {}
+        if ISSUED_AT_KEY in data and self._past_lifetime(data[ISSUED_AT_KEY]):
+            log.info("session past its absolute lifetime", extra={"cookie": self.cookie_name})
+            return {}
         return data
 
+    def _past_lifetime(self, issued_at: Any) -> bool:
+        # bool is an int subclass; a signed non-number can only come from a bug, and counts as ended.
+        if isinstance(issued_at, bool) or not isinstance(issued_at, int | float):
+            return True
+        return past_lifetime(issued_at, self._clock(), self.max_age_seconds)
+
     def dump(self, data: Mapping[str, Any]) -> str:
-        """A Set-Cookie header value carrying `data`, signed now, valid for max_age_seconds."""
+        """A Set-Cookie header value carrying `data`, signed now.
+
+        Valid for max_age_seconds, or, for a session with `iat`, only for what is left of its lifetime.
+        """
         leaked = FORBIDDEN_KEYS.intersection(key.lower() for key in data)
         if leaked:
             raise ValueError(f"a session holds claims, never tokens or secrets: {sorted(leaked)}")
         value = self._serializer.dumps(dict(data))
-        cookie = f"{self.cookie_name}={value}; Max-Age={self.max_age_seconds}; {self._attributes()}"
+        max_age = self.max_age_seconds
+        if ISSUED_AT_KEY in data:
+            max_age = remaining_lifetime(data[ISSUED_AT_KEY], self._clock(), self.max_age_seconds)
+        cookie = f"{self.cookie_name}={value}; Max-Age={max_age}; {self._attributes()}"
         if len(cookie.encode()) > MAX_COOKIE_BYTES:
             raise SessionTooLargeError(f"session cookie would be {len(cookie)} bytes; keep claims small")
         return cookie

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import azure.functions as func
 import pytest
+from azure.data.tables import TableServiceClient
 
 from shared.config import Settings
+from shared.storage.sessions import SessionStore
 from shared.web import csrf
 from shared.web.current_user import SignedInUser, current_user, require_user, session_codec, sign_in
 from shared.web.sessions import SessionCodec
@@ -29,29 +31,39 @@ def cookie_header(set_cookie: str) -> str:
     return set_cookie.split(";", 1)[0]
 
 
-def test_sign_in_replaces_a_planted_csrf_secret_and_keeps_other_keys() -> None:
-    before: dict[str, object] = {"next": "/api/portal"}
+@pytest.fixture
+def store(azurite_connection_string: str, table_prefix: str) -> SessionStore:
+    """Sign-in records each session in Table Storage (Azurite here)."""
+    service = TableServiceClient.from_connection_string(azurite_connection_string)
+    return SessionStore(service.create_table_if_not_exists(f"{table_prefix}sessions"))
+
+
+def test_sign_in_replaces_a_planted_csrf_secret_and_keeps_other_keys(store: SessionStore) -> None:
+    before: dict[str, object] = {"next": "/api/portal", "sid": "planted-" + "x" * 40}
     planted = csrf.issue(before)
-    after = sign_in(before, USER)
+    after = sign_in(before, USER, settings=settings(), store=store)
     assert after["csrf"] != before["csrf"]
     assert not csrf.verify(after, planted)
     assert csrf.verify(after, csrf.issue(after))
     assert after["next"] == "/api/portal"
     assert (after["tid"], after["oid"]) == ("11111111-0000-4000-8000-00000000000a", "oid-1")
+    assert after["sid"] != before["sid"]
+    assert store.get(after["sid"]) is not None
 
 
-def test_current_user_reads_the_signed_cookie_and_ignores_a_forged_one() -> None:
+def test_current_user_reads_the_signed_cookie_and_ignores_a_forged_one(store: SessionStore) -> None:
     config = settings()
-    cookie = cookie_header(session_codec(config).dump(sign_in({}, USER)))
-    user = current_user(request("http://127.0.0.1:7071/api/portal", cookie), config)
+    cookie = cookie_header(session_codec(config).dump(sign_in({}, USER, settings=config, store=store)))
+    user = current_user(request("http://127.0.0.1:7071/api/portal", cookie), config, store=store)
     assert user is not None
     assert (user.tenant_id, user.object_id, user.name) == (
         "11111111-0000-4000-8000-00000000000a",
         "oid-1",
         "Ada",
     )
-    forged = foreign_codec().dump(sign_in({}, USER))
-    assert current_user(request("http://127.0.0.1:7071/api/portal", cookie_header(forged)), config) is None
+    forged = foreign_codec().dump(sign_in({}, USER, settings=config, store=store))
+    forged_request = request("http://127.0.0.1:7071/api/portal", cookie_header(forged))
+    assert current_user(forged_request, config, store=store) is None
 
 
 def foreign_codec() -> SessionCodec:

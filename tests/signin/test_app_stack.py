@@ -12,6 +12,7 @@ import json
 import uuid
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -70,13 +71,19 @@ def _app_env(sandbox: RunningSandbox, port: int, queue_path: Path, storage: str)
 
 @pytest.fixture(scope="module")
 def app_stack(azurite_connection_string: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppStack]:
-    directory = tmp_path_factory.mktemp("signin-stack")
+    with running_app_stack(azurite_connection_string, tmp_path_factory.mktemp("signin-stack")) as stack:
+        yield stack
+
+
+@contextmanager
+def running_app_stack(storage: str, directory: Path) -> Iterator[AppStack]:
+    """The stack for one block, on the Table Storage of connection string `storage`."""
     port = free_port()
     with running_sandbox(identities_path=identities_for_port(port, directory)) as sandbox:
         queue_path = directory / "queue.sqlite3"
         with pytest.MonkeyPatch.context() as env:
             env.delenv("CURL_CA_BUNDLE", raising=False)
-            for name, value in _app_env(sandbox, port, queue_path, azurite_connection_string).items():
+            for name, value in _app_env(sandbox, port, queue_path, storage).items():
                 env.setenv(name, value)
             reset_services()
             host = HttpHost(FunctionsWsgiApp(function_app.app), port=port)
