@@ -27,13 +27,12 @@ LOCAL_STACK_MARKER = "DEVHOST_LOCAL_STACK"
 # Variables the App Service platform sets on every Function App instance; any of them means "in Azure",
 # whatever the settings claim. FUNCTIONS_WORKER_RUNTIME is not one: `func start` sets it on a laptop too.
 AZURE_HOST_VARIABLES = ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME", "WEBSITE_HOSTNAME")
-# The secrets devhost/dev.env gives the local stack. They are in the repository, hence public; a test keeps
-# this table equal to dev.env.
+# The secrets devhost/dev.env gives the local stack that the app itself trusts. They are in the repository,
+# hence public; a test keeps this table equal to dev.env. The sandbox's client secrets are left out on
+# purpose: they prove nothing to a real Entra ID, and every test stack uses them.
 PUBLIC_DEV_VALUES = {
     "SESSION_SECRET": "dev-only-session-secret-not-for-production-use",
     "DEVHOST_FUNCTION_KEY": "dev-function-key",
-    "PUBLISHER_CLIENT_SECRET": "sandbox-publisher-secret",
-    "SSO_CLIENT_SECRET": "sandbox-sso-secret",
 }
 
 
