@@ -6,7 +6,12 @@ kept to the thin entry modules; the SDKs they need load on first use, which keep
 
 import azure.functions as func
 
+from shared.config import check_fail_closed
 from shared.entrypoints import auth, health, landing, licenses, portal, reconciliation, webhook, worker
+
+# Before any function is registered: an unresolved Key Vault reference or a public dev secret stops the app
+# at start (the host logs the setting's name) instead of serving with a value anyone can read.
+check_fail_closed()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 

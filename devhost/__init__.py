@@ -15,6 +15,8 @@ from pathlib import Path
 
 import azure.functions as func
 
+from shared.config import LOCAL_STACK_MARKER
+
 _registrations: weakref.WeakKeyDictionary[func.FunctionApp, list[func.decorators.function_app.Function]] = (
     weakref.WeakKeyDictionary()
 )
@@ -74,6 +76,11 @@ def _expand(value: str, variables: Mapping[str, str], where: str) -> str:
         return variables[match[1]]
 
     return _PLACEHOLDER.sub(substitute, value)
+
+
+def mark_local_stack(environ: MutableMapping[str, str]) -> None:
+    """Tells the app it runs under the dev host, the one place dev.env's public secrets are allowed."""
+    environ[LOCAL_STACK_MARKER] = "1"
 
 
 def apply_dev_env(environ: MutableMapping[str, str]) -> None:

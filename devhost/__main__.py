@@ -15,12 +15,12 @@ from types import FrameType
 
 import azure.functions as func
 
-from devhost import PROJECT_ROOT, apply_dev_env
+from devhost import PROJECT_ROOT, apply_dev_env, mark_local_stack
 from devhost.http_host import ROUTE_PREFIX, FunctionsWsgiApp, HttpFunction, HttpHost
 from devhost.queue_runner import QueueRunner, queue_functions
 from devhost.servicebus_runner import ServiceBusRunner
 from shared import logs
-from shared.config import Settings
+from shared.config import ConfigurationError, Settings, check_fail_closed
 from shared.queueing.local_queue import LocalQueue
 
 _log = logs.get_logger("devhost")
@@ -84,6 +84,12 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
 def main() -> int:
     apply_dev_env(os.environ)
+    mark_local_stack(os.environ)
+    try:
+        check_fail_closed()
+    except ConfigurationError as exc:
+        print(f"devhost: {exc}", file=sys.stderr)
+        return 1
     settings = Settings.from_env()
     logs.configure(settings.log_level)
     app = _load_app()

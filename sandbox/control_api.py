@@ -48,7 +48,8 @@ callers, and refuses cross-site form posts (an `Origin` header naming another ho
 (6) One entry per attempt: `operationId, action, attempt, url, status` (null when no answer), `error,
     elapsedSeconds, at`.
 (7) `webhookUrl, landingUrl, autoAcceptSeconds, ignoreRejections, webhookMaxAttempts,
-    webhookBaseDelaySeconds, webhookTimeoutSeconds, pageSize, tokenLifetimeSeconds, publisherId`.
+    webhookBaseDelaySeconds, webhookTimeoutSeconds, pageSize, tokenLifetimeSeconds, publisherId,
+    emulatorWireFormat` (answer in the spelling of Microsoft's emulator: docs/wire-variants.md).
 (8) `{"operation": Fulfillment API operationId or "*", "kind": "429" | "500" | "hang", "share": 0..1,
     "retryAfter": seconds, "hangSeconds", "seed"?, "maxCount"?}`.
 (9) Forgets subscriptions, operations, tokens, deliveries and faults; catalog and settings as at start.

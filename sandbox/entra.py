@@ -23,7 +23,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,9 +143,13 @@ class EntraStandIn:
         signing_key: rsa.RSAPrivateKey | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        app_redirect_uris: Callable[[], Iterable[str]] = tuple,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.identities = identities
+        # Redirect URIs registered for every SSO app besides the identities file's: the app's own callback,
+        # read at each sign-in so it follows the app's URL (a moved port, a changed landing page setting).
+        self._app_redirect_uris = app_redirect_uris
         self._signing_key = signing_key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.key_id = _key_id(self._signing_key.public_key())
         self._clock = clock
@@ -437,7 +441,7 @@ class EntraStandIn:
                 700016, f"Application with identifier '{client_id}' was not found in the sandbox."
             )
         redirect_uri = parameters.get("redirect_uri", "")
-        if redirect_uri not in app.redirect_uris:
+        if redirect_uri not in {*app.redirect_uris, *self._app_redirect_uris()}:
             raise _SignInPageError(
                 50011,
                 f"The redirect URI '{redirect_uri}' specified in the request does not match the redirect "

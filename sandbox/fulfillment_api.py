@@ -192,7 +192,10 @@ class FulfillmentApi:
         return Response(status=200)
 
     def _listoperations(self, request: Request, subscription_id: str) -> Response:
-        return _json({"operations": self._marketplace.pending_operations(subscription_id)})
+        pending = self._marketplace.pending_operations(subscription_id)
+        if self._marketplace.settings.emulator_wire_format:
+            return _json(pending)  # Microsoft's emulator answers a bare array (docs/wire-variants.md)
+        return _json({"operations": pending})
 
     def _getoperationstatus(self, request: Request, subscription_id: str, operation_id: str) -> Response:
         return _json(self._marketplace.operation(subscription_id, operation_id))

@@ -141,6 +141,9 @@ class SandboxSettings:
     page_size: int = 100
     token_lifetime_seconds: float = 3600.0
     publisher_id: str = "contoso"
+    # Answer as Microsoft's SaaS API emulator does (docs/wire-variants.md): ListOperations as a bare JSON
+    # array and the operation's source spelled `operationRequestedSource`, so tests prove the app reads them.
+    emulator_wire_format: bool = False
 
     _JSON_NAMES = {
         "webhookUrl": "webhook_url",
@@ -153,6 +156,7 @@ class SandboxSettings:
         "pageSize": "page_size",
         "tokenLifetimeSeconds": "token_lifetime_seconds",
         "publisherId": "publisher_id",
+        "emulatorWireFormat": "emulator_wire_format",
     }
 
     def to_json(self) -> dict[str, Any]:
@@ -178,7 +182,7 @@ class SandboxSettings:
 def _check_setting(name: str, value: Any) -> Any:
     if name in {"webhook_url", "landing_url"}:
         return _check_url(name, value)
-    if name == "ignore_rejections":
+    if name in {"ignore_rejections", "emulator_wire_format"}:
         return _check_flag(name, value)
     if name in {"webhook_max_attempts", "page_size"}:
         return _check_whole(name, value, 1)
@@ -548,7 +552,7 @@ class Marketplace:
     def operation(self, subscription_id: str, operation_id: str) -> dict[str, Any]:
         with self._lock:
             record = self._subscription(subscription_id)
-            return self._operation(subscription_id, operation_id).to_api(record)
+            return self._on_the_wire(self._operation(subscription_id, operation_id).to_api(record))
 
     def operation_record(self, operation_id: str) -> OperationRecord:
         """A copy of the stored operation (for test assertions and the control API)."""
@@ -562,7 +566,14 @@ class Marketplace:
         """ListOperations: the InProgress operations waiting for the publisher (R28)."""
         with self._lock:
             record = self._subscription(subscription_id)
-            return [op.to_api(record) for op in self._operations_of(subscription_id) if not op.is_finished()]
+            pending = [op for op in self._operations_of(subscription_id) if not op.is_finished()]
+            return [self._on_the_wire(op.to_api(record)) for op in pending]
+
+    def _on_the_wire(self, body: dict[str, Any]) -> dict[str, Any]:
+        """An operation as the API and webhooks send it: the docs' spelling, or the emulator's when asked."""
+        if self.settings.emulator_wire_format and "operationRequestSource" in body:
+            body["operationRequestedSource"] = body.pop("operationRequestSource")
+        return body
 
     def all_operations(self, subscription_id: str) -> list[dict[str, Any]]:
         """Every operation of a subscription with how it was decided (control API view), oldest first."""
@@ -932,7 +943,7 @@ class Marketplace:
         """Hands the webhook body to the sender, outside the lock so a slow publisher never blocks us."""
         with self._lock:
             operation = self._state.operations[operation_id]
-            body = operation.to_api(self._subscription(operation.subscription_id))
+            body = self._on_the_wire(operation.to_api(self._subscription(operation.subscription_id)))
             if "quantity" not in body:
                 body["quantity"] = None  # webhook bodies carry the field even for flat-rate plans (R33)
         self._webhook_sink(operation_id, body)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
@@ -134,6 +135,25 @@ def _explicit_settings(
     return {name: value for name, value in named.items() if value is not None}
 
 
+# Where the function app's sign-in comes back (shared.identity.signin: {PUBLIC_BASE_URL}/api/auth/callback).
+APP_CALLBACK_PATH = "/api/auth/callback"
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost")
+
+
+def app_callback_uris(landing_url: str) -> list[str]:
+    """Sign-in callbacks of the app whose landing page is `landing_url`: its origin, either loopback name.
+
+    Registering them as the landing URL changes is what lets `make dev` and the tests run the app on any
+    port; a real app registration lists its one production URL instead.
+    """
+    parts = urlsplit(landing_url)
+    if not parts.scheme or not parts.hostname:
+        return []
+    port = f":{parts.port}" if parts.port else ""
+    hosts = _LOOPBACK_NAMES if parts.hostname in _LOOPBACK_NAMES else (parts.hostname,)
+    return [f"{parts.scheme}://{host}{port}{APP_CALLBACK_PATH}" for host in hosts]
+
+
 def _listen(app: SandboxApp, port: int, tls: Any = None) -> BaseWSGIServer:
     return make_server(HOST, port, app, threaded=True, ssl_context=tls)
 
@@ -176,7 +196,10 @@ def start_sandbox(
     http_server = _listen(app, http_port)
     https_url = f"https://{HOST}:{https_server.server_port}"
     entra = EntraStandIn(
-        https_url, identities, ensure_signing_key(state_dir / "tls" / "token-signing-key.pem")
+        https_url,
+        identities,
+        ensure_signing_key(state_dir / "tls" / "token-signing-key.pem"),
+        app_redirect_uris=lambda: app_callback_uris(marketplace.settings.landing_url),
     )
     faults = Faults()
     webhooks = WebhookSender(

@@ -92,6 +92,11 @@ class WebhookSender:
         with self._lock:
             return [a.to_json() for a in self._attempts if operation_id in (None, a.operation_id)]
 
+    def in_flight(self) -> int:
+        """Deliveries still running (posting, or waiting to retry): 0 once every one has ended or given up."""
+        with self._lock:
+            return sum(1 for thread in self._threads if thread.is_alive())
+
     def clear(self) -> None:
         """Forgets the delivery log and abandons retries still pending (the control API's reset)."""
         with self._lock:

@@ -13,7 +13,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from shared import logs
-from shared.config import Settings
+from shared.config import Settings, check_fail_closed
 
 if TYPE_CHECKING:
     from shared.domain.policy import PublisherPolicy
@@ -145,6 +145,7 @@ def services() -> Services:
     if _services is None:
         with _services_lock:
             if _services is None:
+                check_fail_closed()
                 settings = Settings.from_env()
                 logs.configure(settings.log_level)
                 _services = Services(settings)

@@ -19,9 +19,67 @@ MARKETPLACE_API_SCOPE = f"{MARKETPLACE_API_APP_ID}/.default"
 FULFILLMENT_API_VERSION = "2018-08-31"
 PUBLIC_ENTRA_AUTHORITY = "https://login.microsoftonline.com"
 
+# Azure leaves an app setting holding the literal reference text when it cannot resolve a Key Vault
+# reference (missing access policy, deleted secret): that text is public, so it must never be used as a value.
+KEY_VAULT_REFERENCE_PREFIX = "@microsoft.keyvault("
+# Set by `python -m devhost` (never by Azure): the only place where the public values below may be used.
+LOCAL_STACK_MARKER = "DEVHOST_LOCAL_STACK"
+# Variables the App Service platform sets on every Function App instance; any of them means "in Azure",
+# whatever the settings claim. FUNCTIONS_WORKER_RUNTIME is not one: `func start` sets it on a laptop too.
+AZURE_HOST_VARIABLES = ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME", "WEBSITE_HOSTNAME")
+# The secrets devhost/dev.env gives the local stack that the app itself trusts. They are in the repository,
+# hence public; a test keeps this table equal to dev.env. The sandbox's client secrets are left out on
+# purpose: they prove nothing to a real Entra ID, and every test stack uses them.
+PUBLIC_DEV_VALUES = {
+    "SESSION_SECRET": "dev-only-session-secret-not-for-production-use",
+    "DEVHOST_FUNCTION_KEY": "dev-function-key",
+}
+
 
 class ConfigurationError(ValueError):
     """A setting is missing or malformed; raised at first use so the log names the setting."""
+
+
+def unresolved_key_vault_references(env: Mapping[str, str]) -> list[str]:
+    """Names (never values) of the settings that still hold a Key Vault reference's literal text."""
+    return sorted(
+        name for name, value in env.items() if value.strip().lower().startswith(KEY_VAULT_REFERENCE_PREFIX)
+    )
+
+
+def is_local_stack(env: Mapping[str, str]) -> bool:
+    """True only when the dev host says so and nothing says Azure: unknown surroundings are production."""
+    if any(env.get(name, "").strip() for name in AZURE_HOST_VARIABLES):
+        return False
+    return _bool(env.get("DEVHOST_LOCAL_STACK"), False)
+
+
+def public_dev_values_in_use(env: Mapping[str, str]) -> list[str]:
+    """Names of the settings that hold one of dev.env's public secrets."""
+    return sorted(name for name, public in PUBLIC_DEV_VALUES.items() if env.get(name, "").strip() == public)
+
+
+def check_fail_closed(env: Mapping[str, str] | None = None) -> None:
+    """Refuses to start on a setting that would silently run with a public secret.
+
+    Raised at start (function_app import, the composition root, the dev host) so a broken deployment
+    stops instead of signing cookies with text anyone can read. Messages name settings, never values.
+    """
+    env = os.environ if env is None else env
+    unresolved = unresolved_key_vault_references(env)
+    if unresolved:
+        raise ConfigurationError(
+            "unresolved Key Vault reference in "
+            + ", ".join(unresolved)
+            + ": grant the Function App's identity access to the vault, or fix the reference"
+        )
+    public = public_dev_values_in_use(env)
+    if public and not is_local_stack(env):
+        raise ConfigurationError(
+            "the local stack's public value (devhost/dev.env) is set outside the local stack for "
+            + ", ".join(public)
+            + ": set a secret of your own"
+        )
 
 
 def _bool(value: str | None, default: bool) -> bool:

@@ -64,6 +64,10 @@ def parse_action(value: object) -> Action:
     return by_name.get(_norm(value), Action.UNKNOWN)
 
 
+# An older webhook sample in the docs says "Success", the word of the PATCH body, for a finished operation.
+_OPERATION_STATUS_ALIASES = {"success": OperationStatus.SUCCEEDED}
+
+
 def parse_operation_status(value: object) -> OperationStatus:
-    by_name = {s.value.lower(): s for s in OperationStatus}
+    by_name = {s.value.lower(): s for s in OperationStatus} | _OPERATION_STATUS_ALIASES
     return by_name.get(_norm(value), OperationStatus.UNKNOWN)

@@ -5,6 +5,9 @@ quantities as strings, the .NET `0001-01-01T00:00:00` placeholder for "no date")
 ignored, unknown actions and operation statuses become UNKNOWN, and spelling is normalised. What the
 publisher acts on must not be guessed: a subscription without an id or with a status outside R30, an
 operation without an id, or a quantity that is not a whole number raise `MalformedResponseError`.
+
+Where Microsoft's documentation, its tools and its OpenAPI description spell the same thing differently,
+every documented spelling is read; docs/wire-variants.md lists each one and where it comes from.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from shared.fulfillment.errors import MalformedResponseError
 from shared.logs import get_logger
 
 __all__ = [
+    "REQUEST_SOURCE_KEYS",
     "MalformedResponseError",
+    "announced_action",
     "parse_datetime",
     "parse_operation",
     "parse_operation_list",
@@ -36,6 +41,7 @@ __all__ = [
     "parse_resolved",
     "parse_subscription",
     "parse_subscription_page",
+    "request_source",
 ]
 
 _log = get_logger(__name__)
@@ -200,9 +206,38 @@ def parse_resolved(data: object) -> ResolvedPurchase:
     )
 
 
+# The operation's source (R42): the docs' webhook and operation samples say `operationRequestSource`,
+# Microsoft's SaaS API emulator (and the payloads it was modelled on) `operationRequestedSource`.
+REQUEST_SOURCE_KEYS = ("operationRequestSource", "operationRequestedSource")
+
+
+def _first_text(body: Mapping[str, Any], keys: Iterable[str]) -> str:
+    """The first non-blank value among `keys`: one field that is spelled in more than one way."""
+    for key in keys:
+        value = _text(body.get(key))
+        if value:
+            return value
+    return ""
+
+
+def _trimmed_keys(body: Mapping[str, Any]) -> dict[str, Any]:
+    # The GetOperation sample in the docs has `"id  "`: a padded key must not hide the operation id.
+    return {key.strip() if isinstance(key, str) else key: value for key, value in body.items()}
+
+
+def request_source(body: Mapping[str, Any]) -> str:
+    """Who asked for an operation ("Azure" or "Partner"), in whichever documented spelling it came."""
+    return _first_text(_trimmed_keys(body), REQUEST_SOURCE_KEYS)
+
+
+def announced_action(payload: Mapping[str, Any]) -> str:
+    """A webhook body's action: `action`, or `operationType` as in the docs' Reinstate sample."""
+    return _first_text(_trimmed_keys(payload), ("action", "operationType"))
+
+
 def parse_operation(data: object, *, subscription_id: str = "") -> Operation:
     """The `SaaSOperation` schema (R27); `subscription_id` fills in when the body omits it."""
-    body = _mapping(data, "operation")
+    body = _trimmed_keys(_mapping(data, "operation"))
     operation_id = _required_id(body, "id", "operation")
     owner = _text(body.get("subscriptionId")) or subscription_id
     if not owner:
@@ -220,7 +255,7 @@ def parse_operation(data: object, *, subscription_id: str = "") -> Operation:
         plan_id=_text(body.get("planId")),
         quantity=parse_quantity(body.get("quantity")),
         timestamp=parse_datetime(body.get("timeStamp")),
-        request_source=_text(body.get("operationRequestSource")),
+        request_source=request_source(body),
         error_status_code=_text(body.get("errorStatusCode")),
         error_message=_text(body.get("errorMessage")),
     )
@@ -275,6 +310,7 @@ def parse_plan_list(data: object) -> list[Plan]:
 
 
 def parse_operation_list(data: object, *, subscription_id: str = "") -> list[Operation]:
-    """ListOperations: `{"operations": [...]}`; an empty body means nothing pending (R28)."""
-    items = _items(data, "operations", "operation list")
+    """ListOperations: `{"operations": [...]}` (docs, spec), a bare array (Microsoft's emulator), or an
+    empty body / `{}` ("returns empty json if no operations are pending"): nothing pending (R28)."""
+    items = data if isinstance(data, list) else _items(data, "operations", "operation list")
     return [parse_operation(item, subscription_id=subscription_id) for item in items]

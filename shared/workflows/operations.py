@@ -19,6 +19,7 @@ from shared.domain.subscription import Operation, Subscription
 from shared.domain.transitions import Cause
 from shared.faultpoints import faultpoint
 from shared.fulfillment.errors import ConflictError, NotFoundError
+from shared.fulfillment.models import announced_action
 from shared.logs import get_logger
 from shared.queueing.messages import track_message
 from shared.storage import operations as inbox_states
@@ -70,7 +71,7 @@ def _verified_operation(
         raise PermanentFailureError(
             "UnknownOperation", "GetOperation does not know this operation: the webhook body is not trusted"
         ) from None
-    announced = parse_action(payload.get("action"))
+    announced = parse_action(announced_action(payload))
     if announced is not Action.UNKNOWN and announced is not operation.action:
         raise PermanentFailureError(
             "OperationMismatch", f"webhook says {announced.value}, Microsoft says {operation.action.value}"

@@ -5,18 +5,28 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.support.ports import free_port, wait_for_port
+from tests.support.ports import free_port, refusing_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture
+def app_port() -> Iterator[int]:
+    """The publisher's port in the URLs given to the sandbox: held, so no other process answers there."""
+    with refusing_port() as port:
+        yield port
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_command_line_serves_and_stops_on_signal(tmp_path: Path, stop_signal: signal.Signals) -> None:
+def test_command_line_serves_and_stops_on_signal(
+    tmp_path: Path, stop_signal: signal.Signals, app_port: int
+) -> None:
     http_port, https_port = free_port(), free_port()
     command = [
         sys.executable,
@@ -26,9 +36,9 @@ def test_command_line_serves_and_stops_on_signal(tmp_path: Path, stop_signal: si
         *("--state-dir", str(tmp_path / "state")),
         *(
             "--webhook-url",
-            "http://127.0.0.1:7071/api/webhook",
+            f"http://127.0.0.1:{app_port}/api/webhook",
             "--landing-url",
-            "http://127.0.0.1:7071/landing",
+            f"http://127.0.0.1:{app_port}/landing",
         ),
     ]
     process = subprocess.Popen(
@@ -39,7 +49,7 @@ def test_command_line_serves_and_stops_on_signal(tmp_path: Path, stop_signal: si
         session = requests.Session()
         session.trust_env = False
         settings = session.get(f"http://127.0.0.1:{http_port}/control/settings", timeout=10).json()
-        assert settings["landingUrl"] == "http://127.0.0.1:7071/landing"
+        assert settings["landingUrl"] == f"http://127.0.0.1:{app_port}/landing"
         ca_bundle = tmp_path / "state" / "tls" / "ca.pem"
         health = session.get(
             f"https://127.0.0.1:{https_port}/control/health", verify=str(ca_bundle), timeout=10

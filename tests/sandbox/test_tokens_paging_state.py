@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
@@ -10,15 +9,29 @@ from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
 import pytest
 
 from sandbox.server import RunningSandbox
-from tests.support.ports import free_port
+from tests.support.ports import free_port, refusing_port
 from tests.support.sandbox import ApiCaller, ControlClient, running_sandbox, wait_until
 from tests.support.spec import validate_response
 
 
 @pytest.fixture(scope="module")
-def sandbox() -> Iterator[RunningSandbox]:
-    with running_sandbox(landing_url="http://127.0.0.1:7071/api/landing") as sb:
+def landing_url() -> Iterator[str]:
+    """The publisher's landing page: on a port held by this module, so no other process owns it."""
+    with refusing_port() as port:
+        yield f"http://127.0.0.1:{port}/api/landing"
+
+
+@pytest.fixture(scope="module")
+def sandbox(landing_url: str) -> Iterator[RunningSandbox]:
+    with running_sandbox(landing_url=landing_url) as sb:
         yield sb
+
+
+@pytest.fixture
+def unanswered_webhook() -> Iterator[str]:
+    """A webhook URL nobody answers, for sandboxes that restore their state from a folder."""
+    with refusing_port() as port:
+        yield f"http://127.0.0.1:{port}/api/webhook"
 
 
 def resolve_status(api: ApiCaller, token: str) -> int:
@@ -41,9 +54,11 @@ def test_tokens_carry_plus_slash_and_equals(control: ControlClient) -> None:
         assert {"+", "/", "="} <= set(token)
 
 
-def test_landing_url_is_the_configured_page_with_the_token_encoded_once(control: ControlClient) -> None:
+def test_landing_url_is_the_configured_page_with_the_token_encoded_once(
+    control: ControlClient, landing_url: str
+) -> None:
     bought = control.buy("basic")
-    assert bought["landingUrl"].startswith("http://127.0.0.1:7071/api/landing?token=")
+    assert bought["landingUrl"].startswith(f"{landing_url}?token=")
     raw = raw_token_parameter(bought["landingUrl"])
     assert "%2B" in raw
     assert "%2F" in raw
@@ -71,8 +86,7 @@ def test_tokens_expire_after_the_configured_lifetime(control: ControlClient, api
     control.settings(tokenLifetimeSeconds=0.3)
     token = control.buy("basic")["token"]
     assert resolve_status(api, token) == 200
-    time.sleep(0.4)
-    assert resolve_status(api, token) == 400
+    wait_until(lambda: resolve_status(api, token) == 400, timeout=5)
 
 
 def test_a_new_token_resolves_an_existing_subscription_in_any_status(
@@ -120,10 +134,12 @@ def test_a_continuation_token_not_issued_by_the_api_is_400(control: ControlClien
 # --- restart
 
 
-def test_state_survives_a_restart_from_the_same_state_dir(tmp_path: Path) -> None:
+def test_state_survives_a_restart_from_the_same_state_dir(tmp_path: Path, unanswered_webhook: str) -> None:
     # The same HTTPS port, as `make dev` uses: the token issuer (the Entra URL) stays the same.
     https_port = free_port()
-    with running_sandbox(state_dir=tmp_path, https_port=https_port, auto_accept_seconds=60) as first:
+    with running_sandbox(
+        state_dir=tmp_path, https_port=https_port, auto_accept_seconds=60, webhook_url=unanswered_webhook
+    ) as first:
         control = ControlClient(first.http_url)
         bought = control.buy("team-seats", quantity=4)
         first.marketplace.activate(bought["subscriptionId"], {"planId": "team-seats"})
@@ -142,8 +158,10 @@ def test_state_survives_a_restart_from_the_same_state_dir(tmp_path: Path) -> Non
         assert ControlClient(second.http_url).settings()["pageSize"] == 7
 
 
-def test_a_restored_pending_change_is_still_auto_accepted(tmp_path: Path) -> None:
-    with running_sandbox(state_dir=tmp_path, auto_accept_seconds=0.5) as first:
+def test_a_restored_pending_change_is_still_auto_accepted(tmp_path: Path, unanswered_webhook: str) -> None:
+    with running_sandbox(
+        state_dir=tmp_path, auto_accept_seconds=0.5, webhook_url=unanswered_webhook
+    ) as first:
         control = ControlClient(first.http_url)
         subscription_id = control.buy("basic")["subscriptionId"]
         first.marketplace.activate(subscription_id, {"planId": "basic"})
@@ -154,12 +172,14 @@ def test_a_restored_pending_change_is_still_auto_accepted(tmp_path: Path) -> Non
 
 
 def test_explicit_settings_win_over_a_restored_state(tmp_path: Path) -> None:
-    with running_sandbox(state_dir=tmp_path, webhook_url="http://127.0.0.1:1/old") as first:
-        assert first.marketplace.settings.webhook_url == "http://127.0.0.1:1/old"
-    with running_sandbox(state_dir=tmp_path, webhook_url="http://127.0.0.1:2/new") as second:
-        assert second.marketplace.settings.webhook_url == "http://127.0.0.1:2/new"
-    with running_sandbox(state_dir=tmp_path) as third:
-        assert third.marketplace.settings.webhook_url == "http://127.0.0.1:2/new"
+    with refusing_port() as old_port, refusing_port() as new_port:
+        old, new = (f"http://127.0.0.1:{port}/api/webhook" for port in (old_port, new_port))
+        with running_sandbox(state_dir=tmp_path, webhook_url=old) as first:
+            assert first.marketplace.settings.webhook_url == old
+        with running_sandbox(state_dir=tmp_path, webhook_url=new) as second:
+            assert second.marketplace.settings.webhook_url == new
+        with running_sandbox(state_dir=tmp_path) as third:
+            assert third.marketplace.settings.webhook_url == new
 
 
 def test_a_corrupt_state_file_fails_start_with_a_clear_message(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import ssl
-import time
 from collections.abc import Iterator
 
 import jwt
@@ -12,7 +11,7 @@ import pytest
 import requests
 
 from sandbox.server import RunningSandbox
-from tests.support.ports import free_port
+from tests.support.ports import refusing_port
 from tests.support.sandbox import ControlClient, WebhookReceiver, running_sandbox, wait_until
 
 MARKETPLACE_API_APP_ID = "20e940b3-4c77-4b0b-9a53-9e16a1b010a7"
@@ -116,15 +115,16 @@ def test_delivery_gives_up_after_the_configured_attempts(
     receiver.answer_next(*([500] * 10))
     operation_id = control.renew(subscribed(control, sandbox))["operationId"]
     receiver.wait_for(MAX_ATTEMPTS)
-    time.sleep(BASE_DELAY * 2**MAX_ATTEMPTS)
+    wait_until(lambda: sandbox.webhooks.in_flight() == 0)  # the sender has given up: nothing more comes
     assert len(receiver.received) == MAX_ATTEMPTS
     assert [d["status"] for d in control.deliveries(operation_id)] == [500] * MAX_ATTEMPTS
 
 
 def test_unreachable_publisher_is_logged_and_retried(sandbox: RunningSandbox, control: ControlClient) -> None:
-    control.settings(webhookUrl=f"http://127.0.0.1:{free_port()}/api/webhook", webhookMaxAttempts=2)
-    operation_id = control.suspend(subscribed(control, sandbox))["operationId"]
-    deliveries = wait_until(lambda: (d := control.deliveries(operation_id)) and len(d) == 2 and d)
+    with refusing_port() as port:  # held, so no other test's server can take it meanwhile
+        control.settings(webhookUrl=f"http://127.0.0.1:{port}/api/webhook", webhookMaxAttempts=2)
+        operation_id = control.suspend(subscribed(control, sandbox))["operationId"]
+        deliveries = wait_until(lambda: (d := control.deliveries(operation_id)) and len(d) == 2 and d)
     assert [d["status"] for d in deliveries] == [None, None]
     assert deliveries[0]["error"] == "ConnectionError"
 
@@ -137,7 +137,9 @@ def test_answers_that_mean_try_later_do_not_reject_a_change(
     receiver.answer_next(status)
     operation_id = control.change_plan(subscription_id, "pro")["operationId"]
     receiver.wait_for(2)
-    assert [d["status"] for d in control.deliveries(operation_id)] == [status, 200]
+    # The receiver has the second POST before the sender logs its answer: wait for the log, as above.
+    deliveries = wait_until(lambda: (d := control.deliveries(operation_id)) and len(d) == 2 and d)
+    assert [d["status"] for d in deliveries] == [status, 200]
     assert control.operation(operation_id)["status"] == "InProgress"
 
 
@@ -148,6 +150,6 @@ def test_reset_abandons_pending_retries(
     control.suspend(subscribed(control, sandbox))
     receiver.wait_for(1)
     control.reset()
-    time.sleep(BASE_DELAY * 2**MAX_ATTEMPTS)
+    wait_until(lambda: sandbox.webhooks.in_flight() == 0)  # the abandoned retry has woken up and ended
     assert len(receiver.received) == 1
     assert control.deliveries() == []

@@ -29,7 +29,7 @@ from shared.app_context import reset_services, services
 from shared.queueing.local_queue import LocalQueue
 from tests.support.ports import free_port
 from tests.support.sandbox import ControlClient, running_sandbox
-from tests.support.stack import app_environment, identities_for_port
+from tests.support.stack import app_environment
 
 EXAMPLE_IDENTITIES = Path(__file__).resolve().parents[2] / "sandbox" / "identities.example.json"
 ADELE = "11111111-0000-4000-8000-000000000001"  # Contoso, has a mailbox
@@ -79,7 +79,11 @@ def app_stack(azurite_connection_string: str, tmp_path_factory: pytest.TempPathF
 def running_app_stack(storage: str, directory: Path) -> Iterator[AppStack]:
     """The stack for one block, on the Table Storage of connection string `storage`."""
     port = free_port()
-    with running_sandbox(identities_path=identities_for_port(port, directory)) as sandbox:
+    app_url = f"http://127.0.0.1:{port}"
+    # The sandbox's webhooks and sign-in callbacks follow this app's URL: nothing depends on port 7071.
+    with running_sandbox(
+        webhook_url=f"{app_url}/api/webhook", landing_url=f"{app_url}/api/landing"
+    ) as sandbox:
         queue_path = directory / "queue.sqlite3"
         with pytest.MonkeyPatch.context() as env:
             env.delenv("CURL_CA_BUNDLE", raising=False)

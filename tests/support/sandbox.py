@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import requests
 
 from sandbox.server import RunningSandbox, start_sandbox
+from tests.support.ports import refusing_port
 
 API_VERSION = "2018-08-31"
 DEFAULT_BUYER = "adele.vance@contoso.onmicrosoft.com"
@@ -34,12 +35,21 @@ T = TypeVar("T")
 
 @contextmanager
 def running_sandbox(**kwargs: Any) -> Iterator[RunningSandbox]:
-    """A sandbox for the block (arguments as `sandbox.server.start_sandbox`), stopped afterwards."""
-    sandbox = start_sandbox(**kwargs)
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
+    """A sandbox for the block (arguments as `sandbox.server.start_sandbox`), stopped afterwards.
+
+    A fresh sandbox without a `webhook_url` would call the default http://127.0.0.1:7071, where another
+    test worker's app may listen and answer (a 4xx there even rejects a change). It gets a port held
+    for the block that refuses every connection instead. A restored state (`state_dir`) keeps its own.
+    """
+    with ExitStack() as held:
+        if "webhook_url" not in kwargs and kwargs.get("state_dir") is None:
+            port = held.enter_context(refusing_port())
+            kwargs["webhook_url"] = f"http://127.0.0.1:{port}/api/webhook"
+        sandbox = start_sandbox(**kwargs)
+        try:
+            yield sandbox
+        finally:
+            sandbox.stop()
 
 
 def wait_until(condition: Callable[[], T], timeout: float = 5.0, interval: float = 0.02) -> T:

@@ -29,15 +29,6 @@ SESSION_SECRET = "test-session-secret-that-is-long-enough-0123456789"
 EXAMPLE_IDENTITIES = Path(__file__).resolve().parents[2] / "sandbox" / "identities.example.json"
 
 
-def identities_for_port(port: int, directory: Path) -> Path:
-    """The example identities with this run's sign-in callback registered on the SSO app."""
-    document = json.loads(EXAMPLE_IDENTITIES.read_text())
-    document["sso_apps"][0]["redirect_uris"].append(f"http://127.0.0.1:{port}/api/auth/callback")
-    path = directory / "identities.json"
-    path.write_text(json.dumps(document))
-    return path
-
-
 @dataclass
 class Stack:
     sandbox: RunningSandbox
@@ -84,7 +75,7 @@ def app_environment(
     connection_string: str,
     table_prefix: str,
     queue_path: Path,
-    app_port: int = 7071,
+    app_port: int,
 ) -> dict[str, str]:
     tenant = sandbox.publisher.tenant_id
     sso = json.loads(EXAMPLE_IDENTITIES.read_text())["sso_apps"][0]
@@ -133,8 +124,8 @@ def running_stack(
     sandbox_settings.setdefault("auto_accept_seconds", 10.0)
     with running_sandbox(
         webhook_url=f"http://127.0.0.1:{port}/api/webhook",
+        # The sandbox registers the sign-in callback of the app at this landing URL: no identities to patch.
         landing_url=f"http://127.0.0.1:{port}/api/landing",
-        identities_path=identities_for_port(port, tmp_path),
         **sandbox_settings,
     ) as sandbox:
         queue_path = tmp_path / "queue.sqlite3"
