@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -135,7 +136,11 @@ def app_environment(
 ) -> dict[str, str]:
     """The stack's settings with the in-memory queue (tests read `track` messages back) and a function key."""
     settings = stack_environment(
-        sandbox, connection_string=connection_string, table_prefix=table_prefix, queue_path=Path("unused")
+        sandbox,
+        connection_string=connection_string,
+        table_prefix=table_prefix,
+        queue_path=Path("unused"),
+        app_port=urlsplit(public_url).port or 0,
     )
     return {
         **settings,
