@@ -107,9 +107,12 @@ def portal_action(req: func.HttpRequest) -> func.HttpResponse:
     return portal.handle_action(req)
 
 
-@app.route(route="portal/setup/{code}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@app.route(route="portal/setup/{code?}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def portal_setup(req: func.HttpRequest) -> func.HttpResponse:
-    """A CSP setup link: the customer's admin takes over one subscription (R65)."""
+    """A CSP setup link, `?code=...`: the customer's admin takes over one subscription (R65).
+
+    The code travels in the query, which the Functions host leaves out of the URL it records; the path form
+    is still accepted for links handed out before (they expire within 72 hours)."""
     return portal.handle_setup(req)
 
 

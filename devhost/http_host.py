@@ -28,7 +28,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from devhost import registered_functions
-from shared.logs import get_logger, log_context
+from shared.logs import get_logger, log_context, redact
 
 FUNCTION_KEY_SETTING = "DEVHOST_FUNCTION_KEY"
 DEFAULT_PORT = 7071
@@ -177,6 +177,12 @@ def call_user_function(function: Callable[..., Any], **arguments: Any) -> Any:
     return function(**arguments)
 
 
+def loggable_path(request: Request) -> str:
+    """The request path for the request log: never the query (purchase tokens, setup and sign-in codes
+    travel there), and with a setup code in the path (links made before it moved to the query) redacted."""
+    return redact(request.path)
+
+
 class FunctionsWsgiApp:
     """WSGI application that routes `/api/...` to the app's HTTP functions."""
 
@@ -196,7 +202,7 @@ class FunctionsWsgiApp:
             _log.info(
                 "%s %s -> %s",
                 request.method,
-                request.path,
+                loggable_path(request),
                 response.status_code,
                 extra={"duration_ms": round((time.monotonic() - started) * 1000, 1)},
             )
@@ -233,10 +239,18 @@ class FunctionsWsgiApp:
 
 
 class _QuietRequestHandler(WSGIRequestHandler):
-    """The WSGI app writes one structured line per request; Werkzeug's own access line would repeat it."""
+    """The WSGI app writes one structured line per request; Werkzeug's own access line would repeat it.
+
+    Werkzeug still writes its error lines, and "Bad request syntax ('GET /api/landing?token=...')" quotes the
+    whole request line, query included: every such line is redacted before it is written.
+    """
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         return
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        # Formatted here so the redaction sees the request line; no args are passed on, so no "%" is read.
+        super().log(type, redact(message % args if args else message))
 
 
 def _listening_socket(host: str, port: int) -> socket.socket:

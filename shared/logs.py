@@ -20,13 +20,28 @@ from typing import Any
 _context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("log_context", default={})  # noqa: B039
 
 # Values that look like bearer tokens, JWTs, storage keys or marketplace purchase tokens are replaced
-# before a record is written: a log is read by more people than a key vault.
+# before a record is written: a log is read by more people than a key vault. URLs are covered too: the
+# landing's `token=`, a CSP setup link's `code=` (and the sign-in callback's authorization code), also
+# URL-encoded inside another parameter (`next=%2F...%3Fcode%3D...`), and a setup code in the path of links
+# made before it moved to the query.
+_NOT_A_NAME = r"(?<![A-Za-z0-9_])"  # `code=` but not `status_code=`
 _SECRET_PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-_\.=+/]+"),
     re.compile(r"eyJ[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*"),
     re.compile(r"(?i)(AccountKey=|SharedAccessKey=|client_secret=|sig=|token=)[^;&\s\"']+"),
+    re.compile(rf"(?i)({_NOT_A_NAME}code=)[^;&\s\"']+"),
+    re.compile(rf"(?i)((?:token|%3Fcode|%26code|{_NOT_A_NAME}code)%3D)[^;&\s\"']+"),
+    re.compile(r"(?i)(/portal/setup/|%2Fportal%2Fsetup%2F)[^/?#;&\s\"']+"),
 ]
-_SECRET_KEYS = {"authorization", "token", "client_secret", "password", "secret", "x-ms-marketplace-token"}
+_SECRET_KEYS = {
+    "authorization",
+    "token",
+    "client_secret",
+    "password",
+    "secret",
+    "x-ms-marketplace-token",
+    "code",
+}
 
 
 def redact(text: str) -> str:

@@ -60,7 +60,29 @@ def handle_landing(req: func.HttpRequest) -> func.HttpResponse:
             return error_page(
                 400, "We couldn't identify this purchase", "The link has no purchase token.", REOPEN_HINT
             )
+        refused = _refuse_malformed(token)
+        if refused is not None:
+            return refused
         return _land(services(), req, token, correlation_id)
+
+
+def _refuse_malformed(token: str) -> func.HttpResponse | None:
+    """The "link not valid" page for a token Microsoft cannot have issued, without asking Microsoft.
+
+    A WARNING, not an ERROR: a mangled or hostile link is the visitor's problem, not ours to be paged for.
+    """
+    from shared.domain.purchase_token import InvalidPurchaseTokenError, check_purchase_token
+
+    try:
+        check_purchase_token(token)
+    except InvalidPurchaseTokenError as exc:
+        log.warning(
+            "landing: malformed purchase token refused", extra={"reason": exc.reason, "length": exc.length}
+        )
+        return error_page(
+            400, "We couldn't identify this purchase", "The link has expired or is not valid.", REOPEN_HINT
+        )
+    return None
 
 
 def _land(svc: Services, req: func.HttpRequest, token: str, correlation_id: str) -> func.HttpResponse:

@@ -637,7 +637,8 @@ def _create_setup_link(visit: _Visit, form: dict[str, str]) -> func.HttpResponse
             visit, 403, "Not allowed", "Only the partner who bought this subscription can do this."
         )
     code = _setup_links(visit.svc).create(visit.subscription.id, created_by=visit.actor)
-    link = f"{visit.svc.settings.public_base_url}{PORTAL_HOME}/setup/{code}"
+    # In the query, not the path: the Functions host records request paths but strips query strings.
+    link = f"{visit.svc.settings.public_base_url}{PORTAL_HOME}/setup?code={code}"
     return _render(
         "portal_setup_link.html",
         visit.session,
@@ -665,7 +666,7 @@ def _license_index(visit: _Visit) -> Any:
     return license_index(visit.svc)
 
 
-# --- GET /api/portal/setup/{code} ----------------------------------------------------------------------
+# --- GET /api/portal/setup?code=... (or /api/portal/setup/{code}) ---------------------------------------
 
 
 def handle_setup(req: func.HttpRequest) -> func.HttpResponse:
@@ -679,7 +680,7 @@ def handle_setup(req: func.HttpRequest) -> func.HttpResponse:
     links = _setup_links(svc)
     with log_context(tenant_id=user.tenant_id):
         try:
-            link = links.check(req.route_params.get("code", ""))
+            link = links.check(setup_code(req))
         except SetupLinkError as exc:
             log.warning("setup link refused", extra={"reason": exc.reason})
             return _setup_refused(400, exc.reason)
@@ -689,6 +690,11 @@ def handle_setup(req: func.HttpRequest) -> func.HttpResponse:
             log.warning("setup link opened by a user of another tenant")
             return _setup_refused(403, "other-tenant")
         return _claim(svc, links, link, user)
+
+
+def setup_code(req: func.HttpRequest) -> str:
+    """The code from `?code=` (links made now) or from the path (links made before it moved to the query)."""
+    return req.params.get("code") or req.route_params.get("code") or ""
 
 
 def _claim(svc: Services, links: SetupLinkStore, link: Any, user: SignedInUser) -> func.HttpResponse:

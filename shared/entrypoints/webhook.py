@@ -28,6 +28,9 @@ CORRELATION_HEADER = "x-ms-correlationid"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # Microsoft retries a failed webhook for hours (R37); a short hint keeps the event close to real time.
 RETRY_AFTER_SECONDS = "10"
+# Microsoft's notification is flat, with one level of objects at most; 16 leaves room and bounds the work.
+MAX_BODY_DEPTH = 16
+_INT64 = 2**63
 
 
 class _RefusedError(Exception):
@@ -98,12 +101,96 @@ def _payload(req: func.HttpRequest, max_bytes: int) -> dict[str, Any]:
     if len(body) > max_bytes:
         raise _RefusedError(413, "payload_too_large", f"body is larger than {max_bytes} bytes")
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _RefusedError(400, "invalid_body", "body is not valid JSON") from exc
+        return parse_webhook_body(body)
+    except InvalidWebhookBodyError as exc:
+        raise _RefusedError(400, "invalid_body", exc.reason) from exc
+
+
+class InvalidWebhookBodyError(ValueError):
+    """The body cannot be the JSON object Microsoft sends; `reason` says why without quoting the body."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def parse_webhook_body(raw: bytes) -> dict[str, Any]:
+    """The webhook body as a JSON object, or InvalidWebhookBodyError: never any other exception.
+
+    Stricter than `json.loads`, because whatever is accepted is queued, logged and read by the worker:
+    duplicate keys (which value would the worker see?), NaN and infinities (not JSON, and not encodable
+    again by strict parsers), integers outside 64 bits, lone surrogates and nesting deeper than
+    MAX_BODY_DEPTH are refused. A body nested deeply enough to exhaust the parser's recursion raised
+    RecursionError, which the host answered with 500, and Microsoft retries a 500 for hours.
+    """
+    try:
+        payload = json.loads(
+            raw,
+            object_pairs_hook=_object_without_duplicates,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+            parse_int=_int64,
+        )
+    except InvalidWebhookBodyError:
+        raise
+    except RecursionError as exc:
+        raise InvalidWebhookBodyError("body is nested too deeply") from exc
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise InvalidWebhookBodyError("body is not valid JSON") from exc
     if not isinstance(payload, dict):
-        raise _RefusedError(400, "invalid_body", "body must be a JSON object")
+        raise InvalidWebhookBodyError("body must be a JSON object")
+    _check_shape(payload)
     return payload
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise InvalidWebhookBodyError("body has duplicate keys")
+    return dict(pairs)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise InvalidWebhookBodyError(f"body has {name}, which is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise InvalidWebhookBodyError("body has a number out of range")
+    return value
+
+
+def _int64(text: str) -> int:
+    # Bounded before int(): a number with tens of thousands of digits is slow to convert, and Python's own
+    # limit answers with a ValueError only after the work.
+    if len(text.lstrip("-")) > 19 or not -_INT64 <= int(text) < _INT64:
+        raise InvalidWebhookBodyError("body has a number out of range")
+    return int(text)
+
+
+def _check_shape(payload: dict[str, Any]) -> None:
+    """Depth and text checks without recursion, so a hostile body cannot exhaust the stack here either."""
+    pending: list[tuple[Any, int]] = [(payload, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_BODY_DEPTH:
+            raise InvalidWebhookBodyError("body is nested too deeply")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _check_text(key)
+                pending.append((item, depth + 1))
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str):
+            _check_text(value)
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidWebhookBodyError("body has text that is not valid Unicode") from exc
 
 
 def _ids(payload: dict[str, Any]) -> tuple[str, str]:

@@ -33,6 +33,7 @@ from shared.fulfillment.errors import (
     MalformedResponseError,
     TransportError,
     UnauthorizedError,
+    UnsafeHeaderValueError,
     error_class_for_status,
     is_transient,
 )
@@ -145,6 +146,16 @@ def _require_text(value: str, what: str) -> str:
         _log.warning("refused a Fulfillment API call with bad input", extra={"argument": what})
         raise ValueError(f"{what} must be a non-empty string")
     return value.strip()
+
+
+def _require_header_value(header: str, value: str) -> str:
+    """`value` when it can travel in a header as is. A CR/LF would split the header (header injection), other
+    control characters are refused by servers, and http.client encodes headers as Latin-1: anything outside
+    it used to surface as an unhandled UnicodeEncodeError, a CR/LF as a transport error retried five times."""
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or ord(c) > 0xFF for c in value):
+        _log.warning("refused a Fulfillment API call with bad input", extra={"argument": header})
+        raise UnsafeHeaderValueError(header)
+    return value
 
 
 def _require_quantity(value: int) -> int:
@@ -388,6 +399,7 @@ class FulfillmentClient:
         body: Mapping[str, Any] | None = None,
         extra_headers: Mapping[str, str] | None = None,
     ) -> _Call:
+        headers = {name: _require_header_value(name, value) for name, value in (extra_headers or {}).items()}
         names = ("subscription_id", "operation_id")
         quoted = [quote(_require_text(value, name), safe="") for value, name in zip(ids, names, strict=False)]
         path = template
@@ -400,7 +412,7 @@ class FulfillmentClient:
             correlation_id=_correlation_guid(correlation_id),
             query={"api-version": FULFILLMENT_API_VERSION, **(query or {})},
             body=json.dumps(body).encode("utf-8") if body is not None else None,
-            extra_headers=extra_headers,
+            extra_headers=headers,
         )
 
     def _next_page(self, call: _Call, next_link: str, seen: set[str]) -> _Call | None:

@@ -75,6 +75,16 @@ class TransportError(FulfillmentError):
     """No HTTP answer: connection refused or reset, DNS, TLS, connect or read timeout."""
 
 
+class UnsafeHeaderValueError(ValueError):
+    """A value the client will not put into an HTTP header: CR, LF or another control character, or text
+    outside Latin-1. It is the caller's input that is wrong, so it is never retried; the message names the
+    header, never the value (it may be a purchase token)."""
+
+    def __init__(self, header: str) -> None:
+        super().__init__(f"{header}: value has control characters or characters outside Latin-1")
+        self.header = header
+
+
 class MalformedResponseError(FulfillmentError):
     """A 2xx body we refuse to guess about: not JSON, no subscription id, unknown status, ..."""
 

@@ -57,6 +57,8 @@ def decode_body(raw: bytes | str) -> dict[str, Any]:
     """Parses a message body; anything but a JSON object of a known kind is malformed."""
     try:
         body = json.loads(raw)
+    except RecursionError as exc:  # not a ValueError: it would otherwise be retried until dead-lettered
+        raise MalformedMessageError("message body is nested too deeply") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedMessageError(f"message body is not JSON: {exc}") from exc
     if not isinstance(body, dict) or body.get("kind") not in KINDS:

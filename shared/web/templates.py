@@ -3,6 +3,11 @@
 Autoescaping is on for HTML and undefined names raise (StrictUndefined), so a typo in a template or a missing
 value fails loudly in tests instead of rendering an empty string or, worse, unescaped buyer input.
 
+Text a buyer or user controls (names, subscription names, addresses) goes through `bdi` in element content
+and `isolate` where no markup is allowed (`<option>`, `<title>`): both isolate it for bidirectional text, so a
+right-to-left override (U+202E) inside one name cannot reorder what follows it, and cannot make one user
+look like another in a pick list. Inputs that show such text carry `dir="auto"`.
+
 Every page extends `base.html`, which needs `csp_nonce` (the nonce of the response's Content-Security-Policy,
 see `shared.web.security`). `render` fills the layout's optional slots (`product_name`, `support_url`,
 `docs_url`, `user`) with defaults so a page only passes what it knows.
@@ -15,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 
@@ -27,18 +33,36 @@ LAYOUT_DEFAULTS: dict[str, Any] = {
     "user": None,
 }
 
+# FIRST STRONG ISOLATE ... POP DIRECTIONAL ISOLATE: the plain-text twin of <bdi>. The PDI also ends any
+# embedding or override left open inside, which is what an unterminated U+202E in a name would be.
+_FSI = "\u2068"
+_PDI = "\u2069"
+
 _environment: Environment | None = None
 _lock = threading.Lock()
 
 
+def bdi(value: object) -> Markup:
+    """`<bdi>value</bdi>`, the value escaped: for user-controlled text in element content."""
+    return Markup("<bdi>{}</bdi>").format(value)
+
+
+def isolate(value: object) -> str:
+    """The value between FSI and PDI: for user-controlled text where no element may go (option, title)."""
+    return f"{_FSI}{value}{_PDI}"
+
+
 def _build_environment() -> Environment:
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(str(TEMPLATES_DIR)),
         autoescape=select_autoescape(enabled_extensions=("html", "htm", "xml"), default_for_string=True),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["bdi"] = bdi
+    env.filters["isolate"] = isolate
+    return env
 
 
 def environment() -> Environment:

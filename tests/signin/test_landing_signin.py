@@ -78,7 +78,7 @@ def test_work_user_signs_in_and_sees_what_was_bought_before_anything_is_queued(a
         'data-field="quantity">5<',
         'data-field="term">Monthly<',
         'data-field="trial">Yes',
-        'data-field="buyer-name">Adele Vance<',
+        'data-field="buyer-name"><bdi>Adele Vance</bdi><',  # isolated for bidi text
         f"Tenant {CONTOSO}",
         'value="adele.vance@contoso.com"',
         "What happens next",
