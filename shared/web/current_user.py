@@ -52,8 +52,9 @@ class SignedInUser:
 
     @property
     def display(self) -> Mapping[str, str]:
-        """What base.html shows in the header."""
-        return {"name": self.name or self.upn or self.email or "Signed-in user", "email": self.email}
+        """What base.html shows in the header: the account Entra ID signed in (its UPN), never the contact
+        email, which the user typed and which must not look like who they are."""
+        return {"name": self.name or self.upn or "Signed-in user", "email": self.upn}
 
 
 def session_codec(settings: Settings, *, clock: Callable[[], float] = time.time) -> SessionCodec:

@@ -99,3 +99,11 @@ def test_require_user_redirects_to_sign_in_and_back_to_this_site_only(url: str, 
     assert isinstance(answer, func.HttpResponse)
     assert answer.status_code == 303
     assert answer.headers["Location"] == location
+
+
+def test_the_header_names_the_signed_in_account_never_the_typed_contact_email() -> None:
+    # A colleague who typed the CEO's address as their contact email must not be shown as the CEO.
+    user = SignedInUser("t", "o", "Eve", email="ceo@contoso.example", upn="eve@contoso.example")
+
+    assert user.display == {"name": "Eve", "email": "eve@contoso.example"}
+    assert SignedInUser("t", "o", "", email="ceo@contoso.example", upn="").display["name"] == "Signed-in user"
