@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import pytest
 
+from shared.config import ConfigurationError, check_fail_closed
 from shared.domain.identity import MSA_TENANT_ID, Person, entra_addresses, may_bind_seat
 from shared.domain.seats import normalize_user_key
 from shared.domain.subscription import Party
 
 CONTOSO = "11111111-0000-4000-8000-000000000000"
+OWN_SECRET = "a-secret-of-this-deployment-0123456789abcdef"
 
 
 # --- seat binding: no Unicode case trick turns one address into another -----------------------------------
@@ -36,3 +38,29 @@ def test_a_non_ascii_look_alike_never_binds_an_ascii_seat(claimed: str, seat: st
 
 def test_ascii_case_still_does_not_matter() -> None:
     assert normalize_user_key(" Kim.Doe@Contoso.COM ") == "kim.doe@contoso.com"
+
+
+# --- settings: a reference Azure did not resolve is refused however it is spelt ---------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "\ufeff@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net/secrets/s)",  # a pasted BOM
+        "\u200b@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net/secrets/s)",  # a zero-width space
+        '"@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net/secrets/s)"',  # quotes copied from JSON
+        "@Microsoft.KeyVault (SecretUri=https://v.vault.azure.net/secrets/s)",  # a space Azure does not parse
+        "@Microsoft.AppConfiguration(Endpoint=https://c.azconfig.io; Key=session-secret)",
+        "@microsoft.appconfiguration(Endpoint=https://c.azconfig.io; Key=session-secret)",
+    ],
+)
+def test_an_unresolved_reference_is_refused_however_it_is_spelt(value: str) -> None:
+    env = {"STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true", "SESSION_SECRET": value}
+    with pytest.raises(ConfigurationError) as refused:
+        check_fail_closed(env)
+    assert "SESSION_SECRET" in str(refused.value)
+    assert "vault.azure.net" not in str(refused.value) and "azconfig" not in str(refused.value)  # noqa: PT018
+
+
+def test_a_secret_of_ones_own_is_still_accepted() -> None:
+    check_fail_closed({"SESSION_SECRET": OWN_SECRET, "NOTE": "see microsoft.com for key vault docs"})
