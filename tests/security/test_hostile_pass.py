@@ -6,15 +6,20 @@ serving `function_app.app`, the sandbox's Entra ID and Fulfillment API, Azurite)
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+
 import pytest
 
 from shared.config import ConfigurationError, check_fail_closed
 from shared.domain.identity import MSA_TENANT_ID, Person, entra_addresses, may_bind_seat
 from shared.domain.seats import normalize_user_key
 from shared.domain.subscription import Party
+from tests.signin.test_app_stack import ADELE, AppStack, Buyer, running_app_stack
 
 CONTOSO = "11111111-0000-4000-8000-000000000000"
 OWN_SECRET = "a-secret-of-this-deployment-0123456789abcdef"
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 # --- seat binding: no Unicode case trick turns one address into another -----------------------------------
@@ -64,3 +69,35 @@ def test_an_unresolved_reference_is_refused_however_it_is_spelt(value: str) -> N
 
 def test_a_secret_of_ones_own_is_still_accepted() -> None:
     check_fail_closed({"SESSION_SECRET": OWN_SECRET, "NOTE": "see microsoft.com for key vault docs"})
+
+
+# --- over the real stack -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def app_stack(azurite_connection_string: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppStack]:
+    with running_app_stack(azurite_connection_string, tmp_path_factory.mktemp("hostile")) as stack:
+        yield stack
+
+
+def signed_in(stack: AppStack, object_id: str = ADELE) -> Buyer:
+    buyer = Buyer(stack)
+    answer = buyer.sign_in_from(buyer.get("/api/auth/signin"), object_id)
+    assert answer.status_code == 303, answer.text
+    return buyer
+
+
+def csrf_token(html: str) -> str:
+    match = _CSRF.search(html)
+    assert match, "the page carries no CSRF token"
+    return match.group(1)
+
+
+def test_a_subscription_id_with_a_trailing_newline_is_not_found_not_a_crash(app_stack: AppStack) -> None:
+    buyer = signed_in(app_stack)
+    for path in ("/api/portal/subscriptions/abc%0A", "/api/portal/subscriptions/abc%0a"):
+        page = buyer.get(path)
+        assert page.status_code == 404, (path, page.status_code)
+    page = buyer.get("/api/auth/signout")  # any form of this session carries a valid CSRF token
+    form = buyer.post("/api/portal/subscriptions/abc%0A/seats", {"csrf_token": csrf_token(page.text)})
+    assert form.status_code == 404
