@@ -101,3 +101,25 @@ def test_a_subscription_id_with_a_trailing_newline_is_not_found_not_a_crash(app_
     page = buyer.get("/api/auth/signout")  # any form of this session carries a valid CSRF token
     form = buyer.post("/api/portal/subscriptions/abc%0A/seats", {"csrf_token": csrf_token(page.text)})
     assert form.status_code == 404
+
+
+def test_a_status_link_stops_working_when_its_session_ends(app_stack: AppStack) -> None:
+    buyer = signed_in(app_stack)
+    bought = app_stack.control.buy("team-seats", buyer="adele.vance@contoso.onmicrosoft.com", quantity=5)
+    page = buyer.follow(buyer.open_landing(bought["landingUrl"]))
+    assert page.status_code == 200, page.text
+    confirmed = buyer.post(
+        "/api/landing/confirm", {"csrf_token": csrf_token(page.text), "contact_email": "adele@contoso.com"}
+    )
+    assert confirmed.status_code == 303
+    status_link = confirmed.headers["Location"]
+    assert status_link.startswith("/api/landing/status?ticket=")
+    assert buyer.get(status_link).status_code == 200  # while the session lives
+    stranger = Buyer(app_stack)  # the link alone (history, a screenshot, a shared screen) is not enough
+    assert stranger.get(status_link).status_code == 403
+
+    form = buyer.get("/api/auth/signout")
+    assert buyer.post("/api/auth/signout", {"csrf_token": csrf_token(form.text)}).status_code == 200
+
+    assert buyer.get(status_link).status_code == 403
+    assert bought["subscriptionId"] not in buyer.get(status_link).text
