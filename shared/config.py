@@ -8,6 +8,8 @@ README and in `local.settings.example.json`; a test keeps the three in step.
 from __future__ import annotations
 
 import os
+import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -21,7 +23,10 @@ PUBLIC_ENTRA_AUTHORITY = "https://login.microsoftonline.com"
 
 # Azure leaves an app setting holding the literal reference text when it cannot resolve a Key Vault
 # reference (missing access policy, deleted secret): that text is public, so it must never be used as a value.
-KEY_VAULT_REFERENCE_PREFIX = "@microsoft.keyvault("
+# App Configuration references behave the same. Searched anywhere in the value, after Unicode compatibility
+# folding and without invisible format characters: a pasted byte order mark, zero-width space, quotes or a
+# space before "(" make Azure leave the text unresolved just as well, and the text is public all the same.
+_REFERENCE = re.compile(r"@\s*microsoft\s*\.\s*(?:keyvault|appconfiguration)\s*\(", re.IGNORECASE)
 # Set by `python -m devhost` (never by Azure): the only place where the public values below may be used.
 LOCAL_STACK_MARKER = "DEVHOST_LOCAL_STACK"
 # Variables the App Service platform sets on every Function App instance; any of them means "in Azure",
@@ -40,11 +45,17 @@ class ConfigurationError(ValueError):
     """A setting is missing or malformed; raised at first use so the log names the setting."""
 
 
+def is_unresolved_reference(value: str) -> bool:
+    """Whether `value` holds the literal text of a Key Vault or App Configuration reference."""
+    folded = unicodedata.normalize("NFKC", value)
+    visible = "".join(char for char in folded if unicodedata.category(char) != "Cf")
+    return _REFERENCE.search(visible) is not None
+
+
 def unresolved_key_vault_references(env: Mapping[str, str]) -> list[str]:
-    """Names (never values) of the settings that still hold a Key Vault reference's literal text."""
-    return sorted(
-        name for name, value in env.items() if value.strip().lower().startswith(KEY_VAULT_REFERENCE_PREFIX)
-    )
+    """Names (never values) of the settings that still hold a Key Vault (or App Configuration) reference's
+    literal text."""
+    return sorted(name for name, value in env.items() if is_unresolved_reference(value))
 
 
 def is_local_stack(env: Mapping[str, str]) -> bool:
@@ -69,7 +80,7 @@ def check_fail_closed(env: Mapping[str, str] | None = None) -> None:
     unresolved = unresolved_key_vault_references(env)
     if unresolved:
         raise ConfigurationError(
-            "unresolved Key Vault reference in "
+            "unresolved Key Vault or App Configuration reference in "
             + ", ".join(unresolved)
             + ": grant the Function App's identity access to the vault, or fix the reference"
         )

@@ -9,6 +9,8 @@ the back button or a second visit leads to the subscription's status or manageme
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 STATUS_TICKET_MAX_AGE = timedelta(hours=12)
+STATUS_TICKET_SALT = "landing-status-session"
 REOPEN_HINT = (
     "Open the SaaS subscription again in the Azure portal or the Microsoft 365 admin center and choose "
     "Configure account or Manage account."
@@ -168,7 +171,7 @@ def _confirm(
             "Sign in with an account of the organisation that bought the subscription, or the one it is for.",
             "Sign out, then open the link again and choose the right account.",
         )
-    settled = settled_destination(svc, stored)
+    settled = settled_destination(svc, stored, session)
     if settled is not None:
         return settled
     if req.method == "POST":
@@ -185,7 +188,9 @@ def may_confirm(user: SignedInUser, stored: Subscription) -> bool:
     return acts_for(stored.beneficiary, who) or acts_for(stored.purchaser, who)
 
 
-def settled_destination(svc: Services, stored: Subscription) -> func.HttpResponse | None:
+def settled_destination(
+    svc: Services, stored: Subscription, session: dict[str, Any]
+) -> func.HttpResponse | None:
     """Where a subscription past confirmation leads (R7); None while it still waits for confirmation."""
     from shared.domain.status import SubscriptionStatus
 
@@ -194,12 +199,12 @@ def settled_destination(svc: Services, stored: Subscription) -> func.HttpRespons
     if stored.status is SubscriptionStatus.UNSUBSCRIBED:
         return page("landing.html", subscription=stored, offer_name=stored.offer_id, status_url="")
     if stored.activation_requested_at is not None:
-        return redirect(status_url(svc, stored.id))
+        return redirect(status_url(svc, stored.id, session))
     return None
 
 
-def status_url(svc: Services, subscription_id: str) -> str:
-    return f"/api/landing/status?ticket={quote(status_ticket(svc, subscription_id))}"
+def status_url(svc: Services, subscription_id: str, session: dict[str, Any]) -> str:
+    return f"/api/landing/status?ticket={quote(status_ticket(svc, subscription_id, session))}"
 
 
 def _confirm_page(
@@ -275,7 +280,7 @@ def _submit(
             "We couldn't start the activation",
             "Nothing was charged and nothing was started: please confirm again in a minute.",
         )
-    return redirect(status_url(svc, stored.id))
+    return redirect(status_url(svc, stored.id, session))
 
 
 def confirm_purchase(
@@ -380,34 +385,58 @@ def _audit_row(
     )
 
 
-def status_ticket(svc: Services, subscription_id: str) -> str:
-    """A signed, expiring capability to watch one subscription's activation: ids are not secrets."""
+def status_ticket(svc: Services, subscription_id: str, session: dict[str, Any]) -> str:
+    """A signed, expiring capability to watch one subscription's activation in this sign-in session only.
+
+    Ids are not secrets, so the ticket is signed; and it names (a digest of) the session it was issued in,
+    so a copied link, or one left in the browser's history, stops working when that session ends.
+    """
     from itsdangerous import URLSafeTimedSerializer
 
-    return URLSafeTimedSerializer(svc.settings.session_secret, salt="landing-status").dumps(subscription_id)
+    payload = {"sub": subscription_id, "sid": _session_digest(session)}
+    return URLSafeTimedSerializer(svc.settings.session_secret, salt=STATUS_TICKET_SALT).dumps(payload)
 
 
-def _ticket_subscription(svc: Services, ticket: str) -> str | None:
+def _session_digest(session: dict[str, Any]) -> str:
+    from shared.web.current_user import SESSION_ID_KEY
+
+    session_id = session.get(SESSION_ID_KEY)
+    return hashlib.sha256(session_id.encode()).hexdigest() if isinstance(session_id, str) else ""
+
+
+def _ticket_subscription(svc: Services, ticket: str, session: dict[str, Any]) -> str | None:
     from itsdangerous import BadData, URLSafeTimedSerializer
 
-    serializer = URLSafeTimedSerializer(svc.settings.session_secret, salt="landing-status")
+    serializer = URLSafeTimedSerializer(svc.settings.session_secret, salt=STATUS_TICKET_SALT)
     try:
-        return str(serializer.loads(ticket, max_age=int(STATUS_TICKET_MAX_AGE.total_seconds())))
+        payload = serializer.loads(ticket, max_age=int(STATUS_TICKET_MAX_AGE.total_seconds()))
     except BadData:
         return None
+    if not isinstance(payload, dict) or not isinstance(payload.get("sub"), str):
+        return None  # a ticket of another shape (or from before tickets named their session)
+    digest = _session_digest(session)
+    if not digest or not hmac.compare_digest(str(payload.get("sid", "")), digest):
+        log.info("status ticket of a session that has ended or is another browser's")
+        return None
+    return payload["sub"]
 
 
 def handle_status(req: func.HttpRequest) -> func.HttpResponse:
     """Activation progress: HTML that refreshes itself until the subscription is active, or JSON."""
     from shared.app_context import services
     from shared.entrypoints.http import json_response
+    from shared.web.current_user import load_session
 
     svc = services()
-    subscription_id = _ticket_subscription(svc, req.params.get("ticket", ""))
+    session = load_session(req, svc.settings)  # {} once the session has ended: its tickets end with it
+    subscription_id = _ticket_subscription(svc, req.params.get("ticket", ""), session)
     if subscription_id is None:
         log.info("status request with a missing, expired or forged ticket")
         return error_page(
-            403, "This link is not valid", "The status link has expired or was altered.", REOPEN_HINT
+            403,
+            "This link is not valid",
+            "The status link has expired, was altered, or belongs to a sign-in that has ended.",
+            REOPEN_HINT,
         )
     stored = svc.subscriptions.get(subscription_id)
     if stored is None:

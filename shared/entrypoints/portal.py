@@ -52,7 +52,8 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 PORTAL_HOME = "/api/portal"
-_SUBSCRIPTION_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+# fullmatch, never match + `$`: `$` also matches before a trailing newline ("%0A"), which storage refuses.
+_SUBSCRIPTION_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 _IN_PROGRESS_STATES = frozenset({"received", "applied", "tracking"})
 MAX_FORM_BYTES = 16 * 1024
 NOTICES = {
@@ -124,7 +125,7 @@ def _visit(
     svc: Services, req: func.HttpRequest, user: SignedInUser, session: dict[str, Any]
 ) -> _Visit | func.HttpResponse:
     subscription_id = req.route_params.get("subscription_id", "")
-    if not _SUBSCRIPTION_ID.match(subscription_id):
+    if not _SUBSCRIPTION_ID.fullmatch(subscription_id):
         return _not_found("malformed subscription id")
     subscription = svc.subscriptions.get(subscription_id)
     if subscription is None:

@@ -31,6 +31,9 @@ RETRY_AFTER_SECONDS = "10"
 # Microsoft's notification is flat, with one level of objects at most; 16 leaves room and bounds the work.
 MAX_BODY_DEPTH = 16
 _INT64 = 2**63
+# ASCII digits only, and few enough for int(): str.isdigit() also accepts "²" (which int() refuses) and any
+# number of digits (int() refuses more than 4,300), and either ValueError was a 500.
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,19}")
 
 
 class _RefusedError(Exception):
@@ -93,7 +96,7 @@ def _authenticate(authorization: str | None) -> None:
 
 def _payload(req: func.HttpRequest, max_bytes: int) -> dict[str, Any]:
     declared = (req.headers.get("Content-Length") or "").strip()
-    if declared and not declared.isdigit():
+    if declared and not _CONTENT_LENGTH.fullmatch(declared):
         raise _RefusedError(400, "invalid_body", "Content-Length header is not a whole number")
     if declared and int(declared) > max_bytes:
         raise _RefusedError(413, "payload_too_large", f"body is larger than {max_bytes} bytes")

@@ -26,6 +26,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from shared.domain.identity import Person
+from shared.domain.seats import fold_case
 from shared.logs import get_logger, log_context
 
 log = get_logger(__name__)
@@ -71,7 +72,7 @@ ADDRESS_PARTITION_PREFIX = "address:"
 
 def _address_partition(address: str) -> str:
     # Table keys forbid '/', '\\', '#', '?' and control characters; guest UPNs contain '#EXT#'.
-    return ADDRESS_PARTITION_PREFIX + quote(address.strip().lower(), safe="@.-_+")
+    return ADDRESS_PARTITION_PREFIX + quote(fold_case(address), safe="@.-_+")
 
 
 class UserStore:
@@ -89,7 +90,7 @@ class UserStore:
             email=user.email.strip(),
             upn=user.upn.strip(),
             last_sign_in_at=user.last_sign_in_at or datetime.now(UTC),
-            addresses=tuple(dict.fromkeys(a.strip().lower() for a in user.addresses if a.strip())),
+            addresses=tuple(dict.fromkeys(fold_case(a) for a in user.addresses if a.strip())),
         )
         before = self.get(stored.tenant_id, stored.object_id)
         entity = {
