@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from shared.domain.audit import AuditAction, AuditEntry, AuditSource
 from shared.domain.policy import ChangeRequest, Decision, decide
 from shared.domain.status import Action, OperationStatus, parse_action
 from shared.domain.subscription import Operation, Subscription
@@ -145,13 +146,15 @@ def _record_decision(
     # The audit row goes first: a crash between the two writes leaves a decision recorded twice at worst
     # (decided again on redelivery), never a decision that is nowhere in the audit trail.
     services.audit.append(
-        operation.subscription_id,
-        action=f"{operation.action.value}Decision",
-        source="publisher-policy",
-        operation_id=operation.id,
-        changes={"decision": (None, verdict), "reason": (None, decision.reason)},
-        correlation_id=correlation_id,
-        at=utcnow(),
+        AuditEntry(
+            subscription_id=operation.subscription_id,
+            at=utcnow(),
+            action=AuditAction.decision_on(operation.action),
+            source=AuditSource.PUBLISHER_POLICY,
+            operation_id=operation.id,
+            changes={"decision": (None, verdict), "reason": (None, decision.reason)},
+            correlation_id=correlation_id,
+        )
     )
     record = services.operations.save(
         replace(record, decision=verdict, reason=decision.reason, updated_at=utcnow())
