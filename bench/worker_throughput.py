@@ -23,6 +23,7 @@ from azure.functions.servicebus import ServiceBusMessage
 from sandbox.server import RunningSandbox
 from shared.queueing.messages import QueueMessage, activation_message, webhook_message
 from tests.support.azurite import running_azurite
+from tests.support.ports import free_port
 from tests.support.sandbox import ControlClient, running_sandbox
 from tests.support.stack import app_environment
 
@@ -104,7 +105,12 @@ def main() -> None:
         queue_path = Path(tempfile.mkdtemp()) / "queue.sqlite3"
         prefix = "b" + uuid.uuid4().hex[:8]
         env = app_environment(
-            sandbox, connection_string=connection_string, table_prefix=prefix, queue_path=queue_path
+            sandbox,
+            connection_string=connection_string,
+            table_prefix=prefix,
+            queue_path=queue_path,
+            # No HTTP host runs here; the port only makes PUBLIC_BASE_URL well formed.
+            app_port=free_port(),
         )
         os.environ.update({**env, "QUEUE_BACKEND": "memory", "LOG_LEVEL": "WARNING"})
         import function_app

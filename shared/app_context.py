@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from shared.identity.webhook_token import WebhookTokenValidator
     from shared.queueing.messages import EventQueue
     from shared.storage.audit import AuditTrail
+    from shared.storage.inbox import OperationInbox
     from shared.storage.licenses import LicenseIndex
-    from shared.storage.operations import OperationInbox
     from shared.storage.seats import SeatStore
     from shared.storage.sessions import SessionStore
     from shared.storage.setup_links import SetupLinkStore

@@ -24,6 +24,7 @@ from shared.web.pages import error_page, page, redirect
 
 if TYPE_CHECKING:
     from shared.app_context import Services
+    from shared.domain.audit import AuditAction, AuditEntry
     from shared.domain.subscription import ResolvedPurchase, Subscription
     from shared.web.current_user import SignedInUser
 
@@ -321,32 +322,29 @@ def _queue_activation_once(
     The mark and the "Confirm" audit row are one transaction. If the queue then refuses the message, the
     mark is taken back (and audited), so the buyer can confirm again instead of waiting for reconciliation.
     """
+    from shared.domain.audit import AuditAction
     from shared.domain.status import SubscriptionStatus
     from shared.queueing.messages import QueueUnavailableError, activation_message
+    from shared.storage.subscriptions import Change
 
-    marked: list[Subscription] = []
-
-    def mark(current: Subscription | None) -> Subscription | None:
-        marked.clear()  # `update` may call this again after losing a race
+    def mark(current: Subscription | None) -> Change | None:
         if current is None or current.status is not SubscriptionStatus.PENDING_FULFILLMENT_START:
             return None
         if current.activation_requested_at is not None:
             return None
-        marked.append(replace(current, activation_requested_at=datetime.now(UTC)))
-        return marked[0]
-
-    def confirmed(before: Subscription | None, after: Subscription) -> dict[str, Any]:
         changes = {
             "confirmed_by": ("", f"{user.tenant_id}:{user.object_id}"),
             "contact_email": ("", contact_email),
         }
-        return _audit_row(subscription_id, "Confirm", changes, correlation_id)
+        return Change(
+            replace(current, activation_requested_at=datetime.now(UTC)),
+            audit=_audit_entry(subscription_id, AuditAction.CONFIRM, changes, correlation_id),
+        )
 
-    svc.subscriptions.update(subscription_id, mark, audit=confirmed)
-    if not marked:
+    sub = svc.subscriptions.update(subscription_id, mark).after
+    if sub is None:
         log.info("activation already requested; nothing queued")
         return False
-    sub = marked[0]
     try:
         svc.queue.send(activation_message(sub.id, sub.plan_id, sub.quantity, correlation_id))
     except QueueUnavailableError:
@@ -357,31 +355,37 @@ def _queue_activation_once(
 
 
 def _take_back_mark(svc: Services, subscription_id: str, correlation_id: str) -> None:
+    from shared.domain.audit import AuditAction
+    from shared.storage.subscriptions import Change
+
     log.error("activation could not be queued; the confirmation is taken back")
 
-    def unmark(current: Subscription | None) -> Subscription | None:
-        return replace(current, activation_requested_at=None) if current else None
-
-    def rolled_back(before: Subscription | None, after: Subscription) -> dict[str, Any]:
-        return _audit_row(
-            subscription_id, "ConfirmRolledBack", {"reason": ("", "queue unavailable")}, correlation_id
+    def unmark(current: Subscription | None) -> Change | None:
+        if current is None:
+            return None
+        entry = _audit_entry(
+            subscription_id,
+            AuditAction.CONFIRM_ROLLED_BACK,
+            {"reason": ("", "queue unavailable")},
+            correlation_id,
         )
+        return Change(replace(current, activation_requested_at=None), audit=entry)
 
-    svc.subscriptions.update(subscription_id, unmark, audit=rolled_back)
+    svc.subscriptions.update(subscription_id, unmark)
 
 
-def _audit_row(
-    subscription_id: str, action: str, changes: dict[str, tuple[object, object]], correlation_id: str
-) -> dict[str, Any]:
-    from shared.storage.audit import audit_entity
+def _audit_entry(
+    subscription_id: str, action: AuditAction, changes: dict[str, tuple[object, object]], correlation_id: str
+) -> AuditEntry:
+    from shared.domain.audit import AuditEntry, AuditSource
 
-    return audit_entity(
-        subscription_id,
+    return AuditEntry(
+        subscription_id=subscription_id,
+        at=datetime.now(UTC),
         action=action,
-        source="landing",
+        source=AuditSource.LANDING,
         changes=changes,
         correlation_id=correlation_id,
-        at=datetime.now(UTC),
     )
 
 

@@ -29,6 +29,7 @@ from shared.domain.identity import (
     seat_address_refusal,
     sees_beneficiary_directory,
 )
+from shared.domain.inbox import IN_PROGRESS
 from shared.domain.policy import fits_plan_limits, is_downgrade
 from shared.domain.seats import over_assignment
 from shared.logs import get_logger, log_context
@@ -54,7 +55,6 @@ log = get_logger(__name__)
 PORTAL_HOME = "/api/portal"
 # fullmatch, never match + `$`: `$` also matches before a trailing newline ("%0A"), which storage refuses.
 _SUBSCRIPTION_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
-_IN_PROGRESS_STATES = frozenset({"received", "applied", "tracking"})
 MAX_FORM_BYTES = 16 * 1024
 NOTICES = {
     "plan-requested": "Plan change requested. Microsoft is processing it; its progress is shown below.",
@@ -234,8 +234,8 @@ def _details(visit: _Visit) -> dict[str, Any]:
         "over": over_assignment(subscription.quantity, assigned),
         "people": people,
         "candidates": [p for p in people if (p.tenant_id, p.object_id) not in seated],
-        "in_progress": [op for op in operations if op.state in _IN_PROGRESS_STATES],
-        "history": [op for op in operations if op.state not in _IN_PROGRESS_STATES],
+        "in_progress": [op for op in operations if op.state in IN_PROGRESS],
+        "history": [op for op in operations if op.state not in IN_PROGRESS],
     }
 
 
@@ -482,15 +482,15 @@ def _fulfillment_refused(visit: _Visit, exc: Exception) -> func.HttpResponse:
 def _track(
     visit: _Visit, operation_id: str, action: str, correlation_id: str, *, plan_id: str, quantity: int | None
 ) -> None:
+    from shared.domain.inbox import InboxRecord, InboxState
     from shared.queueing.messages import track_message
-    from shared.storage.operations import TRACKING, OperationRecord
 
     now = datetime.now(UTC)
-    record = OperationRecord(
+    record = InboxRecord(
         subscription_id=visit.subscription.id,
         operation_id=operation_id,
         action=action,
-        state=TRACKING,
+        state=InboxState.TRACKING,
         source="portal",
         plan_id=plan_id,
         quantity=quantity,

@@ -2,10 +2,12 @@
 
 Rows are only ever created, never updated or upserted, so a bug or a replayed message cannot rewrite
 history. They live in the subscriptions table, in the subscription's own partition, so that a change to the
-subscription and the row that records it are written in one entity-group transaction (`audit_entity` +
-`SubscriptionStore.update(..., audit=...)`): a crash can never leave a change without its record. RowKey is
-`audit-` + the UTC time of the event + a random suffix, so key order is chronological, two events in the
-same microsecond both stay, and audit rows never mix with the subscription row (RowKey `subscription`).
+subscription and the entry that records it are written in one entity-group transaction
+(`SubscriptionStore.update` with a `Change` carrying an `AuditEntry`): a crash can never leave a change
+without its record. RowKey is `audit-` + the UTC time of the event + a random suffix, so key order is
+chronological, two events in the same microsecond both stay, and audit rows never mix with the
+subscription row (RowKey `subscription`). This module is the only place that knows the row layout of an
+`AuditEntry` (shared/domain/audit.py).
 """
 
 from __future__ import annotations
@@ -15,32 +17,18 @@ import enum
 import json
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient
 
+from shared.domain.audit import AuditAction, AuditEntry, AuditSource
 from shared.logs import get_logger, log_context
 from shared.storage.entities import check_key, check_string, get_datetime, get_str, to_utc
 from shared.storage.errors import AlreadyExistsError
 
 _log = get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """One event in a subscription's history; `changes` maps a field name to [old, new] as JSON values."""
-
-    subscription_id: str
-    at: datetime
-    action: str
-    source: str = ""
-    operation_id: str = ""
-    changes: dict[str, list[Any]] = field(default_factory=dict)
-    correlation_id: str = ""
-    entry_id: str = ""  # the RowKey
 
 
 def to_json(value: object) -> str:
@@ -63,6 +51,8 @@ def _json_default(value: object) -> object:
 
 ROW_PREFIX = "audit-"
 _ROW_END = "audit."  # the first key after every "audit-..." key ('.' follows '-' in ASCII)
+# Rows always carry `at`; this stands in only if one was written by hand without it.
+_NO_TIME = datetime.min.replace(tzinfo=UTC)
 
 
 def _row_key(at: datetime) -> str:
@@ -70,48 +60,49 @@ def _row_key(at: datetime) -> str:
     return f"{ROW_PREFIX}{to_utc(at, 'at'):%Y%m%dT%H%M%S.%fZ}-{uuid.uuid4().hex}"
 
 
-def audit_entity(
-    subscription_id: str,
-    *,
-    action: str,
-    source: str,
-    operation_id: str = "",
-    changes: Mapping[str, tuple[object, object]] | None = None,
-    correlation_id: str = "",
-    at: datetime,
-) -> dict[str, Any]:
-    """The row for one event (`at` timezone-aware; `changes` maps field -> (old, new)), not yet written."""
+def to_entity(entry: AuditEntry) -> dict[str, Any]:
+    """The row for `entry` (a new RowKey each time: entries are never rewritten), not yet written."""
     changes_json = check_string(
-        "changes", to_json({k: [old, new] for k, (old, new) in (changes or {}).items()})
+        "changes", to_json({name: [old, new] for name, (old, new) in entry.changes.items()})
     )
     return {
-        "PartitionKey": check_key(subscription_id, "subscription id"),
-        "RowKey": _row_key(at),
-        "at": to_utc(at, "at"),
-        "action": action,
-        "source": source,
-        "operation_id": operation_id,
+        "PartitionKey": check_key(entry.subscription_id, "subscription id"),
+        "RowKey": _row_key(entry.at),
+        "at": to_utc(entry.at, "at"),
+        # StrEnum values, stored as the plain strings older rows hold too.
+        "action": str(entry.action.value),
+        "source": str(entry.source.value),
+        "operation_id": entry.operation_id,
         "changes": changes_json,
-        "correlation_id": correlation_id,
+        "correlation_id": entry.correlation_id,
     }
 
 
-def _from_entity(entity: Mapping[str, Any]) -> AuditEntry:
+def from_entity(entity: Mapping[str, Any]) -> AuditEntry:
+    """The entry a row holds; an action or source this version does not know reads as UNKNOWN."""
     at = get_datetime(entity, "at")
+    changes = json.loads(get_str(entity, "changes", "{}"))
     return AuditEntry(
         subscription_id=get_str(entity, "PartitionKey"),
-        at=at if at is not None else datetime.min,
-        action=get_str(entity, "action"),
-        source=get_str(entity, "source"),
+        at=at if at is not None else _NO_TIME,
+        action=AuditAction.parse(get_str(entity, "action")),
+        source=AuditSource.parse(get_str(entity, "source")),
         operation_id=get_str(entity, "operation_id"),
-        changes=json.loads(get_str(entity, "changes", "{}")),
+        changes={name: _pair(value) for name, value in changes.items()},
         correlation_id=get_str(entity, "correlation_id"),
         entry_id=get_str(entity, "RowKey"),
     )
 
 
+def _pair(value: object) -> tuple[Any, Any]:
+    # Stored as a JSON [old, new]; anything else (a hand-written row) keeps its value as the new one.
+    if isinstance(value, list) and len(value) == 2:
+        return (value[0], value[1])
+    return (None, value)
+
+
 class AuditTrail:
-    """Appends and lists audit rows in one table.
+    """Appends and lists audit entries in one table.
 
     :param table_client: the subscriptions table (see `TableSet.audit`).
     """
@@ -119,36 +110,19 @@ class AuditTrail:
     def __init__(self, table_client: TableClient) -> None:
         self._table = table_client
 
-    def append(
-        self,
-        subscription_id: str,
-        *,
-        action: str,
-        source: str,
-        operation_id: str = "",
-        changes: Mapping[str, tuple[object, object]] | None = None,
-        correlation_id: str = "",
-        at: datetime,
-    ) -> AuditEntry:
-        """Adds one event that changed nothing stored (decisions, confirmations, provisioning)."""
-        entity = audit_entity(
-            subscription_id,
-            action=action,
-            source=source,
-            operation_id=operation_id,
-            changes=changes,
-            correlation_id=correlation_id,
-            at=at,
-        )
+    def append(self, entry: AuditEntry) -> AuditEntry:
+        """Adds one event that changed nothing stored (decisions); returns it as it reads back."""
+        entity = to_entity(entry)
         row_key = entity["RowKey"]
         try:
             self._table.create_entity(entity=entity)
         except ResourceExistsError as exc:
             # Only a uuid4 collision gets here; refusing beats overwriting history.
-            with log_context(subscription_id=subscription_id):
+            with log_context(subscription_id=entry.subscription_id):
                 _log.error("audit row key collided", extra={"row_key": row_key})
             raise AlreadyExistsError(f"audit entry {row_key} already exists") from exc
-        return _from_entity(entity)
+        # What was sent is what is stored: no read back.
+        return from_entity(entity)
 
     def list(self, subscription_id: str) -> list[AuditEntry]:
         """A subscription's history, oldest first (the table returns rows in RowKey order)."""
@@ -160,4 +134,4 @@ class AuditTrail:
                 "end": _ROW_END,
             },
         )
-        return [_from_entity(entity) for entity in rows]
+        return [from_entity(entity) for entity in rows]

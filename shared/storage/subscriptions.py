@@ -3,7 +3,8 @@
 PartitionKey is the SaaS subscription id and RowKey the constant "subscription", so every read is a point
 read and every write is guarded by the row's ETag. `update` is the read-modify-write loop the worker uses:
 two messages about the same subscription may be processed at once on different instances, and the ETag makes
-the slower one start again from the newer row instead of overwriting it.
+the slower one start again from the newer row instead of overwriting it. Callers see only domain values
+(`Subscription`, `AuditEntry`); the row layout (`to_entity` / `from_entity`) stays in this module.
 """
 
 from __future__ import annotations
@@ -12,15 +13,18 @@ import dataclasses
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
+from shared.domain.audit import AuditEntry
 from shared.domain.status import parse_status
 from shared.domain.subscription import Party, Subscription, Term
 from shared.logs import get_logger, log_context
+from shared.storage import audit as audit_rows
 from shared.storage.entities import (
     check_key,
     check_string,
@@ -35,8 +39,6 @@ from shared.storage.entities import (
 from shared.storage.errors import AlreadyExistsError, ConcurrencyError, InvalidEntityError
 
 ROW_KEY = "subscription"
-# An audit row for a change (see shared/storage/audit.py), given the record before and after it.
-AuditRow = Callable[[Subscription | None, Subscription], dict[str, Any] | None]
 # Transaction failures that mean another writer got there first: re-read and try again.
 _RACE_CODES = {"UpdateConditionNotSatisfied", "EntityAlreadyExists", "ResourceNotFound", "ConditionNotMet"}
 # Bumped when the row layout changes, so a reader can recognise rows written by an older version.
@@ -66,6 +68,35 @@ _BACKOFF_CAP_SECONDS = 0.5
 _jitter = random.SystemRandom()
 
 _log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What an update decided: the record to store and, if it is worth one, the entry that records it.
+
+    The entry is written in the same entity-group transaction as the record (they share the partition).
+    """
+
+    subscription: Subscription
+    audit: AuditEntry | None = None
+
+
+# The pure function `update` applies: the stored record (None if absent) -> a Change, a bare Subscription
+# (stored without an audit entry), or None (nothing to write).
+ChangeFunction = Callable[[Subscription | None], Change | Subscription | None]
+
+
+@dataclass(frozen=True)
+class Updated:
+    """The result of `update`: the record as read before the change, and as stored after it.
+
+    `after` is None when the change function declined (nothing written); `audit` is the entry written with
+    the change, as stored (None when there was none).
+    """
+
+    before: Subscription | None
+    after: Subscription | None
+    audit: AuditEntry | None = None
 
 
 def to_entity(sub: Subscription) -> dict[str, Any]:
@@ -202,27 +233,19 @@ class SubscriptionStore:
             raise ConcurrencyError(f"subscription {sub.id} changed since it was read") from exc
         return dataclasses.replace(sub, etag=str(written["etag"]))
 
-    def update(
-        self,
-        subscription_id: str,
-        change: Callable[[Subscription | None], Subscription | None],
-        *,
-        attempts: int = 8,
-        audit: AuditRow | None = None,
-    ) -> Subscription | None:
+    def update(self, subscription_id: str, change: ChangeFunction, *, attempts: int = 8) -> Updated:
         """Applies `change` to the stored subscription (None if absent) and stores its result atomically.
 
         On an ETag conflict the whole read-change-write starts again, so `change` may run several times and
-        must not have side effects. `audit(before, after)` may return an audit row (`audit.audit_entity`)
-        that is written in the same transaction, so the change and its record stand or fall together.
-        Returns the stored result, or None when `change` returned None (nothing is written then). Raises
-        ConcurrencyError when every attempt lost a race.
+        must not have side effects: whatever a caller needs from its decision comes back in the result
+        (`before`, `after`, `audit`), never through variables the function sets. Raises ConcurrencyError
+        when every attempt lost a race.
         """
         if attempts < 1:
             raise ValueError(f"attempts must be at least 1, got {attempts}")
         for attempt in range(attempts):
             try:
-                return self._update_once(subscription_id, change, audit)
+                return self._update_once(subscription_id, change)
             except (ConcurrencyError, AlreadyExistsError):
                 if attempt + 1 < attempts:
                     time.sleep(_backoff(attempt))
@@ -232,29 +255,26 @@ class SubscriptionStore:
             f"subscription {subscription_id} kept changing; gave up after {attempts} attempts"
         )
 
-    def _update_once(
-        self,
-        subscription_id: str,
-        change: Callable[[Subscription | None], Subscription | None],
-        audit: AuditRow | None,
-    ) -> Subscription | None:
+    def _update_once(self, subscription_id: str, change: ChangeFunction) -> Updated:
         current = self.get(subscription_id)
-        result = change(current)
-        if result is None:
-            return None
+        decided = change(current)
+        if decided is None:
+            return Updated(before=current, after=None)
+        if isinstance(decided, Subscription):
+            decided = Change(decided)
+        result, entry = decided.subscription, decided.audit
         if result.id != subscription_id:
             raise InvalidEntityError(f"update of {subscription_id} returned subscription {result.id}")
-        row = audit(current, result) if audit is not None else None
-        if row is not None:
-            return self._write_with(current, result, row)
+        if entry is not None:
+            if entry.subscription_id != subscription_id:
+                raise InvalidEntityError(f"update of {subscription_id} audited {entry.subscription_id}")
+            return self._write_with(current, result, entry)
         if current is None:
-            return self.insert(dataclasses.replace(result, etag=""))
+            return Updated(before=None, after=self.insert(dataclasses.replace(result, etag="")))
         # The etag is the one we read, whatever `change` put there: that is what makes the write safe.
-        return self.replace(dataclasses.replace(result, etag=current.etag))
+        return Updated(before=current, after=self.replace(dataclasses.replace(result, etag=current.etag)))
 
-    def _write_with(
-        self, current: Subscription | None, result: Subscription, row: dict[str, Any]
-    ) -> Subscription:
+    def _write_with(self, current: Subscription | None, result: Subscription, entry: AuditEntry) -> Updated:
         """The subscription row and its audit row in one entity-group transaction (same partition)."""
         entity = to_entity(result)
         if current is None:
@@ -266,7 +286,8 @@ class SubscriptionStore:
                 "match_condition": MatchConditions.IfNotModified,
             }
             operations = [("update", entity, guard)]
-        operations.append(("create", row))
+        audit_entity = audit_rows.to_entity(entry)
+        operations.append(("create", audit_entity))
         try:
             written = self._table.submit_transaction(operations)
         except TableTransactionError as exc:
@@ -276,7 +297,12 @@ class SubscriptionStore:
                     _log.info("subscription changed since it was read", extra={"error": code})
                 raise ConcurrencyError(f"subscription {result.id} changed since it was read") from exc
             raise
-        return dataclasses.replace(result, etag=str(written[0]["etag"]))
+        # The transaction's answer carries the new ETag, and the audit row is what was sent: no read back.
+        return Updated(
+            before=current,
+            after=dataclasses.replace(result, etag=str(written[0]["etag"])),
+            audit=audit_rows.from_entity(audit_entity),
+        )
 
     def list_all(self) -> Iterator[Subscription]:
         """Every stored subscription, page by page (for the reconciliation sweep)."""

@@ -17,7 +17,7 @@ from azure.data.tables import TableClient, TableServiceClient
 from shared.config import ConfigurationError, Settings
 from shared.logs import get_logger
 from shared.storage.audit import AuditTrail
-from shared.storage.operations import OperationInbox
+from shared.storage.inbox import OperationInbox
 from shared.storage.subscriptions import SubscriptionStore
 
 _log = get_logger(__name__)

@@ -10,13 +10,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from shared.domain.audit import AuditAction, AuditEntry, AuditSource
 from shared.domain.status import SubscriptionStatus
 from shared.domain.subscription import Subscription
 from shared.domain.transitions import ACTIVATE, Cause
 from shared.faultpoints import faultpoint
 from shared.fulfillment.errors import BadRequestError, NotFoundError
 from shared.logs import get_logger
-from shared.storage.audit import audit_entity
+from shared.storage.subscriptions import Change
 from shared.workflows.errors import PermanentFailureError, RetryLaterError
 from shared.workflows.provisioning import load_hook
 from shared.workflows.sync import mirror, utcnow
@@ -25,14 +26,14 @@ if TYPE_CHECKING:
     from shared.app_context import Services
 
 log = get_logger(__name__)
-SOURCE = "landing"
+SOURCE = AuditSource.LANDING
 
 
 def activate_purchase(services: Services, body: dict[str, Any], correlation_id: str) -> Subscription:
     subscription_id = str(body["subscriptionId"])
     client = services.fulfillment
     snapshot = client.get_subscription(subscription_id, correlation_id=correlation_id)
-    cause = Cause(operation_id="", action=ACTIVATE, source=SOURCE, at=utcnow())
+    cause = Cause(operation_id="", action=ACTIVATE, source=SOURCE.value, at=utcnow())
     if snapshot.status is not SubscriptionStatus.PENDING_FULFILLMENT_START:
         log.info("no activation needed", extra={"status": snapshot.status.value})
         return mirror(services, snapshot, cause, correlation_id)
@@ -56,20 +57,20 @@ def _provision(services: Services, stored: Subscription, correlation_id: str) ->
     if not hook(stored):
         raise RetryLaterError("the publisher's provisioning step has not finished yet")
 
-    def provisioned_row(before: Subscription | None, after: Subscription) -> dict[str, Any]:
-        return audit_entity(
-            stored.id,
-            action="Provisioned",
+    def mark_provisioned(current: Subscription | None) -> Change | None:
+        if current is None:
+            return None
+        entry = AuditEntry(
+            subscription_id=stored.id,
+            at=utcnow(),
+            action=AuditAction.PROVISIONED,
             source=SOURCE,
             changes={"provisioned": (False, True)},
             correlation_id=correlation_id,
-            at=utcnow(),
         )
+        return Change(replace(current, provisioned=True), audit=entry)
 
-    updated = services.subscriptions.update(
-        stored.id, lambda s: replace(s, provisioned=True) if s else None, audit=provisioned_row
-    )
-    return updated or stored
+    return services.subscriptions.update(stored.id, mark_provisioned).after or stored
 
 
 def _after_refused_activation(
@@ -77,7 +78,7 @@ def _after_refused_activation(
 ) -> Subscription:
     """400 'already subscribed' is success once GetSubscription confirms it (R14); else it is final."""
     snapshot = services.fulfillment.get_subscription(stored.id, correlation_id=correlation_id)
-    cause = Cause(operation_id="", action=ACTIVATE, source=SOURCE, at=utcnow())
+    cause = Cause(operation_id="", action=ACTIVATE, source=SOURCE.value, at=utcnow())
     current = mirror(services, snapshot, cause, correlation_id)
     if snapshot.status is SubscriptionStatus.PENDING_FULFILLMENT_START:
         raise PermanentFailureError("ActivationRefused", f"Microsoft refused activation: {error}")

@@ -13,6 +13,8 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from shared.domain.audit import AuditAction, AuditEntry, AuditSource
+from shared.domain.inbox import ANSWERED, InboxRecord, InboxState
 from shared.domain.policy import ChangeRequest, Decision, decide
 from shared.domain.status import Action, OperationStatus, parse_action
 from shared.domain.subscription import Operation, Subscription
@@ -22,8 +24,6 @@ from shared.fulfillment.errors import ConflictError, NotFoundError
 from shared.fulfillment.models import announced_action
 from shared.logs import get_logger
 from shared.queueing.messages import track_message
-from shared.storage import operations as inbox_states
-from shared.storage.operations import OperationRecord
 from shared.workflows.errors import PermanentFailureError
 from shared.workflows.sync import sync_from_microsoft, utcnow
 
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 CHANGE_ACTIONS = frozenset({Action.CHANGE_PLAN, Action.CHANGE_QUANTITY})
-ANSWERED = frozenset({inbox_states.ACKNOWLEDGED, inbox_states.REFUSED})
 # After answering a change, look again once Microsoft's window has surely closed (R52: a refusal may be
 # ignored; an acceptance may take a moment to show in GetSubscription).
 RECHECK_AFTER = timedelta(seconds=15)
@@ -42,7 +41,7 @@ def handle_announced_operation(services: Services, payload: dict[str, Any], corr
     subscription_id = str(payload.get("subscriptionId", "")).strip()
     operation_id = str(payload.get("id", "")).strip()
     record = services.operations.get(subscription_id, operation_id)
-    if record is not None and record.state == inbox_states.DONE:
+    if record is not None and record.state == InboxState.DONE:
         log.info("operation already handled; duplicate delivery ignored")
         return
     operation = _verified_operation(services, subscription_id, operation_id, payload, correlation_id)
@@ -57,7 +56,7 @@ def handle_announced_operation(services: Services, payload: dict[str, Any], corr
     sync_from_microsoft(services, subscription_id, cause, correlation_id)
     # A change we just answered is still InProgress here; the scheduled re-check records its outcome.
     outcome = operation.status.value if operation.status.is_terminal else record.outcome
-    services.operations.save(replace(record, state=inbox_states.DONE, outcome=outcome, updated_at=utcnow()))
+    services.operations.save(replace(record, state=InboxState.DONE, outcome=outcome, updated_at=utcnow()))
 
 
 def _verified_operation(
@@ -91,13 +90,13 @@ def _same_target(operation: Operation, payload: dict[str, Any]) -> bool:
     return True
 
 
-def _receive(services: Services, operation: Operation, correlation_id: str) -> OperationRecord:
+def _receive(services: Services, operation: Operation, correlation_id: str) -> InboxRecord:
     now = utcnow()
-    record = OperationRecord(
+    record = InboxRecord(
         subscription_id=operation.subscription_id,
         operation_id=operation.id,
         action=operation.action_raw or operation.action.value,
-        state=inbox_states.RECEIVED,
+        state=InboxState.RECEIVED,
         source=operation.request_source,
         plan_id=operation.plan_id,
         quantity=operation.quantity,
@@ -105,15 +104,17 @@ def _receive(services: Services, operation: Operation, correlation_id: str) -> O
         created_at=now,
         updated_at=now,
     )
-    if services.operations.put_new(record):
-        return services.operations.get(operation.subscription_id, operation.id) or record
-    existing = services.operations.get(operation.subscription_id, operation.id)
-    return existing or record
+    # put_new hands back the stored record with its ETag, so the first delivery reads nothing back.
+    stored = services.operations.put_new(record)
+    if stored is not None:
+        return stored
+    # Another delivery recorded it between our lookup and our insert: continue from its record.
+    return services.operations.get(operation.subscription_id, operation.id) or record
 
 
 def _answer_change(
-    services: Services, record: OperationRecord, operation: Operation, correlation_id: str
-) -> OperationRecord:
+    services: Services, record: InboxRecord, operation: Operation, correlation_id: str
+) -> InboxRecord:
     if record.state in ANSWERED:
         return record
     if operation.status.is_terminal:
@@ -130,28 +131,30 @@ def _answer_change(
         )
     except ConflictError:
         log.info("operation finished before our answer reached Microsoft (409); state is re-read")
-    state = inbox_states.ACKNOWLEDGED if accept else inbox_states.REFUSED
+    state = InboxState.ACKNOWLEDGED if accept else InboxState.REFUSED
     record = services.operations.save(replace(record, state=state, updated_at=utcnow()))
     _schedule_recheck(services, operation, correlation_id)
     return record
 
 
 def _record_decision(
-    services: Services, record: OperationRecord, operation: Operation, correlation_id: str
-) -> OperationRecord:
+    services: Services, record: InboxRecord, operation: Operation, correlation_id: str
+) -> InboxRecord:
     decision = _decide(services, record, operation)
     verdict = "accept" if decision.accept else "refuse"
     log.info("change decided", extra={"accept": decision.accept, "reason": decision.reason})
     # The audit row goes first: a crash between the two writes leaves a decision recorded twice at worst
     # (decided again on redelivery), never a decision that is nowhere in the audit trail.
     services.audit.append(
-        operation.subscription_id,
-        action=f"{operation.action.value}Decision",
-        source="publisher-policy",
-        operation_id=operation.id,
-        changes={"decision": (None, verdict), "reason": (None, decision.reason)},
-        correlation_id=correlation_id,
-        at=utcnow(),
+        AuditEntry(
+            subscription_id=operation.subscription_id,
+            at=utcnow(),
+            action=AuditAction.decision_on(operation.action),
+            source=AuditSource.PUBLISHER_POLICY,
+            operation_id=operation.id,
+            changes={"decision": (None, verdict), "reason": (None, decision.reason)},
+            correlation_id=correlation_id,
+        )
     )
     record = services.operations.save(
         replace(record, decision=verdict, reason=decision.reason, updated_at=utcnow())
@@ -159,7 +162,7 @@ def _record_decision(
     return record
 
 
-def _decide(services: Services, record: OperationRecord, operation: Operation) -> Decision:
+def _decide(services: Services, record: InboxRecord, operation: Operation) -> Decision:
     if record.initiated_by_publisher or operation.request_source.lower() == "partner":
         # Our own portal asked for this change after the buyer confirmed it (R42, R49).
         return Decision(True, "requested by the publisher's portal")

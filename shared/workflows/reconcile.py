@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from shared.domain.audit import AuditAction, AuditSource
 from shared.domain.status import SubscriptionStatus
 from shared.domain.transitions import Cause
 from shared.logs import get_logger
@@ -26,7 +27,12 @@ log = get_logger(__name__)
 def reconcile_subscription(services: Services, body: dict[str, Any], correlation_id: str) -> None:
     subscription_id = str(body["subscriptionId"])
     stored = services.subscriptions.get(subscription_id)
-    cause = Cause(operation_id="", action="Reconcile", source="reconciliation", at=utcnow())
+    cause = Cause(
+        operation_id="",
+        action=AuditAction.RECONCILE.value,
+        source=AuditSource.RECONCILIATION.value,
+        at=utcnow(),
+    )
     current = sync_from_microsoft(services, subscription_id, cause, correlation_id)
     if (
         current.status is SubscriptionStatus.PENDING_FULFILLMENT_START

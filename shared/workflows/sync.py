@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from shared.domain.audit import AuditAction, AuditEntry, AuditSource
 from shared.domain.subscription import MicrosoftSubscription, Subscription
-from shared.domain.transitions import Cause, Outcome, apply_snapshot
+from shared.domain.transitions import Cause, apply_snapshot
 from shared.logs import get_logger
-from shared.storage.audit import audit_entity
+from shared.storage.subscriptions import Change
 
 if TYPE_CHECKING:
     from shared.app_context import Services
@@ -31,40 +32,37 @@ def mirror(
     *,
     bookkeeping: dict[str, object] | None = None,
 ) -> Subscription:
-    """Stores Microsoft's snapshot and, in the same transaction, the audit row of what changed and why.
+    """Stores Microsoft's snapshot and, in the same transaction, the audit entry of what changed and why.
 
     `bookkeeping` sets publisher-only fields (provisioned, activation_requested_at) in the same write.
     """
-    outcomes: list[Outcome] = []
 
-    def change(stored: Subscription | None) -> Subscription:
+    def change(stored: Subscription | None) -> Change:
         outcome = apply_snapshot(stored, snapshot, cause, utcnow())
         updated = outcome.subscription
         if bookkeeping:
             updated = replace(updated, **bookkeeping)  # type: ignore[arg-type]
-        outcomes[:] = [Outcome(updated, outcome.changes)]
-        return updated
-
-    def audit_row(before: Subscription | None, after: Subscription) -> dict[str, Any] | None:
-        changes = outcomes[0].changes if outcomes else {}
-        if not changes:
-            return None
-        return audit_entity(
-            snapshot.id,
-            action=cause.action,
-            source=cause.source,
-            operation_id=cause.operation_id,
-            changes=changes,
-            correlation_id=correlation_id,
+        if not outcome.changes:
+            return Change(updated)
+        entry = AuditEntry(
+            subscription_id=snapshot.id,
             at=utcnow(),
+            action=AuditAction.parse(cause.action),
+            source=AuditSource.parse(cause.source),
+            operation_id=cause.operation_id,
+            changes=outcome.changes,
+            correlation_id=correlation_id,
         )
+        return Change(updated, audit=entry)
 
-    stored = services.subscriptions.update(snapshot.id, change, audit=audit_row)
-    assert stored is not None  # change() never returns None
-    changes = outcomes[0].changes if outcomes else {}
-    if changes:
-        log.info("subscription mirrored", extra={"changed": sorted(changes), "action": cause.action})
-    if changes.keys() & LICENSE_FIELDS:
+    result = services.subscriptions.update(snapshot.id, change)
+    stored = result.after
+    assert stored is not None  # change() always returns a record to store
+    # The audit entry carries the fields that changed: no entry, nothing changed.
+    changed = set(result.audit.changes) if result.audit is not None else set()
+    if changed:
+        log.info("subscription mirrored", extra={"changed": sorted(changed), "action": cause.action})
+    if changed & LICENSE_FIELDS:
         from shared.storage.licenses import refresh_license_index
 
         refresh_license_index(services, stored)

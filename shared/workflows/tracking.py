@@ -11,10 +11,10 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from shared.domain.inbox import InboxState
 from shared.domain.transitions import Cause
 from shared.logs import get_logger
 from shared.queueing.messages import track_message
-from shared.storage import operations as inbox_states
 from shared.workflows.sync import sync_from_microsoft, utcnow
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def track_operation(services: Services, body: dict[str, Any], correlation_id: st
     if record is not None and record.outcome != operation.status.value:
         # Whoever handled the webhook may have finished the record before Microsoft finished the operation:
         # the outcome shown to the buyer is Microsoft's, recorded here whatever the record's state.
-        state = inbox_states.DONE if record.state == inbox_states.TRACKING else record.state
+        state = InboxState.DONE if record.state == InboxState.TRACKING else record.state
         services.operations.save(
             replace(record, state=state, outcome=operation.status.value, updated_at=utcnow())
         )

@@ -10,8 +10,8 @@ from dataclasses import replace
 import pytest
 
 from shared.app_context import services
+from shared.domain.inbox import InboxState
 from shared.queueing.messages import KIND_TRACK
-from shared.storage.operations import TRACKING
 from shared.web.current_user import SignedInUser
 from tests.portal import (
     ADELE,
@@ -101,7 +101,7 @@ def test_quantity_change_goes_to_microsoft_and_is_tracked(portal: Portal) -> Non
         f"/api/portal/subscriptions/{subscription_id}?notice=quantity-requested"
     )
     [record] = services().operations.list_for_subscription(subscription_id)
-    assert (record.action, record.quantity, record.state) == ("ChangeQuantity", 7, TRACKING)
+    assert (record.action, record.quantity, record.state) == ("ChangeQuantity", 7, InboxState.TRACKING)
     assert record.initiated_by_publisher is True
     [message] = track_messages(subscription_id)
     assert message["operationId"] == record.operation_id

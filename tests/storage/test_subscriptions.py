@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -10,10 +11,11 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from shared.config import Settings
+from shared.domain.audit import AuditAction, AuditEntry, AuditSource
 from shared.domain.status import SubscriptionStatus
 from shared.domain.subscription import Party, Subscription, Term
 from shared.storage.errors import AlreadyExistsError, ConcurrencyError, InvalidEntityError
-from shared.storage.subscriptions import SubscriptionStore
+from shared.storage.subscriptions import Change, SubscriptionStore, Updated
 from shared.storage.tables import TableSet
 
 AT = datetime(2024, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
@@ -150,11 +152,14 @@ def test_update_creates_when_absent_and_changes_when_present(store: Subscription
     created = store.update("u1", lambda current: current or Subscription(id="u1", quantity=1))
     changed = store.update("u1", lambda current: replace(current, quantity=current.quantity + 1))
 
-    assert created is not None
-    assert created.quantity == 1
-    assert changed is not None
-    assert changed.quantity == 2
-    assert store.get("u1") == changed
+    assert created.before is None
+    assert created.after is not None
+    assert created.after.quantity == 1
+    assert changed.before == created.after
+    assert changed.after is not None
+    assert changed.after.quantity == 2
+    assert store.get("u1") == changed.after
+    assert (created.audit, changed.audit) == (None, None)
 
 
 def test_update_returning_none_writes_nothing(store: SubscriptionStore) -> None:
@@ -164,7 +169,7 @@ def test_update_returning_none_writes_nothing(store: SubscriptionStore) -> None:
         seen.append(current)
         return None
 
-    assert store.update("u2", look_only) is None
+    assert store.update("u2", look_only) == Updated(before=None, after=None)
     assert seen == [None]
     assert store.get("u2") is None
 
@@ -197,7 +202,7 @@ def test_update_under_contention_loses_no_increment(store: SubscriptionStore) ->
     assert final is not None
     assert start.quantity is not None
     assert final.quantity == start.quantity + writers
-    assert sorted(r.quantity for r in results if r) == list(
+    assert sorted(r.after.quantity for r in results if r.after) == list(
         range(start.quantity + 1, start.quantity + writers + 1)
     )
 
@@ -281,35 +286,50 @@ def test_naive_datetime_is_refused(store: SubscriptionStore) -> None:
     assert store.get("naive") is None
 
 
-def _audit_of(sub_id: str, action: str):
-    from shared.storage.audit import audit_entity
+def _grow(sub_id: str, action: AuditAction, quantity: Callable[[Subscription | None], int]):
+    """A change function that sets the quantity and records the change in the same transaction."""
 
-    def row(before: Subscription | None, after: Subscription) -> dict:
-        return audit_entity(
-            sub_id,
-            action=action,
-            source="test",
-            changes={"quantity": (before and before.quantity, after.quantity)},
+    def change(before: Subscription | None) -> Change:
+        after = replace(before or Subscription(id=sub_id), quantity=quantity(before))
+        entry = AuditEntry(
+            subscription_id=sub_id,
             at=datetime.now(UTC),
+            action=action,
+            source=AuditSource.RECONCILIATION,
+            changes={"quantity": (before and before.quantity, after.quantity)},
         )
+        return Change(after, audit=entry)
 
-    return row
+    return change
 
 
 def test_a_change_and_its_audit_row_are_written_together(
     store: SubscriptionStore, table_set: TableSet
 ) -> None:
     sub_id = "6f7b0b9c-1111-4a5e-9c1e-00000000a0d1"
-    store.update(sub_id, lambda _: Subscription(id=sub_id, quantity=1), audit=_audit_of(sub_id, "Create"))
-    stored = store.update(sub_id, lambda s: replace(s, quantity=2), audit=_audit_of(sub_id, "Grow"))
+    created = store.update(sub_id, _grow(sub_id, AuditAction.ACTIVATE, lambda _: 1))
+    grown = store.update(sub_id, _grow(sub_id, AuditAction.CHANGE_QUANTITY, lambda s: 2))
 
-    assert stored is not None
-    assert stored.quantity == 2
-    assert stored.etag == store.get(sub_id).etag
-    assert [(e.action, e.changes["quantity"]) for e in table_set.audit.list(sub_id)] == [
-        ("Create", [None, 1]),
-        ("Grow", [1, 2]),
+    assert grown.before == created.after
+    assert grown.after is not None
+    assert grown.after.quantity == 2
+    assert grown.after.etag == store.get(sub_id).etag
+    listed = table_set.audit.list(sub_id)
+    assert [(e.action, e.changes["quantity"]) for e in listed] == [
+        (AuditAction.ACTIVATE, (None, 1)),
+        (AuditAction.CHANGE_QUANTITY, (1, 2)),
     ]
+    # The entry the update returns is the stored one: its row key included, nothing read back.
+    assert [created.audit, grown.audit] == listed
+
+
+def test_an_audit_entry_for_another_subscription_is_refused(store: SubscriptionStore) -> None:
+    sub_id = "6f7b0b9c-1111-4a5e-9c1e-00000000a0d3"
+    other = _grow("someone-else", AuditAction.RENEW, lambda _: 1)
+
+    with pytest.raises(InvalidEntityError):
+        store.update(sub_id, lambda current: Change(Subscription(id=sub_id), other(current).audit))
+    assert store.get(sub_id) is None
 
 
 def test_an_attempt_that_loses_a_race_leaves_no_audit_row(
@@ -319,16 +339,18 @@ def test_an_attempt_that_loses_a_race_leaves_no_audit_row(
     store.insert(Subscription(id=sub_id, quantity=1))
     raced = threading.Event()
 
-    def change(current: Subscription | None) -> Subscription:
+    def quantity(current: Subscription | None) -> int:
         assert current is not None
         if not raced.is_set():
             raced.set()  # another writer changes the row between our read and our write
             store.replace(replace(current, quantity=10))
-        return replace(current, quantity=current.quantity + 1)
+        return current.quantity + 1
 
-    stored = store.update(sub_id, change, audit=_audit_of(sub_id, "Grow"))
+    result = store.update(sub_id, _grow(sub_id, AuditAction.CHANGE_QUANTITY, quantity))
 
-    assert stored is not None
-    assert stored.quantity == 11
+    assert result.after is not None
+    assert result.after.quantity == 11
+    assert result.before is not None
+    assert result.before.quantity == 10
     # The first attempt's transaction failed as a whole: only the winning attempt's row exists.
-    assert [e.changes["quantity"] for e in table_set.audit.list(sub_id)] == [[10, 11]]
+    assert [e.changes["quantity"] for e in table_set.audit.list(sub_id)] == [(10, 11)]

@@ -13,7 +13,7 @@ from azure.identity import DefaultAzureCredential
 
 from shared.config import ConfigurationError, Settings
 from shared.storage.audit import AuditTrail
-from shared.storage.operations import OperationInbox
+from shared.storage.inbox import OperationInbox
 from shared.storage.subscriptions import SubscriptionStore
 from shared.storage.tables import TableSet
 

@@ -51,6 +51,11 @@ class CountingStorageProxy:
         with self._lock:
             self._seen.clear()
 
+    def requests(self) -> list[tuple[str, str]]:
+        """(method, path) of every request since `clear`, in the order they arrived."""
+        with self._lock:
+            return list(self._seen)
+
     def requests_to(self, table: str) -> list[tuple[str, str]]:
         """(method, path) of every request since `clear` that named `table` (entity or table operations)."""
         pattern = re.compile(rf"/{re.escape(table)}(\(|$|\?)")

@@ -1,15 +1,14 @@
-"""The operations inbox: one row per marketplace operation, which makes processing idempotent (R37).
+"""The operations inbox table: one row per marketplace operation, which makes processing idempotent (R37).
 
-Microsoft retries webhooks and Service Bus redelivers messages, so the same operation arrives more than once
-and sometimes out of order. The worker records each operation here on first sight (`put_new` never
-overwrites, so exactly one delivery wins), then moves it through its states with ETag-guarded `save`s; a
-later duplicate finds the row and sees how far the first one got.
+The worker records each operation here on first sight (`put_new` never overwrites, so exactly one delivery
+wins), then moves it through its states (shared/domain/inbox.py) with ETag-guarded `save`s. Callers see
+`InboxRecord`s only; the row layout stays in this module.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +16,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
+from shared.domain.inbox import InboxRecord, InboxState
 from shared.logs import get_logger, log_context
 from shared.storage.entities import (
     check_key,
@@ -31,49 +31,20 @@ from shared.storage.entities import (
 )
 from shared.storage.errors import ConcurrencyError, InvalidEntityError
 
-RECEIVED = "received"
-APPLIED = "applied"
-ACKNOWLEDGED = "acknowledged"
-REFUSED = "refused"
-FAILED = "failed"
-TRACKING = "tracking"
-DONE = "done"
-STATES = frozenset({RECEIVED, APPLIED, ACKNOWLEDGED, REFUSED, FAILED, TRACKING, DONE})
-
-_TEXT_FIELDS = ("action", "state", "source", "decision", "reason", "outcome", "plan_id", "correlation_id")
+_TEXT_FIELDS = ("action", "source", "decision", "reason", "outcome", "plan_id", "correlation_id")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _log = get_logger(__name__)
 
 
-@dataclass(frozen=True)
-class OperationRecord:
-    """What the publisher knows and decided about one marketplace operation."""
-
-    subscription_id: str
-    operation_id: str
-    action: str
-    state: str
-    source: str = ""  # webhook | landing | reconcile | publisher ...
-    decision: str = ""  # accept | refuse, for ChangePlan / ChangeQuantity
-    reason: str = ""
-    outcome: str = ""  # how Microsoft's operation ended (Succeeded, Failed, Conflict), once known
-    plan_id: str = ""
-    quantity: int | None = None
-    initiated_by_publisher: bool = False
-    correlation_id: str = ""
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    etag: str = ""  # the store's concurrency token; empty for a record not yet stored
-
-
-def to_entity(record: OperationRecord) -> dict[str, Any]:
-    if record.state not in STATES:
+def to_entity(record: InboxRecord) -> dict[str, Any]:
+    if not isinstance(record.state, InboxState):
         _log.warning("refused an operation record with an unknown state", extra={"state": record.state})
-        raise InvalidEntityError(f"state must be one of {sorted(STATES)}, got {record.state!r}")
+        raise InvalidEntityError(f"state must be an InboxState, got {record.state!r}")
     entity: dict[str, Any] = {
         "PartitionKey": check_key(record.subscription_id, "subscription id"),
         "RowKey": check_key(record.operation_id, "operation id"),
+        "state": str(record.state.value),
         "initiated_by_publisher": record.initiated_by_publisher,
     }
     for name in _TEXT_FIELDS:
@@ -84,12 +55,12 @@ def to_entity(record: OperationRecord) -> dict[str, Any]:
     return entity
 
 
-def from_entity(entity: Mapping[str, Any], etag: str = "") -> OperationRecord:
-    return OperationRecord(
+def from_entity(entity: Mapping[str, Any], etag: str = "") -> InboxRecord:
+    return InboxRecord(
         subscription_id=get_str(entity, "PartitionKey"),
         operation_id=get_str(entity, "RowKey"),
         action=get_str(entity, "action"),
-        state=get_str(entity, "state"),
+        state=InboxState.parse(get_str(entity, "state")),
         source=get_str(entity, "source"),
         decision=get_str(entity, "decision"),
         reason=get_str(entity, "reason"),
@@ -113,7 +84,7 @@ class OperationInbox:
     def __init__(self, table_client: TableClient) -> None:
         self._table = table_client
 
-    def get(self, subscription_id: str, operation_id: str) -> OperationRecord | None:
+    def get(self, subscription_id: str, operation_id: str) -> InboxRecord | None:
         keys = {
             "partition_key": check_key(subscription_id, "subscription id"),
             "row_key": check_key(operation_id, "operation id"),
@@ -124,22 +95,23 @@ class OperationInbox:
             return None
         return from_entity(entity, etag_of(entity))
 
-    def put_new(self, record: OperationRecord) -> bool:
-        """Records an operation seen for the first time; False (and nothing written) if it is known.
+    def put_new(self, record: InboxRecord) -> InboxRecord | None:
+        """Records an operation seen for the first time and returns it as stored (with its ETag, so it can
+        be saved without reading it back); None (and nothing written) if the operation is already known.
 
         Missing `created_at` / `updated_at` are stamped with the current time so the inbox stays ordered.
         """
         now = datetime.now(UTC)
         stamped = replace(record, created_at=record.created_at or now, updated_at=record.updated_at or now)
         try:
-            self._table.create_entity(entity=to_entity(stamped))
+            written = self._table.create_entity(entity=to_entity(stamped))
         except ResourceExistsError:
             with log_context(subscription_id=record.subscription_id, operation_id=record.operation_id):
                 _log.info("operation already in the inbox", extra={"action": record.action})
-            return False
-        return True
+            return None
+        return replace(stamped, etag=str(written["etag"]))
 
-    def save(self, record: OperationRecord) -> OperationRecord:
+    def save(self, record: InboxRecord) -> InboxRecord:
         """Replaces the row if it is still the one `record.etag` came from; returns it with the new etag.
 
         Raises ConcurrencyError when someone else saved it (or it vanished) since, InvalidEntityError without
@@ -162,7 +134,7 @@ class OperationInbox:
             raise ConcurrencyError(f"operation {record.operation_id} changed since it was read") from exc
         return replace(record, etag=str(written["etag"]))
 
-    def list_for_subscription(self, subscription_id: str) -> list[OperationRecord]:
+    def list_for_subscription(self, subscription_id: str) -> list[InboxRecord]:
         """Every operation recorded for a subscription, oldest first."""
         rows = self._table.query_entities(
             query_filter="PartitionKey eq @pk",

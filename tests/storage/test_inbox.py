@@ -6,11 +6,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from azure.data.tables import TableClient
 
 from shared.config import Settings
-from shared.storage import operations
+from shared.domain.inbox import IN_PROGRESS, InboxRecord, InboxState
 from shared.storage.errors import ConcurrencyError, InvalidEntityError
-from shared.storage.operations import OperationInbox, OperationRecord
+from shared.storage.inbox import OperationInbox
 from shared.storage.tables import TableSet
 
 AT = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
@@ -24,16 +25,16 @@ def inbox(azurite_connection_string: str, table_prefix: str) -> OperationInbox:
     return TableSet.from_settings(settings).operations
 
 
-def received(operation_id: str = "op-1", **overrides: object) -> OperationRecord:
+def received(operation_id: str = "op-1", **overrides: object) -> InboxRecord:
     fields: dict[str, object] = {
         "subscription_id": "sub-1",
         "operation_id": operation_id,
         "action": "ChangePlan",
-        "state": operations.RECEIVED,
+        "state": InboxState.RECEIVED,
         "created_at": AT,
         "updated_at": AT,
     }
-    return OperationRecord(**{**fields, **overrides})  # type: ignore[arg-type]
+    return InboxRecord(**{**fields, **overrides})  # type: ignore[arg-type]
 
 
 def test_full_record_round_trips(inbox: OperationInbox) -> None:
@@ -47,22 +48,33 @@ def test_full_record_round_trips(inbox: OperationInbox) -> None:
         correlation_id="corr-1",
     )
 
-    assert inbox.put_new(record) is True
+    written = inbox.put_new(record)
     stored = inbox.get("sub-1", "op-1")
 
     assert stored is not None
     assert stored.etag
     assert stored == replace(record, etag=stored.etag)
+    # What put_new hands back is what a read would: the ETag included, so nobody needs to read it back.
+    assert written == stored
+
+
+def test_the_record_put_new_returns_can_be_saved_without_a_read(inbox: OperationInbox) -> None:
+    written = inbox.put_new(received())
+    assert written is not None
+
+    saved = inbox.save(replace(written, state=InboxState.ACKNOWLEDGED))
+
+    assert inbox.get("sub-1", "op-1") == saved
 
 
 def test_put_new_is_idempotent_and_never_overwrites(inbox: OperationInbox) -> None:
-    assert inbox.put_new(received(plan_id="gold")) is True
-    assert inbox.put_new(received(plan_id="silver", state=operations.DONE)) is False
+    assert inbox.put_new(received(plan_id="gold")) is not None
+    assert inbox.put_new(received(plan_id="silver", state=InboxState.DONE)) is None
 
     stored = inbox.get("sub-1", "op-1")
     assert stored is not None
     assert stored.plan_id == "gold"
-    assert stored.state == operations.RECEIVED
+    assert stored.state == InboxState.RECEIVED
 
 
 def test_put_new_stamps_missing_times(inbox: OperationInbox) -> None:
@@ -83,7 +95,7 @@ def test_save_moves_the_record_on_and_returns_the_new_etag(inbox: OperationInbox
     current = inbox.get("sub-1", "op-1")
     assert current is not None
 
-    saved = inbox.save(replace(current, state=operations.APPLIED, updated_at=AT + timedelta(seconds=3)))
+    saved = inbox.save(replace(current, state=InboxState.TRACKING, updated_at=AT + timedelta(seconds=3)))
 
     assert saved.etag != current.etag
     assert inbox.get("sub-1", "op-1") == saved
@@ -95,21 +107,21 @@ def test_save_with_stale_etag_raises_concurrency_error(inbox: OperationInbox) ->
     second_reader = inbox.get("sub-1", "op-1")
     assert first_reader is not None
     assert second_reader is not None
-    inbox.save(replace(first_reader, state=operations.ACKNOWLEDGED))
+    inbox.save(replace(first_reader, state=InboxState.ACKNOWLEDGED))
 
     with pytest.raises(ConcurrencyError):
-        inbox.save(replace(second_reader, state=operations.REFUSED))
+        inbox.save(replace(second_reader, state=InboxState.REFUSED))
 
     stored = inbox.get("sub-1", "op-1")
     assert stored is not None
-    assert stored.state == operations.ACKNOWLEDGED
+    assert stored.state == InboxState.ACKNOWLEDGED
 
 
 def test_save_without_etag_is_refused(inbox: OperationInbox) -> None:
     inbox.put_new(received())
 
     with pytest.raises(InvalidEntityError):
-        inbox.save(received(state=operations.DONE))
+        inbox.save(received(state=InboxState.DONE))
 
 
 def test_unknown_state_is_refused(inbox: OperationInbox) -> None:
@@ -134,12 +146,29 @@ def test_list_for_subscription_is_oldest_first_and_scoped(inbox: OperationInbox)
     assert [r.operation_id for r in listed] == ["c-op", "b-op", "a-op"]
     assert all(r.etag for r in listed)
     assert inbox.list_for_subscription("sub-3") == []
-    assert set(operations.STATES) == {
+
+
+def test_states_are_the_ones_the_worker_and_portal_write() -> None:
+    assert {state.value for state in InboxState} == {
         "received",
-        "applied",
         "acknowledged",
         "refused",
-        "failed",
         "tracking",
         "done",
     }
+    assert {InboxState.RECEIVED, InboxState.TRACKING} == IN_PROGRESS
+
+
+def test_a_stored_state_this_version_does_not_know_reads_as_received(
+    inbox: OperationInbox, azurite_connection_string: str, table_prefix: str
+) -> None:
+    # Older versions declared "applied" and "failed"; a row holding one must still read, and be handled again.
+    table = TableClient.from_connection_string(azurite_connection_string, f"{table_prefix}o")
+    table.create_entity(
+        {"PartitionKey": "sub-1", "RowKey": "op-1", "action": "ChangePlan", "state": "applied"}
+    )
+
+    stored = inbox.get("sub-1", "op-1")
+
+    assert stored is not None
+    assert stored.state is InboxState.RECEIVED

@@ -1,0 +1,95 @@
+"""An entry in a subscription's history: what happened, who caused it, and which fields changed.
+
+Actions and sources are closed sets so that every writer names one of them and every reader can switch on
+them. Rows written before these enums existed hold plain strings: `AuditAction.parse` / `AuditSource.parse`
+read any string (spelling is forgiven, as for Microsoft's actions) and map one they do not know to
+`UNKNOWN`, so an old table always renders instead of failing on one odd row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from shared.domain.status import Action
+
+
+def _norm(value: object) -> str:
+    return str(value or "").strip().lower()
+
+
+class AuditAction(StrEnum):
+    """What an entry records. Microsoft's actions keep Microsoft's spelling (they are `Action` values)."""
+
+    # Microsoft's operations, mirrored from GetSubscription (see shared/domain/status.py).
+    CHANGE_PLAN = Action.CHANGE_PLAN.value
+    CHANGE_QUANTITY = Action.CHANGE_QUANTITY.value
+    SUSPEND = Action.SUSPEND.value
+    REINSTATE = Action.REINSTATE.value
+    UNSUBSCRIBE = Action.UNSUBSCRIBE.value
+    RENEW = Action.RENEW.value
+    # The publisher's own steps.
+    ACTIVATE = "Activate"
+    RECONCILE = "Reconcile"
+    PROVISIONED = "Provisioned"
+    CONFIRM = "Confirm"
+    CONFIRM_ROLLED_BACK = "ConfirmRolledBack"
+    CHANGE_PLAN_DECISION = "ChangePlanDecision"
+    CHANGE_QUANTITY_DECISION = "ChangeQuantityDecision"
+    # A Microsoft action this code does not know yet, or a stored string from an older version.
+    UNKNOWN = "Unknown"
+
+    @classmethod
+    def parse(cls, value: object) -> AuditAction:
+        return _ACTIONS.get(_norm(value), cls.UNKNOWN)
+
+    @classmethod
+    def decision_on(cls, action: Action) -> AuditAction:
+        """The entry recording the publisher's accept/refuse of a ChangePlan or ChangeQuantity."""
+        if action is Action.CHANGE_PLAN:
+            return cls.CHANGE_PLAN_DECISION
+        if action is Action.CHANGE_QUANTITY:
+            return cls.CHANGE_QUANTITY_DECISION
+        raise ValueError(f"only ChangePlan and ChangeQuantity are decided, not {action.value}")
+
+
+class AuditSource(StrEnum):
+    """Who caused an entry: Microsoft's requestSource of an operation, or the publisher's component."""
+
+    AZURE = "Azure"  # the customer, through Microsoft (requestSource of an operation)
+    PARTNER = "Partner"  # the publisher, through the Fulfillment API (R42)
+    LANDING = "landing"
+    RECONCILIATION = "reconciliation"
+    PUBLISHER_POLICY = "publisher-policy"
+    # No requestSource on the operation, or a stored string from an older version.
+    UNKNOWN = "Unknown"
+
+    @classmethod
+    def parse(cls, value: object) -> AuditSource:
+        return _SOURCES.get(_norm(value), cls.UNKNOWN)
+
+
+_ACTIONS = {member.value.lower(): member for member in AuditAction}
+_SOURCES = {member.value.lower(): member for member in AuditSource}
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One event in a subscription's history.
+
+    `changes` maps a field name to (old, new). Written, they are Python values (datetimes, enums, parties);
+    read back, they are what the stored JSON holds (ISO strings, enum values, objects as dicts).
+    `entry_id` is given by the store when the entry is written.
+    """
+
+    subscription_id: str
+    at: datetime
+    action: AuditAction
+    source: AuditSource
+    operation_id: str = ""
+    changes: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
+    correlation_id: str = ""
+    entry_id: str = ""
