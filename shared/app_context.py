@@ -18,7 +18,8 @@ from shared.config import Settings, check_fail_closed
 if TYPE_CHECKING:
     from shared.domain.policy import PublisherPolicy
     from shared.fulfillment.client import FulfillmentClient
-    from shared.identity.webhook_token import WebhookTokenValidator
+    from shared.identity.signing_keys import SigningKeys
+    from shared.identity.tokens import TokenValidator
     from shared.queueing.messages import EventQueue
     from shared.storage.audit import AuditTrail
     from shared.storage.inbox import OperationInbox
@@ -119,11 +120,28 @@ class Services:
         return self.seats.count(subscription_id)
 
     @cached_property
-    def webhook_validator(self) -> WebhookTokenValidator:
-        from shared.identity.webhook_token import WebhookTokenValidator
+    def signing_keys(self) -> SigningKeys:
+        """The one JWKS cache: both validators below share keys and refresh budget per JWKS URL."""
+        from shared.identity.signing_keys import SigningKeys
 
         with self._lock:
-            return WebhookTokenValidator.from_settings(self.settings)
+            return SigningKeys()
+
+    @cached_property
+    def webhook_validator(self) -> TokenValidator:
+        from shared.identity.token_policies import webhook_policy_from_settings
+        from shared.identity.tokens import TokenValidator
+
+        with self._lock:
+            return TokenValidator(webhook_policy_from_settings(self.settings), self.signing_keys)
+
+    @cached_property
+    def id_token_validator(self) -> TokenValidator:
+        from shared.identity.token_policies import id_token_policy_from_settings
+        from shared.identity.tokens import TokenValidator
+
+        with self._lock:
+            return TokenValidator(id_token_policy_from_settings(self.settings), self.signing_keys)
 
     @cached_property
     def policy(self) -> PublisherPolicy:

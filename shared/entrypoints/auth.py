@@ -4,20 +4,33 @@ The callback turns a validated Entra ID sign-in into a session: the user is stor
 any seat reserved for an address the ID token vouches for (UPN, or an email Entra marks verified) in a
 subscription their tenant is the beneficiary of is bound to that identity, and the browser goes on to
 `next`, which can only be a path on this site (no open redirect).
+
+Where the flow state lives: msal's auth-code flow (state, nonce, PKCE verifier, redirect URI) is kept in a
+cookie of its own, separate from the session, signed with SESSION_SECRET under its own salt, HttpOnly,
+SameSite=Lax, valid for ten minutes and deleted by the callback. That is safe although the browser can read
+it: the signature stops anyone from swapping in another state or nonce; the verifier and nonce only protect
+this browser's own sign-in, and the cookie never leaves this browser for this site (no script reads it); a
+stolen code is useless without both the verifier and our client secret; and Entra redeems a code once. The
+server keeps no per-sign-in rows, so an abandoned sign-in leaves nothing to clean up.
 """
 
 from __future__ import annotations
 
 import uuid
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import azure.functions as func
 
 from shared.logs import get_logger, log_context
+from shared.web.current_user import DEFAULT_AFTER_SIGN_IN
 from shared.web.pages import error_page, page, redirect
+from shared.web.security import safe_redirect_target
+from shared.web.sessions import SessionCodec
 
 if TYPE_CHECKING:
     from shared.app_context import Services
+    from shared.config import Settings
     from shared.domain.identity import Person
     from shared.domain.subscription import Subscription
     from shared.identity.id_token import IdTokenClaims
@@ -27,6 +40,19 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 RESTART_HINT = "Go back to the page you came from and sign in again."
+FLOW_MAX_AGE_SECONDS = 600
+
+
+def flow_codec(settings: Settings) -> SessionCodec:
+    """The signed cookie that carries one sign-in's flow state from /signin to /callback."""
+    secure = urlsplit(settings.public_base_url).scheme == "https"
+    return SessionCodec(
+        settings.session_secret,
+        secure=secure,
+        max_age_seconds=FLOW_MAX_AGE_SECONDS,
+        cookie_name="__Host-signin" if secure else "signin",
+        salt="signin-flow",
+    )
 
 
 def with_cookies(response: func.HttpResponse, *cookies: str) -> func.HttpResponse:
@@ -41,11 +67,14 @@ def sign_in_redirect(svc: Services, next_path: str, *cookies: str) -> func.HttpR
     from shared.identity.signin import SignInError, start_sign_in
 
     try:
-        started = start_sign_in(svc.settings, next_path)
+        started = start_sign_in(svc.settings)
     except SignInError as exc:
         log.error("sign-in could not start", extra={"reason": exc.reason})
         return error_page(exc.status, "Sign-in is not available", exc.message)
-    return with_cookies(redirect(started.authorize_url), *cookies, started.flow_cookie)
+    flow_cookie = flow_codec(svc.settings).dump(
+        {"flow": started.flow, "next": safe_redirect_target(next_path, DEFAULT_AFTER_SIGN_IN)}
+    )
+    return with_cookies(redirect(started.authorize_url), *cookies, flow_cookie)
 
 
 def handle_signin(req: func.HttpRequest) -> func.HttpResponse:
@@ -56,21 +85,27 @@ def handle_signin(req: func.HttpRequest) -> func.HttpResponse:
 
 def handle_callback(req: func.HttpRequest) -> func.HttpResponse:
     from shared.app_context import services
-    from shared.identity.signin import SignInError, finish_sign_in, flow_codec
+    from shared.identity.signin import SignInError, finish_sign_in
 
     svc = services()
     with log_context(correlation_id=str(uuid.uuid4())):
-        clear_flow = flow_codec(svc.settings).clear()
+        codec = flow_codec(svc.settings)
+        remembered = codec.load(req.headers.get("cookie"))
         try:
-            result = finish_sign_in(svc.settings, req.headers.get("cookie"), dict(req.params))
+            result = finish_sign_in(
+                svc.settings, svc.id_token_validator, remembered.get("flow"), dict(req.params)
+            )
         except SignInError as exc:
             log.warning("sign-in refused", extra={"reason": exc.reason, "status": exc.status})
             response = error_page(exc.status, "We could not sign you in", exc.message, RESTART_HINT)
-            return with_cookies(response, clear_flow)
-        return with_cookies(_signed_in(svc, req, result), clear_flow)
+            return with_cookies(response, codec.clear())
+        next_path = safe_redirect_target(str(remembered.get("next") or ""), DEFAULT_AFTER_SIGN_IN)
+        return with_cookies(_signed_in(svc, req, result, next_path), codec.clear())
 
 
-def _signed_in(svc: Services, req: func.HttpRequest, result: SignInResult) -> func.HttpResponse:
+def _signed_in(
+    svc: Services, req: func.HttpRequest, result: SignInResult, next_path: str
+) -> func.HttpResponse:
     from shared.web.current_user import load_session, session_codec, sign_in
 
     user = remember_user(svc, result)
@@ -79,7 +114,7 @@ def _signed_in(svc: Services, req: func.HttpRequest, result: SignInResult) -> fu
         log.info("buyer signed in", extra={"object_id": user.object_id})
     # A new session id at every sign-in; the browser's previous session (if still live) ends here.
     session = sign_in(load_session(req, svc.settings), user, settings=svc.settings)
-    return with_cookies(redirect(result.next_path), session_codec(svc.settings).dump(session))
+    return with_cookies(redirect(next_path), session_codec(svc.settings).dump(session))
 
 
 def remember_user(svc: Services, result: SignInResult) -> SignedInUser:

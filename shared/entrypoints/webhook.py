@@ -76,10 +76,11 @@ def _correlation_id(header: str | None) -> str:
 
 def _authenticate(authorization: str | None) -> None:
     # Imported here so that importing this module (every cold start of the app) does not load PyJWT.
-    from shared.identity.webhook_token import InvalidTokenError, SigningKeysUnavailableError
+    from shared.identity.signing_keys import SigningKeysUnavailableError
+    from shared.identity.tokens import InvalidTokenError, bearer_token
 
     try:
-        services().webhook_validator.validate(authorization)
+        services().webhook_validator.validate(bearer_token(authorization))
     except InvalidTokenError as exc:
         raise _RefusedError(
             401, "invalid_token", exc.reason, {"WWW-Authenticate": 'Bearer error="invalid_token"'}

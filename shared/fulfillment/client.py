@@ -38,6 +38,7 @@ from shared.fulfillment.errors import (
     is_transient,
 )
 from shared.logs import get_logger, log_context, redact
+from shared.tls import tls_verify
 
 _log = get_logger(__name__)
 _T = TypeVar("_T")
@@ -119,6 +120,13 @@ def _correlation_guid(value: str | None) -> str:
         return derived
 
 
+def _own_session() -> requests.Session:
+    session = requests.Session()
+    # The CA decision every outbound call shares (requests alone would ignore SSL_CERT_FILE).
+    session.verify = tls_verify()
+    return session
+
+
 def _error_detail(response: requests.Response) -> str:
     """A short, secret-free reason from an error body: Microsoft's `error.message`/`message`, else text."""
     text = response.text or ""
@@ -192,7 +200,7 @@ class FulfillmentClient:
         self._origin = (parts.scheme, parts.netloc.lower())
         self._credential = credential
         self._owns_session = session is None
-        self._session = session or requests.Session()
+        self._session = session or _own_session()
         self._timeout = (connect_timeout, read_timeout)
         self._max_attempts = max_attempts
         self._max_retry_seconds = max_retry_seconds

@@ -17,6 +17,7 @@ import requests
 from shared.domain.identity import is_personal_tenant
 from shared.identity.id_token import IdTokenClaims
 from shared.logs import get_logger
+from shared.tls import tls_verify
 
 log = get_logger(__name__)
 
@@ -52,7 +53,7 @@ def fetch_graph_profile(
     graph_base_url: str, access_token: str, *, session: requests.Session | None = None
 ) -> GraphProfile | None:
     """Graph `/me` (mail, UPN) for the signed-in user, or None when Graph cannot answer."""
-    http = session or requests.Session()
+    http = session or _graph_session()
     try:
         response = http.get(
             f"{graph_base_url.rstrip('/')}/me",
@@ -74,6 +75,12 @@ def fetch_graph_profile(
     return GraphProfile(
         mail=str(body.get("mail") or ""), user_principal_name=str(body.get("userPrincipalName") or "")
     )
+
+
+def _graph_session() -> requests.Session:
+    session = requests.Session()
+    session.verify = tls_verify()
+    return session
 
 
 def contact_email_for(

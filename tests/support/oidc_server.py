@@ -5,7 +5,8 @@ Paths follow Entra ID so the validator derives the authority exactly as it does 
 (v1 metadata, issuer `https://sts.windows.net/{tenant}/`) and `/{tenant}/discovery/v2.0/keys` (JWKS).
 Tests rotate keys with `set_keys`/`rotate` and read `metadata_fetches`/`jwks_fetches`. With `tls_dir` it
 serves HTTPS with a fresh self-signed certificate for 127.0.0.1 (`ca_bundle` is the file to trust), like the
-local sandbox does.
+local sandbox does. With `jwks_tenant` every metadata document names that one tenant's JWKS, so validators of
+different tenants (a webhook's, the `common` sign-in's) read the same JWKS URL.
 """
 
 from __future__ import annotations
@@ -32,8 +33,15 @@ from tests.support.tokens import SigningKey, new_signing_key
 class OidcServer:
     """Serves metadata and the public halves of `keys`; start with `with OidcServer(...) as server:`."""
 
-    def __init__(self, keys: Iterable[SigningKey] | None = None, *, tls_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        keys: Iterable[SigningKey] | None = None,
+        *,
+        tls_dir: Path | None = None,
+        jwks_tenant: str | None = None,
+    ) -> None:
         self._lock = threading.Lock()
+        self._jwks_tenant = jwks_tenant
         self._keys = list(keys) if keys is not None else [new_signing_key()]
         self._metadata_fetches = 0
         self._jwks_fetches = 0
@@ -121,7 +129,7 @@ class OidcServer:
             self._metadata_fetches += 1
         return {
             "issuer": issuer,
-            "jwks_uri": f"{self.base_url}/{tenant}/discovery/v2.0/keys",
+            "jwks_uri": f"{self.base_url}/{self._jwks_tenant or tenant}/discovery/v2.0/keys",
             "id_token_signing_alg_values_supported": ["RS256"],
             "token_endpoint": f"{self.base_url}/{tenant}/oauth2/v2.0/token",
         }

@@ -1,4 +1,5 @@
-"""The webhook token validator against a real OpenID/JWKS server on 127.0.0.1: one rule broken at a time."""
+"""The token validator under the webhook policy, against a real OpenID/JWKS server on 127.0.0.1: one rule
+broken at a time."""
 
 from __future__ import annotations
 
@@ -11,11 +12,9 @@ from pathlib import Path
 import pytest
 
 from shared.config import MARKETPLACE_API_APP_ID, Settings
-from shared.identity.webhook_token import (
-    InvalidTokenError,
-    SigningKeysUnavailableError,
-    WebhookTokenValidator,
-)
+from shared.identity.signing_keys import SigningKeys, SigningKeysUnavailableError
+from shared.identity.token_policies import webhook_policy, webhook_policy_from_settings
+from shared.identity.tokens import InvalidTokenError, TokenValidator, bearer_token
 from tests.support.oidc_server import OidcServer
 from tests.support.ports import free_port
 from tests.support.tokens import (
@@ -37,9 +36,13 @@ def oidc() -> Iterator[OidcServer]:
         yield server
 
 
+def webhook_validator(metadata_url: str, keys: SigningKeys | None = None) -> TokenValidator:
+    return TokenValidator(webhook_policy(metadata_url, AUDIENCE, TENANT), keys or SigningKeys())
+
+
 @pytest.fixture
-def validator(oidc: OidcServer) -> WebhookTokenValidator:
-    return WebhookTokenValidator(oidc.metadata_url(TENANT), AUDIENCE, TENANT)
+def validator(oidc: OidcServer) -> TokenValidator:
+    return webhook_validator(oidc.metadata_url(TENANT))
 
 
 def claims_for(oidc: OidcServer, **overrides: object) -> dict[str, object]:
@@ -50,38 +53,43 @@ def bearer(token: str) -> str:
     return f"Bearer {token}"
 
 
-def refusal(validator: WebhookTokenValidator, header: str | None) -> str:
+def validate(validator: TokenValidator, header: str | None) -> dict[str, object]:
+    """What the webhook does with its Authorization header."""
+    return validator.validate(bearer_token(header))
+
+
+def refusal(validator: TokenValidator, header: str | None) -> str:
     with pytest.raises(InvalidTokenError) as caught:
-        validator.validate(header)
+        validate(validator, header)
     return caught.value.reason
 
 
-def test_accepts_a_v2_token_naming_the_marketplace_in_azp(oidc: OidcServer, validator: WebhookTokenValidator):
-    claims = validator.validate(bearer(mint(claims_for(oidc), oidc.signing_key)))
+def test_accepts_a_v2_token_naming_the_marketplace_in_azp(oidc: OidcServer, validator: TokenValidator):
+    claims = validate(validator, bearer(mint(claims_for(oidc), oidc.signing_key)))
 
     assert claims["azp"] == MARKETPLACE_API_APP_ID
     assert claims["tid"] == TENANT
     assert claims["iss"] == f"{oidc.base_url}/{TENANT}/v2.0"
 
 
-def test_accepts_a_v1_token_with_appid_and_the_sts_issuer(oidc: OidcServer, validator: WebhookTokenValidator):
-    claims = validator.validate(bearer(mint(claims_for(oidc, version="v1"), oidc.signing_key)))
+def test_accepts_a_v1_token_with_appid_and_the_sts_issuer(oidc: OidcServer, validator: TokenValidator):
+    claims = validate(validator, bearer(mint(claims_for(oidc, version="v1"), oidc.signing_key)))
 
     assert claims["appid"] == MARKETPLACE_API_APP_ID
     assert claims["iss"] == f"https://sts.windows.net/{TENANT}/"
 
 
 def test_v1_metadata_url_accepts_the_same_tokens(oidc: OidcServer):
-    validator = WebhookTokenValidator(oidc.metadata_url(TENANT, version="v1"), AUDIENCE, TENANT)
+    validator = webhook_validator(oidc.metadata_url(TENANT, version="v1"))
 
     for version in ("v1", "v2"):
-        assert validator.validate(bearer(mint(claims_for(oidc, version=version), oidc.signing_key)))
+        assert validate(validator, bearer(mint(claims_for(oidc, version=version), oidc.signing_key)))
 
 
-def test_bearer_scheme_is_case_insensitive(oidc: OidcServer, validator: WebhookTokenValidator):
+def test_bearer_scheme_is_case_insensitive(oidc: OidcServer, validator: TokenValidator):
     token = mint(claims_for(oidc), oidc.signing_key)
 
-    assert validator.validate(f"bEaReR   {token}")["tid"] == TENANT
+    assert validate(validator, f"bEaReR   {token}")["tid"] == TENANT
 
 
 def test_from_settings_takes_tenant_audience_metadata_and_skew(oidc: OidcServer):
@@ -93,17 +101,17 @@ def test_from_settings_takes_tenant_audience_metadata_and_skew(oidc: OidcServer)
             "WEBHOOK_CLOCK_SKEW_SECONDS": "0",
         }
     )
-    validator = WebhookTokenValidator.from_settings(settings)
+    validator = TokenValidator(webhook_policy_from_settings(settings))
     just_expired = claims_for(oidc, now=time.time() - 3602)
 
-    assert validator.validate(bearer(mint(claims_for(oidc), oidc.signing_key)))
+    assert validate(validator, bearer(mint(claims_for(oidc), oidc.signing_key)))
     assert refusal(validator, bearer(mint(just_expired, oidc.signing_key))) == "token has expired"
 
 
-def test_clock_skew_tolerates_a_token_expired_moments_ago(oidc: OidcServer, validator: WebhookTokenValidator):
+def test_clock_skew_tolerates_a_token_expired_moments_ago(oidc: OidcServer, validator: TokenValidator):
     expired_a_minute_ago = claims_for(oidc, now=time.time() - 3660)
 
-    assert validator.validate(bearer(mint(expired_a_minute_ago, oidc.signing_key)))
+    assert validate(validator, bearer(mint(expired_a_minute_ago, oidc.signing_key)))
 
 
 @pytest.mark.parametrize(
@@ -151,7 +159,7 @@ def test_clock_skew_tolerates_a_token_expired_moments_ago(oidc: OidcServer, vali
     ],
 )
 def test_refuses_a_token_breaking_one_rule(
-    oidc: OidcServer, validator: WebhookTokenValidator, overrides: dict[str, object], reason: str
+    oidc: OidcServer, validator: TokenValidator, overrides: dict[str, object], reason: str
 ):
     token = mint(claims_for(oidc, **overrides), oidc.signing_key)
 
@@ -159,20 +167,20 @@ def test_refuses_a_token_breaking_one_rule(
 
 
 def test_refuses_a_signature_from_another_key_with_the_published_kid(
-    oidc: OidcServer, validator: WebhookTokenValidator
+    oidc: OidcServer, validator: TokenValidator
 ):
     impostor = new_signing_key(kid=oidc.signing_key.kid)
 
     assert refusal(validator, bearer(mint(claims_for(oidc), impostor))) == "token signature does not verify"
 
 
-def test_refuses_alg_none(oidc: OidcServer, validator: WebhookTokenValidator):
+def test_refuses_alg_none(oidc: OidcServer, validator: TokenValidator):
     token = mint_unsigned(claims_for(oidc), kid=oidc.signing_key.kid)
 
     assert refusal(validator, bearer(token)) == "token algorithm 'none' is not allowed"
 
 
-def test_refuses_hs256_signed_with_the_public_key(oidc: OidcServer, validator: WebhookTokenValidator):
+def test_refuses_hs256_signed_with_the_public_key(oidc: OidcServer, validator: TokenValidator):
     token = mint_hs256_with_public_key(claims_for(oidc), oidc.signing_key)
 
     assert refusal(validator, bearer(token)) == "token algorithm 'HS256' is not allowed"
@@ -186,30 +194,28 @@ def test_refuses_hs256_signed_with_the_public_key(oidc: OidcServer, validator: W
         ("   ", "missing bearer token"),
         ("Bearer", "authorization header is not a bearer token"),
         ("Basic dXNlcjpwYXNz", "authorization header is not a bearer token"),
-        ("Bearer not-a-jwt", "bearer token is not a JWT"),
-        ("Bearer a.b.c", "bearer token is not a readable JWT"),
+        ("Bearer not-a-jwt", "token is not a JWT"),
+        ("Bearer a.b.c", "token is not a readable JWT"),
     ],
 )
-def test_refuses_a_missing_or_garbled_header(
-    validator: WebhookTokenValidator, header: str | None, reason: str
-):
+def test_refuses_a_missing_or_garbled_header(validator: TokenValidator, header: str | None, reason: str):
     assert refusal(validator, header) == reason
 
 
-def test_refuses_a_token_without_kid(oidc: OidcServer, validator: WebhookTokenValidator):
+def test_refuses_a_token_without_kid(oidc: OidcServer, validator: TokenValidator):
     token = mint(claims_for(oidc), oidc.signing_key, headers={"kid": None})
 
     assert refusal(validator, bearer(token)) == "token header has no key id (kid)"
 
 
-def test_validation_is_safe_from_many_threads(oidc: OidcServer, validator: WebhookTokenValidator):
+def test_validation_is_safe_from_many_threads(oidc: OidcServer, validator: TokenValidator):
     token = bearer(mint(claims_for(oidc), oidc.signing_key))
     results: list[str] = []
 
-    def validate() -> None:
-        results.append(validator.validate(token)["tid"])
+    def validate_once() -> None:
+        results.append(validate(validator, token)["tid"])
 
-    threads = [threading.Thread(target=validate) for _ in range(16)]
+    threads = [threading.Thread(target=validate_once) for _ in range(16)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -227,17 +233,15 @@ class TestKeyRotation:
             yield server
 
     def test_a_rotated_key_is_found_by_a_refresh_after_the_cooldown(self, server: OidcServer):
-        validator = WebhookTokenValidator(
-            server.metadata_url(TENANT), AUDIENCE, TENANT, refresh_cooldown_seconds=0.5
-        )
+        validator = webhook_validator(server.metadata_url(TENANT), SigningKeys(refresh_cooldown_seconds=0.5))
         old_key = server.signing_key
-        assert validator.validate(bearer(mint(claims_for(server), old_key)))
+        assert validate(validator, bearer(mint(claims_for(server), old_key)))
         new_key = server.rotate()
         new_token = bearer(mint(claims_for(server), new_key))
 
         assert refusal(validator, new_token) == "token is signed with an unknown key"
         time.sleep(0.6)
-        assert validator.validate(new_token)["tid"] == TENANT
+        assert validate(validator, new_token)["tid"] == TENANT
         assert (
             refusal(validator, bearer(mint(claims_for(server), old_key)))
             == "token is signed with an unknown key"
@@ -246,39 +250,35 @@ class TestKeyRotation:
         assert server.jwks_fetches == 2
 
     def test_a_flood_of_made_up_kids_fetches_the_jwks_at_most_once_per_cooldown(self, server: OidcServer):
-        validator = WebhookTokenValidator(
-            server.metadata_url(TENANT), AUDIENCE, TENANT, refresh_cooldown_seconds=60
-        )
+        validator = webhook_validator(server.metadata_url(TENANT), SigningKeys(refresh_cooldown_seconds=60))
         good_token = bearer(mint(claims_for(server), server.signing_key))
-        assert validator.validate(good_token)
+        assert validate(validator, good_token)
 
         for _ in range(50):
             token = mint(claims_for(server), server.signing_key, headers={"kid": uuid.uuid4().hex})
             assert refusal(validator, bearer(token)) == "token is signed with an unknown key"
 
-        assert validator.validate(good_token)
+        assert validate(validator, good_token)
         assert server.metadata_fetches == 1
         assert server.jwks_fetches == 1
 
 
 def test_unreachable_metadata_is_our_failure_and_is_not_retried_in_a_loop():
-    validator = WebhookTokenValidator(
+    validator = webhook_validator(
         f"http://127.0.0.1:{free_port()}/{TENANT}/v2.0/.well-known/openid-configuration",
-        AUDIENCE,
-        TENANT,
-        http_timeout_seconds=2,
+        SigningKeys(http_timeout_seconds=2),
     )
     token = bearer(mint(marketplace_claims(TENANT, AUDIENCE), new_signing_key()))
 
     with pytest.raises(SigningKeysUnavailableError, match="OpenID metadata unavailable"):
-        validator.validate(token)
+        validate(validator, token)
     with pytest.raises(SigningKeysUnavailableError, match="failed recently"):
-        validator.validate(token)
+        validate(validator, token)
 
 
 def test_refuses_to_start_without_tenant_or_audience(oidc: OidcServer):
     with pytest.raises(ValueError, match="required"):
-        WebhookTokenValidator(oidc.metadata_url(TENANT), "", TENANT)
+        webhook_policy(oidc.metadata_url(TENANT), "", TENANT)
 
 
 def test_https_metadata_is_trusted_through_requests_ca_bundle(
@@ -288,13 +288,13 @@ def test_https_metadata_is_trusted_through_requests_ca_bundle(
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     with OidcServer(tls_dir=tmp_path) as server:
         token = bearer(mint(claims_for(server), server.signing_key))
-        untrusting = WebhookTokenValidator(server.metadata_url(TENANT), AUDIENCE, TENANT)
+        untrusting = webhook_validator(server.metadata_url(TENANT))
         with pytest.raises(SigningKeysUnavailableError, match="CERTIFICATE_VERIFY_FAILED"):
-            untrusting.validate(token)
+            validate(untrusting, token)
 
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca_bundle))
-        trusting = WebhookTokenValidator(server.metadata_url(TENANT), AUDIENCE, TENANT)
+        trusting = webhook_validator(server.metadata_url(TENANT))
 
         assert server.base_url.startswith("https://")
-        assert trusting.validate(token)["iss"] == f"{server.base_url}/{TENANT}/v2.0"
+        assert validate(trusting, token)["iss"] == f"{server.base_url}/{TENANT}/v2.0"
         assert server.jwks_fetches == 1

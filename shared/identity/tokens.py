@@ -1,0 +1,190 @@
+"""The one validator of Entra ID tokens: RS256 signature from the authority's JWKS, then the caller's policy.
+
+Nothing in a token is trusted before its signature is checked: only the header's `alg` (RS256, or refused)
+and `kid` (which published key to check against) are read first. What differs between the tokens the app
+accepts is data, a `TokenPolicy` (see `shared.identity.token_policies`): which metadata names the keys,
+the audience, whose issuer is accepted, which claims must be present, which calling apps may present it.
+Each refusal names the rule it broke, never the token, so logs and 401 bodies can carry it.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import jwt
+
+from shared.identity.signing_keys import SigningKeys, UnknownSigningKeyError
+
+ALGORITHMS = ["RS256"]
+V1_ISSUER_HOST = "https://sts.windows.net"
+# Entra's tenant segment for "any tenant": a policy for it accepts each token under its own tenant's issuer.
+ANY_TENANT = "common"
+
+
+class InvalidTokenError(Exception):
+    """The token proves nothing; `reason` says which rule failed (never the token itself)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class TokenPolicy:
+    """What a token must say, beyond a valid RS256 signature by a key the metadata's JWKS publishes.
+
+    `tenant_id` is the tenant segment of `metadata_url`: one tenant (its v1 and v2 issuers are accepted and
+    `tid` must name it), or ANY_TENANT (the issuer must be `<authority>/<tid>/v2.0` for the `tid` inside the
+    same signed token). `caller_app_ids`, when given, are the only apps the token may have been issued to
+    (`azp` in v2 tokens, `appid` in v1; whichever is present must be listed).
+    """
+
+    metadata_url: str
+    audience: str
+    tenant_id: str
+    required_claims: tuple[str, ...] = ("exp", "iss", "aud", "tid")
+    caller_app_ids: frozenset[str] | None = None
+    leeway_seconds: int = 300
+
+    def __post_init__(self) -> None:
+        if not (self.metadata_url and self.audience and self.tenant_id):
+            raise ValueError("metadata_url, audience and tenant_id are all required")
+        object.__setattr__(self, "tenant_id", self.tenant_id.lower())
+        if self.caller_app_ids is not None:
+            object.__setattr__(self, "caller_app_ids", frozenset(a.lower() for a in self.caller_app_ids))
+
+
+class TokenValidator:
+    """Validates tokens against one policy; keys come from the (shared, process-wide) `SigningKeys`."""
+
+    def __init__(self, policy: TokenPolicy, keys: SigningKeys | None = None) -> None:
+        self.policy = policy
+        self._keys = keys or SigningKeys()
+
+    def validate(self, token: str, *, nonce: str | None = None) -> dict[str, Any]:
+        """The verified claims, or InvalidTokenError / SigningKeysUnavailableError (our side's fault).
+
+        `nonce`, when given, must equal the token's (the sign-in that asked for this token).
+        """
+        kid = _key_id(token)
+        try:
+            key = self._keys.signing_key(self.policy.metadata_url, kid)
+        except UnknownSigningKeyError as exc:
+            raise InvalidTokenError("token is signed with an unknown key") from exc
+        claims = self._decode(token, key)
+        self._check_issuer(claims)
+        self._check_tenant(claims)
+        self._check_caller_app(claims)
+        _check_nonce(claims, nonce)
+        return claims
+
+    def _decode(self, token: str, key: jwt.PyJWK) -> dict[str, Any]:
+        try:
+            return jwt.decode(
+                token,
+                key.key,
+                algorithms=ALGORITHMS,
+                audience=self.policy.audience,
+                leeway=self.policy.leeway_seconds,
+                # The accepted issuers depend on the metadata (and for ANY_TENANT on the token's tid), so
+                # `iss` is checked after decoding, by `_check_issuer`.
+                options={
+                    "require": list(self.policy.required_claims),
+                    "verify_iss": False,
+                    "verify_nbf": True,
+                    "verify_iat": True,
+                },
+            )
+        except jwt.InvalidTokenError as exc:
+            raise InvalidTokenError(_describe(exc)) from exc
+
+    def _check_issuer(self, claims: dict[str, Any]) -> None:
+        issuer = str(claims.get("iss", ""))
+        metadata = self._keys.metadata(self.policy.metadata_url)
+        tenant = self.policy.tenant_id
+        authority = _authority(self.policy.metadata_url, metadata.issuer, tenant)
+        if tenant == ANY_TENANT:
+            token_tenant = str(claims.get("tid", ""))
+            expected = f"{authority}/{token_tenant}/v2.0"
+            if not token_tenant or not hmac.compare_digest(issuer, expected):
+                raise InvalidTokenError("token issuer does not match its tenant (iss)")
+        elif issuer not in {f"{V1_ISSUER_HOST}/{tenant}/", f"{authority}/{tenant}/v2.0"}:
+            raise InvalidTokenError("token is from an unexpected issuer (iss)")
+
+    def _check_tenant(self, claims: dict[str, Any]) -> None:
+        tenant = self.policy.tenant_id
+        if tenant != ANY_TENANT and str(claims.get("tid", "")).lower() != tenant:
+            raise InvalidTokenError("token is for another tenant (tid)")
+
+    def _check_caller_app(self, claims: dict[str, Any]) -> None:
+        allowed = self.policy.caller_app_ids
+        if allowed is None:
+            return
+        callers = [str(claims[name]).lower() for name in ("appid", "azp") if name in claims]
+        if not callers:
+            raise InvalidTokenError("token names no calling application (appid/azp)")
+        if any(caller not in allowed for caller in callers):
+            raise InvalidTokenError("token was issued to an application that is not the marketplace")
+
+
+def bearer_token(authorization_header: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header (scheme case-insensitive)."""
+    if not authorization_header or not authorization_header.strip():
+        raise InvalidTokenError("missing bearer token")
+    scheme, _, token = authorization_header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidTokenError("authorization header is not a bearer token")
+    return token.strip()
+
+
+def _key_id(token: str) -> str:
+    """The header's kid, after refusing anything but RS256; reads the header only (no signature yet)."""
+    if token.count(".") != 2:
+        raise InvalidTokenError("token is not a JWT")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError as exc:
+        raise InvalidTokenError("token is not a readable JWT") from exc
+    algorithm = header.get("alg")
+    if algorithm not in ALGORITHMS:
+        raise InvalidTokenError(f"token algorithm {str(algorithm)[:20]!r} is not allowed")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise InvalidTokenError("token header has no key id (kid)")
+    return kid
+
+
+def _check_nonce(claims: dict[str, Any], nonce: str | None) -> None:
+    if nonce is not None and not hmac.compare_digest(str(claims.get("nonce", "")), nonce):
+        raise InvalidTokenError("token nonce does not match this sign-in")
+
+
+def _authority(metadata_url: str, metadata_issuer: str, tenant: str) -> str:
+    """The Entra ID host (with any path prefix) in front of `/{tenant}`: from the URL, else the issuer."""
+    for url in (metadata_url, metadata_issuer.replace("{tenantid}", tenant)):
+        position = url.lower().find(f"/{tenant}")
+        if position > len("https://"):
+            return url[:position]
+    parts = urlsplit(metadata_url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _describe(exc: jwt.InvalidTokenError) -> str:
+    """A short reason per rule; PyJWT's own messages never contain the token, but ours are steadier."""
+    reasons: list[tuple[type[jwt.InvalidTokenError], str]] = [
+        (jwt.ExpiredSignatureError, "token has expired"),
+        (jwt.ImmatureSignatureError, "token is not valid yet"),
+        (jwt.InvalidAudienceError, "token is for another audience (aud)"),
+        (jwt.InvalidSignatureError, "token signature does not verify"),
+        (jwt.InvalidAlgorithmError, "token algorithm is not allowed"),
+        (jwt.InvalidIssuedAtError, "token issue time (iat) is invalid"),
+    ]
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"token lacks the required claim {exc.claim!r}"
+    for kind, reason in reasons:
+        if isinstance(exc, kind):
+            return reason
+    return f"token is invalid: {exc}"

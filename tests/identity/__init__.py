@@ -1,0 +1,1 @@
+"""The one token validator and its shared signing-key cache."""
