@@ -77,7 +77,9 @@ from werkzeug.wrappers import Request, Response
 from sandbox.catalog import CatalogError, Offer, offer_from_json, plan_from_json
 from sandbox.faults import FAULT_KINDS, FULFILLMENT_OPERATION_IDS, FaultRuleError, Faults, rule_from_json
 from sandbox.identities import Identities, TestUser
-from sandbox.marketplace import BadRequestError, Marketplace, MarketplaceError, NotFoundError, Party
+from sandbox.marketplace.errors import BadRequestError, MarketplaceError, NotFoundError
+from sandbox.marketplace.records import Party
+from sandbox.marketplace.service import Marketplace
 from sandbox.webhooks import WebhookSender
 
 log = logging.getLogger("sandbox.control")

@@ -22,7 +22,8 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.entra import AccessDenied
 from sandbox.faults import FaultRule, Faults
-from sandbox.marketplace import BadRequestError, Marketplace, MarketplaceError
+from sandbox.marketplace.errors import BadRequestError, MarketplaceError
+from sandbox.marketplace.service import Marketplace
 
 log = logging.getLogger("sandbox.fulfillment")
 

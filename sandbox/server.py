@@ -29,7 +29,8 @@ from sandbox.faults import Faults
 from sandbox.fulfillment_api import FulfillmentApi
 from sandbox.graph import GraphStandIn
 from sandbox.identities import load_identities
-from sandbox.marketplace import Marketplace, SandboxSettings
+from sandbox.marketplace.service import Marketplace
+from sandbox.marketplace.settings import SandboxSettings
 from sandbox.tls import ensure_certificates, ensure_signing_key, ssl_context
 from sandbox.webhooks import WebhookSender
 
