@@ -22,7 +22,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from sandbox.catalog import Offer, load_catalog
-from sandbox.control_api import ControlApi, ControlContext
+from sandbox.control.api import ControlApi
+from sandbox.control.context import ControlContext
 from sandbox.entra.redirect_uris import app_callback_uris
 from sandbox.entra.stand_in import EntraStandIn
 from sandbox.faults import Faults
