@@ -1,7 +1,7 @@
 """Dev host: runs the functions that `function_app.py` registers, without Azure Functions Core Tools.
 
 `http_host` serves the HTTP triggers under `/api` like `func start`; `queue_runner` feeds the Service Bus
-trigger from the local SQLite queue (`shared.queueing.local_queue`); `python -m devhost` runs both, and
+trigger from the local SQLite queue (`local_queue`); `python -m devhost` runs both, and
 `python -m devhost.stack` (`make dev`) adds Azurite and the marketplace sandbox. Azure runs none of this.
 """
 

@@ -17,11 +17,11 @@ import azure.functions as func
 
 from devhost import PROJECT_ROOT, apply_dev_env, mark_local_stack
 from devhost.http_host import ROUTE_PREFIX, FunctionsWsgiApp, HttpFunction, HttpHost
+from devhost.local_queue import LocalQueue, register_local_queue
 from devhost.queue_runner import QueueRunner, queue_functions
 from devhost.servicebus_runner import ServiceBusRunner
 from shared import logs
 from shared.config import ConfigurationError, Settings, check_fail_closed
-from shared.queueing.local_queue import LocalQueue
 
 _log = logs.get_logger("devhost")
 
@@ -85,6 +85,8 @@ def _stop_on_signals(stop: threading.Event) -> None:
 def main() -> int:
     apply_dev_env(os.environ)
     mark_local_stack(os.environ)
+    # Before the app builds its queue: `QUEUE_BACKEND=local` (dev.env's choice) must find this host's queue.
+    register_local_queue()
     try:
         check_fail_closed()
     except ConfigurationError as exc:

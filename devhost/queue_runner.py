@@ -22,8 +22,8 @@ from azure.functions.servicebus import ServiceBusMessage
 
 from devhost import registered_functions
 from devhost.http_host import call_user_function
+from devhost.local_queue import LeasedMessage, LocalQueue, LockLostError
 from shared.logs import get_logger, log_context
-from shared.queueing.local_queue import LeasedMessage, LocalQueue, LockLostError
 
 SERVICE_BUS_TRIGGERS = {"serviceBusTrigger"}
 MAX_LOCK_RENEWAL_SECONDS = 300.0

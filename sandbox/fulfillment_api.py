@@ -20,9 +20,10 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from sandbox.entra import AccessDenied
+from sandbox.entra.signing import AccessDenied
 from sandbox.faults import FaultRule, Faults
-from sandbox.marketplace import BadRequestError, Marketplace, MarketplaceError
+from sandbox.marketplace.errors import BadRequestError, MarketplaceError
+from sandbox.marketplace.service import Marketplace
 
 log = logging.getLogger("sandbox.fulfillment")
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from sandbox.entra import AccessDenied, EntraStandIn
+from sandbox.entra.signing import AccessDenied
+from sandbox.entra.stand_in import EntraStandIn
 from sandbox.identities import TestUser
 
 log = logging.getLogger("sandbox.graph")

@@ -17,19 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from sandbox.catalog import Offer, load_catalog
-from sandbox.control_api import ControlApi, ControlContext
-from sandbox.entra import EntraStandIn
+from sandbox.control.api import ControlApi
+from sandbox.control.context import ControlContext
+from sandbox.entra.redirect_uris import app_callback_uris
+from sandbox.entra.stand_in import EntraStandIn
 from sandbox.faults import Faults
 from sandbox.fulfillment_api import FulfillmentApi
 from sandbox.graph import GraphStandIn
 from sandbox.identities import load_identities
-from sandbox.marketplace import Marketplace, SandboxSettings
+from sandbox.marketplace.service import Marketplace
+from sandbox.marketplace.settings import SandboxSettings
 from sandbox.tls import ensure_certificates, ensure_signing_key, ssl_context
 from sandbox.webhooks import WebhookSender
 
@@ -133,25 +135,6 @@ def _explicit_settings(
     """Settings the caller named; they win over a restored state (so `make dev` flags always apply)."""
     named = {"webhook_url": webhook_url, "landing_url": landing_url, **overrides}
     return {name: value for name, value in named.items() if value is not None}
-
-
-# Where the function app's sign-in comes back (shared.identity.signin: {PUBLIC_BASE_URL}/api/auth/callback).
-APP_CALLBACK_PATH = "/api/auth/callback"
-_LOOPBACK_NAMES = ("127.0.0.1", "localhost")
-
-
-def app_callback_uris(landing_url: str) -> list[str]:
-    """Sign-in callbacks of the app whose landing page is `landing_url`: its origin, either loopback name.
-
-    Registering them as the landing URL changes is what lets `make dev` and the tests run the app on any
-    port; a real app registration lists its one production URL instead.
-    """
-    parts = urlsplit(landing_url)
-    if not parts.scheme or not parts.hostname:
-        return []
-    port = f":{parts.port}" if parts.port else ""
-    hosts = _LOOPBACK_NAMES if parts.hostname in _LOOPBACK_NAMES else (parts.hostname,)
-    return [f"{parts.scheme}://{host}{port}{APP_CALLBACK_PATH}" for host in hosts]
 
 
 def _listen(app: SandboxApp, port: int, tls: Any = None) -> BaseWSGIServer:

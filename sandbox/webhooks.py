@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 
-from sandbox.marketplace import SandboxSettings
+from sandbox.marketplace.settings import SandboxSettings
 
 log = logging.getLogger("sandbox.webhooks")
 

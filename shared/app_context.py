@@ -66,18 +66,10 @@ class Services:
 
     @cached_property
     def queue(self) -> EventQueue:
+        from shared.queueing.backends import build_queue
+
         with self._lock:
-            if self.settings.queue_backend == "memory":
-                from shared.queueing.memory import InMemoryQueue
-
-                return InMemoryQueue()
-            if self.settings.queue_backend == "local":
-                from shared.queueing.local_queue import LocalQueue
-
-                return LocalQueue(self.settings.local_queue_path)
-            from shared.queueing.servicebus import ServiceBusEventQueue
-
-            return ServiceBusEventQueue.from_settings(self.settings)
+            return build_queue(self.settings)
 
     @cached_property
     def seats(self) -> SeatStore:

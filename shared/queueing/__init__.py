@@ -1,1 +1,1 @@
-"""Queue adapters: the message contract, Azure Service Bus, and the dev host's local stand-in."""
+"""Queue adapters: the message contract, Azure Service Bus, an in-memory queue, and the backend registry."""

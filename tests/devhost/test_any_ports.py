@@ -12,7 +12,7 @@ from urllib.parse import urljoin
 
 import requests
 
-from sandbox.server import app_callback_uris
+from sandbox.entra.redirect_uris import app_callback_uris
 from tests.devhost.test_stack import _run_stack, _stop, stack_env
 from tests.signin.test_app_stack import ADELE, SignInForm
 from tests.support.ports import wait_for_port

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.queueing.local_queue import MAX_DELIVERY_COUNT_EXCEEDED, LocalQueue, LockLostError
+from devhost.local_queue import MAX_DELIVERY_COUNT_EXCEEDED, LocalQueue, LockLostError
 from shared.queueing.messages import QueueMessage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -253,7 +253,7 @@ def test_another_process_sees_the_same_queue(tmp_path: Path) -> None:
     with LocalQueue(path) as queue:
         script = (
             "import sys\n"
-            "from shared.queueing.local_queue import LocalQueue\n"
+            "from devhost.local_queue import LocalQueue\n"
             "from shared.queueing.messages import QueueMessage\n"
             "q = LocalQueue(sys.argv[1])\n"
             "for n in range(5):\n"

@@ -12,8 +12,8 @@ from pathlib import Path
 import azure.functions as func
 import pytest
 
+from devhost.local_queue import MAX_DELIVERY_COUNT_EXCEEDED, LocalQueue
 from devhost.queue_runner import QueueRunner, queue_functions
-from shared.queueing.local_queue import MAX_DELIVERY_COUNT_EXCEEDED, LocalQueue
 from shared.queueing.messages import QueueMessage
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from sandbox.catalog import CatalogError, load_catalog, offers_from_json
-from sandbox.marketplace import new_purchase_token, term_end
+from sandbox.marketplace.purchases import new_purchase_token
+from sandbox.marketplace.rules import term_end
 
 
 @pytest.mark.parametrize(

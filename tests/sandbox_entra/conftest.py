@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
-from sandbox.entra import EntraStandIn
+from sandbox.entra.stand_in import EntraStandIn
 from sandbox.identities import Identities, load_identities
 from sandbox.tls import TlsFiles, ensure_certificates, ssl_context
 from tests.support.ports import free_port, wait_for_port

@@ -9,7 +9,7 @@ import requests
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential
 
-from sandbox.entra import MARKETPLACE_API_APP_ID, MARKETPLACE_SCOPE
+from sandbox.entra.tokens import MARKETPLACE_API_APP_ID, MARKETPLACE_SCOPE
 from tests.sandbox_entra.conftest import RunningEntra
 
 

@@ -10,7 +10,9 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sandbox.entra import MARKETPLACE_API_APP_ID, AccessDenied, EntraStandIn
+from sandbox.entra.signing import AccessDenied
+from sandbox.entra.stand_in import EntraStandIn
+from sandbox.entra.tokens import MARKETPLACE_API_APP_ID
 from tests.sandbox_entra.conftest import RunningEntra
 
 OTHER_TENANT = "22222222-0000-4000-8000-000000000000"

@@ -24,9 +24,9 @@ import requests
 
 import function_app
 from devhost.http_host import FunctionsWsgiApp, HttpHost
+from devhost.local_queue import LocalQueue, register_local_queue
 from sandbox.server import RunningSandbox
 from shared.app_context import reset_services, services
-from shared.queueing.local_queue import LocalQueue
 from tests.support.ports import free_port
 from tests.support.sandbox import ControlClient, running_sandbox
 from tests.support.stack import app_environment
@@ -89,6 +89,7 @@ def running_app_stack(storage: str, directory: Path) -> Iterator[AppStack]:
             env.delenv("CURL_CA_BUNDLE", raising=False)
             for name, value in _app_env(sandbox, port, queue_path, storage).items():
                 env.setenv(name, value)
+            register_local_queue()  # the confirm step queues the activation on QUEUE_BACKEND=local
             reset_services()
             host = HttpHost(FunctionsWsgiApp(function_app.app), port=port)
             host.start()

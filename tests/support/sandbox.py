@@ -80,7 +80,7 @@ class ControlError(AssertionError):
 
 
 class ControlClient:
-    """Small client for /control (see sandbox/control_api.py); every method returns parsed JSON."""
+    """Small client for /control (see sandbox/control/); every method returns parsed JSON."""
 
     def __init__(self, base_url: str, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")

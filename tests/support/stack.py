@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from devhost.http_host import FunctionsWsgiApp, HttpHost
+from devhost.local_queue import LocalQueue, register_local_queue
 from devhost.queue_runner import QueueRunner
 from sandbox.server import RunningSandbox
 from shared.app_context import Services, reset_services, services
-from shared.queueing.local_queue import LocalQueue
 from shared.queueing.messages import activation_message
 from tests.support.ports import free_port
 from tests.support.sandbox import ControlClient, running_sandbox, wait_until
@@ -138,6 +138,7 @@ def running_stack(
         )
         for name, value in {**settings, **(env or {})}.items():
             monkeypatch.setenv(name, value)
+        register_local_queue()  # the landing and webhook send to QUEUE_BACKEND=local, as under the dev host
         reset_services()
         host = HttpHost(FunctionsWsgiApp(function_app.app), port=port)
         host.start()

@@ -1,7 +1,9 @@
 """A local stand-in for the Service Bus queue, on one SQLite file, for the dev host and the tests.
 
 Azure uses the real Service Bus; this file only keeps the semantics the worker relies on, so that code
-which works here behaves the same there:
+which works here behaves the same there. It lives beside the dev host, not in the app package: the app
+reaches it only through the queue backend registry (`shared.queueing.backends`), once
+`register_local_queue()` has named it `local`. What it keeps:
 
 - duplicate detection: a `message_id` sent again within the window is dropped;
 - sessions: messages of one session are delivered one at a time, oldest first, and a session whose message
@@ -29,7 +31,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from shared.config import Settings
 from shared.logs import get_logger
+from shared.queueing.backends import register_queue_backend
 from shared.queueing.messages import QueueMessage, QueueUnavailableError
 
 MAX_DELIVERY_COUNT_EXCEEDED = "MaxDeliveryCountExceeded"
@@ -442,3 +446,12 @@ class LocalQueue:
         return QueueCounts(
             active=total - locked - scheduled, locked=locked, scheduled=scheduled, dead_lettered=dead
         )
+
+
+def register_local_queue() -> None:
+    """Makes `QUEUE_BACKEND=local` send to this queue at `LOCAL_QUEUE_PATH` (the dev host and test stacks)."""
+    register_queue_backend("local", _from_settings)
+
+
+def _from_settings(settings: Settings) -> LocalQueue:
+    return LocalQueue(settings.local_queue_path)

@@ -1,0 +1,64 @@
+"""Which `EventQueue` a process sends to: a registry of queue backends, chosen by the `QUEUE_BACKEND` setting.
+
+The app ships the backends Azure and the benchmarks use (`servicebus`, `memory`). A host that brings its own
+queue registers it under a name before the first `services().queue`: the dev host registers `local`, its
+SQLite stand-in for Service Bus (`devhost.local_queue`), so the app package never imports the dev host.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from shared.config import ConfigurationError
+
+if TYPE_CHECKING:
+    from shared.config import Settings
+    from shared.queueing.messages import EventQueue
+
+QueueFactory = Callable[["Settings"], "EventQueue"]
+
+_factories: dict[str, QueueFactory] = {}
+_factories_lock = threading.Lock()
+
+
+def register_queue_backend(name: str, factory: QueueFactory) -> None:
+    """Makes `QUEUE_BACKEND=<name>` build its queue with `factory(settings)`; a second call replaces it."""
+    with _factories_lock:
+        _factories[name.strip().lower()] = factory
+
+
+def registered_queue_backends() -> list[str]:
+    with _factories_lock:
+        return sorted(_factories)
+
+
+def build_queue(settings: Settings) -> EventQueue:
+    """The queue `settings.queue_backend` names; ConfigurationError when no backend of that name exists."""
+    with _factories_lock:
+        factory = _factories.get(settings.queue_backend)
+    if factory is None:
+        known = ", ".join(registered_queue_backends())
+        raise ConfigurationError(
+            f"QUEUE_BACKEND is {settings.queue_backend!r}, which no queue backend in this process is "
+            f"registered as (registered: {known}); 'local' exists only under the dev host (python -m devhost)"
+        )
+    return factory(settings)
+
+
+def _service_bus(settings: Settings) -> EventQueue:
+    # Imported on first use: the SDK is the heaviest import of a cold start and the webhook may never need it.
+    from shared.queueing.servicebus import ServiceBusEventQueue
+
+    return ServiceBusEventQueue.from_settings(settings)
+
+
+def _in_memory(settings: Settings) -> EventQueue:
+    from shared.queueing.memory import InMemoryQueue
+
+    return InMemoryQueue()
+
+
+register_queue_backend("servicebus", _service_bus)
+register_queue_backend("memory", _in_memory)
