@@ -56,7 +56,9 @@ def land_sign_in_and_confirm(stack: Stack, page: Page, subscription_id: str) -> 
     expect(page).to_have_url(f"{stack.app_url}/api/landing/confirm")
     shot(page, "landing-confirm")
     page.click('[data-testid="confirm"]')
-    expect(page.locator('[data-testid="activation-status"]')).to_have_text("Subscribed", timeout=20_000)
+    expect(page.locator('[data-testid="activation-status"]')).to_have_attribute(
+        "data-status", "Subscribed", timeout=20_000
+    )
     shot(page, "activation-done")
 
 

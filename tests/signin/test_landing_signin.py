@@ -79,7 +79,8 @@ def test_work_user_signs_in_and_sees_what_was_bought_before_anything_is_queued(a
         'data-field="term">Monthly<',
         'data-field="trial">Yes',
         'data-field="buyer-name"><bdi>Adele Vance</bdi><',  # isolated for bidi text
-        f"Tenant {CONTOSO}",
+        'data-field="organisation"',
+        f'data-tenant="{CONTOSO}">Your organisation (contoso.onmicrosoft.com)<',  # the id only as data
         'value="adele.vance@contoso.com"',
         "What happens next",
     ):
@@ -194,7 +195,10 @@ def test_confirm_queues_one_activation_and_repeats_lead_to_status_then_managemen
     assert len(confirmations) == 1
     status = buyer.get(confirmed.headers["Location"])
     assert status.status_code == 200
-    assert 'data-testid="activation-status">PendingFulfillmentStart<' in status.text
+    assert (
+        'data-status="PendingFulfillmentStart" data-testid="activation-status">Waiting for activation<'
+        in (status.text)
+    )
 
     assert run_worker(app_stack) >= 1
     sandbox_view = app_stack.control.subscription(subscription_id)["subscription"]
