@@ -198,7 +198,7 @@ def organisation_line(relation: str, domain: str = "") -> str:
     if relation == PERSONAL:
         return "You (personal Microsoft account)"
     if relation == PARTNER:
-        return f"Your customer's organisation, bought by yours{named} as their partner"
+        return f"Your organisation{named}, buying for a customer as their partner"
     return f"Your organisation{named}"
 
 

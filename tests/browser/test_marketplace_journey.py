@@ -100,7 +100,7 @@ def test_buy_land_activate_then_follow_microsofts_changes(
             if op["action"] == "ChangePlan"
         ]
         assert "PATCH Success" in stack.sandbox.marketplace.operation_record(change["id"]).decision
-        portal_shows(stack, page, subscription_id, "<dd>pro</dd>")
+        portal_shows(stack, page, subscription_id, '<dd><span data-plan="pro">Pro (annual)</span></dd>')
         shot(page, "portal-after-plan-change")
 
         for action, status in (
@@ -146,5 +146,5 @@ def test_a_blocked_downgrade_from_the_sandbox_page_keeps_the_plan(
         )
         assert operation["status"] == "Failed"
         assert stack.microsoft(subscription_id)["planId"] == "pro"
-        portal_shows(stack, page, subscription_id, "<dd>pro</dd>")
+        portal_shows(stack, page, subscription_id, '<dd><span data-plan="pro">Pro (annual)</span></dd>')
         shot(page, "portal-downgrade-refused")

@@ -106,7 +106,7 @@ def test_personal_microsoft_account_signs_in_and_confirms(app_stack: AppStack) -
     buyer = Buyer(app_stack)
     page = buyer.confirm_page(bought["landingUrl"], PAT)
     assert page.status_code == 200
-    assert "Personal Microsoft account" in page.text
+    assert "You (personal Microsoft account)" in page.text
     assert 'value="pat.personal@outlook.com"' in page.text
     assert buyer.confirm(page).status_code == 303
     assert services().admins.roles_for(bought["subscriptionId"], MSA_TENANT, PAT) == {"purchaser"} | {
@@ -151,7 +151,10 @@ def test_csp_partner_finishes_setup_for_the_customer(app_stack: AppStack) -> Non
     buyer = Buyer(app_stack)
     page = buyer.confirm_page(bought["landingUrl"], NESTOR)
     assert page.status_code == 200
-    assert "the purchasing partner" in page.text
+    assert (
+        "Your organisation (northwindpartners.onmicrosoft.com), buying for a customer as their partner"
+        in (page.text)
+    )
     assert buyer.confirm(page).status_code == 303
     assert services().admins.roles_for(bought["subscriptionId"], NORTHWIND, NESTOR) == {"purchaser"}
     assert app_stack.activations_queued(bought["subscriptionId"]) == 1
