@@ -94,7 +94,7 @@ def role_name(role: object, *, csp: bool = False) -> str:
     """The purchaser of a partner (CSP) purchase is the partner, so it says so (R60)."""
     key = _text(role).lower()
     if key == PURCHASER and csp:
-        return "Partner who bought it"
+        return "Purchasing partner"
     return ROLE_NAMES.get(key) or _words(role)
 
 

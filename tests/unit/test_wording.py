@@ -63,7 +63,7 @@ def test_every_role_has_a_name(role: str) -> None:
 def test_roles_read_most_senior_first_and_once() -> None:
     roles = ["delegated", "beneficiary-admin", "purchaser", "delegated-admin"]
     assert wording.role_names(roles) == "Purchaser, Administrator, Designated administrator"
-    assert wording.role_names(["purchaser"], csp=True) == "Partner who bought it"
+    assert wording.role_names(["purchaser"], csp=True) == "Purchasing partner"
     assert wording.role_names([]) == "None"
 
 
