@@ -38,7 +38,6 @@ REOPEN_HINT = (
 CONFIRM_PATH = "/api/landing/confirm"
 PORTAL_SUBSCRIPTION_PATH = "/api/portal/subscriptions/{id}"
 LANDING_SESSION_KEY = "landing_subscription_id"
-TERM_NAMES = {"P1M": "Monthly", "P1Y": "Yearly", "P2Y": "Every 2 years", "P3Y": "Every 3 years"}
 
 
 def purchase_token(req: func.HttpRequest) -> str | None:
@@ -217,6 +216,7 @@ def _confirm_page(
     contact_email: str,
     error: str,
 ) -> func.HttpResponse:
+    from shared.domain.wording import billing_term
     from shared.entrypoints.auth import with_cookies
     from shared.web import csrf
     from shared.web.current_user import session_codec
@@ -227,7 +227,7 @@ def _confirm_page(
         status=400 if error else 200,
         subscription=stored,
         offer_name=stored.offer_id,
-        term_name=TERM_NAMES.get(stored.term.unit, stored.term.unit or "Starts when your account is ready"),
+        term_name=billing_term(stored.term.unit, missing="Starts when your account is ready"),
         buyer=user,
         organisation=organisation_of(user, stored),
         contact_email=contact_email,
@@ -239,16 +239,16 @@ def _confirm_page(
 
 
 def organisation_of(user: SignedInUser, stored: Subscription) -> str:
+    """Whom the buyer confirms for, in words: the tenant id stays in the page's `data-tenant` only."""
+    from shared.domain import wording
     from shared.domain.identity import is_personal_tenant
 
     if is_personal_tenant(user.tenant_id):
-        return "Personal Microsoft account"
-    side = (
-        "the organisation it is for"
-        if user.tenant_id == stored.beneficiary.tenant_id.lower()
-        else ("the purchasing partner")
-    )
-    return f"Tenant {user.tenant_id} ({side})"
+        return wording.organisation_line(wording.PERSONAL)
+    # Only `may_confirm` users get here: of the beneficiary's tenant, else of the purchaser's (a partner).
+    own = user.tenant_id == stored.beneficiary.tenant_id.strip().lower()
+    relation = wording.BENEFICIARY if own else wording.PARTNER
+    return wording.organisation_line(relation, wording.email_domain(user.upn, user.email))
 
 
 def _submit(

@@ -225,6 +225,8 @@ def _details(visit: _Visit) -> dict[str, Any]:
         "can_designate": access.can_designate_admins(subscription, visit.roles),
         "can_create_setup_link": _can_create_setup_link(visit),
         "plans": plans,
+        # Display names only where listAvailablePlans was asked anyway; elsewhere the page shows the ids.
+        "plan_names": {c["plan"].plan_id: c["plan"].display_name for c in plans},
         "plans_error": plans_error,
         "quantity_min": _quantity_floor(plans, subscription.plan_id, assigned),
         "quantity_max": _plan_of(plans, subscription.plan_id, "max_quantity"),

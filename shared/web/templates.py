@@ -8,6 +8,11 @@ and `isolate` where no markup is allowed (`<option>`, `<title>`): both isolate i
 right-to-left override (U+202E) inside one name cannot reorder what follows it, and cannot make one user
 look like another in a pick list. Inputs that show such text carry `dir="auto"`.
 
+API values (statuses, billing terms, roles, operation actions and outcomes) are never shown as they are: the
+filters of `shared.domain.wording` turn them into buyer words, and the raw value stays in a `data-*`
+attribute. `plan_label` shows a plan by its display name, or its bare id marked `class="id"` when the page
+has no name for it.
+
 Every page extends `base.html`, which needs `csp_nonce` (the nonce of the response's Content-Security-Policy,
 see `shared.web.security`). `render` fills the layout's optional slots (`product_name`, `support_url`,
 `docs_url`, `user`) with defaults so a page only passes what it knows.
@@ -16,11 +21,14 @@ see `shared.web.security`). `render` fills the layout's optional slots (`product
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
+
+from shared.domain import wording
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 
@@ -52,6 +60,26 @@ def isolate(value: object) -> str:
     return f"{_FSI}{value}{_PDI}"
 
 
+def plan_label(plan_id: object, names: Mapping[str, str] | None = None) -> Markup:
+    """The plan's display name, or its id set apart as an id; `data-plan` keeps the id either way."""
+    name = wording.display_name(plan_id, names)
+    if name is not None:
+        return Markup('<span data-plan="{}">{}</span>').format(plan_id, name)
+    return Markup('<span class="id" data-plan="{}">{}</span>').format(plan_id, plan_id)
+
+
+# Value -> words filters; each takes the raw value and never raises on one it does not know.
+_WORDING_FILTERS: dict[str, Callable[..., str]] = {
+    "status_name": wording.status_name,
+    "status_headline": wording.status_headline,
+    "billing_term": wording.billing_term,
+    "role_names": wording.role_names,
+    "action_name": wording.action_name,
+    "state_name": wording.state_name,
+    "operation_result": wording.operation_result,
+}
+
+
 def _build_environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(TEMPLATES_DIR)),
@@ -62,6 +90,8 @@ def _build_environment() -> Environment:
     )
     env.filters["bdi"] = bdi
     env.filters["isolate"] = isolate
+    env.filters["plan_label"] = plan_label
+    env.filters.update(_WORDING_FILTERS)
     return env
 
 

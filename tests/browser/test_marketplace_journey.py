@@ -56,7 +56,9 @@ def land_sign_in_and_confirm(stack: Stack, page: Page, subscription_id: str) -> 
     expect(page).to_have_url(f"{stack.app_url}/api/landing/confirm")
     shot(page, "landing-confirm")
     page.click('[data-testid="confirm"]')
-    expect(page.locator('[data-testid="activation-status"]')).to_have_text("Subscribed", timeout=20_000)
+    expect(page.locator('[data-testid="activation-status"]')).to_have_attribute(
+        "data-status", "Subscribed", timeout=20_000
+    )
     shot(page, "activation-done")
 
 
@@ -98,7 +100,7 @@ def test_buy_land_activate_then_follow_microsofts_changes(
             if op["action"] == "ChangePlan"
         ]
         assert "PATCH Success" in stack.sandbox.marketplace.operation_record(change["id"]).decision
-        portal_shows(stack, page, subscription_id, "<dd>pro</dd>")
+        portal_shows(stack, page, subscription_id, '<dd><span data-plan="pro">Pro (annual)</span></dd>')
         shot(page, "portal-after-plan-change")
 
         for action, status in (
@@ -144,5 +146,5 @@ def test_a_blocked_downgrade_from_the_sandbox_page_keeps_the_plan(
         )
         assert operation["status"] == "Failed"
         assert stack.microsoft(subscription_id)["planId"] == "pro"
-        portal_shows(stack, page, subscription_id, "<dd>pro</dd>")
+        portal_shows(stack, page, subscription_id, '<dd><span data-plan="pro">Pro (annual)</span></dd>')
         shot(page, "portal-downgrade-refused")

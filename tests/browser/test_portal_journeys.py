@@ -78,7 +78,8 @@ def land_sign_in_and_activate(stack: Stack, page: Page, landing_url: str, userna
     expect(page).to_have_url(f"{stack.app_url}/api/landing/confirm")
     shot(page, f"{name}-01-confirm")
     page.click('[data-testid="confirm"]')
-    expect(page.locator('[data-testid="activation-status"]')).to_have_text("Subscribed", timeout=15_000)
+    status = page.locator('[data-testid="activation-status"]')
+    expect(status).to_have_attribute("data-status", "Subscribed", timeout=15_000)
     shot(page, f"{name}-02-activated")
 
 
@@ -131,7 +132,8 @@ def test_plan_change_from_the_portal_is_shown_in_progress_then_with_its_outcome(
     subscription_id = buy_and_activate_in_browser(stack, page, "basic", "plan")
     url = subscription_url(stack, subscription_id)
     page.goto(url)
-    expect(page.locator("dl.facts")).to_contain_text("basic")
+    expect(page.locator("dl.facts [data-plan]").first).to_have_attribute("data-plan", "basic")
+    expect(page.locator("dl.facts")).to_contain_text("Basic")  # the display name, not the id
     shot(page, "plan-03-portal-basic")
 
     # Microsoft answers GetOperation slowly for the next two calls (the worker's track and webhook look-ups),
@@ -143,20 +145,21 @@ def test_plan_change_from_the_portal_is_shown_in_progress_then_with_its_outcome(
     page.get_by_role("button", name="Change plan").click()
     expect(page.get_by_role("status")).to_contain_text("Plan change requested")
     in_progress = page.locator("#operations-in-progress")
-    expect(in_progress).to_contain_text("ChangePlan")
-    expect(in_progress).to_contain_text("pro")
+    expect(in_progress.locator('tr[data-action="ChangePlan"]')).to_have_count(1)
+    expect(in_progress).to_contain_text("Plan change")
+    expect(in_progress).to_contain_text("Pro (annual)")  # the plan's display name from listAvailablePlans
     shot(page, "plan-04-in-progress")
 
     refresh_until(
         page,
         url,
         lambda: (
-            page.locator("dl.facts dd").nth(1).inner_text() == "pro"
+            page.locator("dl.facts dd [data-plan]").first.get_attribute("data-plan") == "pro"
             and page.locator("#operations-in-progress").count() == 0
         ),
     )
     history = page.get_by_role("table", name="Earlier changes")
-    change = history.get_by_role("row").filter(has=page.get_by_role("cell", name="ChangePlan", exact=True))
+    change = history.locator('tr[data-action="ChangePlan"]')
     expect(change).to_have_count(1)
     shot(page, "plan-05-done")
     assert stack.microsoft(subscription_id)["planId"] == "pro"
@@ -171,11 +174,11 @@ def test_plan_change_from_the_portal_is_shown_in_progress_then_with_its_outcome(
     def outcome_shown() -> str | None:
         page.reload()
         text = change.get_by_role("cell").last.inner_text()
-        return None if text == "awaiting Microsoft" else text
+        return None if text == "Waiting for Microsoft" else text
 
     outcome = wait_until(outcome_shown, 20, interval=1.0)
     shot(page, "plan-06-outcome")
-    assert outcome == "Succeeded", f"the portal shows the outcome of the finished ChangePlan as {outcome!r}"
+    assert outcome == "Completed", f"the portal shows the outcome of the finished ChangePlan as {outcome!r}"
 
 
 # --- (2) seats -----------------------------------------------------------------------------------------

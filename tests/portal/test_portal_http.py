@@ -109,7 +109,8 @@ def test_quantity_change_goes_to_microsoft_and_is_tracked(portal: Portal) -> Non
     assert any(op["id"] == record.operation_id and op["quantity"] == 7 for op in operations)  # type: ignore[index]
     page = client.get(portal.page_url(subscription_id))
     assert "Changes Microsoft is still processing" in page.text
-    assert "ChangeQuantity" in page.text
+    assert 'data-action="ChangeQuantity"' in page.text
+    assert "Seat quantity change" in page.text
 
 
 def test_plan_change_goes_to_microsoft(portal: Portal) -> None:

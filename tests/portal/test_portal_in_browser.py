@@ -49,7 +49,8 @@ def test_admin_changes_quantity_and_assigns_seats_up_to_the_limit(browser: Brows
     page.get_by_label("Number of seats").fill("3")
     page.get_by_role("button", name="Change quantity").click()
     expect(page.get_by_role("status")).to_contain_text("Seat quantity change requested")
-    expect(page.locator("#operations-in-progress")).to_contain_text("ChangeQuantity")
+    expect(page.locator('#operations-in-progress tr[data-action="ChangeQuantity"]')).to_have_count(1)
+    expect(page.locator("#operations-in-progress")).to_contain_text("Seat quantity change")
     shot(page, "03-quantity-requested")
 
     page.get_by_label("Email or user principal name").fill("ada@contoso.com")

@@ -54,13 +54,16 @@ def test_buyer_signs_in_confirms_and_sees_the_subscription_become_active(
     assert app_stack.activations_queued(bought["subscriptionId"]) == 0
 
     page.click('[data-testid="confirm"]')
-    expect(page.locator('[data-testid="activation-status"]')).to_have_text("PendingFulfillmentStart")
+    status = page.locator('[data-testid="activation-status"]')
+    expect(status).to_have_attribute("data-status", "PendingFulfillmentStart")
+    expect(status).to_have_text("Waiting for activation")
     screenshot(page, "3-activation-pending")
     assert app_stack.activations_queued(bought["subscriptionId"]) == 1
 
     assert run_worker(app_stack) >= 1
     # The status page refreshes itself every two seconds; no script, so the strict CSP holds.
-    expect(page.locator('[data-testid="activation-status"]')).to_have_text("Subscribed", timeout=10_000)
+    expect(status).to_have_attribute("data-status", "Subscribed", timeout=10_000)
+    expect(status).to_have_text("Active")
     expect(page.locator('[data-testid="manage"]')).to_be_visible()
     screenshot(page, "4-activation-done")
     sandbox_view = app_stack.control.subscription(bought["subscriptionId"])["subscription"]

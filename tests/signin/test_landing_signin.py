@@ -79,7 +79,8 @@ def test_work_user_signs_in_and_sees_what_was_bought_before_anything_is_queued(a
         'data-field="term">Monthly<',
         'data-field="trial">Yes',
         'data-field="buyer-name"><bdi>Adele Vance</bdi><',  # isolated for bidi text
-        f"Tenant {CONTOSO}",
+        'data-field="organisation"',
+        f'data-tenant="{CONTOSO}">Your organisation (contoso.onmicrosoft.com)<',  # the id only as data
         'value="adele.vance@contoso.com"',
         "What happens next",
     ):
@@ -105,7 +106,7 @@ def test_personal_microsoft_account_signs_in_and_confirms(app_stack: AppStack) -
     buyer = Buyer(app_stack)
     page = buyer.confirm_page(bought["landingUrl"], PAT)
     assert page.status_code == 200
-    assert "Personal Microsoft account" in page.text
+    assert "You (personal Microsoft account)" in page.text
     assert 'value="pat.personal@outlook.com"' in page.text
     assert buyer.confirm(page).status_code == 303
     assert services().admins.roles_for(bought["subscriptionId"], MSA_TENANT, PAT) == {"purchaser"} | {
@@ -150,7 +151,10 @@ def test_csp_partner_finishes_setup_for_the_customer(app_stack: AppStack) -> Non
     buyer = Buyer(app_stack)
     page = buyer.confirm_page(bought["landingUrl"], NESTOR)
     assert page.status_code == 200
-    assert "the purchasing partner" in page.text
+    assert (
+        "Your organisation (northwindpartners.onmicrosoft.com), buying for a customer as their partner"
+        in (page.text)
+    )
     assert buyer.confirm(page).status_code == 303
     assert services().admins.roles_for(bought["subscriptionId"], NORTHWIND, NESTOR) == {"purchaser"}
     assert app_stack.activations_queued(bought["subscriptionId"]) == 1
@@ -194,7 +198,10 @@ def test_confirm_queues_one_activation_and_repeats_lead_to_status_then_managemen
     assert len(confirmations) == 1
     status = buyer.get(confirmed.headers["Location"])
     assert status.status_code == 200
-    assert 'data-testid="activation-status">PendingFulfillmentStart<' in status.text
+    assert (
+        'data-status="PendingFulfillmentStart" data-testid="activation-status">Waiting for activation<'
+        in (status.text)
+    )
 
     assert run_worker(app_stack) >= 1
     sandbox_view = app_stack.control.subscription(subscription_id)["subscription"]

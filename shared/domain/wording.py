@@ -1,0 +1,237 @@
+"""The words buyers read for the API's values: statuses, billing terms, roles, changes and their outcomes.
+
+The Fulfillment API speaks in identifiers (`PendingFulfillmentStart`, `P1M`, `ChangeQuantity`,
+`beneficiary-admin`); pages show these words instead and keep the identifiers in `data-*` attributes for CSS
+and tests. Everything here is pure: plain values in, a string out, no I/O and no template engine, so the same
+words can serve pages, emails and logs meant for people. A value nobody has named yet (Microsoft adds enum
+members without notice, R33) still reads as words, never as a crash or a blank.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import TypeVar
+
+from shared.domain.access import BENEFICIARY_ADMIN, DELEGATED_ADMIN, PURCHASER
+from shared.domain.status import Action, OperationStatus, SubscriptionStatus
+from shared.domain.transitions import ACTIVATE
+
+NOT_REPORTED = "Not reported"
+_E = TypeVar("_E", SubscriptionStatus, OperationStatus)
+
+# --- subscription status (R30) ------------------------------------------------------------------------------
+
+STATUS_NAMES: dict[SubscriptionStatus, str] = {
+    SubscriptionStatus.PENDING_FULFILLMENT_START: "Waiting for activation",
+    SubscriptionStatus.SUBSCRIBED: "Active",
+    # Microsoft suspends a subscription when it has not received payment; saying so tells the buyer what
+    # to fix, and "issue" keeps it calm (it is often an expired card, not a dispute).
+    SubscriptionStatus.SUSPENDED: "Suspended (payment issue)",
+    SubscriptionStatus.UNSUBSCRIBED: "Cancelled",
+}
+
+# A sentence for a page heading about one subscription.
+STATUS_HEADLINES: dict[SubscriptionStatus, str] = {
+    SubscriptionStatus.PENDING_FULFILLMENT_START: "Setting up your subscription…",
+    SubscriptionStatus.SUBSCRIBED: "Your subscription is active",
+    SubscriptionStatus.SUSPENDED: "Your subscription is suspended until payment is settled",
+    SubscriptionStatus.UNSUBSCRIBED: "Your subscription has been cancelled",
+}
+
+
+def status_name(status: object) -> str:
+    """ "Active" for Subscribed and so on; an unknown status spelled out in words."""
+    known = _member(SubscriptionStatus, status)
+    return STATUS_NAMES[known] if known is not None else _words(status)
+
+
+def status_headline(status: object) -> str:
+    known = _member(SubscriptionStatus, status)
+    if known is not None:
+        return STATUS_HEADLINES[known]
+    return f"Your subscription: {_words(status).lower()}" if _text(status) else "Your subscription"
+
+
+# --- billing term (R68): an ISO 8601 duration such as P1M or P1Y --------------------------------------------
+
+_TERM_NAMES = {"P1D": "Daily", "P1W": "Weekly", "P1M": "Monthly", "P1Y": "Yearly"}
+_DURATION = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$")
+_UNITS = ("year", "month", "week", "day")
+
+
+def billing_term(unit: object, *, missing: str = NOT_REPORTED) -> str:
+    """ "Monthly" for P1M, "Every 2 years" for P2Y, "Every 1 year and 6 months" for P1Y6M; `missing` for
+    an empty or unreadable term (a pending subscription may have none yet, pitfall P10)."""
+    text = _text(unit).upper()
+    if text in _TERM_NAMES:
+        return _TERM_NAMES[text]
+    match = _DURATION.match(text)
+    if not text or not match or not any(match.groups()):
+        return missing
+    parts = [_count(int(n), name) for n, name in zip(match.groups(), _UNITS, strict=True) if n and int(n)]
+    if not parts:
+        return missing
+    return "Every " + " and ".join(parts)
+
+
+def _count(n: int, unit: str) -> str:
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
+
+
+# --- roles on a subscription (shared.domain.access) ---------------------------------------------------------
+
+ROLE_NAMES: dict[str, str] = {
+    PURCHASER: "Purchaser",
+    BENEFICIARY_ADMIN: "Administrator",
+    DELEGATED_ADMIN: "Designated administrator",
+    "delegated": "Designated administrator",  # the grant store's name for the same role
+}
+_ROLE_ORDER = (PURCHASER, BENEFICIARY_ADMIN, DELEGATED_ADMIN, "delegated")
+
+
+def role_name(role: object, *, csp: bool = False) -> str:
+    """The purchaser of a partner (CSP) purchase is the partner, so it says so (R60)."""
+    key = _text(role).lower()
+    if key == PURCHASER and csp:
+        return "Purchasing partner"
+    return ROLE_NAMES.get(key) or _words(role)
+
+
+def role_names(roles: Iterable[object], *, csp: bool = False) -> str:
+    """ "Purchaser, Administrator": one name each, most senior first, duplicates (delegated) once."""
+    ordered = sorted({_text(r).lower() for r in roles if _text(r)}, key=_role_rank)
+    return ", ".join(dict.fromkeys(role_name(role, csp=csp) for role in ordered)) or "None"
+
+
+def _role_rank(role: str) -> tuple[int, str]:
+    return (_ROLE_ORDER.index(role) if role in _ROLE_ORDER else len(_ROLE_ORDER), role)
+
+
+# --- changes to a subscription (operations, R27) ------------------------------------------------------------
+
+ACTION_NAMES: dict[str, str] = {
+    Action.CHANGE_PLAN: "Plan change",
+    Action.CHANGE_QUANTITY: "Seat quantity change",
+    Action.SUSPEND: "Suspension",
+    Action.REINSTATE: "Service resumed",
+    Action.UNSUBSCRIBE: "Cancellation",
+    Action.RENEW: "Renewal",
+    Action.UNKNOWN: "Other change",
+    ACTIVATE: "Activation",
+}
+
+
+def action_name(action: object) -> str:
+    key = _text(action)
+    by_lower = {str(k).lower(): v for k, v in ACTION_NAMES.items()}
+    return by_lower.get(key.lower()) or (_words(action) if key else "Change")
+
+
+# How Microsoft's operation ended (OperationStatus) ...
+OUTCOME_NAMES: dict[OperationStatus, str] = {
+    OperationStatus.NOT_STARTED: "Not started yet",
+    OperationStatus.IN_PROGRESS: "In progress",
+    OperationStatus.SUCCEEDED: "Completed",
+    OperationStatus.FAILED: "Failed",
+    OperationStatus.CONFLICT: "Not applied (another change was under way)",
+    OperationStatus.UNKNOWN: "Unclear: ask support",
+}
+
+# ... and where the publisher's own handling of it stands (shared.storage.operations states). Kept as plain
+# strings: the storage module does I/O and this one must not import it; tests check the two sets agree.
+STATE_NAMES: dict[str, str] = {
+    "received": "Received",
+    "applied": "Waiting for Microsoft",
+    "tracking": "Microsoft is processing it",
+    "acknowledged": "Completed",
+    "done": "Completed",
+    "refused": "Declined",
+    "failed": "Failed",
+}
+AWAITING_MICROSOFT = "Waiting for Microsoft"
+
+
+def outcome_name(outcome: object) -> str:
+    known = _member(OperationStatus, outcome)
+    if known is None and _text(outcome).lower() == "success":  # an older webhook sample's word
+        known = OperationStatus.SUCCEEDED
+    return OUTCOME_NAMES[known] if known is not None else _words(outcome)
+
+
+def state_name(state: object) -> str:
+    return STATE_NAMES.get(_text(state).lower()) or _words(state)
+
+
+def operation_result(outcome: object, state: object) -> str:
+    """The "Outcome" of an earlier change: Microsoft's word once known; before that, "Declined" or "Failed"
+    when it ended on this side, else it still waits for Microsoft."""
+    if _text(outcome):
+        return outcome_name(outcome)
+    if _text(state).lower() in {"refused", "failed"}:
+        return state_name(state)
+    return AWAITING_MICROSOFT
+
+
+# --- plans and offers ---------------------------------------------------------------------------------------
+
+
+def display_name(identifier: object, names: Mapping[str, str] | None = None) -> str | None:
+    """The display name Microsoft gave a plan (listAvailablePlans `displayName`), None when not known: the
+    page then shows the id itself, marked as an id."""
+    key = _text(identifier)
+    name = (names or {}).get(key, "")
+    return name.strip() or None
+
+
+# --- who a subscription is for ------------------------------------------------------------------------------
+
+PERSONAL = "personal"
+BENEFICIARY = "beneficiary"
+PARTNER = "partner"
+
+
+def organisation_line(relation: str, domain: str = "") -> str:
+    """Whom the signed-in buyer acts for on the confirm page: their own organisation (by its domain when
+    known), themselves (a personal Microsoft account), or a customer they bought for as a partner."""
+    named = f" ({domain})" if domain else ""
+    if relation == PERSONAL:
+        return "You (personal Microsoft account)"
+    if relation == PARTNER:
+        return f"Your organisation{named}, buying for a customer as their partner"
+    return f"Your organisation{named}"
+
+
+def email_domain(*addresses: str) -> str:
+    """The domain of the first usable address; "" for guests (`#EXT#` names their home, not this tenant)."""
+    for address in addresses:
+        local, at, domain = (address or "").strip().rpartition("@")
+        if at and local and domain and "#ext#" not in local.lower():
+            return domain.lower()
+    return ""
+
+
+# --- fallbacks ----------------------------------------------------------------------------------------------
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    return str(getattr(value, "value", value)).strip()
+
+
+def _member(enum: type[_E], value: object) -> _E | None:
+    key = _text(value).lower()
+    return next((member for member in enum if member.value.lower() == key), None)
+
+
+_HUMPS = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|[-_\s]+")
+
+
+def _words(value: object) -> str:
+    """ "SomeNewValue" or "some-new_value" as "Some new value"; an empty value as "Not reported"."""
+    text = _text(value)
+    if not text:
+        return NOT_REPORTED
+    words = " ".join(part for part in _HUMPS.split(text) if part).lower()
+    return words[:1].upper() + words[1:]

@@ -1,0 +1,141 @@
+"""Buyer words for API values: every member of every enum has one, and unknown values still read as words.
+
+The member lists come from the enums and constant sets themselves, so a status, action, outcome, role or
+inbox state added later without wording fails here rather than showing its identifier to a buyer.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.domain import wording
+from shared.domain.access import ROLES
+from shared.domain.status import Action, OperationStatus, SubscriptionStatus
+from shared.storage.operations import STATES
+
+# Words that are API vocabulary: none may come out of the wording functions for a known value.
+API_WORDS = [*(m.value for m in SubscriptionStatus if m is not SubscriptionStatus.SUSPENDED)]
+API_WORDS += [m.value for m in Action] + [m.value for m in OperationStatus if m.value != "Failed"]
+API_WORDS += [*ROLES, "P1M", "P1Y"]
+
+
+@pytest.mark.parametrize("status", list(SubscriptionStatus))
+def test_every_subscription_status_has_a_name_and_a_headline(status: SubscriptionStatus) -> None:
+    assert status in wording.STATUS_NAMES
+    assert status in wording.STATUS_HEADLINES
+    assert wording.status_name(status) not in API_WORDS
+    assert wording.status_name(status.value) == wording.status_name(status)
+    assert wording.status_name(status.value.upper()) == wording.status_name(status)
+
+
+def test_status_words() -> None:
+    assert wording.status_name("PendingFulfillmentStart") == "Waiting for activation"
+    assert wording.status_name("Subscribed") == "Active"
+    assert wording.status_name("Suspended") == "Suspended (payment issue)"
+    assert wording.status_name("Unsubscribed") == "Cancelled"
+    assert wording.status_headline(SubscriptionStatus.SUBSCRIBED) == "Your subscription is active"
+
+
+@pytest.mark.parametrize("action", list(Action))
+def test_every_action_has_a_name(action: Action) -> None:
+    assert action in wording.ACTION_NAMES
+    assert wording.action_name(action.value) not in API_WORDS
+
+
+@pytest.mark.parametrize("outcome", list(OperationStatus))
+def test_every_operation_status_has_a_name(outcome: OperationStatus) -> None:
+    assert outcome in wording.OUTCOME_NAMES
+    assert wording.outcome_name(outcome.value) not in API_WORDS or outcome is OperationStatus.FAILED
+
+
+@pytest.mark.parametrize("state", sorted(STATES))
+def test_every_inbox_state_has_a_name(state: str) -> None:
+    assert state in wording.STATE_NAMES
+    assert wording.STATE_NAMES.keys() == STATES
+
+
+@pytest.mark.parametrize("role", [*ROLES, "delegated"])
+def test_every_role_has_a_name(role: str) -> None:
+    assert role in wording.ROLE_NAMES
+    assert wording.role_name(role) not in API_WORDS
+
+
+def test_roles_read_most_senior_first_and_once() -> None:
+    roles = ["delegated", "beneficiary-admin", "purchaser", "delegated-admin"]
+    assert wording.role_names(roles) == "Purchaser, Administrator, Designated administrator"
+    assert wording.role_names(["purchaser"], csp=True) == "Purchasing partner"
+    assert wording.role_names([]) == "None"
+
+
+@pytest.mark.parametrize(
+    ("unit", "words"),
+    [
+        ("P1M", "Monthly"),
+        ("P1Y", "Yearly"),
+        ("P2Y", "Every 2 years"),
+        ("P3Y", "Every 3 years"),
+        ("p1y", "Yearly"),
+        (" P1M ", "Monthly"),
+        ("P6M", "Every 6 months"),
+        ("P1Y6M", "Every 1 year and 6 months"),
+        ("P1W", "Weekly"),
+        ("P14D", "Every 14 days"),
+        ("", "Not reported"),
+        (None, "Not reported"),
+        ("P", "Not reported"),
+        ("P0M", "Not reported"),
+        ("monthly-ish", "Not reported"),
+    ],
+)
+def test_billing_terms(unit: str | None, words: str) -> None:
+    assert wording.billing_term(unit) == words
+
+
+def test_a_missing_term_can_say_why() -> None:
+    assert (
+        wording.billing_term("", missing="Starts when your account is ready")
+        == "Starts when your account is ready"
+    )
+
+
+def test_outcomes_of_earlier_changes() -> None:
+    assert wording.operation_result("Succeeded", "done") == "Completed"
+    assert wording.operation_result("Success", "done") == "Completed"  # an older webhook sample's word
+    assert wording.operation_result("Conflict", "done") == "Not applied (another change was under way)"
+    assert wording.operation_result("", "refused") == "Declined"
+    assert wording.operation_result("", "acknowledged") == "Waiting for Microsoft"
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("SomethingNew", "Something new"),
+        ("brand-new_role", "Brand new role"),
+        ("", "Not reported"),
+        (None, "Not reported"),
+    ],
+)
+def test_unknown_values_read_as_words_and_never_raise(value: str | None, words: str) -> None:
+    assert wording.status_name(value) == words
+    assert wording.outcome_name(value) == words
+    assert wording.state_name(value) == words
+    assert wording.role_name(value) == words
+    assert wording.action_name(value) == (words if value else "Change")
+    assert wording.status_headline(value)
+
+
+def test_display_names_fall_back_to_none() -> None:
+    names = {"pro": "Pro (annual)", "blank": "  "}
+    assert wording.display_name("pro", names) == "Pro (annual)"
+    assert wording.display_name("blank", names) is None
+    assert wording.display_name("basic", names) is None
+    assert wording.display_name("basic") is None
+
+
+def test_organisation_lines() -> None:
+    assert wording.organisation_line(wording.PERSONAL) == "You (personal Microsoft account)"
+    assert wording.organisation_line(wording.BENEFICIARY, "contoso.com") == "Your organisation (contoso.com)"
+    assert wording.organisation_line(wording.BENEFICIARY) == "Your organisation"
+    assert "partner" in wording.organisation_line(wording.PARTNER, "northwind.com")
+    assert wording.email_domain("ada#EXT#@contoso.onmicrosoft.com", "ada@Fabrikam.com") == "fabrikam.com"
+    assert wording.email_domain("", "no-at-sign") == ""
