@@ -33,7 +33,9 @@ def new_purchase_token() -> str:
     """A token like Microsoft's: base64 with '+', '/' and '=' so single-decoding mistakes show (R2)."""
     while True:
         token = base64.b64encode(secrets.token_bytes(47)).decode("ascii")
-        if "+" in token and "/" in token:
+        # The first character is alphanumeric so that a '+' taken for a space gives a wrong token (which
+        # Resolve refuses), not a header with leading whitespace (which HTTP clients refuse to send).
+        if "+" in token and "/" in token and token[0].isalnum():
             return token
 
 

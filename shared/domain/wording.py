@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
 from shared.domain.access import BENEFICIARY_ADMIN, DELEGATED_ADMIN, PURCHASER
+from shared.domain.inbox import InboxState
 from shared.domain.status import Action, OperationStatus, SubscriptionStatus
 from shared.domain.transitions import ACTIVATE
 
@@ -141,13 +142,11 @@ OUTCOME_NAMES: dict[OperationStatus, str] = {
 # ... and where the publisher's own handling of it stands (shared.storage.operations states). Kept as plain
 # strings: the storage module does I/O and this one must not import it; tests check the two sets agree.
 STATE_NAMES: dict[str, str] = {
-    "received": "Received",
-    "applied": "Waiting for Microsoft",
-    "tracking": "Microsoft is processing it",
-    "acknowledged": "Completed",
-    "done": "Completed",
-    "refused": "Declined",
-    "failed": "Failed",
+    InboxState.RECEIVED.value: "Received",
+    InboxState.TRACKING.value: "Microsoft is processing it",
+    InboxState.ACKNOWLEDGED.value: "Completed",
+    InboxState.DONE.value: "Completed",
+    InboxState.REFUSED.value: "Declined",
 }
 AWAITING_MICROSOFT = "Waiting for Microsoft"
 
@@ -168,7 +167,7 @@ def operation_result(outcome: object, state: object) -> str:
     when it ended on this side, else it still waits for Microsoft."""
     if _text(outcome):
         return outcome_name(outcome)
-    if _text(state).lower() in {"refused", "failed"}:
+    if _text(state).lower() == InboxState.REFUSED.value:
         return state_name(state)
     return AWAITING_MICROSOFT
 

@@ -17,9 +17,9 @@ from urllib.parse import quote
 import pytest
 
 from shared.app_context import services
+from shared.domain.inbox import InboxRecord, InboxState
 from shared.domain.status import Action, OperationStatus
 from shared.entrypoints.landing import status_url
-from shared.storage.operations import STATES, OperationRecord
 from tests.portal import ADELE, CONTOSO, Portal, csrf_token, running_portal
 
 # Whole words, case-sensitive: "Purchaser" as a heading is English, "beneficiary-admin" is not.
@@ -40,7 +40,7 @@ API_WORDS = [
     "Succeeded",
     "Conflict",
     # Inbox states that are not also plain English ("Not applied", "Failed" are fine words).
-    *sorted(STATES - {"applied", "done", "failed", "received", "refused"}),
+    *sorted({state.value for state in InboxState} - {"done", "received", "refused"}),
     "team-seats",  # a plan id where the page knows the display name
 ]
 
@@ -122,13 +122,13 @@ def test_portal_pages_with_every_kind_of_change_speak_to_the_buyer(portal: Porta
     subscription_id = portal.buy(quantity=3)
     start = datetime.now(UTC) - timedelta(hours=1)
     actions = [*(action.value for action in Action), "SomethingMicrosoftAddsLater"]
-    states = sorted(STATES)
+    states = list(InboxState)
     outcomes = ["", *(outcome.value for outcome in OperationStatus)]
     for n, action in enumerate(actions):
         for m, state in enumerate(states):
             at = start + timedelta(seconds=n * 100 + m)
             services().operations.put_new(
-                OperationRecord(
+                InboxRecord(
                     subscription_id=subscription_id,
                     operation_id=str(uuid.uuid4()),
                     action=action,

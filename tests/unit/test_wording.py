@@ -10,8 +10,10 @@ import pytest
 
 from shared.domain import wording
 from shared.domain.access import ROLES
+from shared.domain.inbox import InboxState
 from shared.domain.status import Action, OperationStatus, SubscriptionStatus
-from shared.storage.operations import STATES
+
+STATES = {state.value for state in InboxState}
 
 # Words that are API vocabulary: none may come out of the wording functions for a known value.
 API_WORDS = [*(m.value for m in SubscriptionStatus if m is not SubscriptionStatus.SUSPENDED)]

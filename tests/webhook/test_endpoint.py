@@ -349,3 +349,15 @@ def test_unreachable_signing_keys_turn_into_503_not_401(
     assert response.status_code == 503
     assert answer(response)["error"] == "keys_unavailable"
     assert queued() == []
+
+
+@pytest.mark.parametrize(
+    "declared", ["\u00b2", "\u0663", "9" * 5000], ids=["superscript", "arabic-digit", "huge"]
+)
+def test_a_content_length_of_anything_but_ascii_digits_is_400(
+    webhook: Webhook, oidc: OidcServer, declared: str
+) -> None:
+    # str.isdigit() accepts "²" and "٣", and int() of 5,000 digits raises: each was a 500 (hostile pass).
+    response = post(webhook, b"{}", token=good_token(oidc), headers={"Content-Length": declared})
+
+    assert response.status_code == 400
