@@ -20,6 +20,7 @@ from shared.app_context import services
 from shared.domain.inbox import InboxRecord, InboxState
 from shared.domain.status import Action, OperationStatus
 from shared.entrypoints.landing import status_url
+from shared.web.current_user import session_codec
 from tests.portal import ADELE, CONTOSO, Portal, csrf_token, running_portal
 
 # Whole words, case-sensitive: "Purchaser" as a heading is English, "beneficiary-admin" is not.
@@ -112,7 +113,12 @@ def test_confirm_and_status_pages_speak_to_the_buyer(portal: Portal) -> None:
 
 def test_status_page_of_an_active_subscription(portal: Portal) -> None:
     subscription_id = portal.buy(quantity=3)
-    status = portal.browser().get(f"{portal.url}{status_url(services(), subscription_id)}")
+    client = portal.browser(ADELE)
+    # A status link works only with the session it was issued to (hostile pass): read that session back.
+    session = session_codec(services().settings).load(
+        "; ".join(f"{c.name}={c.value}" for c in client.cookies)
+    )
+    status = client.get(f"{portal.url}{status_url(services(), subscription_id, session)}")
     assert api_words_in(status.text, allowed=("team-seats",)) == []
     assert 'data-status="Subscribed" data-testid="activation-status">Active<' in status.text
     assert "Your subscription is active" in visible_text(status.text)
