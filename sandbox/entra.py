@@ -398,7 +398,9 @@ class EntraStandIn:
 
     # ----- client credentials -----------------------------------------------------------------------------
 
-    def _client_credentials(self, request: Request, tenant: str, scopes: list[str], version: str) -> dict:
+    def _client_credentials(
+        self, request: Request, tenant: str, scopes: list[str], version: str
+    ) -> dict[str, Any]:
         publisher = self.identities.publisher
         client_id, secret = _client_authentication(request)
         if tenant != publisher.tenant_id or client_id != publisher.client_id:
