@@ -32,10 +32,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	@if command -v shellcheck >/dev/null; then shellcheck infra/*.sh .ci/run .ci/check-outside-paths; else echo "shellcheck not installed: skipped"; fi
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf .local test-artifacts .pytest_cache
+	rm -rf .local test-artifacts .pytest_cache .mypy_cache .import_linter_cache

@@ -34,6 +34,11 @@ def registered_functions(app: func.FunctionApp) -> list[func.decorators.function
         return _registrations[app]
 
 
+def function_name(function: func.decorators.function_app.Function) -> str:
+    """The function's name: the one given to the decorator, else (as the worker does) its Python name."""
+    return function.get_function_name() or function.get_user_function().__name__
+
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEV_ENV_FILE = Path(__file__).with_name("dev.env")
 # The stack's ports and data folder: settable from the environment, used to fill `${...}` in dev.env.

@@ -29,7 +29,8 @@ _log = logs.get_logger("devhost")
 def _load_app() -> func.FunctionApp:
     if str(PROJECT_ROOT) not in sys.path:
         sys.path.insert(0, str(PROJECT_ROOT))
-    return importlib.import_module("function_app").app
+    app: func.FunctionApp = importlib.import_module("function_app").app
+    return app
 
 
 def _start_runner(

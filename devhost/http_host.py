@@ -17,17 +17,18 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import azure.functions as func
+from azure.functions.decorators.http import HttpTrigger
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter, Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from devhost import registered_functions
+from devhost import function_name, registered_functions
 from shared.logs import get_logger, log_context, redact
 
 FUNCTION_KEY_SETTING = "DEVHOST_FUNCTION_KEY"
@@ -119,12 +120,13 @@ def http_functions(app: func.FunctionApp) -> list[HttpFunction]:
     found = []
     for function in registered_functions(app):
         trigger = function.get_trigger()
-        if getattr(trigger, "type", "") != "httpTrigger":
+        if not isinstance(trigger, HttpTrigger):
             continue
+        name = function_name(function)
         found.append(
             HttpFunction(
-                name=function.get_function_name(),
-                route=trigger.route or function.get_function_name(),
+                name=name,
+                route=trigger.route or name,
                 methods=_method_names(trigger.methods),
                 auth_level=func.AuthLevel(trigger.auth_level or func.AuthLevel.FUNCTION),
                 argument=trigger.name,
@@ -142,7 +144,7 @@ def _joined(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     return joined
 
 
-def to_function_request(request: Request, route_params: dict[str, Any]) -> func.HttpRequest:
+def to_function_request(request: Request, route_params: Mapping[str, Any]) -> func.HttpRequest:
     return func.HttpRequest(
         method=request.method,
         url=request.url,
@@ -228,7 +230,7 @@ class FunctionsWsgiApp:
         offered = request.headers.get("x-functions-key") or request.args.get("code") or ""
         return hmac.compare_digest(offered.encode(), self._function_key.encode())
 
-    def _invoke(self, function: HttpFunction, request: Request, route_params: dict[str, Any]) -> Response:
+    def _invoke(self, function: HttpFunction, request: Request, route_params: Mapping[str, Any]) -> Response:
         try:
             arguments = {function.argument: to_function_request(request, route_params)}
             return to_werkzeug_response(call_user_function(function.user_function, **arguments))
@@ -292,7 +294,8 @@ class HttpHost:
 
     @property
     def url(self) -> str:
-        return f"http://{self._server.server_address[0]}:{self.port}"
+        host = self._server.server_address[0]  # an AF_INET socket's address: str at run time
+        return f"http://{host.decode() if isinstance(host, bytes | bytearray) else host}:{self.port}"
 
     def start(self) -> None:
         self._thread.start()

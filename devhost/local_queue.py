@@ -297,13 +297,15 @@ class LocalQueue:
 
     def _next_available(self, db: sqlite3.Connection, now: float) -> sqlite3.Row | None:
         # The oldest visible message whose session has no locked message is, by construction, the head
-        # of its session: that is what keeps each session in order.
-        return db.execute(
+        # of its session: that is what keeps each session in order. (The connection's row_factory makes
+        # rows sqlite3.Row; the cursor is typed Any.)
+        row: sqlite3.Row | None = db.execute(
             f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.available_at <= ? "  # noqa: S608
             "AND NOT EXISTS (SELECT 1 FROM messages held WHERE held.session_key = m.session_key "
             "AND held.locked_until > ?) ORDER BY m.available_at, m.seq LIMIT 1",
             (now, now),
         ).fetchone()
+        return row
 
     def _lease_next(self) -> LeasedMessage | None:
         # A plain read first: idle pollers must not take the write lock every few milliseconds.
@@ -358,7 +360,7 @@ class LocalQueue:
         )
 
     def _held_row(self, db: sqlite3.Connection, lease: LeasedMessage) -> sqlite3.Row:
-        row = db.execute(
+        row: sqlite3.Row | None = db.execute(
             f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE seq = ? AND lock_token = ? "  # noqa: S608
             "AND locked_until > ?",
             (lease.sequence_number, lease.lock_token, self._clock()),

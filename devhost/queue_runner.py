@@ -20,7 +20,7 @@ from typing import Any
 import azure.functions as func
 from azure.functions.servicebus import ServiceBusMessage
 
-from devhost import registered_functions
+from devhost import function_name, registered_functions
 from devhost.http_host import call_user_function
 from devhost.local_queue import LeasedMessage, LocalQueue, LockLostError
 from shared.logs import get_logger, log_context
@@ -51,11 +51,11 @@ def queue_functions(app: func.FunctionApp) -> list[QueueFunction]:
     found = []
     for function in registered_functions(app):
         trigger = function.get_trigger()
-        if getattr(trigger, "type", "") not in SERVICE_BUS_TRIGGERS:
+        if trigger is None or trigger.type not in SERVICE_BUS_TRIGGERS:
             continue
         found.append(
             QueueFunction(
-                name=function.get_function_name(),
+                name=function_name(function),
                 queue_name=_resolve(getattr(trigger, "queue_name", "")),
                 argument=trigger.name,
                 user_function=function.get_user_function(),

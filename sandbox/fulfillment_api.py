@@ -12,7 +12,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -142,7 +142,7 @@ class FulfillmentApi:
             )
         return _error(500, "InternalServerError", "injected server error")
 
-    def _checked(self, request: Request, endpoint: str, arguments: dict[str, str]) -> Response:
+    def _checked(self, request: Request, endpoint: str, arguments: Mapping[str, Any]) -> Response:
         try:
             self._verify_token(request.headers.get("Authorization"))
         except AccessDenied as exc:

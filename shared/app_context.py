@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from shared.storage.sessions import SessionStore
     from shared.storage.setup_links import SetupLinkStore
     from shared.storage.subscriptions import SubscriptionStore
+    from shared.storage.tables import TableSet
     from shared.storage.users import AdminStore, UserStore
 
 
@@ -46,7 +47,7 @@ class Services:
             return FulfillmentClient.from_settings(self.settings)
 
     @cached_property
-    def _tables(self) -> object:
+    def _tables(self) -> TableSet:
         from shared.storage.tables import TableSet
 
         with self._lock:
@@ -54,15 +55,15 @@ class Services:
 
     @property
     def subscriptions(self) -> SubscriptionStore:
-        return self._tables.subscriptions  # type: ignore[attr-defined]
+        return self._tables.subscriptions
 
     @property
     def operations(self) -> OperationInbox:
-        return self._tables.operations  # type: ignore[attr-defined]
+        return self._tables.operations
 
     @property
     def audit(self) -> AuditTrail:
-        return self._tables.audit  # type: ignore[attr-defined]
+        return self._tables.audit
 
     @cached_property
     def queue(self) -> EventQueue:
@@ -75,38 +76,38 @@ class Services:
     def seats(self) -> SeatStore:
         from shared.storage.seats import SeatStore
 
-        return SeatStore(self._tables.table(self.settings.table_seats))  # type: ignore[attr-defined]
+        return SeatStore(self._tables.table(self.settings.table_seats))
 
     @cached_property
     def users(self) -> UserStore:
         from shared.storage.users import UserStore
 
-        return UserStore(self._tables.table(self.settings.table_users))  # type: ignore[attr-defined]
+        return UserStore(self._tables.table(self.settings.table_users))
 
     @cached_property
     def admins(self) -> AdminStore:
         # Admin grants share the users table: both are keyed by tenant, so each lookup stays in one partition.
         from shared.storage.users import AdminStore
 
-        return AdminStore(self._tables.table(self.settings.table_users))  # type: ignore[attr-defined]
+        return AdminStore(self._tables.table(self.settings.table_users))
 
     @cached_property
     def licenses(self) -> LicenseIndex:
         from shared.storage.licenses import LicenseIndex, license_table_name
 
-        return LicenseIndex(self._tables.table(license_table_name(self.settings.table_seats)))  # type: ignore[attr-defined]
+        return LicenseIndex(self._tables.table(license_table_name(self.settings.table_seats)))
 
     @cached_property
     def setup_links(self) -> SetupLinkStore:
         from shared.storage.setup_links import SetupLinkStore, setup_link_table_name
 
-        return SetupLinkStore(self._tables.table(setup_link_table_name(self.settings.table_users)))  # type: ignore[attr-defined]
+        return SetupLinkStore(self._tables.table(setup_link_table_name(self.settings.table_users)))
 
     @cached_property
     def sessions(self) -> SessionStore:
         from shared.storage.sessions import SessionStore, session_table_name
 
-        return SessionStore(self._tables.table(session_table_name(self.settings.table_users)))  # type: ignore[attr-defined]
+        return SessionStore(self._tables.table(session_table_name(self.settings.table_users)))
 
     def assigned_seats(self, subscription_id: str) -> int:
         return self.seats.count(subscription_id)

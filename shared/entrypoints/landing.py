@@ -332,7 +332,7 @@ def _queue_activation_once(
             return None
         if current.activation_requested_at is not None:
             return None
-        changes = {
+        changes: dict[str, tuple[object, object]] = {
             "confirmed_by": ("", f"{user.tenant_id}:{user.object_id}"),
             "contact_email": ("", contact_email),
         }
@@ -422,7 +422,7 @@ def _ticket_subscription(svc: Services, ticket: str, session: dict[str, Any]) ->
     if not digest or not hmac.compare_digest(str(payload.get("sid", "")), digest):
         log.info("status ticket of a session that has ended or is another browser's")
         return None
-    return payload["sub"]
+    return str(payload["sub"])
 
 
 def handle_status(req: func.HttpRequest) -> func.HttpResponse:

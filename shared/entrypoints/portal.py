@@ -342,7 +342,7 @@ def handle_action(req: func.HttpRequest) -> func.HttpResponse:
         return redirect(sign_in_url(f"{PORTAL_HOME}/subscriptions/{quote(subscription_id)}"))
     with log_context(tenant_id=user.tenant_id, subscription_id=subscription_id):
         form = _form(req)
-        if not csrf.verify(session, (form.get(csrf.FORM_FIELD) or [None])[0]):
+        if not csrf.verify(session, (form.get(csrf.FORM_FIELD) or [""])[0]):
             log.warning("portal form refused: csrf token missing or forged")
             return error_page(
                 403,

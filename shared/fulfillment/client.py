@@ -23,6 +23,7 @@ import requests
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError, ClientAuthenticationError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity.stop import stop_base
 
 from shared.config import FULFILLMENT_API_VERSION, MARKETPLACE_API_SCOPE, Settings
 from shared.domain.subscription import MicrosoftSubscription, Operation, Plan, ResolvedPurchase
@@ -87,6 +88,17 @@ class _RetryBudget:
 
     def elapsed(self) -> float:
         return time.monotonic() - self._started - self._real_sleep + self._asked_sleep
+
+
+class _OutOfTime(stop_base):
+    """Stops the retries when the next wait would take the call past its time budget."""
+
+    def __init__(self, budget: _RetryBudget, max_seconds: float) -> None:
+        self._budget = budget
+        self._max_seconds = max_seconds
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self._budget.elapsed() + retry_state.upcoming_sleep > self._max_seconds
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -456,11 +468,8 @@ class FulfillmentClient:
                     return self._attempt(call, attempt.retry_state.attempt_number)
         raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
 
-    def _out_of_time(self, budget: _RetryBudget) -> Callable[[RetryCallState], bool]:
-        def stop(state: RetryCallState) -> bool:
-            return budget.elapsed() + state.upcoming_sleep > self._max_retry_seconds
-
-        return stop
+    def _out_of_time(self, budget: _RetryBudget) -> stop_base:
+        return _OutOfTime(budget, self._max_retry_seconds)
 
     @staticmethod
     def _wait(state: RetryCallState) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from azure.core.credentials import TokenCredential
+from azure.core.credentials import AccessToken, TokenCredential
 from azure.identity import (
     CertificateCredential,
     ClientAssertionCredential,
@@ -72,7 +72,9 @@ def _managed_identity_assertion(settings: Settings) -> Callable[[], str]:
     managed_identity = ManagedIdentityCredential(client_id=settings.managed_identity_client_id or None)
 
     def assertion() -> str:
-        return managed_identity.get_token(FEDERATION_AUDIENCE_SCOPE).token
+        # The SDK's logging decorator hides get_token's declared AccessToken from type checkers.
+        token: AccessToken = managed_identity.get_token(FEDERATION_AUDIENCE_SCOPE)
+        return token.token
 
     return assertion
 

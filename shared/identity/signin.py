@@ -135,7 +135,7 @@ def _check_auth_response(flow: Mapping[str, Any], auth_response: Mapping[str, st
 
 def _redeem(settings: Settings, flow: dict[str, Any], auth_response: Mapping[str, str]) -> dict[str, Any]:
     try:
-        result = msal_app(settings).acquire_token_by_auth_code_flow(flow, dict(auth_response))
+        result: dict[str, Any] = msal_app(settings).acquire_token_by_auth_code_flow(flow, dict(auth_response))
     except (ValueError, RuntimeError) as exc:
         # ValueError: state mismatch; RuntimeError (msal's IdTokenError): nonce or claims refused.
         raise SignInError(f"msal refused the callback: {type(exc).__name__}") from exc

@@ -15,7 +15,9 @@ Bus moves them to its own dead-letter sub-queue after `maxDeliveryCount` deliver
 from __future__ import annotations
 
 import threading
-from typing import Any, Protocol
+import uuid
+from collections.abc import Mapping
+from typing import Any, Protocol, TypedDict
 
 from azure.servicebus import ServiceBusClient, ServiceBusMessage
 from azure.servicebus.exceptions import ServiceBusError
@@ -31,6 +33,8 @@ log = get_logger(__name__)
 SDK_RETRY_TOTAL = 2
 SDK_RETRY_BACKOFF_FACTOR = 0.25
 SDK_RETRY_BACKOFF_MAX = 1.0
+# The value types an SDK message's application properties may have (its private `PrimitiveTypes`).
+_Property = int | float | bytes | bool | str | uuid.UUID
 SEND_TIMEOUT_SECONDS = 5.0
 
 
@@ -108,15 +112,26 @@ def _to_sdk_message(message: QueueMessage, extra_properties: dict[str, str]) -> 
         session_id=message.session_id,
         content_type=message.content_type,
         correlation_id=message.correlation_id or None,
-        application_properties={**message.application_properties, **extra_properties} or None,
+        application_properties=_properties(message.application_properties, extra_properties) or None,
         # A track message polls an operation again later; Service Bus holds it until then.
         scheduled_enqueue_time_utc=message.scheduled_at,
     )
 
 
+def _properties(*layers: Mapping[str, str]) -> dict[str | bytes, _Property]:
+    """The layers merged, later keys winning, typed as the SDK's (invariant) dict of properties."""
+    return {key: value for layer in layers for key, value in layer.items()}
+
+
+class _SdkRetry(TypedDict):
+    retry_total: int
+    retry_backoff_factor: float
+    retry_backoff_max: float
+
+
 def service_bus_client(settings: Settings) -> ServiceBusClient:
     """The client the settings name: a connection string, or a namespace with DefaultAzureCredential."""
-    retry = {
+    retry: _SdkRetry = {
         "retry_total": SDK_RETRY_TOTAL,
         "retry_backoff_factor": SDK_RETRY_BACKOFF_FACTOR,
         "retry_backoff_max": SDK_RETRY_BACKOFF_MAX,

@@ -17,9 +17,11 @@ from __future__ import annotations
 import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from enum import Enum
+from typing import Any, Final, Literal, TypeVar
 from urllib.parse import quote
 
 from azure.core import MatchConditions
@@ -37,10 +39,19 @@ MAX_ATTEMPTS = 40
 _RACE_CODES = {"UpdateConditionNotSatisfied", "EntityAlreadyExists", "ResourceNotFound", "ConditionNotMet"}
 _ID_PART = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
+
+class _Race(Enum):
+    LOST = "lost"
+
+
 # Returned by an attempt that lost a race against a concurrent writer: the caller re-reads and retries.
-_LOST_RACE = object()
+_LOST_RACE: Final = _Race.LOST
+_LostRace = Literal[_Race.LOST]
+_T = TypeVar("_T")
 
 Operation = tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], dict[str, Any]]
+# Spelled here because, inside SeatStore, `list` names its method.
+_Operations = list[Operation]
 
 
 class SeatContentionError(RuntimeError):
@@ -210,7 +221,7 @@ class SeatStore:
 
     # --- internals ---------------------------------------------------------------------------------------
 
-    def _retry(self, attempt: Any) -> Any:
+    def _retry(self, attempt: Callable[[], _T | _LostRace]) -> _T:
         for number in range(MAX_ATTEMPTS):
             result = attempt()
             if result is not _LOST_RACE:
@@ -220,7 +231,7 @@ class SeatStore:
         log.warning("seat change gave up after repeated conflicts", extra={"attempts": MAX_ATTEMPTS})
         raise SeatContentionError("too many concurrent changes to this subscription's seats; try again")
 
-    def _try_assign(self, seat: Seat, quantity: int | None) -> Seat | object:
+    def _try_assign(self, seat: Seat, quantity: int | None) -> Seat | _LostRace:
         counter = self._read_counter(seat.subscription_id)
         existing = self._locate(
             seat.subscription_id, user_key=seat.user_key, tenant_id=seat.tenant_id, object_id=seat.object_id
@@ -238,7 +249,7 @@ class SeatStore:
         log.info("seat assigned", extra={"assigned": counter.assigned + 1, "quantity": quantity})
         return stored
 
-    def _try_revoke(self, subscription_id: str, user_key: str) -> bool | object:
+    def _try_revoke(self, subscription_id: str, user_key: str) -> bool | _LostRace:
         counter = self._read_counter(subscription_id)
         entity = self._locate(subscription_id, user_key=user_key)
         if entity is None:
@@ -252,7 +263,7 @@ class SeatStore:
         log.info("seat revoked", extra={"assigned": max(0, counter.assigned - 1)})
         return True
 
-    def _try_bind(self, subscription_id: str, user_key: str, target_key: str) -> Seat | object:
+    def _try_bind(self, subscription_id: str, user_key: str, target_key: str) -> Seat | _LostRace:
         counter = self._read_counter(subscription_id)
         entity = self._locate(subscription_id, user_key=user_key)
         if entity is None:
@@ -288,7 +299,7 @@ class SeatStore:
 
     def _drop_duplicate(
         self, subscription_id: str, counter: _Counter, duplicate: Any, holder: dict[str, Any]
-    ) -> Seat | object:
+    ) -> Seat | _LostRace:
         operations = [
             self._counter_write(subscription_id, counter, max(0, counter.assigned - 1)),
             ("delete", duplicate, _if_match(duplicate.metadata["etag"])),
@@ -350,7 +361,7 @@ class SeatStore:
             return ("create", entity)
         return ("update", entity, {"mode": UpdateMode.REPLACE, **_if_match(counter.etag)})
 
-    def _commit(self, operations: list[Operation]) -> bool:
+    def _commit(self, operations: _Operations) -> bool:
         """True when the transaction committed, False when it lost a race (the caller retries)."""
         try:
             self._table.submit_transaction(operations)

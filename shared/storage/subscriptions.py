@@ -291,7 +291,9 @@ class SubscriptionStore:
         try:
             written = self._table.submit_transaction(operations)
         except TableTransactionError as exc:
-            code = str(getattr(exc.error_code, "value", exc.error_code) or "")
+            # azure-data-tables sets error_code while decoding the error; the class does not declare it.
+            error_code = getattr(exc, "error_code", None)
+            code = str(getattr(error_code, "value", error_code) or "")
             if code in _RACE_CODES:
                 with log_context(subscription_id=result.id):
                     _log.info("subscription changed since it was read", extra={"error": code})

@@ -33,4 +33,5 @@ def load_hook(spec: str) -> ProvisioningHook:
         raise ConfigurationError(f"PROVISIONING_HOOK {spec!r} cannot be loaded: {exc}") from exc
     if not callable(hook):
         raise ConfigurationError(f"PROVISIONING_HOOK {spec!r} is not callable")
-    return hook
+    loaded: ProvisioningHook = hook  # its signature is the hook author's promise: only callable is checked
+    return loaded
