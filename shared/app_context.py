@@ -30,6 +30,13 @@ if TYPE_CHECKING:
     from shared.storage.subscriptions import SubscriptionStore
     from shared.storage.tables import TableSet
     from shared.storage.users import AdminStore, UserStore
+    from shared.workflows.activation import ActivationPorts
+    from shared.workflows.confirmation import ConfirmationPorts
+    from shared.workflows.operations import OperationPorts
+    from shared.workflows.provisioning import ProvisioningHook
+    from shared.workflows.reconcile import ReconcilePorts
+    from shared.workflows.sync import SyncPorts
+    from shared.workflows.tracking import TrackingPorts
 
 
 class Services:
@@ -145,6 +152,56 @@ class Services:
             plan_order=self.settings.policy_plan_order,
             refuse_quantity_below_assigned=self.settings.policy_refuse_quantity_below_assigned,
         )
+
+    # --- worker, landing and sign-in workflow ports: the adapters each workflow is handed -------------
+
+    @cached_property
+    def provisioning_hook(self) -> ProvisioningHook:
+        from shared.domain.subscription import Subscription
+        from shared.workflows.provisioning import load_hook
+
+        # Loaded when an activation calls it, not when ports are built: a wrong PROVISIONING_HOOK must fail
+        # activations only (they are delivered again), never reconciliations that activate nothing.
+        def provision(subscription: Subscription) -> bool:
+            return load_hook(self.settings.provisioning_hook)(subscription)
+
+        return provision
+
+    @cached_property
+    def sync_ports(self) -> SyncPorts:
+        from shared.workflows.sync import SyncPorts
+
+        return SyncPorts(self.fulfillment, self.subscriptions, self.seats, self.licenses)
+
+    @cached_property
+    def activation_ports(self) -> ActivationPorts:
+        from shared.workflows.activation import ActivationPorts
+
+        return ActivationPorts(self.sync_ports, self.provisioning_hook)
+
+    @cached_property
+    def operation_ports(self) -> OperationPorts:
+        from shared.workflows.operations import OperationPorts
+
+        return OperationPorts(self.sync_ports, self.operations, self.audit, self.queue, self.policy)
+
+    @cached_property
+    def tracking_ports(self) -> TrackingPorts:
+        from shared.workflows.tracking import TrackingPorts
+
+        return TrackingPorts(self.sync_ports, self.operations, self.queue)
+
+    @cached_property
+    def reconcile_ports(self) -> ReconcilePorts:
+        from shared.workflows.reconcile import ReconcilePorts
+
+        return ReconcilePorts(self.activation_ports, self.operation_ports)
+
+    @cached_property
+    def confirmation_ports(self) -> ConfirmationPorts:
+        from shared.workflows.confirmation import ConfirmationPorts
+
+        return ConfirmationPorts(self.subscriptions, self.users, self.admins, self.queue)
 
 
 _services: Services | None = None

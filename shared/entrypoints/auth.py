@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from shared.domain.subscription import Subscription
     from shared.identity.id_token import IdTokenClaims
     from shared.identity.signin import SignInResult
-    from shared.web.current_user import SignedInUser
 
 log = get_logger(__name__)
 
@@ -62,16 +61,16 @@ def with_cookies(response: func.HttpResponse, *cookies: str) -> func.HttpRespons
     return response
 
 
-def sign_in_redirect(svc: Services, next_path: str, *cookies: str) -> func.HttpResponse:
+def sign_in_redirect(settings: Settings, next_path: str, *cookies: str) -> func.HttpResponse:
     """Sends the browser to Entra ID; the flow cookie rides along with any cookie the caller sets."""
     from shared.identity.signin import SignInError, start_sign_in
 
     try:
-        started = start_sign_in(svc.settings)
+        started = start_sign_in(settings)
     except SignInError as exc:
         log.error("sign-in could not start", extra={"reason": exc.reason})
         return error_page(exc.status, "Sign-in is not available", exc.message)
-    flow_cookie = flow_codec(svc.settings).dump(
+    flow_cookie = flow_codec(settings).dump(
         {"flow": started.flow, "next": safe_redirect_target(next_path, DEFAULT_AFTER_SIGN_IN)}
     )
     return with_cookies(redirect(started.authorize_url), *cookies, flow_cookie)
@@ -80,63 +79,43 @@ def sign_in_redirect(svc: Services, next_path: str, *cookies: str) -> func.HttpR
 def handle_signin(req: func.HttpRequest) -> func.HttpResponse:
     from shared.app_context import services
 
-    return sign_in_redirect(services(), req.params.get("next", ""))
+    return sign_in_redirect(services().settings, req.params.get("next", ""))
 
 
 def handle_callback(req: func.HttpRequest) -> func.HttpResponse:
     from shared.app_context import services
     from shared.identity.signin import SignInError, finish_sign_in
 
-    svc = services()
+    app = services()
     with log_context(correlation_id=str(uuid.uuid4())):
-        codec = flow_codec(svc.settings)
+        codec = flow_codec(app.settings)
         remembered = codec.load(req.headers.get("cookie"))
         try:
             result = finish_sign_in(
-                svc.settings, svc.id_token_validator, remembered.get("flow"), dict(req.params)
+                app.settings, app.id_token_validator, remembered.get("flow"), dict(req.params)
             )
         except SignInError as exc:
             log.warning("sign-in refused", extra={"reason": exc.reason, "status": exc.status})
             response = error_page(exc.status, "We could not sign you in", exc.message, RESTART_HINT)
             return with_cookies(response, codec.clear())
         next_path = safe_redirect_target(str(remembered.get("next") or ""), DEFAULT_AFTER_SIGN_IN)
-        return with_cookies(_signed_in(svc, req, result, next_path), codec.clear())
+        return with_cookies(_signed_in(app, req, result, next_path), codec.clear())
 
 
 def _signed_in(
-    svc: Services, req: func.HttpRequest, result: SignInResult, next_path: str
+    app: Services, req: func.HttpRequest, result: SignInResult, next_path: str
 ) -> func.HttpResponse:
     from shared.web.current_user import load_session, session_codec, sign_in
+    from shared.workflows.signin import remember_user
 
-    user = remember_user(svc, result)
+    user = remember_user(result, users=app.users)
     with log_context(tenant_id=user.tenant_id):
-        bind_seats(svc, result.claims)
+        bind_seats(app, result.claims)
         log.info("buyer signed in", extra={"object_id": user.object_id})
     # A new session id at every sign-in; the browser's previous session (if still live) ends here.
-    session = sign_in(load_session(req, svc.settings), user, settings=svc.settings)
-    return with_cookies(redirect(next_path), session_codec(svc.settings).dump(session))
-
-
-def remember_user(svc: Services, result: SignInResult) -> SignedInUser:
-    """Upserts the user with what this ID token vouches for. The contact email they confirmed earlier is
-    kept (it is only where we write to them), else the one derived at this sign-in."""
-    from shared.storage.users import User
-    from shared.web.current_user import SignedInUser
-
-    claims = result.claims
-    known = svc.users.get(claims.tenant_id, claims.object_id)
-    contact = (known.email if known else "") or result.contact_email
-    stored = svc.users.upsert(
-        User(
-            tenant_id=claims.tenant_id,
-            object_id=claims.object_id,
-            display_name=claims.name,
-            email=contact,
-            upn=claims.preferred_username,
-            addresses=claims.addresses,
-        )
-    )
-    return SignedInUser(stored.tenant_id, stored.object_id, stored.display_name, stored.email, stored.upn)
+    previous = load_session(req, app.settings, store=app.sessions)
+    session = sign_in(previous, user, settings=app.settings, store=app.sessions)
+    return with_cookies(redirect(next_path), session_codec(app.settings).dump(session))
 
 
 def bind_seats(svc: Services, claims: IdTokenClaims) -> int:
@@ -184,9 +163,9 @@ def handle_signout(req: func.HttpRequest) -> func.HttpResponse:
     from shared.web import csrf
     from shared.web.current_user import load_session, session_codec, sign_out, user_from_session
 
-    svc = services()
-    codec = session_codec(svc.settings)
-    session = load_session(req, svc.settings)
+    app = services()
+    codec = session_codec(app.settings)
+    session = load_session(req, app.settings, store=app.sessions)
     user = user_from_session(session)
     if user is None:
         # Nothing to end (no session, or one that has ended already): drop whatever cookie came along.
@@ -195,7 +174,7 @@ def handle_signout(req: func.HttpRequest) -> func.HttpResponse:
         if not csrf.verify(session, req.form.get(csrf.FORM_FIELD)):
             log.warning("sign-out refused: CSRF token missing or wrong")
             return error_page(403, "This form has expired", "Reload the page and try again.")
-        sign_out(session)
+        sign_out(session, store=app.sessions)
         log.info("buyer signed out")
         return with_cookies(page("signin_signed_out.html"), codec.clear())
     had_secret = csrf.CSRF_SESSION_KEY in session

@@ -12,8 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -24,8 +23,7 @@ from shared.web.pages import error_page, page, redirect
 
 if TYPE_CHECKING:
     from shared.app_context import Services
-    from shared.domain.audit import AuditAction, AuditEntry
-    from shared.domain.subscription import ResolvedPurchase, Subscription
+    from shared.domain.subscription import Subscription
     from shared.web.current_user import SignedInUser
 
 log = get_logger(__name__)
@@ -88,11 +86,12 @@ def _refuse_malformed(token: str) -> func.HttpResponse | None:
     return None
 
 
-def _land(svc: Services, req: func.HttpRequest, token: str, correlation_id: str) -> func.HttpResponse:
+def _land(app: Services, req: func.HttpRequest, token: str, correlation_id: str) -> func.HttpResponse:
     from shared.fulfillment.errors import BadRequestError, FulfillmentError, NotFoundError, is_transient
+    from shared.workflows.confirmation import land_purchase
 
     try:
-        purchase = svc.fulfillment.resolve(token, correlation_id=correlation_id)
+        stored = land_purchase(token, correlation_id, sync=app.sync_ports)
     except (BadRequestError, NotFoundError):
         log.info("purchase token refused by Resolve")
         return error_page(
@@ -106,31 +105,21 @@ def _land(svc: Services, req: func.HttpRequest, token: str, correlation_id: str)
             "Your purchase is safe. Please try again in a few minutes.",
             reference=correlation_id,
         )
-    with log_context(subscription_id=purchase.subscription_id):
-        record_purchase(svc, purchase, correlation_id)
-        return _to_confirmation(svc, req, purchase.subscription_id)
+    with log_context(subscription_id=stored.id):
+        return _to_confirmation(app, req, stored.id)
 
 
-def record_purchase(svc: Services, purchase: ResolvedPurchase, correlation_id: str) -> Subscription:
-    """Mirrors the resolved subscription. Activation waits for the buyer's confirmation (R8, R12, R14)."""
-    from shared.domain.transitions import Cause
-    from shared.workflows.sync import mirror
-
-    cause = Cause(operation_id="", action="Resolve", source="landing", at=datetime.now(UTC))
-    return mirror(svc, purchase.subscription, cause, correlation_id)
-
-
-def _to_confirmation(svc: Services, req: func.HttpRequest, subscription_id: str) -> func.HttpResponse:
+def _to_confirmation(app: Services, req: func.HttpRequest, subscription_id: str) -> func.HttpResponse:
     """Remembers the subscription (never the token) and goes to the confirm page, signing in first."""
     from shared.entrypoints.auth import sign_in_redirect, with_cookies
     from shared.web.current_user import load_session, session_codec, user_from_session
 
-    session = load_session(req, svc.settings)
+    session = load_session(req, app.settings, store=app.sessions)
     session[LANDING_SESSION_KEY] = subscription_id
-    cookie = session_codec(svc.settings).dump(session)
+    cookie = session_codec(app.settings).dump(session)
     if user_from_session(session) is None:
         log.info("landing: sign-in needed before confirmation")
-        return sign_in_redirect(svc, CONFIRM_PATH, cookie)
+        return sign_in_redirect(app.settings, CONFIRM_PATH, cookie)
     # A redirect, not the page itself: the token leaves the address bar, so a refresh never resolves again.
     return with_cookies(redirect(CONFIRM_PATH), cookie)
 
@@ -141,12 +130,12 @@ def handle_confirm(req: func.HttpRequest) -> func.HttpResponse:
     from shared.entrypoints.auth import sign_in_redirect
     from shared.web.current_user import load_session, user_from_session
 
-    svc = services()
+    app = services()
     with log_context(correlation_id=str(uuid.uuid4())):
-        session = load_session(req, svc.settings)
+        session = load_session(req, app.settings, store=app.sessions)
         user = user_from_session(session)
         if user is None:
-            return sign_in_redirect(svc, CONFIRM_PATH)
+            return sign_in_redirect(app.settings, CONFIRM_PATH)
         subscription_id = session.get(LANDING_SESSION_KEY)
         if not isinstance(subscription_id, str) or not subscription_id:
             log.info("confirm page without a purchase in the session")
@@ -154,13 +143,15 @@ def handle_confirm(req: func.HttpRequest) -> func.HttpResponse:
                 400, "We don't know which purchase to set up", "Your session has no purchase.", REOPEN_HINT
             )
         with log_context(subscription_id=subscription_id):
-            return _confirm(svc, req, session, user, subscription_id)
+            return _confirm(app, req, session, user, subscription_id)
 
 
 def _confirm(
-    svc: Services, req: func.HttpRequest, session: dict[str, Any], user: SignedInUser, subscription_id: str
+    app: Services, req: func.HttpRequest, session: dict[str, Any], user: SignedInUser, subscription_id: str
 ) -> func.HttpResponse:
-    stored = svc.subscriptions.get(subscription_id)
+    from shared.workflows.confirmation import may_confirm
+
+    stored = app.subscriptions.get(subscription_id)
     if stored is None:
         return error_page(404, "Subscription not found", "We have no record of this purchase.", REOPEN_HINT)
     if not may_confirm(user, stored):
@@ -171,25 +162,16 @@ def _confirm(
             "Sign in with an account of the organisation that bought the subscription, or the one it is for.",
             "Sign out, then open the link again and choose the right account.",
         )
-    settled = settled_destination(svc, stored, session)
+    settled = settled_destination(app, stored, session)
     if settled is not None:
         return settled
     if req.method == "POST":
-        return _submit(svc, req, session, user, stored)
-    return _confirm_page(svc, session, user, stored, contact_email=user.email, error="")
-
-
-def may_confirm(user: SignedInUser, stored: Subscription) -> bool:
-    """R62: someone of the beneficiary's organisation, or of the purchaser's (a CSP partner finishing
-    setup); for a personal Microsoft account, that account itself (its tenant is every personal account's)."""
-    from shared.domain.identity import Person, acts_for
-
-    who = Person.of(user.tenant_id, user.object_id)
-    return acts_for(stored.beneficiary, who) or acts_for(stored.purchaser, who)
+        return _submit(app, req, session, user, stored)
+    return _confirm_page(app, session, user, stored, contact_email=user.email, error="")
 
 
 def settled_destination(
-    svc: Services, stored: Subscription, session: dict[str, Any]
+    app: Services, stored: Subscription, session: dict[str, Any]
 ) -> func.HttpResponse | None:
     """Where a subscription past confirmation leads (R7); None while it still waits for confirmation."""
     from shared.domain.status import SubscriptionStatus
@@ -199,16 +181,16 @@ def settled_destination(
     if stored.status is SubscriptionStatus.UNSUBSCRIBED:
         return page("landing.html", subscription=stored, offer_name=stored.offer_id, status_url="")
     if stored.activation_requested_at is not None:
-        return redirect(status_url(svc, stored.id, session))
+        return redirect(status_url(app, stored.id, session))
     return None
 
 
-def status_url(svc: Services, subscription_id: str, session: dict[str, Any]) -> str:
-    return f"/api/landing/status?ticket={quote(status_ticket(svc, subscription_id, session))}"
+def status_url(app: Services, subscription_id: str, session: dict[str, Any]) -> str:
+    return f"/api/landing/status?ticket={quote(status_ticket(app, subscription_id, session))}"
 
 
 def _confirm_page(
-    svc: Services,
+    app: Services,
     session: dict[str, Any],
     user: SignedInUser,
     stored: Subscription,
@@ -235,7 +217,7 @@ def _confirm_page(
         csrf_token=token,
         user=user.display,
     )
-    return with_cookies(response, session_codec(svc.settings).dump(session))
+    return with_cookies(response, session_codec(app.settings).dump(session))
 
 
 def organisation_of(user: SignedInUser, stored: Subscription) -> str:
@@ -252,7 +234,7 @@ def organisation_of(user: SignedInUser, stored: Subscription) -> str:
 
 
 def _submit(
-    svc: Services, req: func.HttpRequest, session: dict[str, Any], user: SignedInUser, stored: Subscription
+    app: Services, req: func.HttpRequest, session: dict[str, Any], user: SignedInUser, stored: Subscription
 ) -> func.HttpResponse:
     from shared.identity.contact_email import looks_like_address
     from shared.web import csrf
@@ -264,7 +246,7 @@ def _submit(
     if not looks_like_address(email):
         log.info("confirm refused: contact email missing or malformed")
         return _confirm_page(
-            svc,
+            app,
             session,
             user,
             stored,
@@ -272,124 +254,20 @@ def _submit(
             error="Enter an email address like name@example.com.",
         )
     from shared.queueing.messages import QueueUnavailableError
+    from shared.workflows.confirmation import confirm_purchase
 
     try:
-        confirm_purchase(svc, stored, user, email, str(uuid.uuid4()))
+        confirm_purchase(stored, user, email, str(uuid.uuid4()), ports=app.confirmation_ports)
     except QueueUnavailableError:
         return error_page(
             503,
             "We couldn't start the activation",
             "Nothing was charged and nothing was started: please confirm again in a minute.",
         )
-    return redirect(status_url(svc, stored.id, session))
+    return redirect(status_url(app, stored.id, session))
 
 
-def confirm_purchase(
-    svc: Services, stored: Subscription, user: SignedInUser, contact_email: str, correlation_id: str
-) -> bool:
-    """Records who confirmed and the contact email, grants the admin roles, queues activation once.
-
-    Returns True when this call queued the activation, False when an earlier confirmation already had.
-    """
-    # Contact data only: it never identifies the user or binds a seat (shared.domain.identity).
-    svc.users.set_contact_email(user.tenant_id, user.object_id, contact_email)
-    grant_admins(svc, stored, user)
-    return _queue_activation_once(svc, stored.id, user, contact_email, correlation_id)
-
-
-def grant_admins(svc: Services, stored: Subscription, user: SignedInUser) -> None:
-    """Purchaser and beneficiary as Microsoft names them, plus whoever confirmed, on their own side."""
-    confirmer = f"{user.tenant_id}:{user.object_id}"
-    grants = [
-        (stored.purchaser.tenant_id, stored.purchaser.object_id, "purchaser"),
-        (stored.beneficiary.tenant_id, stored.beneficiary.object_id, "beneficiary-admin"),
-        (user.tenant_id, user.object_id, confirmer_role(user, stored)),
-    ]
-    for tenant_id, object_id, role in dict.fromkeys(grants):
-        if tenant_id and object_id:
-            svc.admins.grant(stored.id, tenant_id, object_id, role, granted_by=confirmer)  # type: ignore[arg-type]
-
-
-def confirmer_role(user: SignedInUser, stored: Subscription) -> str:
-    return "beneficiary-admin" if user.tenant_id == stored.beneficiary.tenant_id.lower() else "purchaser"
-
-
-def _queue_activation_once(
-    svc: Services, subscription_id: str, user: SignedInUser, contact_email: str, correlation_id: str
-) -> bool:
-    """Marks activation requested under the record's ETag; only the request that set the mark queues.
-
-    The mark and the "Confirm" audit row are one transaction. If the queue then refuses the message, the
-    mark is taken back (and audited), so the buyer can confirm again instead of waiting for reconciliation.
-    """
-    from shared.domain.audit import AuditAction
-    from shared.domain.status import SubscriptionStatus
-    from shared.queueing.messages import QueueUnavailableError, activation_message
-    from shared.storage.subscriptions import Change
-
-    def mark(current: Subscription | None) -> Change | None:
-        if current is None or current.status is not SubscriptionStatus.PENDING_FULFILLMENT_START:
-            return None
-        if current.activation_requested_at is not None:
-            return None
-        changes: dict[str, tuple[object, object]] = {
-            "confirmed_by": ("", f"{user.tenant_id}:{user.object_id}"),
-            "contact_email": ("", contact_email),
-        }
-        return Change(
-            replace(current, activation_requested_at=datetime.now(UTC)),
-            audit=_audit_entry(subscription_id, AuditAction.CONFIRM, changes, correlation_id),
-        )
-
-    sub = svc.subscriptions.update(subscription_id, mark).after
-    if sub is None:
-        log.info("activation already requested; nothing queued")
-        return False
-    try:
-        svc.queue.send(activation_message(sub.id, sub.plan_id, sub.quantity, correlation_id))
-    except QueueUnavailableError:
-        _take_back_mark(svc, subscription_id, correlation_id)
-        raise
-    log.info("activation queued", extra={"plan_id": sub.plan_id, "quantity": sub.quantity})
-    return True
-
-
-def _take_back_mark(svc: Services, subscription_id: str, correlation_id: str) -> None:
-    from shared.domain.audit import AuditAction
-    from shared.storage.subscriptions import Change
-
-    log.error("activation could not be queued; the confirmation is taken back")
-
-    def unmark(current: Subscription | None) -> Change | None:
-        if current is None:
-            return None
-        entry = _audit_entry(
-            subscription_id,
-            AuditAction.CONFIRM_ROLLED_BACK,
-            {"reason": ("", "queue unavailable")},
-            correlation_id,
-        )
-        return Change(replace(current, activation_requested_at=None), audit=entry)
-
-    svc.subscriptions.update(subscription_id, unmark)
-
-
-def _audit_entry(
-    subscription_id: str, action: AuditAction, changes: dict[str, tuple[object, object]], correlation_id: str
-) -> AuditEntry:
-    from shared.domain.audit import AuditEntry, AuditSource
-
-    return AuditEntry(
-        subscription_id=subscription_id,
-        at=datetime.now(UTC),
-        action=action,
-        source=AuditSource.LANDING,
-        changes=changes,
-        correlation_id=correlation_id,
-    )
-
-
-def status_ticket(svc: Services, subscription_id: str, session: dict[str, Any]) -> str:
+def status_ticket(app: Services, subscription_id: str, session: dict[str, Any]) -> str:
     """A signed, expiring capability to watch one subscription's activation in this sign-in session only.
 
     Ids are not secrets, so the ticket is signed; and it names (a digest of) the session it was issued in,
@@ -398,7 +276,7 @@ def status_ticket(svc: Services, subscription_id: str, session: dict[str, Any]) 
     from itsdangerous import URLSafeTimedSerializer
 
     payload = {"sub": subscription_id, "sid": _session_digest(session)}
-    return URLSafeTimedSerializer(svc.settings.session_secret, salt=STATUS_TICKET_SALT).dumps(payload)
+    return URLSafeTimedSerializer(app.settings.session_secret, salt=STATUS_TICKET_SALT).dumps(payload)
 
 
 def _session_digest(session: dict[str, Any]) -> str:
@@ -408,10 +286,10 @@ def _session_digest(session: dict[str, Any]) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest() if isinstance(session_id, str) else ""
 
 
-def _ticket_subscription(svc: Services, ticket: str, session: dict[str, Any]) -> str | None:
+def _ticket_subscription(app: Services, ticket: str, session: dict[str, Any]) -> str | None:
     from itsdangerous import BadData, URLSafeTimedSerializer
 
-    serializer = URLSafeTimedSerializer(svc.settings.session_secret, salt=STATUS_TICKET_SALT)
+    serializer = URLSafeTimedSerializer(app.settings.session_secret, salt=STATUS_TICKET_SALT)
     try:
         payload = serializer.loads(ticket, max_age=int(STATUS_TICKET_MAX_AGE.total_seconds()))
     except BadData:
@@ -431,9 +309,10 @@ def handle_status(req: func.HttpRequest) -> func.HttpResponse:
     from shared.entrypoints.http import json_response
     from shared.web.current_user import load_session
 
-    svc = services()
-    session = load_session(req, svc.settings)  # {} once the session has ended: its tickets end with it
-    subscription_id = _ticket_subscription(svc, req.params.get("ticket", ""), session)
+    app = services()
+    # {} once the session has ended: its tickets end with it.
+    session = load_session(req, app.settings, store=app.sessions)
+    subscription_id = _ticket_subscription(app, req.params.get("ticket", ""), session)
     if subscription_id is None:
         log.info("status request with a missing, expired or forged ticket")
         return error_page(
@@ -442,7 +321,7 @@ def handle_status(req: func.HttpRequest) -> func.HttpResponse:
             "The status link has expired, was altered, or belongs to a sign-in that has ended.",
             REOPEN_HINT,
         )
-    stored = svc.subscriptions.get(subscription_id)
+    stored = app.subscriptions.get(subscription_id)
     if stored is None:
         return error_page(
             404, "Subscription not found", "We have no record of this subscription yet.", REOPEN_HINT

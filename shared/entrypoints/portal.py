@@ -152,7 +152,8 @@ def _render(
 def handle_index(req: func.HttpRequest) -> func.HttpResponse:
     """The subscriptions the signed-in user may see: granted ones and their tenant's, filtered by role."""
     svc = _services()
-    signed_in = require_session(req, svc.settings)  # loaded once: each load is a read of the session record
+    # Loaded once: each load is a read of the session record.
+    signed_in = require_session(req, svc.settings, store=svc.sessions)
     if isinstance(signed_in, func.HttpResponse):
         return signed_in
     user, session = signed_in
@@ -183,7 +184,8 @@ def _visible_subscriptions(svc: Services, user: SignedInUser) -> list[dict[str, 
 
 def handle_subscription(req: func.HttpRequest) -> func.HttpResponse:
     svc = _services()
-    signed_in = require_session(req, svc.settings)  # loaded once: each load is a read of the session record
+    # Loaded once: each load is a read of the session record.
+    signed_in = require_session(req, svc.settings, store=svc.sessions)
     if isinstance(signed_in, func.HttpResponse):
         return signed_in
     user, session = signed_in
@@ -334,7 +336,7 @@ def _can_create_setup_link(visit: _Visit) -> bool:
 def handle_action(req: func.HttpRequest) -> func.HttpResponse:
     """Dispatches a form POST after the session, CSRF and role checks every action shares."""
     svc = _services()
-    session = load_session(req, svc.settings)
+    session = load_session(req, svc.settings, store=svc.sessions)
     user = user_from_session(session)
     subscription_id = req.route_params.get("subscription_id", "")
     if user is None:
@@ -677,7 +679,7 @@ def handle_setup(req: func.HttpRequest) -> func.HttpResponse:
     from shared.storage.setup_links import SetupLinkError
 
     svc = _services()
-    user = require_user(req, svc.settings)
+    user = require_user(req, svc.settings, store=svc.sessions)
     if isinstance(user, func.HttpResponse):
         return user
     links = _setup_links(svc)

@@ -20,4 +20,7 @@ def handle_timer(timer: func.TimerRequest) -> int:
     with log_context(correlation_id=correlation_id):
         if timer.past_due:
             log.warning("reconciliation sweep is running late")
-        return sweep(services(), correlation_id)
+        app = services()
+        return sweep(
+            correlation_id, marketplace=app.fulfillment, subscriptions=app.subscriptions, events=app.queue
+        )

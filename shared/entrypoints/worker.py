@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from shared.app_context import Services
 
 log = get_logger(__name__)
+# One message kind -> the workflow it runs, handed the ports it takes. Parsing the body happens inside the
+# call, so a body missing a field fails (and is delivered again) exactly as a failing workflow does.
 Workflow = Callable[["Services", dict[str, Any], str], object]
 
 
@@ -39,44 +41,56 @@ def _workflows() -> dict[str, Workflow]:
     from shared.workflows.tracking import track_operation
 
     return {
-        KIND_ACTIVATE: activate_purchase,
-        KIND_WEBHOOK: lambda s, body, cid: handle_announced_operation(s, body["payload"], cid),
-        KIND_TRACK: track_operation,
-        KIND_RECONCILE: reconcile_subscription,
+        KIND_ACTIVATE: lambda app, body, cid: activate_purchase(
+            str(body["subscriptionId"]), cid, ports=app.activation_ports
+        ),
+        KIND_WEBHOOK: lambda app, body, cid: handle_announced_operation(
+            body["payload"], cid, ports=app.operation_ports
+        ),
+        KIND_TRACK: lambda app, body, cid: track_operation(
+            str(body["subscriptionId"]),
+            str(body["operationId"]),
+            int(body.get("attempt", 0)),
+            cid,
+            ports=app.tracking_ports,
+        ),
+        KIND_RECONCILE: lambda app, body, cid: reconcile_subscription(
+            str(body["subscriptionId"]), cid, ports=app.reconcile_ports
+        ),
     }
 
 
 def handle_message(msg: func.ServiceBusMessage) -> None:
     from shared.app_context import services
 
-    svc = services()
+    app = services()
     raw = msg.get_body()
     ids = {"message_id": msg.message_id, "subscription_id": msg.session_id or None}
     with log_context(**ids, delivery_count=str(msg.delivery_count or "")):
         try:
             body = decode_body(raw)
         except MalformedMessageError as exc:
-            _park(svc, msg, {"raw": raw.decode("utf-8", "replace")}, "MalformedMessage", str(exc))
+            _park(app, msg, {"raw": raw.decode("utf-8", "replace")}, "MalformedMessage", str(exc))
             return
         correlation_id = str(body.get("correlationId") or msg.correlation_id or uuid.uuid4())
         with log_context(correlation_id=correlation_id, operation_id=_operation_id(body)):
-            _run(svc, msg, body, correlation_id)
+            _run(app, msg, body, correlation_id)
 
 
-def _run(svc: Services, msg: func.ServiceBusMessage, body: dict[str, Any], correlation_id: str) -> None:
+def _run(app: Services, msg: func.ServiceBusMessage, body: dict[str, Any], correlation_id: str) -> None:
     from shared.fulfillment.errors import FulfillmentError, is_transient
     from shared.workflows.errors import PermanentFailureError
 
     kind = body["kind"]
     try:
-        _workflows()[kind](svc, body, correlation_id)
+        _workflows()[kind](app, body, correlation_id)
     except PermanentFailureError as exc:
-        _park(svc, msg, body, exc.reason, exc.description)
+        _park(app, msg, body, exc.reason, exc.description)
     except FulfillmentError as exc:
         if is_transient(exc):
             log.warning("transient Fulfillment API error; message will be delivered again", exc_info=True)
             raise
-        _park(svc, msg, body, type(exc).__name__, str(exc))
+        _park(app, msg, body, type(exc).__name__, str(exc))
     except Exception:
         log.exception("message failed; it will be delivered again", extra={"kind": kind})
         raise
@@ -92,7 +106,7 @@ def _operation_id(body: dict[str, Any]) -> str | None:
 
 
 def _park(
-    svc: Services, msg: func.ServiceBusMessage, body: dict[str, Any], reason: str, description: str
+    app: Services, msg: func.ServiceBusMessage, body: dict[str, Any], reason: str, description: str
 ) -> None:
     log.error("message dead-lettered", extra={"reason": reason, "description": description})
     parked = QueueMessage(
@@ -101,4 +115,4 @@ def _park(
         body=body,
         correlation_id=msg.correlation_id or "",
     )
-    svc.queue.dead_letter(parked, reason, description)
+    app.queue.dead_letter(parked, reason, description)

@@ -7,7 +7,8 @@ email and name are for display only. The Entra ID sign-in calls `sign_in` after 
 A signed-in session also carries a random session id (`sid`), minted at each sign-in, and the time of that
 sign-in (`iat`). The cookie alone is not enough: the session's record (`shared.storage.sessions`) must still
 exist, which costs one point read per request and lets sign-out end every copy of the cookie. Load the
-session once per request (`load_session`, `require_session`) and pass it on; each load is a read.
+session once per request (`load_session`, `require_session`) and pass it on; each load is a read. The
+entry point passes in the settings and the session store (this module never reaches the composition root).
 """
 
 from __future__ import annotations
@@ -65,30 +66,16 @@ def session_codec(settings: Settings, *, clock: Callable[[], float] = time.time)
     )
 
 
-def _settings() -> Settings:
-    from shared.app_context import services
-
-    return services().settings
-
-
-def _session_store() -> SessionStore:
-    from shared.app_context import services
-
-    return services().sessions
-
-
-def load_session(
-    req: func.HttpRequest, settings: Settings | None = None, *, store: SessionStore | None = None
-) -> dict[str, Any]:
+def load_session(req: func.HttpRequest, settings: Settings, *, store: SessionStore) -> dict[str, Any]:
     """The request's session; {} when there is none, it was tampered with, has expired or was ended.
 
     A session without identity claims (a purchase remembered before sign-in) costs no I/O; a signed-in
-    one costs one point read of its record.
+    one costs one point read of its record (in `store`, which the entry point passes in).
     """
-    session = session_codec(settings or _settings()).load(req.headers.get("cookie"))
+    session = session_codec(settings).load(req.headers.get("cookie"))
     if not any(key in session for key in _IDENTITY_KEYS):
         return session
-    return session if _is_live(session, store or _session_store()) else {}
+    return session if _is_live(session, store) else {}
 
 
 def _is_live(session: Mapping[str, Any], store: SessionStore) -> bool:
@@ -124,9 +111,7 @@ def user_from_session(session: Mapping[str, Any]) -> SignedInUser | None:
     )
 
 
-def current_user(
-    req: func.HttpRequest, settings: Settings | None = None, *, store: SessionStore | None = None
-) -> SignedInUser | None:
+def current_user(req: func.HttpRequest, settings: Settings, *, store: SessionStore) -> SignedInUser | None:
     return user_from_session(load_session(req, settings, store=store))
 
 
@@ -157,8 +142,8 @@ def sign_in(
     session: Mapping[str, Any],
     user: SignedInUser,
     *,
-    settings: Settings | None = None,
-    store: SessionStore | None = None,
+    settings: Settings,
+    store: SessionStore,
     clock: Callable[[], float] = time.time,
 ) -> dict[str, Any]:
     """Starts a new session for `user` and records it; the browser's previous session, if any, ends.
@@ -167,8 +152,7 @@ def sign_in(
     """
     from shared.storage.sessions import StoredSession
 
-    store = store or _session_store()
-    lifetime = (settings or _settings()).session_lifetime_seconds
+    lifetime = settings.session_lifetime_seconds
     issued_at = int(clock())
     fresh = new_session(session, user, session_id=secrets.token_urlsafe(32), issued_at=issued_at)
     started = datetime.fromtimestamp(issued_at, UTC)
@@ -180,11 +164,11 @@ def sign_in(
     return fresh
 
 
-def sign_out(session: Mapping[str, Any], *, store: SessionStore | None = None) -> None:
+def sign_out(session: Mapping[str, Any], *, store: SessionStore) -> None:
     """Ends the session on the server: every copy of its cookie stops working at once."""
     session_id = session.get(SESSION_ID_KEY)
     if isinstance(session_id, str):
-        (store or _session_store()).end(session_id)
+        store.end(session_id)
 
 
 def current_path(req: func.HttpRequest) -> str:
@@ -198,17 +182,19 @@ def sign_in_url(next_path: str) -> str:
     return f"{SIGN_IN_PATH}?next={quote(safe_redirect_target(next_path, DEFAULT_AFTER_SIGN_IN), safe='')}"
 
 
-def require_user(req: func.HttpRequest, settings: Settings | None = None) -> SignedInUser | func.HttpResponse:
+def require_user(
+    req: func.HttpRequest, settings: Settings, *, store: SessionStore
+) -> SignedInUser | func.HttpResponse:
     """The signed-in user, or a 303 to the sign-in page that comes back to this same page afterwards."""
-    answer = require_session(req, settings)
+    answer = require_session(req, settings, store=store)
     return answer if isinstance(answer, func.HttpResponse) else answer[0]
 
 
 def require_session(
-    req: func.HttpRequest, settings: Settings | None = None
+    req: func.HttpRequest, settings: Settings, *, store: SessionStore
 ) -> tuple[SignedInUser, dict[str, Any]] | func.HttpResponse:
     """The signed-in user and their session (loaded once: one read), or a 303 to sign in and come back."""
-    session = load_session(req, settings)
+    session = load_session(req, settings, store=store)
     user = user_from_session(session)
     if user is not None:
         return user, session

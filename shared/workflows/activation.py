@@ -7,8 +7,7 @@ only mirrored, never activated twice.
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
 
 from shared.domain.audit import AuditAction, AuditEntry, AuditSource
 from shared.domain.status import SubscriptionStatus
@@ -19,42 +18,45 @@ from shared.fulfillment.errors import BadRequestError, NotFoundError
 from shared.logs import get_logger
 from shared.storage.subscriptions import Change
 from shared.workflows.errors import PermanentFailureError, RetryLaterError
-from shared.workflows.provisioning import load_hook
-from shared.workflows.sync import mirror, utcnow
-
-if TYPE_CHECKING:
-    from shared.app_context import Services
+from shared.workflows.provisioning import ProvisioningHook
+from shared.workflows.sync import SyncPorts, mirror, utcnow
 
 log = get_logger(__name__)
 SOURCE = AuditSource.LANDING
 
 
-def activate_purchase(services: Services, body: dict[str, Any], correlation_id: str) -> Subscription:
-    subscription_id = str(body["subscriptionId"])
-    client = services.fulfillment
+@dataclass(frozen=True)
+class ActivationPorts:
+    """Mirroring (with Microsoft behind it) and the publisher's provisioning step."""
+
+    sync: SyncPorts
+    provision: ProvisioningHook
+
+
+def activate_purchase(subscription_id: str, correlation_id: str, *, ports: ActivationPorts) -> Subscription:
+    client = ports.sync.marketplace
     snapshot = client.get_subscription(subscription_id, correlation_id=correlation_id)
     cause = Cause(operation_id="", action=ACTIVATE, source=SOURCE.value, at=utcnow())
     if snapshot.status is not SubscriptionStatus.PENDING_FULFILLMENT_START:
         log.info("no activation needed", extra={"status": snapshot.status.value})
-        return mirror(services, snapshot, cause, correlation_id)
+        return mirror(ports.sync, snapshot, cause, correlation_id)
 
-    stored = _provision(services, mirror(services, snapshot, cause, correlation_id), correlation_id)
+    stored = _provision(ports, mirror(ports.sync, snapshot, cause, correlation_id), correlation_id)
     # Our state is written (provisioned); a crash here must still end with an activated subscription.
     faultpoint("worker.after_state_write")
     try:
         client.activate(subscription_id, snapshot.plan_id, snapshot.quantity, correlation_id=correlation_id)
     except (BadRequestError, NotFoundError) as exc:
-        return _after_refused_activation(services, stored, exc, correlation_id)
+        return _after_refused_activation(ports.sync, stored, exc, correlation_id)
     log.info("subscription activated", extra={"plan_id": snapshot.plan_id, "quantity": snapshot.quantity})
     after = client.get_subscription(subscription_id, correlation_id=correlation_id)
-    return mirror(services, after, cause, correlation_id)
+    return mirror(ports.sync, after, cause, correlation_id)
 
 
-def _provision(services: Services, stored: Subscription, correlation_id: str) -> Subscription:
+def _provision(ports: ActivationPorts, stored: Subscription, correlation_id: str) -> Subscription:
     if stored.provisioned:
         return stored
-    hook = load_hook(services.settings.provisioning_hook)
-    if not hook(stored):
+    if not ports.provision(stored):
         raise RetryLaterError("the publisher's provisioning step has not finished yet")
 
     def mark_provisioned(current: Subscription | None) -> Change | None:
@@ -70,16 +72,16 @@ def _provision(services: Services, stored: Subscription, correlation_id: str) ->
         )
         return Change(replace(current, provisioned=True), audit=entry)
 
-    return services.subscriptions.update(stored.id, mark_provisioned).after or stored
+    return ports.sync.subscriptions.update(stored.id, mark_provisioned).after or stored
 
 
 def _after_refused_activation(
-    services: Services, stored: Subscription, error: Exception, correlation_id: str
+    sync: SyncPorts, stored: Subscription, error: Exception, correlation_id: str
 ) -> Subscription:
     """400 'already subscribed' is success once GetSubscription confirms it (R14); else it is final."""
-    snapshot = services.fulfillment.get_subscription(stored.id, correlation_id=correlation_id)
+    snapshot = sync.marketplace.get_subscription(stored.id, correlation_id=correlation_id)
     cause = Cause(operation_id="", action=ACTIVATE, source=SOURCE.value, at=utcnow())
-    current = mirror(services, snapshot, cause, correlation_id)
+    current = mirror(sync, snapshot, cause, correlation_id)
     if snapshot.status is SubscriptionStatus.PENDING_FULFILLMENT_START:
         raise PermanentFailureError("ActivationRefused", f"Microsoft refused activation: {error}")
     log.info("activation answered by the current state", extra={"status": snapshot.status.value})

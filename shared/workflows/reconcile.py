@@ -7,62 +7,77 @@ one we know, so the work is spread over the worker with per-subscription orderin
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from shared.domain.audit import AuditAction, AuditSource
 from shared.domain.status import SubscriptionStatus
 from shared.domain.transitions import Cause
 from shared.logs import get_logger
 from shared.queueing.messages import reconcile_message
-from shared.workflows.activation import activate_purchase
-from shared.workflows.operations import handle_announced_operation, pending_status
+from shared.workflows.activation import ActivationPorts, activate_purchase
+from shared.workflows.operations import OperationPorts, handle_announced_operation, pending_status
 from shared.workflows.sync import sync_from_microsoft, utcnow
 
 if TYPE_CHECKING:
-    from shared.app_context import Services
+    from shared.workflows.ports import EventPublisher, Marketplace, SubscriptionRecords
 
 log = get_logger(__name__)
 
 
-def reconcile_subscription(services: Services, body: dict[str, Any], correlation_id: str) -> None:
-    subscription_id = str(body["subscriptionId"])
-    stored = services.subscriptions.get(subscription_id)
+@dataclass(frozen=True)
+class ReconcilePorts:
+    """Reconciling may finish an activation or answer an operation, so it takes what those two take."""
+
+    activation: ActivationPorts
+    operations: OperationPorts
+
+
+def reconcile_subscription(subscription_id: str, correlation_id: str, *, ports: ReconcilePorts) -> None:
+    sync = ports.operations.sync
+    stored = sync.subscriptions.get(subscription_id)
     cause = Cause(
         operation_id="",
         action=AuditAction.RECONCILE.value,
         source=AuditSource.RECONCILIATION.value,
         at=utcnow(),
     )
-    current = sync_from_microsoft(services, subscription_id, cause, correlation_id)
+    current = sync_from_microsoft(sync, subscription_id, cause, correlation_id)
     if (
         current.status is SubscriptionStatus.PENDING_FULFILLMENT_START
         and stored
         and stored.activation_requested_at
     ):
         # The buyer confirmed, but Activate never succeeded: billing has not started (R15).
-        activate_purchase(services, {"subscriptionId": subscription_id}, correlation_id)
+        activate_purchase(subscription_id, correlation_id, ports=ports.activation)
         return
     if current.status is not SubscriptionStatus.SUBSCRIBED:
         return
-    for operation in services.fulfillment.list_operations(subscription_id, correlation_id=correlation_id):
-        record = services.operations.get(subscription_id, operation.id)
+    for operation in sync.marketplace.list_operations(subscription_id, correlation_id=correlation_id):
+        record = ports.operations.inbox.get(subscription_id, operation.id)
         if pending_status(operation) and record is None:
             log.info(
                 "answering a pending operation no webhook announced", extra={"operation_id": operation.id}
             )
             payload = {"id": operation.id, "subscriptionId": subscription_id, "action": operation.action_raw}
-            handle_announced_operation(services, payload, correlation_id)
+            handle_announced_operation(payload, correlation_id, ports=ports.operations)
 
 
-def sweep(services: Services, correlation_id: str) -> int:
+def sweep(
+    correlation_id: str,
+    *,
+    marketplace: Marketplace,
+    subscriptions: SubscriptionRecords,
+    events: EventPublisher,
+) -> int:
     """Queues a reconcile message per known subscription Microsoft lists; returns how many."""
     queued = 0
-    for snapshot in services.fulfillment.list_subscriptions(correlation_id=correlation_id):
-        stored = services.subscriptions.get(snapshot.id)
+    for snapshot in marketplace.list_subscriptions(correlation_id=correlation_id):
+        stored = subscriptions.get(snapshot.id)
         if stored is None or stored.status is SubscriptionStatus.UNSUBSCRIBED:
             # Unknown ones have not landed yet: only the buyer's landing may start them (R16).
             continue
-        services.queue.send(reconcile_message(snapshot.id, "sweep", correlation_id))
+        events.send(reconcile_message(snapshot.id, "sweep", correlation_id))
         queued += 1
     log.info("reconciliation sweep queued", extra={"queued": queued})
     return queued

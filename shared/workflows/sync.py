@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -13,7 +13,9 @@ from shared.logs import get_logger
 from shared.storage.subscriptions import Change
 
 if TYPE_CHECKING:
-    from shared.app_context import Services
+    from shared.storage.licenses import LicenseIndex
+    from shared.storage.seats import SeatStore
+    from shared.workflows.ports import Marketplace, SubscriptionRecords
 
 log = get_logger(__name__)
 # Fields the license index copies: only a change to one of them rewrites the index (the check reads it).
@@ -24,8 +26,19 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class SyncPorts:
+    """What mirroring needs. `seats` and `licenses` feed the license index (read by `refresh_license_index`
+    as attributes of this object), which must follow every change of plan or status."""
+
+    marketplace: Marketplace
+    subscriptions: SubscriptionRecords
+    seats: SeatStore
+    licenses: LicenseIndex
+
+
 def mirror(
-    services: Services,
+    ports: SyncPorts,
     snapshot: MicrosoftSubscription,
     cause: Cause,
     correlation_id: str,
@@ -55,7 +68,7 @@ def mirror(
         )
         return Change(updated, audit=entry)
 
-    result = services.subscriptions.update(snapshot.id, change)
+    result = ports.subscriptions.update(snapshot.id, change)
     stored = result.after
     assert stored is not None  # change() always returns a record to store
     # The audit entry carries the fields that changed: no entry, nothing changed.
@@ -65,12 +78,12 @@ def mirror(
     if changed & LICENSE_FIELDS:
         from shared.storage.licenses import refresh_license_index
 
-        refresh_license_index(services, stored)
+        refresh_license_index(ports, stored)  # type: ignore[arg-type]
     return stored
 
 
 def sync_from_microsoft(
-    services: Services, subscription_id: str, cause: Cause, correlation_id: str
+    ports: SyncPorts, subscription_id: str, cause: Cause, correlation_id: str
 ) -> Subscription:
-    snapshot = services.fulfillment.get_subscription(subscription_id, correlation_id=correlation_id)
-    return mirror(services, snapshot, cause, correlation_id)
+    snapshot = ports.marketplace.get_subscription(subscription_id, correlation_id=correlation_id)
+    return mirror(ports, snapshot, cause, correlation_id)

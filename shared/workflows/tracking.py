@@ -7,36 +7,42 @@ the matching webhook never arrives.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shared.domain.inbox import InboxState
 from shared.domain.transitions import Cause
 from shared.logs import get_logger
 from shared.queueing.messages import track_message
-from shared.workflows.sync import sync_from_microsoft, utcnow
+from shared.workflows.sync import SyncPorts, sync_from_microsoft, utcnow
 
 if TYPE_CHECKING:
-    from shared.app_context import Services
+    from shared.workflows.ports import EventPublisher, Inbox
 
 log = get_logger(__name__)
 POLL_EVERY = timedelta(seconds=5)
 MAX_POLLS = 60  # five minutes; after that the periodic reconciliation takes over (R83)
 
 
-def track_operation(services: Services, body: dict[str, Any], correlation_id: str) -> None:
-    subscription_id = str(body["subscriptionId"])
-    operation_id = str(body["operationId"])
-    attempt = int(body.get("attempt", 0))
-    operation = services.fulfillment.get_operation(
+@dataclass(frozen=True)
+class TrackingPorts:
+    sync: SyncPorts
+    inbox: Inbox
+    events: EventPublisher
+
+
+def track_operation(
+    subscription_id: str, operation_id: str, attempt: int, correlation_id: str, *, ports: TrackingPorts
+) -> None:
+    operation = ports.sync.marketplace.get_operation(
         subscription_id, operation_id, correlation_id=correlation_id
     )
     if not operation.status.is_terminal:
         if attempt + 1 >= MAX_POLLS:
             log.warning("operation still running; leaving it to reconciliation", extra={"attempt": attempt})
             return
-        services.queue.send(
+        ports.events.send(
             track_message(
                 subscription_id,
                 operation_id,
@@ -49,13 +55,11 @@ def track_operation(services: Services, body: dict[str, Any], correlation_id: st
     cause = Cause(
         operation.id, operation.action_raw, operation.request_source, operation.timestamp or utcnow()
     )
-    sync_from_microsoft(services, subscription_id, cause, correlation_id)
-    record = services.operations.get(subscription_id, operation_id)
+    sync_from_microsoft(ports.sync, subscription_id, cause, correlation_id)
+    record = ports.inbox.get(subscription_id, operation_id)
     if record is not None and record.outcome != operation.status.value:
         # Whoever handled the webhook may have finished the record before Microsoft finished the operation:
         # the outcome shown to the buyer is Microsoft's, recorded here whatever the record's state.
         state = InboxState.DONE if record.state == InboxState.TRACKING else record.state
-        services.operations.save(
-            replace(record, state=state, outcome=operation.status.value, updated_at=utcnow())
-        )
+        ports.inbox.save(replace(record, state=state, outcome=operation.status.value, updated_at=utcnow()))
     log.info("operation final", extra={"operation_status": operation.status.value})

@@ -87,7 +87,7 @@ class Portal:
         svc = services()
         svc.fulfillment.activate(subscription_id, plan_id, quantity)
         cause = Cause("", "Activate", "test", datetime.now(UTC))
-        sync_from_microsoft(svc, subscription_id, cause, "portal-test")
+        sync_from_microsoft(svc.sync_ports, subscription_id, cause, "portal-test")
         return subscription_id
 
     def page_url(self, subscription_id: str) -> str:
@@ -96,7 +96,9 @@ class Portal:
 
 def session_cookie(user: SignedInUser) -> tuple[str, str]:
     """The (name, value) of the cookie the app sets after a successful sign-in of `user`."""
-    set_cookie = session_codec(services().settings).dump(sign_in({}, user))
+    app = services()
+    session = sign_in({}, user, settings=app.settings, store=app.sessions)
+    set_cookie = session_codec(app.settings).dump(session)
     name, _, rest = set_cookie.partition("=")
     return name, rest.split(";", 1)[0]
 

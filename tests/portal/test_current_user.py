@@ -94,8 +94,10 @@ def test_cookies_are_secure_when_the_site_is_https(base_url: str, secure: bool, 
         ("http://h//evil.example/api", "/api/auth/signin?next=%2Fapi%2Fportal"),
     ],
 )
-def test_require_user_redirects_to_sign_in_and_back_to_this_site_only(url: str, location: str) -> None:
-    answer = require_user(request(url), settings())
+def test_require_user_redirects_to_sign_in_and_back_to_this_site_only(
+    url: str, location: str, store: SessionStore
+) -> None:
+    answer = require_user(request(url), settings(), store=store)
     assert isinstance(answer, func.HttpResponse)
     assert answer.status_code == 303
     assert answer.headers["Location"] == location

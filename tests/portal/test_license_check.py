@@ -111,7 +111,8 @@ def test_suspension_mirrored_by_the_worker_withdraws_the_license(portal: Portal)
         {"user": f"{MEGAN.tenant_id}:{MEGAN.object_id}"},
     )
     portal.control.suspend(subscription_id)
-    sync_from_microsoft(services(), subscription_id, Cause("", "Suspend", "test", datetime.now(UTC)), "t")
+    suspended = Cause("", "Suspend", "test", datetime.now(UTC))
+    sync_from_microsoft(services().sync_ports, subscription_id, suspended, "t")
     answer = check(portal, **user_params(MEGAN)).json()
     assert (answer["allowed"], answer["status"], answer["reason"]) == (
         False,

@@ -105,7 +105,7 @@ def rename(subscription_id: str, name: str) -> None:
 def test_portal_pages_isolate_names_and_pick_lists(browser: Browser, portal: Portal) -> None:
     subscription_id = portal.buy(quantity=3, name=EVIL_SUBSCRIPTION)
     remember_user(EVIL_COLLEAGUE)
-    admin = sign_in({}, EVIL_ADELE)
+    admin = sign_in({}, EVIL_ADELE, settings=services().settings, store=services().sessions)
     client = portal.browser(EVIL_ADELE)
     page_url = portal.page_url(subscription_id)
     seated = SignedInUser(
@@ -122,11 +122,12 @@ def test_portal_pages_isolate_names_and_pick_lists(browser: Browser, portal: Por
 def test_the_landing_confirmation_isolates_subscription_and_buyer(browser: Browser, portal: Portal) -> None:
     bought = portal.control.buy("team-seats", quantity=2, buyer="adele.vance@contoso.onmicrosoft.com")
     purchase = services().fulfillment.resolve(bought["token"])
-    from shared.entrypoints.landing import record_purchase
+    from shared.workflows.confirmation import record_purchase
 
-    record_purchase(services(), purchase, "bidi-test")
+    record_purchase(purchase, "bidi-test", sync=services().sync_ports)
     rename(bought["subscriptionId"], EVIL_SUBSCRIPTION)
-    session = sign_in({LANDING_SESSION_KEY: bought["subscriptionId"]}, EVIL_ADELE)
+    pending = {LANDING_SESSION_KEY: bought["subscriptionId"]}
+    session = sign_in(pending, EVIL_ADELE, settings=services().settings, store=services().sessions)
 
     assert unisolated(browser, portal, "/api/landing/confirm", session) == []
 

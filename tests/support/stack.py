@@ -51,9 +51,9 @@ class Stack:
         bought = self.control.buy(plan_id, quantity=quantity, **extra)
         subscription_id = bought["subscriptionId"]
         purchase = services().fulfillment.resolve(bought["token"])
-        from shared.entrypoints.landing import record_purchase
+        from shared.workflows.confirmation import record_purchase
 
-        record_purchase(services(), purchase, "test-activation")
+        record_purchase(purchase, "test-activation", sync=services().sync_ports)
         self.queue.send(activation_message(subscription_id, plan_id, quantity, "test-activation"))
         wait_until(lambda: self.microsoft(subscription_id)["saasSubscriptionStatus"] == "Subscribed", 15)
         wait_until(lambda: self.stored(subscription_id).status.value == "Subscribed", 15)

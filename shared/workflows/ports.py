@@ -1,0 +1,98 @@
+"""The ports workflows depend on: each a small protocol naming only the methods a workflow calls.
+
+Workflows receive these explicitly (keyword parameters or a frozen dataclass per workflow); the composition
+root (`shared.app_context`) is the only place that builds the adapters behind them. A test can therefore run a
+workflow against real adapters on Azurite without HTTP and without the composition root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from shared.domain.audit import AuditEntry
+    from shared.domain.inbox import InboxRecord
+    from shared.domain.subscription import MicrosoftSubscription, Operation, ResolvedPurchase, Subscription
+    from shared.queueing.messages import QueueMessage
+    from shared.storage.subscriptions import ChangeFunction, Updated
+    from shared.storage.users import Role, User
+
+
+# --- worker, landing and sign-in ports -----------------------------------------------------------------
+
+
+class Marketplace(Protocol):
+    """Microsoft's SaaS Fulfillment API v2: the source of truth for subscriptions and operations."""
+
+    def resolve(self, marketplace_token: str, *, correlation_id: str | None = None) -> ResolvedPurchase: ...
+
+    def list_subscriptions(self, *, correlation_id: str | None = None) -> Iterable[MicrosoftSubscription]: ...
+
+    def get_subscription(
+        self, subscription_id: str, *, correlation_id: str | None = None
+    ) -> MicrosoftSubscription: ...
+
+    def activate(
+        self, subscription_id: str, plan_id: str, quantity: int | None, *, correlation_id: str | None = None
+    ) -> None: ...
+
+    def list_operations(
+        self, subscription_id: str, *, correlation_id: str | None = None
+    ) -> list[Operation]: ...
+
+    def get_operation(
+        self, subscription_id: str, operation_id: str, *, correlation_id: str | None = None
+    ) -> Operation: ...
+
+    def update_operation(
+        self, subscription_id: str, operation_id: str, success: bool, *, correlation_id: str | None = None
+    ) -> None: ...
+
+
+class SubscriptionRecords(Protocol):
+    """Our mirror of each subscription; `update` applies a change under the record's ETag."""
+
+    def get(self, subscription_id: str) -> Subscription | None: ...
+
+    def update(self, subscription_id: str, change: ChangeFunction) -> Updated: ...
+
+
+class Inbox(Protocol):
+    """The operations Microsoft announced and what we decided and answered for each."""
+
+    def get(self, subscription_id: str, operation_id: str) -> InboxRecord | None: ...
+
+    def put_new(self, record: InboxRecord) -> InboxRecord | None: ...
+
+    def save(self, record: InboxRecord) -> InboxRecord: ...
+
+
+class AuditLog(Protocol):
+    """Append-only record of what changed, who or what caused it, and why."""
+
+    def append(self, entry: AuditEntry) -> AuditEntry: ...
+
+
+class EventPublisher(Protocol):
+    """Hands work to the worker; returns once the queue holds it, else QueueUnavailableError."""
+
+    def send(self, message: QueueMessage) -> None: ...
+
+
+class AdminGrants(Protocol):
+    """Who may manage a subscription."""
+
+    def grant(
+        self, subscription_id: str, tenant_id: str, object_id: str, role: Role, granted_by: str
+    ) -> None: ...
+
+
+class UserDirectory(Protocol):
+    """Users known by tenant id + object id, with what their ID token vouched for and their contact email."""
+
+    def get(self, tenant_id: str, object_id: str) -> User | None: ...
+
+    def upsert(self, user: User) -> User: ...
+
+    def set_contact_email(self, tenant_id: str, object_id: str, email: str) -> None: ...
