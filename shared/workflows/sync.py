@@ -63,9 +63,11 @@ def mirror(
     if changed:
         log.info("subscription mirrored", extra={"changed": sorted(changed), "action": cause.action})
     if changed & LICENSE_FIELDS:
-        from shared.storage.licenses import refresh_license_index
+        from shared.workflows.seats import refresh_licence_index
 
-        refresh_license_index(services, stored)
+        refresh_licence_index(
+            stored, seats=services.seats, subscriptions=services.subscriptions, licences=services.licenses
+        )
     return stored
 
 
