@@ -7,7 +7,10 @@ kept to the thin entry modules; the SDKs they need load on first use, which keep
 import azure.functions as func
 
 from shared.config import check_fail_closed
-from shared.entrypoints import auth, health, landing, licenses, portal, reconciliation, webhook, worker
+from shared.entrypoints import auth, health, landing, licenses, reconciliation, webhook, worker
+from shared.entrypoints.portal import actions as portal_actions
+from shared.entrypoints.portal import pages as portal_pages
+from shared.entrypoints.portal import setup as portal_setup_links
 
 # Before any function is registered: an unresolved Key Vault reference or a public dev secret stops the app
 # at start (the host logs the setting's name) instead of serving with a value anyone can read.
@@ -86,7 +89,7 @@ def landing_confirm(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="portal", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def portal_home(req: func.HttpRequest) -> func.HttpResponse:
     """The signed-in user's subscriptions."""
-    return portal.handle_index(req)
+    return portal_pages.handle_index(req)
 
 
 @app.route(
@@ -94,7 +97,7 @@ def portal_home(req: func.HttpRequest) -> func.HttpResponse:
 )
 def portal_subscription(req: func.HttpRequest) -> func.HttpResponse:
     """One subscription: plan, quantity, cancel, seats, admins, operations."""
-    return portal.handle_subscription(req)
+    return portal_pages.handle_subscription(req)
 
 
 @app.route(
@@ -104,16 +107,17 @@ def portal_subscription(req: func.HttpRequest) -> func.HttpResponse:
 )
 def portal_action(req: func.HttpRequest) -> func.HttpResponse:
     """Form posts: plan, quantity, cancel, seats, seats/revoke, admins, setup-links (CSRF-checked)."""
-    return portal.handle_action(req)
+    return portal_actions.handle_action(req)
 
 
-@app.route(route="portal/setup/{code?}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@app.route(route="portal/setup/{code?}", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def portal_setup(req: func.HttpRequest) -> func.HttpResponse:
-    """A CSP setup link, `?code=...`: the customer's admin takes over one subscription (R65).
+    """A CSP setup link, `?code=...`: GET asks, POST (CSRF-checked, code in the body) makes the customer's
+    admin take over one subscription (R65).
 
     The code travels in the query, which the Functions host leaves out of the URL it records; the path form
     is still accepted for links handed out before (they expire within 72 hours)."""
-    return portal.handle_setup(req)
+    return portal_setup_links.handle_setup(req)
 
 
 @app.route(route="licenses/check", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)

@@ -31,9 +31,6 @@ from shared.web.sessions import SessionCodec
 if TYPE_CHECKING:
     from shared.app_context import Services
     from shared.config import Settings
-    from shared.domain.identity import Person
-    from shared.domain.subscription import Subscription
-    from shared.identity.id_token import IdTokenClaims
     from shared.identity.signin import SignInResult
 
 log = get_logger(__name__)
@@ -106,51 +103,17 @@ def _signed_in(
     app: Services, req: func.HttpRequest, result: SignInResult, next_path: str
 ) -> func.HttpResponse:
     from shared.web.current_user import load_session, session_codec, sign_in
+    from shared.workflows.seats import bind_seats
     from shared.workflows.signin import remember_user
 
     user = remember_user(result, users=app.users)
     with log_context(tenant_id=user.tenant_id):
-        bind_seats(app, result.claims)
+        bind_seats(result.claims, subscriptions=app.subscriptions, seats=app.seats, licenses=app.licenses)
         log.info("buyer signed in", extra={"object_id": user.object_id})
     # A new session id at every sign-in; the browser's previous session (if still live) ends here.
     previous = load_session(req, app.settings, store=app.sessions)
     session = sign_in(previous, user, settings=app.settings, store=app.sessions)
     return with_cookies(redirect(next_path), session_codec(app.settings).dump(session))
-
-
-def bind_seats(svc: Services, claims: IdTokenClaims) -> int:
-    """Re-keys to tid + oid the seats reserved for an address this ID token vouches for, in subscriptions
-    the token's tenant is the beneficiary of (`shared.domain.identity.may_bind_seat`). What the user typed
-    anywhere (the contact email) never takes part."""
-    from shared.domain.identity import Person, may_bind_seat
-
-    who = Person.of(claims.tenant_id, claims.object_id)
-    bound = 0
-    for subscription in svc.subscriptions.list_for_tenant(claims.tenant_id):
-        for address in claims.addresses:
-            if may_bind_seat(address, subscription.beneficiary, who, claims.addresses):
-                bound += _bind_one(svc, subscription, address, who)
-    return bound
-
-
-def _bind_one(svc: Services, subscription: Subscription, key: str, who: Person) -> int:
-    from shared.storage.seats import SeatNotFoundError
-
-    subscription_id = subscription.id
-    with log_context(subscription_id=subscription_id):
-        try:
-            seat = svc.seats.find(subscription_id, user_key=key)
-            if seat is None or seat.is_bound:
-                return 0
-            svc.seats.bind_identity(subscription_id, key, who.tenant_id, who.object_id)
-            # From now on the publisher's app finds this user by tid + oid in one read (license check).
-            svc.licenses.put_seat(subscription, who.tenant_id, who.object_id)
-        except (SeatNotFoundError, ValueError) as exc:
-            # A seat bound to someone else, or a key that is not an address: the seat stays as it was.
-            log.warning("seat not bound at sign-in", extra={"error": type(exc).__name__})
-            return 0
-        log.info("seat bound to the signed-in user")
-        return 1
 
 
 def handle_signout(req: func.HttpRequest) -> func.HttpResponse:

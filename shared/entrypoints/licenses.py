@@ -23,7 +23,7 @@ PARAMETERS = ("tenantId", "objectId", "offerId")
 
 def handle_license_check(req: func.HttpRequest) -> func.HttpResponse:
     from shared.app_context import services
-    from shared.storage.licenses import InvalidLicenseQueryError, license_index
+    from shared.storage.licenses import InvalidLicenseQueryError
 
     missing = [name for name in PARAMETERS if not (req.params.get(name) or "").strip()]
     if missing:
@@ -32,7 +32,7 @@ def handle_license_check(req: func.HttpRequest) -> func.HttpResponse:
     tenant_id, object_id, offer_id = (req.params[name].strip() for name in PARAMETERS)
     with log_context(tenant_id=tenant_id):
         try:
-            entry = license_index(services()).lookup(tenant_id, object_id, offer_id)
+            entry = services().licenses.lookup(tenant_id, object_id, offer_id)
         except InvalidLicenseQueryError as exc:
             log.info("license check with malformed parameters")
             return error_response(400, "invalid_parameter", str(exc))

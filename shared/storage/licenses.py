@@ -8,8 +8,9 @@ Rows are denormalised copies of what the check needs, kept in step by the writer
 - properties: subscription_id, plan_id, status (Microsoft's), quantity.
 
 The check is one request to one partition asking for exactly those two keys, so its cost does not depend on
-how many tenants, users or offers exist. Writers: the portal when a seat is assigned, bound or revoked, and
-`shared.workflows.sync.mirror` through `refresh_license_index` when a subscription's plan or status changes.
+how many tenants, users or offers exist. The one writer is `shared.workflows.seats`: when a seat is
+assigned, bound or revoked, and (through `shared.workflows.sync.mirror`) when a subscription's plan or status
+changes.
 
 When one tenant holds two subscriptions of the same offer (one cancelled, one bought again), a Subscribed
 subscription's row is never overwritten by one that is not.
@@ -20,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
@@ -29,10 +30,7 @@ from shared.domain.access import is_flat_rate, tenant_wide_license
 from shared.domain.identity import Person, is_personal_account, is_personal_tenant
 from shared.domain.status import SubscriptionStatus
 from shared.domain.subscription import Subscription
-from shared.logs import get_logger, log_context
-
-if TYPE_CHECKING:
-    from shared.app_context import Services
+from shared.logs import get_logger
 
 log = get_logger(__name__)
 
@@ -203,20 +201,3 @@ class LicenseIndex:
 def license_table_name(table_seats: str) -> str:
     """Beside the seats table it indexes; deriving the name keeps test prefixes and deployments in step."""
     return f"{table_seats}licenses"
-
-
-def license_index(services: Services) -> LicenseIndex:
-    """The process's index, built once by the composition root."""
-    return services.licenses
-
-
-def refresh_license_index(services: Services, subscription: Subscription) -> None:
-    """Brings the subscription's index rows in line with its plan, status and bound seats."""
-    with log_context(subscription_id=subscription.id):
-        if not subscription.offer_id:
-            log.warning("license index not refreshed: the subscription has no offer id")
-            return
-        holders = [
-            (seat.tenant_id, seat.object_id) for seat in services.seats.list(subscription.id) if seat.is_bound
-        ]
-        license_index(services).refresh(subscription, holders)

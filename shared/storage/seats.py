@@ -324,7 +324,9 @@ class SeatStore:
         if not user_key:
             raise ValueError("find a seat by user_key or by tenant_id and object_id")
         if user_key.startswith("oid:"):
-            return self._get(subscription_id, user_key) if user_key != COUNTER_ROW else None
+            # Rebuilt from its parts: a key typed into a form with '/', '#' or '?' never reaches storage.
+            _, tenant_part, object_part = [*user_key.split(":", 2), "", ""][:3]
+            return self._get(subscription_id, identity_row_key(tenant_part, object_part))
         key = normalize_user_key(user_key)
         entity = self._get(subscription_id, email_row_key(key))
         return entity if entity is not None else self._query_by_user_key(subscription_id, key)

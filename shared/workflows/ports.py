@@ -12,14 +12,23 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from shared.domain.audit import AuditEntry
+    from shared.domain.identity import Person
     from shared.domain.inbox import InboxRecord
-    from shared.domain.subscription import MicrosoftSubscription, Operation, ResolvedPurchase, Subscription
+    from shared.domain.subscription import (
+        MicrosoftSubscription,
+        Operation,
+        Plan,
+        ResolvedPurchase,
+        Subscription,
+    )
     from shared.queueing.messages import QueueMessage
+    from shared.storage.seats import Seat
+    from shared.storage.setup_links import SetupLink
     from shared.storage.subscriptions import ChangeFunction, Updated
     from shared.storage.users import Role, User
 
 
-# --- worker, landing and sign-in ports -----------------------------------------------------------------
+# --- one protocol per port; the worker, landing, sign-in, portal and seats workflows share them ----------
 
 
 class Marketplace(Protocol):
@@ -49,6 +58,14 @@ class Marketplace(Protocol):
         self, subscription_id: str, operation_id: str, success: bool, *, correlation_id: str | None = None
     ) -> None: ...
 
+    def list_available_plans(self, subscription_id: str) -> list[Plan]: ...
+
+    def change_plan(self, subscription_id: str, plan_id: str, *, correlation_id: str) -> str: ...
+
+    def change_quantity(self, subscription_id: str, quantity: int, *, correlation_id: str) -> str: ...
+
+    def delete_subscription(self, subscription_id: str, *, correlation_id: str) -> str: ...
+
 
 class SubscriptionRecords(Protocol):
     """Our mirror of each subscription; `update` applies a change under the record's ETag."""
@@ -57,15 +74,19 @@ class SubscriptionRecords(Protocol):
 
     def update(self, subscription_id: str, change: ChangeFunction) -> Updated: ...
 
+    def list_for_tenant(self, tenant_id: str) -> list[Subscription]: ...
+
 
 class Inbox(Protocol):
-    """The operations Microsoft announced and what we decided and answered for each."""
+    """The operations Microsoft announced (or we started), and what we decided and answered for each."""
 
     def get(self, subscription_id: str, operation_id: str) -> InboxRecord | None: ...
 
     def put_new(self, record: InboxRecord) -> InboxRecord | None: ...
 
     def save(self, record: InboxRecord) -> InboxRecord: ...
+
+    def list_for_subscription(self, subscription_id: str) -> list[InboxRecord]: ...
 
 
 class AuditLog(Protocol):
@@ -81,11 +102,17 @@ class EventPublisher(Protocol):
 
 
 class AdminGrants(Protocol):
-    """Who may manage a subscription."""
+    """Who holds which role on which subscription."""
 
     def grant(
         self, subscription_id: str, tenant_id: str, object_id: str, role: Role, granted_by: str
     ) -> None: ...
+
+    def roles_for(self, subscription_id: str, tenant_id: str, object_id: str) -> set[str]: ...
+
+    def grantees(self, subscription_id: str, tenant_id: str) -> list[Person]: ...
+
+    def subscriptions_for(self, tenant_id: str, object_id: str) -> list[str]: ...
 
 
 class UserDirectory(Protocol):
@@ -96,3 +123,60 @@ class UserDirectory(Protocol):
     def upsert(self, user: User) -> User: ...
 
     def set_contact_email(self, tenant_id: str, object_id: str, email: str) -> None: ...
+
+    def list_for_tenant(self, tenant_id: str) -> list[User]: ...
+
+    def holders_of(self, address: str) -> list[Person]: ...
+
+
+class SeatBook(Protocol):
+    """The seats of each subscription (`shared.storage.seats.SeatStore`)."""
+
+    def list(self, subscription_id: str) -> list[Seat]: ...
+
+    def count(self, subscription_id: str) -> int: ...
+
+    def find(
+        self,
+        subscription_id: str,
+        *,
+        user_key: str | None = None,
+        tenant_id: str | None = None,
+        object_id: str | None = None,
+    ) -> Seat | None: ...
+
+    def assign(
+        self,
+        subscription_id: str,
+        user_key: str,
+        *,
+        quantity: int | None,
+        assigned_by: str,
+        display_name: str = "",
+        tenant_id: str = "",
+        object_id: str = "",
+    ) -> Seat: ...
+
+    def revoke(self, subscription_id: str, user_key: str) -> bool: ...
+
+    def bind_identity(self, subscription_id: str, user_key: str, tenant_id: str, object_id: str) -> Seat: ...
+
+
+class LicenseRows(Protocol):
+    """The license index the license check reads (`shared.storage.licenses.LicenseIndex`)."""
+
+    def put_seat(self, subscription: Subscription, tenant_id: str, object_id: str) -> None: ...
+
+    def remove_seat(self, subscription: Subscription, tenant_id: str, object_id: str) -> None: ...
+
+    def refresh(self, subscription: Subscription, seat_holders: list[tuple[str, str]]) -> None: ...
+
+
+class SetupLinkBook(Protocol):
+    """CSP setup links (`shared.storage.setup_links.SetupLinkStore`)."""
+
+    def create(self, subscription_id: str, created_by: str) -> str: ...
+
+    def check(self, code: str) -> SetupLink: ...
+
+    def claim(self, link: SetupLink, used_by: str) -> None: ...

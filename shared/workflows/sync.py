@@ -76,9 +76,11 @@ def mirror(
     if changed:
         log.info("subscription mirrored", extra={"changed": sorted(changed), "action": cause.action})
     if changed & LICENSE_FIELDS:
-        from shared.storage.licenses import refresh_license_index
+        from shared.workflows.seats import refresh_license_index
 
-        refresh_license_index(ports, stored)  # type: ignore[arg-type]
+        refresh_license_index(
+            stored, seats=ports.seats, subscriptions=ports.subscriptions, licenses=ports.licenses
+        )
     return stored
 
 

@@ -259,6 +259,11 @@ def test_csp_partner_sets_up_and_hands_over_to_the_customers_admin(stack: Stack,
     customer = new_page()
     customer.goto(link)
     pick_account(customer, FABRIKAM_GUEST)
+    # Opening the link only asks; nothing is granted until the customer's admin accepts.
+    expect(customer.get_by_role("heading", name=re.compile("Accept administration"))).to_be_visible()
+    assert stack.services.admins.roles_for(subscription_id, FABRIKAM_TENANT, FABRIKAM_GUEST_OID) == set()
+    shot(customer, "csp-06-customer-confirms")
+    customer.get_by_role("button", name="Accept administration").click()
     expect(customer).to_have_url(f"{url}?notice=setup-complete")
     expect(customer.get_by_role("status")).to_have_text(
         "You now manage this subscription for your organisation."

@@ -14,7 +14,7 @@ import pytest
 from shared.app_context import services
 from shared.storage.setup_links import SetupLinkStore, setup_link_table_name
 from shared.web.current_user import SignedInUser
-from tests.portal import ADELE, ALEX, FABRIKAM, NESTOR, Portal, post_form, running_portal
+from tests.portal import ADELE, ALEX, FABRIKAM, NESTOR, Portal, csrf_token, post_form, running_portal
 
 GUEST = SignedInUser(FABRIKAM, "22222222-0000-4000-8000-000000000002", "Guest Consultant")
 _LINK = re.compile(r'value="(http://[^"]+/api/portal/setup\?code=[^"]+)"')
@@ -89,12 +89,22 @@ def create_link(portal: Portal, subscription_id: str) -> str:
     return link.removeprefix(portal.url)
 
 
+def accept(client: Any, portal: Portal, path: str) -> Any:
+    """Opens the link (a confirm page, or a refusal) and, when it asks, accepts with its CSRF form."""
+    opened = client.get(f"{portal.url}{path}", allow_redirects=False)
+    if opened.status_code != 200:
+        return opened
+    code = path.rsplit("code=", 1)[-1].rsplit("/", 1)[-1]
+    form = {"csrf_token": csrf_token(opened.text), "code": code}
+    return client.post(f"{portal.url}/api/portal/setup", data=form, allow_redirects=False)
+
+
 def test_a_setup_link_makes_a_customer_admin_once(portal: Portal, csp_subscription: str) -> None:
     path = create_link(portal, csp_subscription)
     guest = portal.browser(GUEST)
     assert guest.get(portal.page_url(csp_subscription)).status_code == 404
 
-    used = guest.get(f"{portal.url}{path}", allow_redirects=False)
+    used = accept(guest, portal, path)
     assert used.status_code == 303
     assert used.headers["Location"].endswith(f"{csp_subscription}?notice=setup-complete")
     assert services().admins.roles_for(csp_subscription, GUEST.tenant_id, GUEST.object_id) == {
@@ -102,7 +112,7 @@ def test_a_setup_link_makes_a_customer_admin_once(portal: Portal, csp_subscripti
     }
     assert guest.get(portal.page_url(csp_subscription)).status_code == 200
 
-    again = portal.browser(ALEX).get(f"{portal.url}{path}", allow_redirects=False)
+    again = accept(portal.browser(ALEX), portal, path)
     assert again.status_code == 400
     assert "already been used" in again.text
 
@@ -115,7 +125,7 @@ def test_a_user_of_another_tenant_is_refused_and_the_link_stays_usable(
     assert refused.status_code == 403
     assert "another organisation" in refused.text
     assert services().admins.roles_for(csp_subscription, ADELE.tenant_id, ADELE.object_id) == set()
-    assert portal.browser(GUEST).get(f"{portal.url}{path}", allow_redirects=False).status_code == 303
+    assert accept(portal.browser(GUEST), portal, path).status_code == 303
 
 
 def test_unknown_and_expired_links_are_refused(portal: Portal, csp_subscription: str) -> None:

@@ -1,0 +1,94 @@
+"""Who the portal lists for seats and admin roles, and the rule that only someone listed can be picked.
+
+The pick list is the beneficiary organisation's people as `shared.domain.identity.may_show_person` lets the
+visitor see them: an outsider (a CSP partner) sees only the subscription's own people, a personal account
+only itself. Seat and admin picks are checked against that same list, so a pick the visitor was not shown is
+refused for both (README: "a pick the visitor was not shown is refused").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from shared.domain import access
+from shared.domain.identity import Person, may_show_person, sees_beneficiary_directory
+from shared.logs import get_logger
+
+if TYPE_CHECKING:
+    from shared.domain.access import Role
+    from shared.domain.subscription import Subscription
+    from shared.storage.users import User
+    from shared.workflows.ports import AdminGrants, SeatBook, UserDirectory
+
+log = get_logger(__name__)
+
+NOT_LISTED = (
+    "That person is not one you can give a seat or a role to here. Choose someone from the list, or enter "
+    "the address of a member or guest of the organisation this subscription is for."
+)
+
+
+class NotListedError(LookupError):
+    """The form named someone the page did not offer this visitor."""
+
+
+def listed_people(
+    subscription: Subscription,
+    viewer: Person,
+    roles: frozenset[Role],
+    *,
+    users: UserDirectory,
+    admins: AdminGrants,
+    seats: SeatBook,
+) -> list[User]:
+    """The people the page offers for seats and admin roles (empty when the visitor manages neither)."""
+    tenant = (subscription.beneficiary.tenant_id or "").strip().lower()
+    if not tenant or not access.can_manage_seats(subscription, roles):
+        return []
+    try:
+        if sees_beneficiary_directory(subscription.beneficiary, viewer):
+            candidates = users.list_for_tenant(tenant)
+            related: set[Person] = set()
+        else:
+            related = _related_people(subscription, tenant, admins=admins, seats=seats) | {viewer}
+            ordered = sorted(related, key=str)
+            candidates = [user for p in ordered if (user := users.get(p.tenant_id, p.object_id))]
+    except ValueError:
+        return []
+    beneficiary = subscription.beneficiary
+    return [u for u in candidates if may_show_person(beneficiary, viewer, _person(u), related)]
+
+
+def picked(choice: str, listed: list[User]) -> User:
+    """The listed user a form's "tid:oid" names; NotListedError for anyone the visitor was not shown."""
+    tenant_id, _, object_id = choice.strip().partition(":")
+    wanted = Person.of(tenant_id, object_id)
+    found = next((user for user in listed if _person(user) == wanted), None)
+    if found is None:
+        log.warning("portal form named a user the visitor was not shown")
+        raise NotListedError(NOT_LISTED)
+    return found
+
+
+def designate_admin(
+    subscription: Subscription, choice: str, listed: list[User], *, granted_by: str, admins: AdminGrants
+) -> User:
+    """Grants the "delegated" role to the listed person `choice` names. Raises NotListedError."""
+    person = picked(choice, listed)
+    admins.grant(subscription.id, person.tenant_id, person.object_id, "delegated", granted_by=granted_by)
+    return person
+
+
+def _person(user: User) -> Person:
+    return Person.of(user.tenant_id, user.object_id)
+
+
+def _related_people(
+    subscription: Subscription, tenant: str, *, admins: AdminGrants, seats: SeatBook
+) -> set[Person]:
+    """The beneficiary's people this subscription already knows: Microsoft's beneficiary, admins, seats."""
+    related = {Person.of(subscription.beneficiary.tenant_id, subscription.beneficiary.object_id)}
+    related |= set(admins.grantees(subscription.id, tenant))
+    held = seats.list(subscription.id) if subscription.quantity is not None else []
+    related |= {Person.of(seat.tenant_id, seat.object_id) for seat in held if seat.is_bound}
+    return {person for person in related if person.tenant_id and person.object_id}
