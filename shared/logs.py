@@ -7,6 +7,7 @@ line written while handling one request or message carries them without passing 
 
 from __future__ import annotations
 
+import bisect
 import contextvars
 import json
 import logging
@@ -21,18 +22,105 @@ _context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("log_c
 
 # Values that look like bearer tokens, JWTs, storage keys or marketplace purchase tokens are replaced
 # before a record is written: a log is read by more people than a key vault. URLs are covered too: the
-# landing's `token=`, a CSP setup link's `code=` (and the sign-in callback's authorization code), also
-# URL-encoded inside another parameter (`next=%2F...%3Fcode%3D...`), and a setup code in the path of links
-# made before it moved to the query.
-_NOT_A_NAME = r"(?<![A-Za-z0-9_])"  # `code=` but not `status_code=`
-_SECRET_PATTERNS = [
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-_\.=+/]+"),
-    re.compile(r"eyJ[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*"),
-    re.compile(r"(?i)(AccountKey=|SharedAccessKey=|client_secret=|sig=|token=)[^;&\s\"']+"),
-    re.compile(rf"(?i)({_NOT_A_NAME}code=)[^;&\s\"']+"),
-    re.compile(rf"(?i)((?:token|%3Fcode|%26code|{_NOT_A_NAME}code)%3D)[^;&\s\"']+"),
-    re.compile(r"(?i)(/portal/setup/|%2Fportal%2Fsetup%2F)[^/?#;&\s\"']+"),
-]
+# landing's `token=`, a CSP setup link's `code=` (and the sign-in callback's authorization code, and a
+# function key), and a setup code in the path of links made before it moved to the query.
+#
+# A URL can hide a parameter behind percent-encoding: a name spelled `tok%65n=`, a sign-in link's
+# `next=%2Fapi%2Flanding%253Ftoken%253D...` (encoded twice), a path `/api/portal/%2Fsetup/<code>`. Rather
+# than one pattern per spelling, the text is decoded round by round (keeping, for every decoded character,
+# where it came from), the same case-insensitive patterns are matched on every round, and each secret found
+# is replaced where it stands in the original text. Text still encoded after the last round is too deep to
+# read: the whole URL-like run around it is replaced.
+_DECODE_ROUNDS = 4
+_VALUE = r"[^;&#\s\"'<>]+"
+_SEP = r"(?:\.?/)*"  # `/`, `//`, `/./`: one path separator however it is spelled
+_SECRETS = re.compile(
+    "|".join(
+        [
+            r"(?i:bearer\s+)([A-Za-z0-9\-_.=+/~]+)",
+            r"(eyJ[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*)",
+            # `code=` but not `status_code=`; `token=` also as `access_token=`, `x-ms-marketplace-token=`.
+            rf"(?i:(?:accountkey|sharedaccesskey|secret|password|sig|token|(?<![a-z0-9_])code)=)({_VALUE})",
+            rf"(?i:(?<![a-z0-9_])portal/{_SEP}setup/{_SEP})([^/?#\s\"'<>]+)",
+        ]
+    )
+)
+_ENCODED = re.compile(r"%[0-9A-Fa-f]{2}")
+_RUN = re.compile(r"[^\s\"'<>]+")
+_MARK = "[redacted]"
+
+
+def _decode_once(text: str, starts: list[int], ends: list[int]) -> tuple[str, list[int], list[int]]:
+    """Percent-decodes `text` once; character i of the result came from original[starts[i]:ends[i]]."""
+    out: list[str] = []
+    new_starts: list[int] = []
+    new_ends: list[int] = []
+    last = 0
+    for match in _ENCODED.finditer(text):
+        at = match.start()
+        out.append(text[last:at])
+        new_starts += starts[last:at]
+        new_ends += ends[last:at]
+        out.append(chr(int(text[at + 1 : at + 3], 16)))
+        new_starts.append(starts[at])
+        new_ends.append(ends[at + 2])
+        last = at + 3
+    out.append(text[last:])
+    new_starts += starts[last:]
+    new_ends += ends[last:]
+    return "".join(out), new_starts, new_ends
+
+
+def _secret_spans(text: str) -> list[tuple[int, int]]:
+    """Where the secrets are in `text`, found in it and in each of its percent-decodings."""
+    spans = [match.span(match.lastindex or 0) for match in _SECRETS.finditer(text)]
+    if "%" not in text or not _ENCODED.search(text):
+        return spans
+    decoded, starts, ends = text, list(range(len(text))), list(range(1, len(text) + 1))
+    for _ in range(_DECODE_ROUNDS):
+        decoded, starts, ends = _decode_once(decoded, starts, ends)
+        for match in _SECRETS.finditer(decoded):
+            first, stop = match.span(match.lastindex or 0)
+            spans.append((starts[first], ends[stop - 1]))
+        if not _ENCODED.search(decoded):
+            return spans
+    deep = sorted(starts[match.start()] for match in _ENCODED.finditer(decoded))
+    for run in _RUN.finditer(text):
+        at = bisect.bisect_left(deep, run.start())
+        if at < len(deep) and deep[at] < run.end():
+            spans.append(run.span())
+    return spans
+
+
+def _may_hold_a_secret(text: str) -> bool:
+    """False when no pattern can match in the text or any of its decodings: every one needs one of these.
+
+    Substring tests run at C speed; most log lines (no URL, no `=`) are let through without a regex scan.
+    """
+    return "=" in text or "/" in text or "%" in text or "eyJ" in text or "earer" in text.lower()
+
+
+def redact(text: str) -> str:
+    if not _may_hold_a_secret(text):
+        return text
+    spans = _secret_spans(text)
+    if not spans:
+        return text
+    merged: list[list[int]] = []
+    for first, stop in sorted(spans):
+        if merged and first <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], stop)
+        else:
+            merged.append([first, stop])
+    out: list[str] = []
+    last = 0
+    for first, stop in merged:
+        out += [text[last:first], _MARK]
+        last = stop
+    out.append(text[last:])
+    return "".join(out)
+
+
 _SECRET_KEYS = {
     "authorization",
     "token",
@@ -42,12 +130,6 @@ _SECRET_KEYS = {
     "x-ms-marketplace-token",
     "code",
 }
-
-
-def redact(text: str) -> str:
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "[redacted]", text)
-    return text
 
 
 def _clean(fields: dict[str, Any]) -> dict[str, Any]:

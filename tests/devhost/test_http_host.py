@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 
 import azure.functions as func
@@ -193,3 +194,32 @@ def test_requests_are_served_concurrently(base_url: str) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         statuses = list(pool.map(lambda n: get(f"{base_url}/echo?n={n}").status_code, range(32)))
     assert statuses == [200] * 32
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/api/portal//setup/PATHSECRET",
+        "/api/portal/%2Fsetup/PATHSECRET",
+        "/api/portal%2Fsetup%2FPATHSECRET",
+        "/api/portal/setup/%252FPATHSECRET",
+        "/api/portal/./setup//PATHSECRET",
+        "/api/landing?tok%65n=PATHSECRET",
+    ],
+)
+def test_the_request_log_never_holds_a_disguised_setup_code(
+    base_url: str, target: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Sent as raw bytes, so no client tidies the path: the request log sees what an attacker typed."""
+    host, port = base_url.removeprefix("http://").removesuffix("/api").rsplit(":", 1)
+    with caplog.at_level("DEBUG"):
+        for line in (f"GET {target} HTTP/1.1", f"GET {target} extra HTTP/1.1"):  # the second is a 400
+            with socket.create_connection((host, int(port)), timeout=10) as raw:
+                raw.sendall(f"{line}\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+                while raw.recv(4096):
+                    pass
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert "GET " in text, "the request log was not captured: the test would prove nothing"
+    assert "Bad request syntax" in text
+    assert "[redacted]" in text
+    assert "PATHSECRET" not in text

@@ -145,6 +145,16 @@ def test_tokens_and_codes_never_reach_the_dev_hosts_output(devhost: RunningDevHo
         ("/api/auth/callback?state=s&code=0.AQAbc", "0.AQAbc"),
         ("/api/auth/signin?next=%2Fapi%2Fportal%2Fsetup%3Fcode%3DAbc_123", "Abc_123"),
         ("/api/auth/signin?next=%2Fapi%2Fportal%2Fsetup%2FAbc_123", "Abc_123"),
+        # Found by a hostile review: encoded twice, an encoded or upper-case name, a doubled or encoded slash.
+        ("/api/auth/signin?next=%2Fapi%2Flanding%253Ftoken%253DAbc_123", "Abc_123"),
+        ("/api/auth/signin?next=%2Fapi%2Fportal%2Fsetup%253Fcode%253DAbc_123", "Abc_123"),
+        ("/api/auth/signin?next=%252Fapi%252Flanding%25253Ftoken%25253DAbc_123", "Abc_123"),
+        ("GET /api/landing?tok%65n=Abc_123 HTTP/1.1", "Abc_123"),
+        ("/api/portal/setup?c%6Fde=Abc_123", "Abc_123"),
+        ("/api/landing?TOK%45N=Abc_123", "Abc_123"),
+        ("/api/portal//setup/Abc_123 -> 308", "Abc_123"),
+        ("/api/portal/%2Fsetup/Abc_123 -> 404", "Abc_123"),
+        ("/api/portal%2Fsetup%2FAbc_123 -> 404", "Abc_123"),
     ],
 )
 def test_redaction_scrubs_tokens_and_codes_in_any_url(line: str, secret: str) -> None:
