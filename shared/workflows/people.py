@@ -70,10 +70,28 @@ def picked(choice: str, listed: list[User]) -> User:
     return found
 
 
+class DesignationRefusedError(Exception):
+    """Only the purchaser or a beneficiary admin may designate admins, until the subscription ends."""
+
+
 def designate_admin(
-    subscription: Subscription, choice: str, listed: list[User], *, granted_by: str, admins: AdminGrants
+    subscription: Subscription,
+    viewer: Person,
+    roles: frozenset[Role],
+    choice: str,
+    *,
+    granted_by: str,
+    users: UserDirectory,
+    admins: AdminGrants,
+    seats: SeatBook,
 ) -> User:
-    """Grants the "delegated" role to the listed person `choice` names. Raises NotListedError."""
+    """Grants the "delegated" role to the listed person `choice` names.
+
+    Raises DesignationRefusedError (the visitor may not designate) or NotListedError (not offered to them).
+    """
+    if not access.can_designate_admins(subscription, roles):
+        raise DesignationRefusedError(subscription.id)
+    listed = listed_people(subscription, viewer, roles, users=users, admins=admins, seats=seats)
     person = picked(choice, listed)
     admins.grant(subscription.id, person.tenant_id, person.object_id, "delegated", granted_by=granted_by)
     return person
