@@ -72,7 +72,9 @@ def test_neither_setting_raises_configuration_error() -> None:
 
 def test_plain_http_account_url_raises_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="STORAGE_ACCOUNT_URL"):
-        TableSet.from_settings(Settings(storage_account_url="http://127.0.0.1:1/account"))
+        TableSet.from_settings(
+            Settings(storage_account_url="http://127.0.0.1:1/account"), credential=DefaultAzureCredential
+        )
 
 
 def test_malformed_connection_string_raises_without_echoing_it() -> None:
