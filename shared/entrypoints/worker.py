@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
+from shared.app_context import services
+from shared.fulfillment.errors import FulfillmentError, is_transient
 from shared.logs import get_logger, log_context
 from shared.queueing.messages import (
     KIND_ACTIVATE,
@@ -23,6 +25,11 @@ from shared.queueing.messages import (
     QueueMessage,
     decode_body,
 )
+from shared.workflows.activation import activate_purchase
+from shared.workflows.errors import PermanentFailureError
+from shared.workflows.operations import handle_announced_operation
+from shared.workflows.reconcile import reconcile_subscription
+from shared.workflows.tracking import track_operation
 
 if TYPE_CHECKING:
     from shared.app_context import Services
@@ -34,12 +41,6 @@ Workflow = Callable[["Services", dict[str, Any], str], object]
 
 
 def _workflows() -> dict[str, Workflow]:
-    # Imported on first message, not at module import: keeps the HTTP functions' cold start lean.
-    from shared.workflows.activation import activate_purchase
-    from shared.workflows.operations import handle_announced_operation
-    from shared.workflows.reconcile import reconcile_subscription
-    from shared.workflows.tracking import track_operation
-
     return {
         KIND_ACTIVATE: lambda app, body, cid: activate_purchase(
             str(body["subscriptionId"]), cid, ports=app.activation_ports
@@ -61,7 +62,6 @@ def _workflows() -> dict[str, Workflow]:
 
 
 def handle_message(msg: func.ServiceBusMessage) -> None:
-    from shared.app_context import services
 
     app = services()
     raw = msg.get_body()
@@ -78,8 +78,6 @@ def handle_message(msg: func.ServiceBusMessage) -> None:
 
 
 def _run(app: Services, msg: func.ServiceBusMessage, body: dict[str, Any], correlation_id: str) -> None:
-    from shared.fulfillment.errors import FulfillmentError, is_transient
-    from shared.workflows.errors import PermanentFailureError
 
     kind = body["kind"]
     try:

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
+from shared.app_context import services
 from shared.domain import access
 from shared.domain.inbox import IN_PROGRESS
 from shared.domain.seats import over_assignment
-from shared.entrypoints.portal.visit import Visit, open_visit, render, roles_of, services
+from shared.entrypoints.portal.visit import Visit, open_visit, render, roles_of
 from shared.logs import get_logger, log_context
 from shared.web.current_user import SignedInUser, require_session
 from shared.workflows import publisher_changes, setup_links

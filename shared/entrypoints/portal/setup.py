@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import azure.functions as func
 
+from shared.app_context import services
 from shared.domain.identity import Person
 from shared.entrypoints.portal.visit import (
     PORTAL_HOME,
@@ -22,7 +23,6 @@ from shared.entrypoints.portal.visit import (
     read_form,
     refused,
     render,
-    services,
 )
 from shared.logs import get_logger, log_context
 from shared.storage.setup_links import SetupLinkError

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, quote
 
 import azure.functions as func
 
+from shared.app_context import Services, services
 from shared.domain import access
 from shared.domain.access import Principal, Role
 from shared.domain.identity import Person
@@ -23,7 +24,6 @@ from shared.web.current_user import SignedInUser, session_codec
 from shared.web.pages import error_page, page, redirect
 
 if TYPE_CHECKING:
-    from shared.app_context import Services
     from shared.domain.subscription import Subscription
 
 log = get_logger(__name__)
@@ -34,12 +34,6 @@ _SUBSCRIPTION_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 MAX_FORM_BYTES = 16 * 1024
 MAX_FIELD_CHARS = 2048
 NOT_FOUND_MESSAGE = "There is no subscription at this address that you can manage."
-
-
-def services() -> Services:
-    from shared.app_context import services as composition_root
-
-    return composition_root()
 
 
 @dataclass
