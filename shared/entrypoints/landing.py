@@ -27,7 +27,12 @@ from shared.domain.status import SubscriptionStatus
 from shared.domain.wording import billing_term
 from shared.entrypoints.auth import sign_in_redirect, with_cookies
 from shared.entrypoints.http import json_response
-from shared.fulfillment.errors import BadRequestError, FulfillmentError, NotFoundError, is_transient
+from shared.fulfillment.errors import (
+    FulfillmentBadRequestError,
+    FulfillmentError,
+    FulfillmentNotFoundError,
+    is_transient,
+)
 from shared.identity.contact_email import looks_like_address
 from shared.logs import get_logger, log_context
 from shared.queueing.messages import QueueUnavailableError
@@ -103,7 +108,7 @@ def _land(app: Services, req: func.HttpRequest, token: str, correlation_id: str)
 
     try:
         stored = land_purchase(token, correlation_id, sync=app.sync_ports)
-    except (BadRequestError, NotFoundError):
+    except (FulfillmentBadRequestError, FulfillmentNotFoundError):
         log.info("purchase token refused by Resolve")
         return error_page(
             400, "We couldn't identify this purchase", "The link has expired or is not valid.", REOPEN_HINT
