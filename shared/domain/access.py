@@ -1,10 +1,11 @@
 """Who may do what with a subscription on the buyer's side (R60-R61, R66), from plain values only.
 
-A user is an Entra (tenant id, object id) pair, never an email (R10). Roles on one subscription:
+A user is an Entra (tenant id, object id) pair, never an email (R10). Roles on one subscription (`Role`):
 - "purchaser": the tid+oid Microsoft reports as the purchaser (for a CSP purchase, the partner, R60);
 - "beneficiary-admin": the tid+oid of the beneficiary, or someone granted that role (an admin of the
   customer's tenant, e.g. through a CSP setup link);
-- "delegated-admin": granted by a purchaser or beneficiary-admin.
+- "delegated-admin": granted by a purchaser or beneficiary-admin (grants stored before this spelling say
+  "delegated"; `Role.parse` reads both).
 
 Changing plan or quantity and cancelling need a Subscribed subscription. For a CSP purchase (purchaser
 tenant differs from beneficiary tenant) Microsoft leaves the customer read-only (`allowedCustomerOperations`
@@ -16,25 +17,35 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from enum import StrEnum
+from typing import Protocol
 
 from shared.domain.identity import Person, acts_for, is_personal_account
 from shared.domain.status import SubscriptionStatus
 from shared.domain.subscription import Party, Subscription
 
-Role = Literal["purchaser", "beneficiary-admin", "delegated-admin"]
-PURCHASER: Role = "purchaser"
-BENEFICIARY_ADMIN: Role = "beneficiary-admin"
-DELEGATED_ADMIN: Role = "delegated-admin"
-ROLES: tuple[Role, ...] = (PURCHASER, BENEFICIARY_ADMIN, DELEGATED_ADMIN)
 
-# Names the admin grant store uses for the same roles.
-_GRANT_NAMES: dict[str, Role] = {
-    "purchaser": PURCHASER,
-    "beneficiary-admin": BENEFICIARY_ADMIN,
-    "delegated": DELEGATED_ADMIN,
-    "delegated-admin": DELEGATED_ADMIN,
-}
+class Role(StrEnum):
+    """A role on one subscription; the value is what the grant store writes."""
+
+    PURCHASER = "purchaser"
+    BENEFICIARY_ADMIN = "beneficiary-admin"
+    DELEGATED_ADMIN = "delegated-admin"
+
+    @classmethod
+    def parse(cls, value: object) -> Role | None:
+        """The role a stored or typed name means (any case, surrounding spaces), None for none.
+
+        "delegated" is how the grant store spelled DELEGATED_ADMIN before one spelling was chosen: rows
+        written then are still read.
+        """
+        if isinstance(value, Role):
+            return value
+        name = str(value).strip().lower() if isinstance(value, str) else ""
+        return _LEGACY_NAMES.get(name) or next((role for role in cls if role.value == name), None)
+
+
+_LEGACY_NAMES = {"delegated": Role.DELEGATED_ADMIN}
 UPDATE = "Update"
 DELETE = "Delete"
 
@@ -73,13 +84,13 @@ def _is(party: Party, who: Principal) -> bool:
     )
 
 
-def roles_of(subscription: Subscription, who: Principal, granted: Iterable[str] = ()) -> frozenset[Role]:
+def roles_of(subscription: Subscription, who: Principal, granted: Iterable[object] = ()) -> frozenset[Role]:
     """Roles of `who`: from Microsoft's purchaser/beneficiary and from grants (unknown names ignored)."""
-    roles: set[Role] = {_GRANT_NAMES[name] for name in granted if name in _GRANT_NAMES}
+    roles = {role for role in map(Role.parse, granted) if role is not None}
     if _is(subscription.purchaser, who):
-        roles.add(PURCHASER)
+        roles.add(Role.PURCHASER)
     if _is(subscription.beneficiary, who):
-        roles.add(BENEFICIARY_ADMIN)
+        roles.add(Role.BENEFICIARY_ADMIN)
     return frozenset(roles)
 
 
@@ -117,7 +128,7 @@ def can_manage_seats(subscription: Subscription, roles: frozenset[Role]) -> bool
 
 def can_designate_admins(subscription: Subscription, roles: frozenset[Role]) -> bool:
     """Delegated admins cannot designate further admins: the chain of trust stays one step long."""
-    return bool(roles & {PURCHASER, BENEFICIARY_ADMIN}) and (
+    return bool(roles & {Role.PURCHASER, Role.BENEFICIARY_ADMIN}) and (
         subscription.status is not SubscriptionStatus.UNSUBSCRIBED
     )
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from shared.domain.access import Role
 from shared.domain.audit import AuditAction, AuditEntry, AuditSource
 from shared.domain.identity import Person, acts_for
 from shared.domain.status import SubscriptionStatus
@@ -80,17 +81,18 @@ def grant_admins(stored: Subscription, user: SignedInUser, *, admins: AdminGrant
     """Purchaser and beneficiary as Microsoft names them, plus whoever confirmed, on their own side."""
     confirmer = f"{user.tenant_id}:{user.object_id}"
     grants = [
-        (stored.purchaser.tenant_id, stored.purchaser.object_id, "purchaser"),
-        (stored.beneficiary.tenant_id, stored.beneficiary.object_id, "beneficiary-admin"),
+        (stored.purchaser.tenant_id, stored.purchaser.object_id, Role.PURCHASER),
+        (stored.beneficiary.tenant_id, stored.beneficiary.object_id, Role.BENEFICIARY_ADMIN),
         (user.tenant_id, user.object_id, confirmer_role(user, stored)),
     ]
     for tenant_id, object_id, role in dict.fromkeys(grants):
         if tenant_id and object_id:
-            admins.grant(stored.id, tenant_id, object_id, role, granted_by=confirmer)  # type: ignore[arg-type]
+            admins.grant(stored.id, tenant_id, object_id, role, granted_by=confirmer)
 
 
-def confirmer_role(user: SignedInUser, stored: Subscription) -> str:
-    return "beneficiary-admin" if user.tenant_id == stored.beneficiary.tenant_id.lower() else "purchaser"
+def confirmer_role(user: SignedInUser, stored: Subscription) -> Role:
+    own = user.tenant_id == stored.beneficiary.tenant_id.lower()
+    return Role.BENEFICIARY_ADMIN if own else Role.PURCHASER
 
 
 def _queue_activation_once(

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shared.domain import access
+from shared.domain.access import Role
 from shared.domain.identity import Person, may_show_person, sees_beneficiary_directory
 from shared.logs import get_logger
 
 if TYPE_CHECKING:
-    from shared.domain.access import Role
     from shared.domain.subscription import Subscription
     from shared.storage.users import User
     from shared.workflows.ports import AdminGrants, SeatBook, UserDirectory
@@ -85,7 +85,7 @@ def designate_admin(
     admins: AdminGrants,
     seats: SeatBook,
 ) -> User:
-    """Grants the "delegated" role to the listed person `choice` names.
+    """Grants the delegated-admin role to the listed person `choice` names.
 
     Raises DesignationRefusedError (the visitor may not designate) or NotListedError (not offered to them).
     """
@@ -93,7 +93,9 @@ def designate_admin(
         raise DesignationRefusedError(subscription.id)
     listed = listed_people(subscription, viewer, roles, users=users, admins=admins, seats=seats)
     person = picked(choice, listed)
-    admins.grant(subscription.id, person.tenant_id, person.object_id, "delegated", granted_by=granted_by)
+    admins.grant(
+        subscription.id, person.tenant_id, person.object_id, Role.DELEGATED_ADMIN, granted_by=granted_by
+    )
     return person
 
 
