@@ -16,13 +16,12 @@ customer's `allowedCustomerOperations` must hold "Update" (plan, quantity) or "D
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from shared.domain.identity import Person, acts_for, is_personal_account
+from shared.domain.identity import Person, acts_for, is_party, is_personal_account
 from shared.domain.status import SubscriptionStatus
-from shared.domain.subscription import Party, Subscription
+from shared.domain.subscription import Subscription
 
 
 class Role(StrEnum):
@@ -62,34 +61,16 @@ class SeatHolder(Protocol):
     object_id: str
 
 
-@dataclass(frozen=True)
-class Principal:
-    """A user as access rules see them: lower-case tenant id and object id."""
-
-    tenant_id: str
-    object_id: str
-
-    @classmethod
-    def of(cls, tenant_id: str, object_id: str) -> Principal:
-        return cls(_norm(tenant_id), _norm(object_id))
-
-
 def _norm(value: str) -> str:
     return (value or "").strip().lower()
 
 
-def _is(party: Party, who: Principal) -> bool:
-    return bool(who.tenant_id and who.object_id) and (
-        (_norm(party.tenant_id), _norm(party.object_id)) == (who.tenant_id, who.object_id)
-    )
-
-
-def roles_of(subscription: Subscription, who: Principal, granted: Iterable[object] = ()) -> frozenset[Role]:
+def roles_of(subscription: Subscription, who: Person, granted: Iterable[object] = ()) -> frozenset[Role]:
     """Roles of `who`: from Microsoft's purchaser/beneficiary and from grants (unknown names ignored)."""
     roles = {role for role in map(Role.parse, granted) if role is not None}
-    if _is(subscription.purchaser, who):
+    if is_party(subscription.purchaser, who):
         roles.add(Role.PURCHASER)
-    if _is(subscription.beneficiary, who):
+    if is_party(subscription.beneficiary, who):
         roles.add(Role.BENEFICIARY_ADMIN)
     return frozenset(roles)
 
@@ -100,7 +81,7 @@ def is_csp(subscription: Subscription) -> bool:
     )
 
 
-def _may_operate(subscription: Subscription, who: Principal, roles: frozenset[Role], operation: str) -> bool:
+def _may_operate(subscription: Subscription, who: Person, roles: frozenset[Role], operation: str) -> bool:
     # allowedCustomerOperations decides for everyone. For a CSP purchase it is ["Read"] (R61): Microsoft
     # refuses plan, quantity and cancel from the publisher's site; the partner makes them in Partner Center
     # and the webhook brings them here.
@@ -113,11 +94,11 @@ def can_view(roles: frozenset[Role]) -> bool:
     return bool(roles)
 
 
-def can_change_plan_or_quantity(subscription: Subscription, who: Principal, roles: frozenset[Role]) -> bool:
+def can_change_plan_or_quantity(subscription: Subscription, who: Person, roles: frozenset[Role]) -> bool:
     return _may_operate(subscription, who, roles, UPDATE)
 
 
-def can_cancel(subscription: Subscription, who: Principal, roles: frozenset[Role]) -> bool:
+def can_cancel(subscription: Subscription, who: Person, roles: frozenset[Role]) -> bool:
     return _may_operate(subscription, who, roles, DELETE)
 
 

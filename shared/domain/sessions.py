@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from shared.domain.identity import Person
+
 
 @dataclass(frozen=True)
 class StoredSession:
@@ -18,3 +20,8 @@ class StoredSession:
     object_id: str
     issued_at: datetime
     expires_at: datetime
+
+    @property
+    def person(self) -> Person:
+        """Who this is, as every identity check compares it: tenant id + object id."""
+        return Person.of(self.tenant_id, self.object_id)

@@ -54,6 +54,11 @@ class User:
     last_sign_in_at: datetime | None = None
     addresses: tuple[str, ...] = ()  # what Entra ID vouched for at the last sign-in (normalized)
 
+    @property
+    def person(self) -> Person:
+        """Who this is, as every identity check compares it: tenant id + object id."""
+        return Person.of(self.tenant_id, self.object_id)
+
 
 def _user_from_entity(entity: dict[str, Any]) -> User:
     return User(

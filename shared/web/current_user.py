@@ -24,6 +24,7 @@ from urllib.parse import quote, urlsplit
 import azure.functions as func
 
 from shared.config import Settings
+from shared.domain.identity import Person
 from shared.domain.sessions import StoredSession
 from shared.logs import get_logger
 from shared.web.csrf import CSRF_SESSION_KEY, issue
@@ -63,6 +64,11 @@ class SignedInUser:
     upn: str = ""
 
     @property
+    def person(self) -> Person:
+        """Who this is, as every identity check compares it: tenant id + object id."""
+        return Person.of(self.tenant_id, self.object_id)
+
+    @property
     def display(self) -> Mapping[str, str]:
         """What base.html shows in the header: the account Entra ID signed in (its UPN), never the contact
         email, which the user typed and which must not look like who they are."""
@@ -100,7 +106,7 @@ def _is_live(session: Mapping[str, Any], store: SessionRecords) -> bool:
         log.info("session refused: ended by sign-out or a later sign-in")
         return False
     user = user_from_session(session)
-    if user is None or (record.tenant_id, record.object_id) != (user.tenant_id, user.object_id):
+    if user is None or record.person != user.person:
         log.warning("session refused: the record belongs to someone else")
         return False
     if datetime.now(UTC) >= record.expires_at:

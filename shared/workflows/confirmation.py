@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from shared.domain.access import Role
 from shared.domain.audit import AuditAction, AuditEntry, AuditSource
-from shared.domain.identity import Person, acts_for
+from shared.domain.identity import acts_for
 from shared.domain.status import SubscriptionStatus
 from shared.domain.transitions import Cause
 from shared.logs import get_logger, log_context
@@ -54,7 +54,7 @@ def record_purchase(purchase: ResolvedPurchase, correlation_id: str, *, sync: Sy
 def may_confirm(user: SignedInUser, stored: Subscription) -> bool:
     """R62: someone of the beneficiary's organisation, or of the purchaser's (a CSP partner finishing
     setup); for a personal Microsoft account, that account itself (its tenant is every personal account's)."""
-    who = Person.of(user.tenant_id, user.object_id)
+    who = user.person
     return acts_for(stored.beneficiary, who) or acts_for(stored.purchaser, who)
 
 

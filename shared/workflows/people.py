@@ -56,14 +56,14 @@ def listed_people(
     except ValueError:
         return []
     beneficiary = subscription.beneficiary
-    return [u for u in candidates if may_show_person(beneficiary, viewer, _person(u), related)]
+    return [u for u in candidates if may_show_person(beneficiary, viewer, u.person, related)]
 
 
 def picked(choice: str, listed: list[User]) -> User:
     """The listed user a form's "tid:oid" names; NotListedError for anyone the visitor was not shown."""
     tenant_id, _, object_id = choice.strip().partition(":")
     wanted = Person.of(tenant_id, object_id)
-    found = next((user for user in listed if _person(user) == wanted), None)
+    found = next((user for user in listed if user.person == wanted), None)
     if found is None:
         log.warning("portal form named a user the visitor was not shown")
         raise NotListedError(NOT_LISTED)
@@ -99,10 +99,6 @@ def designate_admin(
     return person
 
 
-def _person(user: User) -> Person:
-    return Person.of(user.tenant_id, user.object_id)
-
-
 def _related_people(
     subscription: Subscription, tenant: str, *, admins: AdminGrants, seats: SeatBook
 ) -> set[Person]:
@@ -110,5 +106,5 @@ def _related_people(
     related = {Person.of(subscription.beneficiary.tenant_id, subscription.beneficiary.object_id)}
     related |= set(admins.grantees(subscription.id, tenant))
     held = seats.list(subscription.id) if subscription.quantity is not None else []
-    related |= {Person.of(seat.tenant_id, seat.object_id) for seat in held if seat.is_bound}
+    related |= {seat.holder for seat in held if seat.is_bound}
     return {person for person in related if person.tenant_id and person.object_id}

@@ -20,7 +20,8 @@ from shared.logs import get_logger
 from shared.queueing.messages import track_message
 
 if TYPE_CHECKING:
-    from shared.domain.access import Principal, Role
+    from shared.domain.access import Role
+    from shared.domain.identity import Person
     from shared.domain.policy import PublisherPolicy
     from shared.domain.subscription import Subscription
     from shared.workflows.ports import EventPublisher, Inbox, Marketplace, SeatBook
@@ -56,7 +57,7 @@ class ChangePorts:
 class Requester:
     """Who asks, with their roles on the subscription."""
 
-    who: Principal
+    who: Person
     roles: frozenset[Role]
 
 

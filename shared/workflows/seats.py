@@ -170,9 +170,8 @@ def revoke_seat(
     seats.revoke(subscription.id, seat.key if seat.is_bound else seat.user_key)
     if seat.is_bound:
         licenses.remove_seat(subscription, seat.tenant_id, seat.object_id)
-        holder = Person.of(seat.tenant_id, seat.object_id)
         _license_from_other_seats(
-            subscription, [holder], seats=seats, subscriptions=subscriptions, licenses=licenses
+            subscription, [seat.holder], seats=seats, subscriptions=subscriptions, licenses=licenses
         )
     return seat
 
@@ -183,7 +182,7 @@ def bind_seats(
     """Re-keys to tid + oid the seats reserved for an address this ID token vouches for, in subscriptions
     the token's tenant is the beneficiary of (`shared.domain.identity.may_bind_seat`). What the user typed
     anywhere (the contact email) never takes part."""
-    who = Person.of(claims.tenant_id, claims.object_id)
+    who = claims.person
     bound = 0
     for subscription in subscriptions.list_for_tenant(claims.tenant_id):
         for address in claims.addresses:
@@ -219,8 +218,8 @@ def refresh_license_index(
         if not subscription.offer_id:
             log.warning("license index not refreshed: the subscription has no offer id")
             return
-        holders = [Person.of(s.tenant_id, s.object_id) for s in seats.list(subscription.id) if s.is_bound]
-        licenses.refresh(subscription, [(p.tenant_id, p.object_id) for p in holders])
+        holders = [seat.holder for seat in seats.list(subscription.id) if seat.is_bound]
+        licenses.refresh(subscription, holders)
         if subscription.status is not SubscriptionStatus.SUBSCRIBED:
             # Its rows now say "not licensed"; a seat in another live subscription of the offer still counts.
             _license_from_other_seats(

@@ -86,7 +86,7 @@ def handle_subscription(req: func.HttpRequest) -> func.HttpResponse:
 
 def _details(visit: Visit) -> dict[str, Any]:
     app, subscription = visit.app, visit.subscription
-    can_change = access.can_change_plan_or_quantity(subscription, visit.who, visit.roles)
+    can_change = access.can_change_plan_or_quantity(subscription, visit.person, visit.roles)
     plans, plans_error = (
         publisher_changes.plan_choices(subscription, fulfillment=app.fulfillment, policy=app.policy)
         if can_change
@@ -95,14 +95,14 @@ def _details(visit: Visit) -> dict[str, Any]:
     seats = app.seats.list(subscription.id) if subscription.quantity is not None else []
     assigned = len(seats)
     people = people_listed(visit)
-    seated = {(seat.tenant_id, seat.object_id) for seat in seats}
+    seated = {seat.holder for seat in seats}
     return {
         "subscription": subscription,
         "page_url": visit.page_url,
         "roles": sorted(visit.roles),
         "csp": access.is_csp(subscription),
         "can_change": can_change,
-        "can_cancel": access.can_cancel(subscription, visit.who, visit.roles),
+        "can_cancel": access.can_cancel(subscription, visit.person, visit.roles),
         "can_manage_seats": access.can_manage_seats(subscription, visit.roles),
         "can_designate": access.can_designate_admins(subscription, visit.roles),
         "can_create_setup_link": setup_links.may_create(subscription, visit.roles),
@@ -117,7 +117,7 @@ def _details(visit: Visit) -> dict[str, Any]:
         "free": max(0, (subscription.quantity or 0) - assigned),
         "over": over_assignment(subscription.quantity, assigned),
         "people": people,
-        "candidates": [p for p in people if (p.tenant_id, p.object_id) not in seated],
+        "candidates": [p for p in people if p.person not in seated],
         **_operations(visit),
     }
 

@@ -16,7 +16,7 @@ import azure.functions as func
 
 from shared.app_context import Services, services
 from shared.domain import access
-from shared.domain.access import Principal, Role
+from shared.domain.access import Role
 from shared.domain.identity import Person
 from shared.logs import get_logger
 from shared.web import csrf
@@ -47,12 +47,8 @@ class Visit:
     roles: frozenset[Role]
 
     @property
-    def who(self) -> Principal:
-        return Principal.of(self.user.tenant_id, self.user.object_id)
-
-    @property
     def person(self) -> Person:
-        return Person.of(self.user.tenant_id, self.user.object_id)
+        return self.user.person
 
     @property
     def page_url(self) -> str:
@@ -71,7 +67,7 @@ def not_found(reason: str) -> func.HttpResponse:
 
 def roles_of(app: Services, subscription: Subscription, user: SignedInUser) -> frozenset[Role]:
     granted = app.admins.roles_for(subscription.id, user.tenant_id, user.object_id)
-    return access.roles_of(subscription, Principal.of(user.tenant_id, user.object_id), granted)
+    return access.roles_of(subscription, user.person, granted)
 
 
 def open_visit(
