@@ -135,9 +135,6 @@ class Services:
 
         return SessionStore(self._tables.table(session_table_name(self.settings.table_users)))
 
-    def assigned_seats(self, subscription_id: str) -> int:
-        return self.seats.count(subscription_id)
-
     @cached_property
     def signing_keys(self) -> SigningKeys:
         """The one JWKS cache: both validators below share keys and refresh budget per JWKS URL."""

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
-from typing import Protocol
 
-from shared.domain.identity import Person, acts_for, is_party, is_personal_account
+from shared.domain.identity import Person, is_party, is_personal_account
 from shared.domain.status import SubscriptionStatus
 from shared.domain.subscription import Subscription
 
@@ -52,13 +51,6 @@ DELETE = "Delete"
 REASON_LICENSED = "licensed"
 REASON_NO_LICENSE = "no-license"
 REASON_NOT_ACTIVE = "subscription-not-active"
-
-
-class SeatHolder(Protocol):
-    """Anything that says who holds a seat (the seat store's Seat does)."""
-
-    tenant_id: str
-    object_id: str
 
 
 def _norm(value: str) -> str:
@@ -117,19 +109,6 @@ def can_designate_admins(subscription: Subscription, roles: frozenset[Role]) -> 
 def is_flat_rate(subscription: Subscription) -> bool:
     """Plans without a quantity are not sold per user (R6)."""
     return subscription.quantity is None
-
-
-def may_use_app(
-    subscription: Subscription, seat: SeatHolder | None, *, tenant_id: str = "", object_id: str = ""
-) -> bool:
-    """Whether a user may use the publisher's app: only while Subscribed and holding a seat; on flat-rate
-    plans every user of the beneficiary's organisation (the user is `tenant_id` + `object_id`), and for a
-    personal-account beneficiary that account alone: its tenant is shared by every personal account."""
-    if subscription.status is not SubscriptionStatus.SUBSCRIBED:
-        return False
-    if is_flat_rate(subscription):
-        return acts_for(subscription.beneficiary, Person.of(tenant_id, object_id))
-    return seat is not None and bool(seat.tenant_id and seat.object_id)
 
 
 def tenant_wide_license(subscription: Subscription) -> bool:

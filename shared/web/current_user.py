@@ -128,10 +128,6 @@ def user_from_session(session: Mapping[str, Any]) -> SignedInUser | None:
     )
 
 
-def current_user(req: func.HttpRequest, settings: Settings, *, store: SessionRecords) -> SignedInUser | None:
-    return user_from_session(load_session(req, settings, store=store))
-
-
 def new_session(
     session: Mapping[str, Any], user: SignedInUser, *, session_id: str, issued_at: int
 ) -> dict[str, Any]:
@@ -195,14 +191,6 @@ def current_path(req: func.HttpRequest) -> str:
 
 def sign_in_url(next_path: str) -> str:
     return f"{SIGN_IN_PATH}?next={quote(safe_redirect_target(next_path, DEFAULT_AFTER_SIGN_IN), safe='')}"
-
-
-def require_user(
-    req: func.HttpRequest, settings: Settings, *, store: SessionRecords
-) -> SignedInUser | func.HttpResponse:
-    """The signed-in user, or a 303 to the sign-in page that comes back to this same page afterwards."""
-    answer = require_session(req, settings, store=store)
-    return answer if isinstance(answer, func.HttpResponse) else answer[0]
 
 
 def require_session(

@@ -142,38 +142,6 @@ def test_empty_ids_never_match_a_party_with_empty_ids() -> None:
     assert access.roles_of(anonymous, Person("", "")) == frozenset()
 
 
-class _Seat:
-    def __init__(self, tenant_id: str, object_id: str) -> None:
-        self.tenant_id = tenant_id
-        self.object_id = object_id
-
-
-@pytest.mark.parametrize(
-    ("subscription", "seat", "tenant", "expected"),
-    [
-        (DIRECT, _Seat(CUSTOMER, COLLEAGUE.object_id), CUSTOMER, True),
-        (DIRECT, None, CUSTOMER, False),
-        (
-            replace(DIRECT, status=SubscriptionStatus.SUSPENDED),
-            _Seat(CUSTOMER, BUYER.object_id),
-            CUSTOMER,
-            False,
-        ),
-        (
-            replace(DIRECT, status=SubscriptionStatus.UNSUBSCRIBED),
-            _Seat(CUSTOMER, BUYER.object_id),
-            "",
-            False,
-        ),
-        (replace(DIRECT, quantity=None), None, CUSTOMER, True),
-        (replace(DIRECT, quantity=None), None, PARTNER, False),
-        (replace(DIRECT, quantity=None, status=SubscriptionStatus.SUSPENDED), None, CUSTOMER, False),
-    ],
-)
-def test_may_use_app(subscription: Subscription, seat: _Seat | None, tenant: str, expected: bool) -> None:
-    assert access.may_use_app(subscription, seat, tenant_id=tenant) is expected
-
-
 @pytest.mark.parametrize(
     ("status", "expected"),
     [
