@@ -17,11 +17,8 @@ from shared.app_context import services
 from shared.fulfillment.errors import FulfillmentError, is_transient
 from shared.logs import get_logger, log_context
 from shared.queueing.messages import (
-    KIND_ACTIVATE,
-    KIND_RECONCILE,
-    KIND_TRACK,
-    KIND_WEBHOOK,
     MalformedMessageError,
+    MessageKind,
     QueueMessage,
     decode_body,
 )
@@ -42,20 +39,20 @@ Workflow = Callable[["Services", dict[str, Any], str], object]
 
 def _workflows() -> dict[str, Workflow]:
     return {
-        KIND_ACTIVATE: lambda app, body, cid: activate_purchase(
+        MessageKind.ACTIVATE: lambda app, body, cid: activate_purchase(
             str(body["subscriptionId"]), cid, ports=app.activation_ports
         ),
-        KIND_WEBHOOK: lambda app, body, cid: handle_announced_operation(
+        MessageKind.WEBHOOK: lambda app, body, cid: handle_announced_operation(
             body["payload"], cid, ports=app.operation_ports
         ),
-        KIND_TRACK: lambda app, body, cid: track_operation(
+        MessageKind.TRACK: lambda app, body, cid: track_operation(
             str(body["subscriptionId"]),
             str(body["operationId"]),
             int(body.get("attempt", 0)),
             cid,
             ports=app.tracking_ports,
         ),
-        KIND_RECONCILE: lambda app, body, cid: reconcile_subscription(
+        MessageKind.RECONCILE: lambda app, body, cid: reconcile_subscription(
             str(body["subscriptionId"]), cid, ports=app.reconcile_ports
         ),
     }
