@@ -1,16 +1,33 @@
 """Table of contents of the function app: each trigger hands its input to a plain function in `shared`.
 
-Nothing else lives here, so the dev host (`devhost/`) and the tests run exactly what Azure runs. Imports are
-kept to the thin entry modules; the SDKs they need load on first use, which keeps cold start short.
+Nothing else lives here, so the dev host (`devhost/`) and the tests run exactly what Azure runs. Each entry
+module is imported when its first trigger runs, not here (`shared.entrypoints.binding`), which keeps the
+host's cold-start import of this file close to a bare `import azure.functions`.
 """
+
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
 from shared.config import check_fail_closed
-from shared.entrypoints import auth, health, landing, licenses, reconciliation, webhook, worker
-from shared.entrypoints.portal import actions as portal_actions
-from shared.entrypoints.portal import pages as portal_pages
-from shared.entrypoints.portal import setup as portal_setup_links
+from shared.entrypoints.binding import entry_module
+
+if TYPE_CHECKING:  # the type checker sees the real modules; at run time each loads on its first call
+    from shared.entrypoints import auth, health, landing, licenses, reconciliation, webhook, worker
+    from shared.entrypoints.portal import actions as portal_actions
+    from shared.entrypoints.portal import pages as portal_pages
+    from shared.entrypoints.portal import setup as portal_setup_links
+else:
+    auth = entry_module("shared.entrypoints.auth")
+    health = entry_module("shared.entrypoints.health")
+    landing = entry_module("shared.entrypoints.landing")
+    licenses = entry_module("shared.entrypoints.licenses")
+    reconciliation = entry_module("shared.entrypoints.reconciliation")
+    webhook = entry_module("shared.entrypoints.webhook")
+    worker = entry_module("shared.entrypoints.worker")
+    portal_actions = entry_module("shared.entrypoints.portal.actions")
+    portal_pages = entry_module("shared.entrypoints.portal.pages")
+    portal_setup_links = entry_module("shared.entrypoints.portal.setup")
 
 # Before any function is registered: an unresolved Key Vault reference or a public dev secret stops the app
 # at start (the host logs the setting's name) instead of serving with a value anyone can read.

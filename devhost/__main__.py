@@ -51,12 +51,15 @@ def _start_servicebus_runner(
     app: func.FunctionApp, settings: Settings, stop: threading.Event
 ) -> ServiceBusRunner | None:
     """The worker fed from the real namespace the settings name (the same settings the app sends with)."""
+    from azure.identity import DefaultAzureCredential
+
     from shared.queueing.servicebus import service_bus_client
 
     functions = queue_functions(app)
     if not functions:
         return None
-    runner = ServiceBusRunner(functions[0], service_bus_client(settings), stop_event=stop)
+    client = service_bus_client(settings, credential=DefaultAzureCredential)
+    runner = ServiceBusRunner(functions[0], client, stop_event=stop)
     runner.start()
     return runner
 

@@ -455,5 +455,6 @@ def register_local_queue() -> None:
     register_queue_backend("local", _from_settings)
 
 
-def _from_settings(settings: Settings) -> LocalQueue:
+def _from_settings(settings: Settings, credential: object = None) -> LocalQueue:
+    # The local queue is a file: it never signs in, so the credential source is not used.
     return LocalQueue(settings.local_queue_path)

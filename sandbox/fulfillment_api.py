@@ -22,7 +22,7 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.entra.signing import AccessDenied
 from sandbox.faults import FaultRule, Faults
-from sandbox.marketplace.errors import BadRequestError, MarketplaceError
+from sandbox.marketplace.errors import MarketplaceBadRequestError, MarketplaceError
 from sandbox.marketplace.service import Marketplace
 
 log = logging.getLogger("sandbox.fulfillment")
@@ -76,11 +76,11 @@ def _json_body(request: Request) -> Any:
     """The parsed body; a missing or non-JSON body is a 400 with a reason, as validation failures are."""
     raw = request.get_data(cache=True)
     if not raw:
-        raise BadRequestError("a JSON request body is required")
+        raise MarketplaceBadRequestError("a JSON request body is required")
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequestError(f"the request body is not valid JSON: {exc}") from exc
+        raise MarketplaceBadRequestError(f"the request body is not valid JSON: {exc}") from exc
 
 
 class FulfillmentApi:
@@ -219,5 +219,7 @@ def _offset(continuation_token: str | None) -> int:
     if continuation_token is None:
         return 0
     if not continuation_token.isdigit():
-        raise BadRequestError(f"continuationToken {continuation_token!r} was not issued by this API")
+        raise MarketplaceBadRequestError(
+            f"continuationToken {continuation_token!r} was not issued by this API"
+        )
     return int(continuation_token)

@@ -1,10 +1,12 @@
 """Composition root: builds each adapter once per process, on first use, from `Settings`.
 
-Entry points ask `services()` for what they need. Construction is lazy so that a cold start pays only for
-the adapters the triggered function uses (the webhook never builds the Fulfillment API client), and the
-Service Bus sender, HTTP sessions and JWKS cache are reused across invocations of a warm instance.
-Tests call `reset_services()` after changing the environment.
-"""
+Entry points ask `services()` for what they need. This is the one module that imports adapter modules (and
+azure.identity) inside functions: each cached property imports what it builds, so that a cold start pays
+only for the adapters the triggered function uses (the webhook never builds the Fulfillment API client).
+With `shared.entrypoints.binding` (entry modules imported on their trigger's first call) it is the app's
+whole lazy-import mechanism; every other module imports at top level. The Service Bus sender, HTTP
+sessions and JWKS cache are reused across invocations of a warm instance.
+Tests call `reset_services()` after changing the environment."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from shared import logs
 from shared.config import Settings, check_fail_closed
 
 if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
     from shared.domain.policy import PublisherPolicy
     from shared.fulfillment.client import FulfillmentClient
     from shared.identity.signing_keys import SigningKeys
@@ -54,11 +58,26 @@ class Services:
             return FulfillmentClient.from_settings(self.settings)
 
     @cached_property
+    def azure_credential(self) -> TokenCredential:
+        """The app's managed identity, for Table Storage and Service Bus when no connection string is set.
+
+        Built on first use only: azure.identity (and msal, which it loads) are slow to import, and neither the
+        webhook nor anything else configured with connection strings needs them.
+        """
+        from azure.identity import DefaultAzureCredential
+
+        with self._lock:
+            return DefaultAzureCredential()
+
+    def _credential(self) -> TokenCredential:
+        return self.azure_credential
+
+    @cached_property
     def _tables(self) -> TableSet:
         from shared.storage.tables import TableSet
 
         with self._lock:
-            return TableSet.from_settings(self.settings)
+            return TableSet.from_settings(self.settings, credential=self._credential)
 
     @property
     def subscriptions(self) -> SubscriptionStore:
@@ -77,7 +96,7 @@ class Services:
         from shared.queueing.backends import build_queue
 
         with self._lock:
-            return build_queue(self.settings)
+            return build_queue(self.settings, credential=self._credential)
 
     @cached_property
     def seats(self) -> SeatStore:
@@ -115,9 +134,6 @@ class Services:
         from shared.storage.sessions import SessionStore, session_table_name
 
         return SessionStore(self._tables.table(session_table_name(self.settings.table_users)))
-
-    def assigned_seats(self, subscription_id: str) -> int:
-        return self.seats.count(subscription_id)
 
     @cached_property
     def signing_keys(self) -> SigningKeys:

@@ -150,10 +150,6 @@ def log_context(**ids: str | None) -> Iterator[None]:
         _context.reset(token)
 
 
-def current_context() -> dict[str, str]:
-    return dict(_context.get())
-
-
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: time, level, logger, message, context ids and `extra` fields."""
 

@@ -12,7 +12,7 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
 from sandbox.catalog import CatalogError
-from sandbox.marketplace.errors import BadRequestError
+from sandbox.marketplace.errors import MarketplaceBadRequestError
 
 
 class ControlError(Exception):
@@ -58,14 +58,14 @@ def form_int(raw: str, name: str) -> int:
     try:
         return int(raw.strip())
     except ValueError:
-        raise BadRequestError(f"{name} must be a whole number, got {raw!r}") from None
+        raise MarketplaceBadRequestError(f"{name} must be a whole number, got {raw!r}") from None
 
 
 def form_number(raw: str, name: str) -> float:
     try:
         return float(raw.strip())
     except ValueError:
-        raise BadRequestError(f"{name} must be a number, got {raw!r}") from None
+        raise MarketplaceBadRequestError(f"{name} must be a number, got {raw!r}") from None
 
 
 def back_to_page(message: str, landing_url: str = "") -> Response:

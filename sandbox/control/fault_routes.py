@@ -10,7 +10,7 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.control.answers import ControlError, back_to_page, form_number, json_answer, json_body
 from sandbox.faults import FaultRule, FaultRuleError, Faults, rule_from_json
-from sandbox.marketplace.errors import NotFoundError
+from sandbox.marketplace.errors import MarketplaceNotFoundError
 
 RULES = [
     Rule("/control/faults", methods=["GET"], endpoint="faults"),
@@ -41,7 +41,7 @@ class FaultRoutes:
 
     def remove_fault(self, request: Request, rule_id: str) -> Response:
         if not self._faults.remove(rule_id):
-            raise NotFoundError(f"fault rule {rule_id} does not exist")
+            raise MarketplaceNotFoundError(f"fault rule {rule_id} does not exist")
         return Response(status=204)
 
     def page_add_fault(self, request: Request) -> Response:

@@ -10,14 +10,14 @@ from typing import Any
 from sandbox.control.answers import ControlError
 from sandbox.control.context import ControlContext
 from sandbox.identities import TestUser
-from sandbox.marketplace.records import Party
+from sandbox.marketplace.records import WireParty
 from sandbox.marketplace.service import Marketplace
 
 
-def party_of(user: TestUser) -> Party:
+def party_of(user: TestUser) -> WireParty:
     """How Microsoft names a user in `purchaser`/`beneficiary`; users without a mailbox show their UPN."""
     puid = uuid.uuid5(uuid.NAMESPACE_OID, user.object_id).hex[:16].upper()
-    return Party(
+    return WireParty(
         email_id=user.mail or user.username, object_id=user.object_id, tenant_id=user.tenant_id, puid=puid
     )
 
@@ -58,7 +58,7 @@ def _user(context: ControlContext, reference: Any) -> TestUser:
     raise ControlError(400, "BadRequest", f"no test user {reference!r} in the identities file")
 
 
-def _customer(context: ControlContext, tenant_id: Any, user_reference: Any) -> Party:
+def _customer(context: ControlContext, tenant_id: Any, user_reference: Any) -> WireParty:
     """The CSP customer: a named user, else the tenant's first user, else a stand-in admin."""
     tenant = context.identities.tenant(str(tenant_id or ""))
     if tenant is None:
@@ -72,7 +72,9 @@ def _customer(context: ControlContext, tenant_id: Any, user_reference: Any) -> P
     if users:
         return party_of(users[0])
     admin = str(uuid.uuid5(uuid.NAMESPACE_OID, f"{tenant.tenant_id}/admin"))
-    return Party(f"admin@{tenant.tenant_id}.example", admin, tenant.tenant_id, admin.replace("-", "")[:16])
+    return WireParty(
+        f"admin@{tenant.tenant_id}.example", admin, tenant.tenant_id, admin.replace("-", "")[:16]
+    )
 
 
 def _default_offer_id(marketplace: Marketplace) -> str:

@@ -14,16 +14,16 @@ class MarketplaceError(Exception):
         self.message = message
 
 
-class BadRequestError(MarketplaceError):
+class MarketplaceBadRequestError(MarketplaceError):
     status = 400
     code = "BadRequest"
 
 
-class NotFoundError(MarketplaceError):
+class MarketplaceNotFoundError(MarketplaceError):
     status = 404
     code = "NotFound"
 
 
-class ConflictError(MarketplaceError):
+class MarketplaceConflictError(MarketplaceError):
     status = 409
     code = "Conflict"

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from sandbox.catalog import Offer, Plan
-from sandbox.marketplace.errors import NotFoundError
+from sandbox.marketplace.errors import MarketplaceNotFoundError
 from sandbox.marketplace.records import OperationRecord, SubscriptionRecord
 from sandbox.marketplace.rules import plan_in
 from sandbox.marketplace.settings import SandboxSettings
@@ -43,13 +43,15 @@ class Ledger:
     def subscription(self, subscription_id: str) -> SubscriptionRecord:
         record = self.state.subscriptions.get(subscription_id)
         if record is None:
-            raise NotFoundError(f"subscription {subscription_id} does not exist")
+            raise MarketplaceNotFoundError(f"subscription {subscription_id} does not exist")
         return record
 
     def operation(self, subscription_id: str, operation_id: str) -> OperationRecord:
         operation = self.state.operations.get(operation_id)
         if operation is None or operation.subscription_id != subscription_id:
-            raise NotFoundError(f"operation {operation_id} does not exist for subscription {subscription_id}")
+            raise MarketplaceNotFoundError(
+                f"operation {operation_id} does not exist for subscription {subscription_id}"
+            )
         return operation
 
     def operations_of(self, subscription_id: str) -> list[OperationRecord]:
@@ -58,7 +60,7 @@ class Ledger:
     def offer(self, offer_id: str) -> Offer:
         offer = self.state.offers.get(offer_id)
         if offer is None:
-            raise NotFoundError(f"offer {offer_id!r} does not exist")
+            raise MarketplaceNotFoundError(f"offer {offer_id!r} does not exist")
         return offer
 
     def plan(self, offer_id: str, plan_id: object) -> Plan:

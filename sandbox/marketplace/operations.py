@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sandbox.marketplace.errors import BadRequestError
+from sandbox.marketplace.errors import MarketplaceBadRequestError
 from sandbox.marketplace.ledger import Ledger
 from sandbox.marketplace.records import (
     CHANGE_ACTIONS,
@@ -95,7 +95,9 @@ class OperationDesk:
     def start_change(self, record: SubscriptionRecord, body: dict[str, Any], source: str) -> OperationRecord:
         """An InProgress ChangePlan/ChangeQuantity with its window armed; the caller sends the webhook."""
         if record.status != SUBSCRIBED:
-            raise BadRequestError(f"subscription {record.id} is {record.status}; only Subscribed can change")
+            raise MarketplaceBadRequestError(
+                f"subscription {record.id} is {record.status}; only Subscribed can change"
+            )
         offer = self._ledger.offer(record.offer_id)
         if "planId" in body:
             plan, quantity = check_plan_change(record, body["planId"], offer)
@@ -104,7 +106,7 @@ class OperationDesk:
             quantity = check_quantity_change(record, body["quantity"], offer)
             operation = self.new_operation(record, CHANGE_QUANTITY, source, record.plan_id, quantity)
         else:
-            raise BadRequestError("the body must name planId or quantity")
+            raise MarketplaceBadRequestError("the body must name planId or quantity")
         operation.deadline = time.time() + self._ledger.settings.auto_accept_seconds
         self._arm_window(operation)
         self._ledger.save()
@@ -116,7 +118,7 @@ class OperationDesk:
         with self._ledger.lock:
             record = self._ledger.subscription(subscription_id)
             if record.status not in allowed_from:
-                raise BadRequestError(
+                raise MarketplaceBadRequestError(
                     f"{action} needs status {sorted(allowed_from)}, the subscription is {record.status}"
                 )
             record.status = target

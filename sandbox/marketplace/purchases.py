@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from sandbox.marketplace.errors import BadRequestError
+from sandbox.marketplace.errors import MarketplaceBadRequestError
 from sandbox.marketplace.ledger import Ledger
-from sandbox.marketplace.records import Party
+from sandbox.marketplace.records import WireParty
 from sandbox.marketplace.rules import new_subscription
 
 log = logging.getLogger("sandbox.marketplace")
@@ -46,7 +46,14 @@ class PurchaseDesk:
         self._ledger = ledger
 
     def purchase(
-        self, *, offer_id: str, plan_id: str, purchaser: Party, beneficiary: Party, csp: bool, **details: Any
+        self,
+        *,
+        offer_id: str,
+        plan_id: str,
+        purchaser: WireParty,
+        beneficiary: WireParty,
+        csp: bool,
+        **details: Any,
     ) -> Purchase:
         """A customer (or a CSP for a customer) buys a plan: PendingFulfillmentStart plus a purchase token.
 
@@ -84,7 +91,9 @@ class PurchaseDesk:
             entry = self._ledger.state.tokens.get(token or "")
             if entry is None or entry["expiresAt"] < time.time():
                 log.warning("resolve refused: marketplace token missing, unknown or expired")
-                raise BadRequestError("x-ms-marketplace-token is missing, malformed, invalid or expired")
+                raise MarketplaceBadRequestError(
+                    "x-ms-marketplace-token is missing, malformed, invalid or expired"
+                )
             return self._ledger.subscription(entry["subscriptionId"]).to_resolved()
 
     def _issue_locked(self, subscription_id: str) -> str:

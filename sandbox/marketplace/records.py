@@ -39,7 +39,7 @@ def day_iso(day: date) -> str:
 
 
 @dataclass(frozen=True)
-class Party:
+class WireParty:
     """`purchaser` or `beneficiary` (S1 `AadIdentifier`)."""
 
     email_id: str
@@ -66,8 +66,8 @@ class SubscriptionRecord:
     plan_id: str
     quantity: int | None
     status: str
-    purchaser: Party
-    beneficiary: Party
+    purchaser: WireParty
+    beneficiary: WireParty
     term_unit: str
     term_start: str | None
     term_end: str | None
@@ -125,8 +125,8 @@ class SubscriptionRecord:
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> SubscriptionRecord:
         values = dict(raw)
-        values["purchaser"] = Party(**values["purchaser"])
-        values["beneficiary"] = Party(**values["beneficiary"])
+        values["purchaser"] = WireParty(**values["purchaser"])
+        values["beneficiary"] = WireParty(**values["beneficiary"])
         return cls(**values)
 
 

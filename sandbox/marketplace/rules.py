@@ -1,7 +1,7 @@
 """The marketplace's rules, pure: what may be bought, activated and changed, and how terms run (R14-R70).
 
-Each check raises `BadRequestError` with the reason Microsoft would give; each change edits the record it is
-given and nothing else. Locking, persistence, timers and webhooks belong to the callers.
+Each check raises `MarketplaceBadRequestError` with the reason Microsoft would give; each change edits the
+record it is given and nothing else. Locking, persistence, timers and webhooks belong to the callers.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from datetime import date, timedelta
 from typing import Any
 
 from sandbox.catalog import Offer, Plan
-from sandbox.marketplace.errors import BadRequestError
+from sandbox.marketplace.errors import MarketplaceBadRequestError
 from sandbox.marketplace.records import (
     PENDING,
     OperationRecord,
-    Party,
     SubscriptionRecord,
+    WireParty,
     day_iso,
     now_iso,
 )
@@ -38,7 +38,7 @@ def _add_months(day: date, months: int) -> date:
 def plan_in(offer: Offer, plan_id: Any) -> Plan:
     plan = offer.plan(plan_id) if isinstance(plan_id, str) else None
     if plan is None:
-        raise BadRequestError(f"plan {plan_id!r} does not exist in offer {offer.offer_id!r}")
+        raise MarketplaceBadRequestError(f"plan {plan_id!r} does not exist in offer {offer.offer_id!r}")
     return plan
 
 
@@ -50,8 +50,8 @@ def new_subscription(
     plan: Plan,
     *,
     quantity: Any,
-    purchaser: Party,
-    beneficiary: Party,
+    purchaser: WireParty,
+    beneficiary: WireParty,
     csp: bool,
     name: str | None,
     is_test: bool,
@@ -88,20 +88,22 @@ def new_subscription(
 
 def check_purchasable(plan: Plan, tenant_id: str) -> None:
     if plan.is_stop_sell:
-        raise BadRequestError(f"plan {plan.plan_id} is stop-sold")
+        raise MarketplaceBadRequestError(f"plan {plan.plan_id} is stop-sold")
     if not plan.visible_to(tenant_id):
-        raise BadRequestError(f"plan {plan.plan_id} is private and tenant {tenant_id} is not in its audience")
+        raise MarketplaceBadRequestError(
+            f"plan {plan.plan_id} is private and tenant {tenant_id} is not in its audience"
+        )
 
 
 def _purchase_quantity(plan: Plan, quantity: Any) -> int | None:
     if not plan.is_price_per_seat:
         if quantity is not None:
-            raise BadRequestError(f"plan {plan.plan_id} is flat rate: buy it without a quantity")
+            raise MarketplaceBadRequestError(f"plan {plan.plan_id} is flat rate: buy it without a quantity")
         return None
     if quantity is None:
         return plan.min_quantity
     if isinstance(quantity, bool) or not isinstance(quantity, int) or not plan.allows_quantity(quantity):
-        raise BadRequestError(
+        raise MarketplaceBadRequestError(
             f"quantity must be a whole number {plan.min_quantity}..{plan.max_quantity}, got {quantity!r}"
         )
     return quantity
@@ -112,14 +114,20 @@ def _purchase_quantity(plan: Plan, quantity: Any) -> int | None:
 
 def check_activation(record: SubscriptionRecord, body: Any) -> None:
     if record.status != PENDING:
-        raise BadRequestError(f"subscription {record.id} is {record.status}, not PendingFulfillmentStart")
+        raise MarketplaceBadRequestError(
+            f"subscription {record.id} is {record.status}, not PendingFulfillmentStart"
+        )
     if not isinstance(body, dict) or not body.get("planId"):
-        raise BadRequestError("the body must be a JSON object with the purchased planId")
+        raise MarketplaceBadRequestError("the body must be a JSON object with the purchased planId")
     if body["planId"] != record.plan_id:
-        raise BadRequestError(f"planId {body['planId']!r} is not the purchased plan {record.plan_id!r}")
+        raise MarketplaceBadRequestError(
+            f"planId {body['planId']!r} is not the purchased plan {record.plan_id!r}"
+        )
     quantity = body.get("quantity")
     if quantity is not None and quantity != record.quantity:
-        raise BadRequestError(f"quantity {quantity!r} is not the purchased quantity {record.quantity!r}")
+        raise MarketplaceBadRequestError(
+            f"quantity {quantity!r} is not the purchased quantity {record.quantity!r}"
+        )
 
 
 def start_term(record: SubscriptionRecord, start: date) -> None:
@@ -140,16 +148,16 @@ def roll_term(record: SubscriptionRecord, today: date) -> None:
 def check_plan_change(record: SubscriptionRecord, plan_id: Any, offer: Offer) -> tuple[Plan, int | None]:
     """The target plan and the quantity the subscription keeps on it (None on a flat-rate plan)."""
     if not isinstance(plan_id, str) or not plan_id:
-        raise BadRequestError("planId must be a non-empty string")
+        raise MarketplaceBadRequestError("planId must be a non-empty string")
     if plan_id == record.plan_id:
-        raise BadRequestError(f"the subscription is already on plan {plan_id}")
+        raise MarketplaceBadRequestError(f"the subscription is already on plan {plan_id}")
     plan = plan_in(offer, plan_id)
     check_purchasable(plan, record.beneficiary.tenant_id)
     if not plan.is_price_per_seat:
         return plan, None
     quantity = record.quantity if record.quantity is not None else plan.min_quantity
     if not plan.allows_quantity(quantity):
-        raise BadRequestError(
+        raise MarketplaceBadRequestError(
             f"quantity {quantity} is outside {plan.min_quantity}..{plan.max_quantity} of plan {plan_id}; "
             "change the quantity first"
         )
@@ -158,14 +166,14 @@ def check_plan_change(record: SubscriptionRecord, plan_id: Any, offer: Offer) ->
 
 def check_quantity_change(record: SubscriptionRecord, quantity: Any, offer: Offer) -> int:
     if isinstance(quantity, bool) or not isinstance(quantity, int):
-        raise BadRequestError(f"quantity must be a whole number, got {quantity!r}")
+        raise MarketplaceBadRequestError(f"quantity must be a whole number, got {quantity!r}")
     plan = plan_in(offer, record.plan_id)
     if not plan.is_price_per_seat:
-        raise BadRequestError(f"plan {plan.plan_id} is flat rate: it has no quantity")
+        raise MarketplaceBadRequestError(f"plan {plan.plan_id} is flat rate: it has no quantity")
     if quantity == record.quantity:
-        raise BadRequestError(f"the subscription already has quantity {quantity}")
+        raise MarketplaceBadRequestError(f"the subscription already has quantity {quantity}")
     if not plan.allows_quantity(quantity):
-        raise BadRequestError(
+        raise MarketplaceBadRequestError(
             f"quantity {quantity} is outside {plan.min_quantity}..{plan.max_quantity} of plan {plan.plan_id}"
         )
     return quantity
@@ -174,9 +182,13 @@ def check_quantity_change(record: SubscriptionRecord, quantity: Any, offer: Offe
 def check_operation_echo(operation: OperationRecord, body: dict[str, Any]) -> None:
     """The spec lets the publisher repeat planId/quantity; if it does, they must be the operation's."""
     if "planId" in body and body["planId"] != operation.plan_id:
-        raise BadRequestError(f"planId {body['planId']!r} is not the operation's {operation.plan_id!r}")
+        raise MarketplaceBadRequestError(
+            f"planId {body['planId']!r} is not the operation's {operation.plan_id!r}"
+        )
     if "quantity" in body and body["quantity"] not in (None, operation.quantity):
-        raise BadRequestError(f"quantity {body['quantity']!r} is not the operation's {operation.quantity!r}")
+        raise MarketplaceBadRequestError(
+            f"quantity {body['quantity']!r} is not the operation's {operation.quantity!r}"
+        )
 
 
 def apply_plan(record: SubscriptionRecord, plan: Plan, quantity: int | None) -> None:

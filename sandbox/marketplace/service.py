@@ -18,7 +18,11 @@ from typing import Any
 
 from sandbox.catalog import Offer, Plan
 from sandbox.marketplace import rules
-from sandbox.marketplace.errors import BadRequestError, ConflictError, NotFoundError
+from sandbox.marketplace.errors import (
+    MarketplaceBadRequestError,
+    MarketplaceConflictError,
+    MarketplaceNotFoundError,
+)
 from sandbox.marketplace.ledger import Ledger
 from sandbox.marketplace.operations import OperationDesk, WebhookSink
 from sandbox.marketplace.purchases import Purchase, PurchaseDesk
@@ -29,8 +33,8 @@ from sandbox.marketplace.records import (
     SUSPENDED,
     UNSUBSCRIBED,
     OperationRecord,
-    Party,
     SubscriptionRecord,
+    WireParty,
     now_iso,
     on_the_wire,
 )
@@ -73,7 +77,7 @@ class Marketplace:
             return self._ledger.settings
 
     def update_settings(self, changes: Mapping[str, Any]) -> SandboxSettings:
-        """Applies camelCase changes (control API form); raises BadRequestError on a bad value."""
+        """Applies camelCase changes (control API form); raises MarketplaceBadRequestError on a bad value."""
         with self._lock:
             self._ledger.state.settings = self._ledger.settings.with_json(changes)
             self._ledger.save()
@@ -126,8 +130,8 @@ class Marketplace:
         offer_id: str,
         plan_id: str,
         quantity: int | None,
-        purchaser: Party,
-        beneficiary: Party,
+        purchaser: WireParty,
+        beneficiary: WireParty,
         csp: bool = False,
         name: str | None = None,
         is_test: bool = False,
@@ -205,7 +209,7 @@ class Marketplace:
         with self._lock:
             operation = self._ledger.state.operations.get(operation_id)
             if operation is None:
-                raise NotFoundError(f"operation {operation_id} does not exist")
+                raise MarketplaceNotFoundError(f"operation {operation_id} does not exist")
             return replace(operation)
 
     def pending_operations(self, subscription_id: str) -> list[dict[str, Any]]:
@@ -230,7 +234,7 @@ class Marketplace:
         with self._lock:
             record = self._ledger.subscription(subscription_id)
             if record.status == UNSUBSCRIBED:
-                raise NotFoundError(f"subscription {subscription_id} is Unsubscribed")
+                raise MarketplaceNotFoundError(f"subscription {subscription_id} is Unsubscribed")
             rules.check_activation(record, body)
             record.status = SUBSCRIBED
             rules.start_term(record, datetime.now(UTC).date())
@@ -243,11 +247,13 @@ class Marketplace:
         with self._lock:
             record = self._ledger.subscription(subscription_id)
             if not isinstance(body, dict):
-                raise BadRequestError("the body must be a JSON object with planId or quantity")
+                raise MarketplaceBadRequestError("the body must be a JSON object with planId or quantity")
             if "planId" in body and "quantity" in body:
-                raise BadRequestError("change either planId or quantity, not both in one request")
+                raise MarketplaceBadRequestError("change either planId or quantity, not both in one request")
             if "Update" not in record.allowed_customer_operations:
-                raise BadRequestError("Update is not in allowedCustomerOperations of this subscription")
+                raise MarketplaceBadRequestError(
+                    "Update is not in allowedCustomerOperations of this subscription"
+                )
             operation = self._desk.start_change(record, body, SOURCE_PUBLISHER)
         self._desk.send_webhook(operation.id)
         return operation.id
@@ -257,9 +263,11 @@ class Marketplace:
         with self._lock:
             record = self._ledger.subscription(subscription_id)
             if "Delete" not in record.allowed_customer_operations:
-                raise BadRequestError("Delete is not in allowedCustomerOperations of this subscription")
+                raise MarketplaceBadRequestError(
+                    "Delete is not in allowedCustomerOperations of this subscription"
+                )
             if record.status == UNSUBSCRIBED:
-                raise BadRequestError(f"subscription {subscription_id} is already Unsubscribed")
+                raise MarketplaceBadRequestError(f"subscription {subscription_id} is already Unsubscribed")
             operation = self._desk.unsubscribe(record, SOURCE_PUBLISHER)
         self._desk.send_webhook(operation.id)
         return operation.id
@@ -268,12 +276,14 @@ class Marketplace:
         """PATCH operation: Success applies a pending change, Failure refuses it; 409 once finished (R29)."""
         status = body.get("status") if isinstance(body, dict) else None
         if status not in {"Success", "Failure"}:
-            raise BadRequestError('the body must be {"status": "Success"} or {"status": "Failure"}')
+            raise MarketplaceBadRequestError(
+                'the body must be {"status": "Success"} or {"status": "Failure"}'
+            )
         with self._lock:
             self._ledger.subscription(subscription_id)
             operation = self._ledger.operation(subscription_id, operation_id)
             if operation.is_finished():
-                raise ConflictError(f"operation {operation_id} is already {operation.status}")
+                raise MarketplaceConflictError(f"operation {operation_id} is already {operation.status}")
             rules.check_operation_echo(operation, body)
             if status == "Success":
                 self._desk.apply(operation, "accepted by the publisher (PATCH Success)")
@@ -308,7 +318,9 @@ class Marketplace:
         with self._lock:
             record = self._ledger.subscription(subscription_id)
             if record.status == UNSUBSCRIBED:
-                raise BadRequestError(f"subscription {subscription_id} is already Unsubscribed (terminal)")
+                raise MarketplaceBadRequestError(
+                    f"subscription {subscription_id} is already Unsubscribed (terminal)"
+                )
             operation = self._desk.unsubscribe(record, SOURCE_CUSTOMER)
         self._desk.send_webhook(operation.id)
         return operation.id

@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from sandbox.marketplace.errors import BadRequestError
+from sandbox.marketplace.errors import MarketplaceBadRequestError
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,13 @@ class SandboxSettings:
         return {json_name: getattr(self, attr) for json_name, attr in self._JSON_NAMES.items()}
 
     def with_json(self, changes: Mapping[str, Any]) -> SandboxSettings:
-        """A copy with camelCase `changes` applied; unknown keys and bad values raise BadRequestError."""
+        """A copy with camelCase `changes` applied; unknown keys and bad values raise
+        MarketplaceBadRequestError."""
         unknown = sorted(set(changes) - set(self._JSON_NAMES))
         if unknown:
-            raise BadRequestError(f"unknown setting(s) {unknown}; known: {sorted(self._JSON_NAMES)}")
+            raise MarketplaceBadRequestError(
+                f"unknown setting(s) {unknown}; known: {sorted(self._JSON_NAMES)}"
+            )
         return self.with_changes({self._JSON_NAMES[name]: value for name, value in changes.items()})
 
     def with_changes(self, changes: Mapping[str, Any]) -> SandboxSettings:
@@ -61,7 +64,7 @@ class SandboxSettings:
         known = {f.name for f in fields(self)}
         unknown = sorted(set(changes) - known)
         if unknown:
-            raise BadRequestError(f"unknown setting(s) {unknown}")
+            raise MarketplaceBadRequestError(f"unknown setting(s) {unknown}")
         checked = {name: _check_setting(name, value) for name, value in changes.items()}
         return replace(self, **checked)
 
@@ -75,30 +78,32 @@ def _check_setting(name: str, value: Any) -> Any:
         return _check_whole(name, value, 1)
     if name == "publisher_id":
         if not isinstance(value, str) or not value.strip():
-            raise BadRequestError("publisher_id must be a non-empty string")
+            raise MarketplaceBadRequestError("publisher_id must be a non-empty string")
         return value
     return _check_number(name, value, 0.0)
 
 
 def _check_url(name: str, value: Any) -> str:
     if not isinstance(value, str) or urlsplit(value).scheme not in {"http", "https"} or "#" in value:
-        raise BadRequestError(f"{name} must be an absolute http(s) URL without '#' (R3), got {value!r}")
+        raise MarketplaceBadRequestError(
+            f"{name} must be an absolute http(s) URL without '#' (R3), got {value!r}"
+        )
     return value
 
 
 def _check_number(name: str, value: Any, minimum: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-        raise BadRequestError(f"{name} must be a number >= {minimum}, got {value!r}")
+        raise MarketplaceBadRequestError(f"{name} must be a number >= {minimum}, got {value!r}")
     return float(value)
 
 
 def _check_whole(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise BadRequestError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+        raise MarketplaceBadRequestError(f"{name} must be a whole number >= {minimum}, got {value!r}")
     return value
 
 
 def _check_flag(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise BadRequestError(f"{name} must be true or false, got {value!r}")
+        raise MarketplaceBadRequestError(f"{name} must be true or false, got {value!r}")
     return value

@@ -1,10 +1,11 @@
 """Who may do what with a subscription on the buyer's side (R60-R61, R66), from plain values only.
 
-A user is an Entra (tenant id, object id) pair, never an email (R10). Roles on one subscription:
+A user is an Entra (tenant id, object id) pair, never an email (R10). Roles on one subscription (`Role`):
 - "purchaser": the tid+oid Microsoft reports as the purchaser (for a CSP purchase, the partner, R60);
 - "beneficiary-admin": the tid+oid of the beneficiary, or someone granted that role (an admin of the
   customer's tenant, e.g. through a CSP setup link);
-- "delegated-admin": granted by a purchaser or beneficiary-admin.
+- "delegated-admin": granted by a purchaser or beneficiary-admin (grants stored before this spelling say
+  "delegated"; `Role.parse` reads both).
 
 Changing plan or quantity and cancelling need a Subscribed subscription. For a CSP purchase (purchaser
 tenant differs from beneficiary tenant) Microsoft leaves the customer read-only (`allowedCustomerOperations`
@@ -15,26 +16,34 @@ customer's `allowedCustomerOperations` must hold "Update" (plan, quantity) or "D
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from enum import StrEnum
 
-from shared.domain.identity import Person, acts_for, is_personal_account
+from shared.domain.identity import Person, is_party, is_personal_account
 from shared.domain.status import SubscriptionStatus
-from shared.domain.subscription import Party, Subscription
+from shared.domain.subscription import Subscription
 
-Role = Literal["purchaser", "beneficiary-admin", "delegated-admin"]
-PURCHASER: Role = "purchaser"
-BENEFICIARY_ADMIN: Role = "beneficiary-admin"
-DELEGATED_ADMIN: Role = "delegated-admin"
-ROLES: tuple[Role, ...] = (PURCHASER, BENEFICIARY_ADMIN, DELEGATED_ADMIN)
 
-# Names the admin grant store uses for the same roles.
-_GRANT_NAMES: dict[str, Role] = {
-    "purchaser": PURCHASER,
-    "beneficiary-admin": BENEFICIARY_ADMIN,
-    "delegated": DELEGATED_ADMIN,
-    "delegated-admin": DELEGATED_ADMIN,
-}
+class Role(StrEnum):
+    """A role on one subscription; the value is what the grant store writes."""
+
+    PURCHASER = "purchaser"
+    BENEFICIARY_ADMIN = "beneficiary-admin"
+    DELEGATED_ADMIN = "delegated-admin"
+
+    @classmethod
+    def parse(cls, value: object) -> Role | None:
+        """The role a stored or typed name means (any case, surrounding spaces), None for none.
+
+        "delegated" is how the grant store spelled DELEGATED_ADMIN before one spelling was chosen: rows
+        written then are still read.
+        """
+        if isinstance(value, Role):
+            return value
+        name = str(value).strip().lower() if isinstance(value, str) else ""
+        return _LEGACY_NAMES.get(name) or next((role for role in cls if role.value == name), None)
+
+
+_LEGACY_NAMES = {"delegated": Role.DELEGATED_ADMIN}
 UPDATE = "Update"
 DELETE = "Delete"
 
@@ -44,42 +53,17 @@ REASON_NO_LICENSE = "no-license"
 REASON_NOT_ACTIVE = "subscription-not-active"
 
 
-class SeatHolder(Protocol):
-    """Anything that says who holds a seat (the seat store's Seat does)."""
-
-    tenant_id: str
-    object_id: str
-
-
-@dataclass(frozen=True)
-class Principal:
-    """A user as access rules see them: lower-case tenant id and object id."""
-
-    tenant_id: str
-    object_id: str
-
-    @classmethod
-    def of(cls, tenant_id: str, object_id: str) -> Principal:
-        return cls(_norm(tenant_id), _norm(object_id))
-
-
 def _norm(value: str) -> str:
     return (value or "").strip().lower()
 
 
-def _is(party: Party, who: Principal) -> bool:
-    return bool(who.tenant_id and who.object_id) and (
-        (_norm(party.tenant_id), _norm(party.object_id)) == (who.tenant_id, who.object_id)
-    )
-
-
-def roles_of(subscription: Subscription, who: Principal, granted: Iterable[str] = ()) -> frozenset[Role]:
+def roles_of(subscription: Subscription, who: Person, granted: Iterable[object] = ()) -> frozenset[Role]:
     """Roles of `who`: from Microsoft's purchaser/beneficiary and from grants (unknown names ignored)."""
-    roles: set[Role] = {_GRANT_NAMES[name] for name in granted if name in _GRANT_NAMES}
-    if _is(subscription.purchaser, who):
-        roles.add(PURCHASER)
-    if _is(subscription.beneficiary, who):
-        roles.add(BENEFICIARY_ADMIN)
+    roles = {role for role in map(Role.parse, granted) if role is not None}
+    if is_party(subscription.purchaser, who):
+        roles.add(Role.PURCHASER)
+    if is_party(subscription.beneficiary, who):
+        roles.add(Role.BENEFICIARY_ADMIN)
     return frozenset(roles)
 
 
@@ -89,7 +73,7 @@ def is_csp(subscription: Subscription) -> bool:
     )
 
 
-def _may_operate(subscription: Subscription, who: Principal, roles: frozenset[Role], operation: str) -> bool:
+def _may_operate(subscription: Subscription, who: Person, roles: frozenset[Role], operation: str) -> bool:
     # allowedCustomerOperations decides for everyone. For a CSP purchase it is ["Read"] (R61): Microsoft
     # refuses plan, quantity and cancel from the publisher's site; the partner makes them in Partner Center
     # and the webhook brings them here.
@@ -102,11 +86,11 @@ def can_view(roles: frozenset[Role]) -> bool:
     return bool(roles)
 
 
-def can_change_plan_or_quantity(subscription: Subscription, who: Principal, roles: frozenset[Role]) -> bool:
+def can_change_plan_or_quantity(subscription: Subscription, who: Person, roles: frozenset[Role]) -> bool:
     return _may_operate(subscription, who, roles, UPDATE)
 
 
-def can_cancel(subscription: Subscription, who: Principal, roles: frozenset[Role]) -> bool:
+def can_cancel(subscription: Subscription, who: Person, roles: frozenset[Role]) -> bool:
     return _may_operate(subscription, who, roles, DELETE)
 
 
@@ -117,7 +101,7 @@ def can_manage_seats(subscription: Subscription, roles: frozenset[Role]) -> bool
 
 def can_designate_admins(subscription: Subscription, roles: frozenset[Role]) -> bool:
     """Delegated admins cannot designate further admins: the chain of trust stays one step long."""
-    return bool(roles & {PURCHASER, BENEFICIARY_ADMIN}) and (
+    return bool(roles & {Role.PURCHASER, Role.BENEFICIARY_ADMIN}) and (
         subscription.status is not SubscriptionStatus.UNSUBSCRIBED
     )
 
@@ -125,19 +109,6 @@ def can_designate_admins(subscription: Subscription, roles: frozenset[Role]) -> 
 def is_flat_rate(subscription: Subscription) -> bool:
     """Plans without a quantity are not sold per user (R6)."""
     return subscription.quantity is None
-
-
-def may_use_app(
-    subscription: Subscription, seat: SeatHolder | None, *, tenant_id: str = "", object_id: str = ""
-) -> bool:
-    """Whether a user may use the publisher's app: only while Subscribed and holding a seat; on flat-rate
-    plans every user of the beneficiary's organisation (the user is `tenant_id` + `object_id`), and for a
-    personal-account beneficiary that account alone: its tenant is shared by every personal account."""
-    if subscription.status is not SubscriptionStatus.SUBSCRIBED:
-        return False
-    if is_flat_rate(subscription):
-        return acts_for(subscription.beneficiary, Person.of(tenant_id, object_id))
-    return seat is not None and bool(seat.tenant_id and seat.object_id)
 
 
 def tenant_wide_license(subscription: Subscription) -> bool:

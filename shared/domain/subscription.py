@@ -62,11 +62,6 @@ class MicrosoftSubscription:
             self.purchaser.tenant_id != self.beneficiary.tenant_id
         )
 
-    @property
-    def is_non_production(self) -> bool:
-        """R63, R71: test purchases that must not cause production side effects."""
-        return self.is_test or self.session_mode == "DryRun" or self.sandbox_type == "Csp"
-
 
 @dataclass(frozen=True)
 class ResolvedPurchase:

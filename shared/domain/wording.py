@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
-from shared.domain.access import BENEFICIARY_ADMIN, DELEGATED_ADMIN, PURCHASER
+from shared.domain.access import Role
 from shared.domain.inbox import InboxState
 from shared.domain.status import Action, OperationStatus, SubscriptionStatus
 from shared.domain.transitions import ACTIVATE
@@ -82,31 +82,31 @@ def _count(n: int, unit: str) -> str:
 
 # --- roles on a subscription (shared.domain.access) ---------------------------------------------------------
 
-ROLE_NAMES: dict[str, str] = {
-    PURCHASER: "Purchaser",
-    BENEFICIARY_ADMIN: "Administrator",
-    DELEGATED_ADMIN: "Designated administrator",
-    "delegated": "Designated administrator",  # the grant store's name for the same role
+ROLE_NAMES: dict[Role, str] = {
+    Role.PURCHASER: "Purchaser",
+    Role.BENEFICIARY_ADMIN: "Administrator",
+    Role.DELEGATED_ADMIN: "Designated administrator",
 }
-_ROLE_ORDER = (PURCHASER, BENEFICIARY_ADMIN, DELEGATED_ADMIN, "delegated")
+_ROLE_ORDER = tuple(Role)  # most senior first
 
 
 def role_name(role: object, *, csp: bool = False) -> str:
     """The purchaser of a partner (CSP) purchase is the partner, so it says so (R60)."""
-    key = _text(role).lower()
-    if key == PURCHASER and csp:
+    known = Role.parse(_text(role))
+    if known is Role.PURCHASER and csp:
         return "Purchasing partner"
-    return ROLE_NAMES.get(key) or _words(role)
+    return ROLE_NAMES[known] if known is not None else _words(role)
 
 
 def role_names(roles: Iterable[object], *, csp: bool = False) -> str:
-    """ "Purchaser, Administrator": one name each, most senior first, duplicates (delegated) once."""
+    """ "Purchaser, Administrator": one name each, most senior first, duplicates once."""
     ordered = sorted({_text(r).lower() for r in roles if _text(r)}, key=_role_rank)
     return ", ".join(dict.fromkeys(role_name(role, csp=csp) for role in ordered)) or "None"
 
 
-def _role_rank(role: str) -> tuple[int, str]:
-    return (_ROLE_ORDER.index(role) if role in _ROLE_ORDER else len(_ROLE_ORDER), role)
+def _role_rank(name: str) -> tuple[int, str]:
+    known = Role.parse(name)
+    return (_ROLE_ORDER.index(known) if known is not None else len(_ROLE_ORDER), name)
 
 
 # --- changes to a subscription (operations, R27) ------------------------------------------------------------

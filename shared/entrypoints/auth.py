@@ -22,11 +22,23 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
+from shared.app_context import services
+from shared.identity.signin import SignInError, finish_sign_in, start_sign_in
 from shared.logs import get_logger, log_context
-from shared.web.current_user import DEFAULT_AFTER_SIGN_IN
+from shared.web import csrf
+from shared.web.current_user import (
+    DEFAULT_AFTER_SIGN_IN,
+    load_session,
+    session_codec,
+    sign_in,
+    sign_out,
+    user_from_session,
+)
 from shared.web.pages import error_page, page, redirect
 from shared.web.security import safe_redirect_target
 from shared.web.sessions import SessionCodec
+from shared.workflows.seats import bind_seats
+from shared.workflows.signin import remember_user
 
 if TYPE_CHECKING:
     from shared.app_context import Services
@@ -60,7 +72,6 @@ def with_cookies(response: func.HttpResponse, *cookies: str) -> func.HttpRespons
 
 def sign_in_redirect(settings: Settings, next_path: str, *cookies: str) -> func.HttpResponse:
     """Sends the browser to Entra ID; the flow cookie rides along with any cookie the caller sets."""
-    from shared.identity.signin import SignInError, start_sign_in
 
     try:
         started = start_sign_in(settings)
@@ -74,14 +85,11 @@ def sign_in_redirect(settings: Settings, next_path: str, *cookies: str) -> func.
 
 
 def handle_signin(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.app_context import services
 
     return sign_in_redirect(services().settings, req.params.get("next", ""))
 
 
 def handle_callback(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.app_context import services
-    from shared.identity.signin import SignInError, finish_sign_in
 
     app = services()
     with log_context(correlation_id=str(uuid.uuid4())):
@@ -102,9 +110,6 @@ def handle_callback(req: func.HttpRequest) -> func.HttpResponse:
 def _signed_in(
     app: Services, req: func.HttpRequest, result: SignInResult, next_path: str
 ) -> func.HttpResponse:
-    from shared.web.current_user import load_session, session_codec, sign_in
-    from shared.workflows.seats import bind_seats
-    from shared.workflows.signin import remember_user
 
     user = remember_user(result, users=app.users)
     with log_context(tenant_id=user.tenant_id):
@@ -122,9 +127,6 @@ def handle_signout(req: func.HttpRequest) -> func.HttpResponse:
     Neither hands out a new session cookie: the GET only reads (its CSRF secret exists since sign-in), and
     a cookie of a session that has already ended is cleared, never re-signed.
     """
-    from shared.app_context import services
-    from shared.web import csrf
-    from shared.web.current_user import load_session, session_codec, sign_out, user_from_session
 
     app = services()
     codec = session_codec(app.settings)

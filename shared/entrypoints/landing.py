@@ -17,9 +17,29 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
 import azure.functions as func
+from itsdangerous import BadData, URLSafeTimedSerializer
 
+from shared.app_context import services
+from shared.domain import wording
+from shared.domain.identity import is_personal_tenant
+from shared.domain.purchase_token import InvalidPurchaseTokenError, check_purchase_token
+from shared.domain.status import SubscriptionStatus
+from shared.domain.wording import billing_term
+from shared.entrypoints.auth import sign_in_redirect, with_cookies
+from shared.entrypoints.http import json_response
+from shared.fulfillment.errors import (
+    FulfillmentBadRequestError,
+    FulfillmentError,
+    FulfillmentNotFoundError,
+    is_transient,
+)
+from shared.identity.contact_email import looks_like_address
 from shared.logs import get_logger, log_context
+from shared.queueing.messages import QueueUnavailableError
+from shared.web import csrf
+from shared.web.current_user import SESSION_ID_KEY, load_session, session_codec, user_from_session
 from shared.web.pages import error_page, page, redirect
+from shared.workflows.confirmation import confirm_purchase, land_purchase, may_confirm
 
 if TYPE_CHECKING:
     from shared.app_context import Services
@@ -51,7 +71,6 @@ def purchase_token(req: func.HttpRequest) -> str | None:
 
 
 def handle_landing(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.app_context import services
 
     correlation_id = str(uuid.uuid4())
     with log_context(correlation_id=correlation_id):
@@ -72,7 +91,6 @@ def _refuse_malformed(token: str) -> func.HttpResponse | None:
 
     A WARNING, not an ERROR: a mangled or hostile link is the visitor's problem, not ours to be paged for.
     """
-    from shared.domain.purchase_token import InvalidPurchaseTokenError, check_purchase_token
 
     try:
         check_purchase_token(token)
@@ -87,12 +105,10 @@ def _refuse_malformed(token: str) -> func.HttpResponse | None:
 
 
 def _land(app: Services, req: func.HttpRequest, token: str, correlation_id: str) -> func.HttpResponse:
-    from shared.fulfillment.errors import BadRequestError, FulfillmentError, NotFoundError, is_transient
-    from shared.workflows.confirmation import land_purchase
 
     try:
         stored = land_purchase(token, correlation_id, sync=app.sync_ports)
-    except (BadRequestError, NotFoundError):
+    except (FulfillmentBadRequestError, FulfillmentNotFoundError):
         log.info("purchase token refused by Resolve")
         return error_page(
             400, "We couldn't identify this purchase", "The link has expired or is not valid.", REOPEN_HINT
@@ -111,8 +127,6 @@ def _land(app: Services, req: func.HttpRequest, token: str, correlation_id: str)
 
 def _to_confirmation(app: Services, req: func.HttpRequest, subscription_id: str) -> func.HttpResponse:
     """Remembers the subscription (never the token) and goes to the confirm page, signing in first."""
-    from shared.entrypoints.auth import sign_in_redirect, with_cookies
-    from shared.web.current_user import load_session, session_codec, user_from_session
 
     session = load_session(req, app.settings, store=app.sessions)
     session[LANDING_SESSION_KEY] = subscription_id
@@ -126,9 +140,6 @@ def _to_confirmation(app: Services, req: func.HttpRequest, subscription_id: str)
 
 def handle_confirm(req: func.HttpRequest) -> func.HttpResponse:
     """GET shows what was bought and who confirms it; POST records the confirmation and queues activation."""
-    from shared.app_context import services
-    from shared.entrypoints.auth import sign_in_redirect
-    from shared.web.current_user import load_session, user_from_session
 
     app = services()
     with log_context(correlation_id=str(uuid.uuid4())):
@@ -149,7 +160,6 @@ def handle_confirm(req: func.HttpRequest) -> func.HttpResponse:
 def _confirm(
     app: Services, req: func.HttpRequest, session: dict[str, Any], user: SignedInUser, subscription_id: str
 ) -> func.HttpResponse:
-    from shared.workflows.confirmation import may_confirm
 
     stored = app.subscriptions.get(subscription_id)
     if stored is None:
@@ -174,7 +184,6 @@ def settled_destination(
     app: Services, stored: Subscription, session: dict[str, Any]
 ) -> func.HttpResponse | None:
     """Where a subscription past confirmation leads (R7); None while it still waits for confirmation."""
-    from shared.domain.status import SubscriptionStatus
 
     if stored.status in (SubscriptionStatus.SUBSCRIBED, SubscriptionStatus.SUSPENDED):
         return redirect(PORTAL_SUBSCRIPTION_PATH.format(id=quote(stored.id, safe="")))
@@ -198,10 +207,6 @@ def _confirm_page(
     contact_email: str,
     error: str,
 ) -> func.HttpResponse:
-    from shared.domain.wording import billing_term
-    from shared.entrypoints.auth import with_cookies
-    from shared.web import csrf
-    from shared.web.current_user import session_codec
 
     token = csrf.issue(session)
     response = page(
@@ -222,8 +227,6 @@ def _confirm_page(
 
 def organisation_of(user: SignedInUser, stored: Subscription) -> str:
     """Whom the buyer confirms for, in words: the tenant id stays in the page's `data-tenant` only."""
-    from shared.domain import wording
-    from shared.domain.identity import is_personal_tenant
 
     if is_personal_tenant(user.tenant_id):
         return wording.organisation_line(wording.PERSONAL)
@@ -236,8 +239,6 @@ def organisation_of(user: SignedInUser, stored: Subscription) -> str:
 def _submit(
     app: Services, req: func.HttpRequest, session: dict[str, Any], user: SignedInUser, stored: Subscription
 ) -> func.HttpResponse:
-    from shared.identity.contact_email import looks_like_address
-    from shared.web import csrf
 
     if not csrf.verify(session, req.form.get(csrf.FORM_FIELD)):
         log.warning("confirm refused: CSRF token missing or wrong")
@@ -253,8 +254,6 @@ def _submit(
             contact_email=email,
             error="Enter an email address like name@example.com.",
         )
-    from shared.queueing.messages import QueueUnavailableError
-    from shared.workflows.confirmation import confirm_purchase
 
     try:
         confirm_purchase(stored, user, email, str(uuid.uuid4()), ports=app.confirmation_ports)
@@ -273,21 +272,18 @@ def status_ticket(app: Services, subscription_id: str, session: dict[str, Any]) 
     Ids are not secrets, so the ticket is signed; and it names (a digest of) the session it was issued in,
     so a copied link, or one left in the browser's history, stops working when that session ends.
     """
-    from itsdangerous import URLSafeTimedSerializer
 
     payload = {"sub": subscription_id, "sid": _session_digest(session)}
     return URLSafeTimedSerializer(app.settings.session_secret, salt=STATUS_TICKET_SALT).dumps(payload)
 
 
 def _session_digest(session: dict[str, Any]) -> str:
-    from shared.web.current_user import SESSION_ID_KEY
 
     session_id = session.get(SESSION_ID_KEY)
     return hashlib.sha256(session_id.encode()).hexdigest() if isinstance(session_id, str) else ""
 
 
 def _ticket_subscription(app: Services, ticket: str, session: dict[str, Any]) -> str | None:
-    from itsdangerous import BadData, URLSafeTimedSerializer
 
     serializer = URLSafeTimedSerializer(app.settings.session_secret, salt=STATUS_TICKET_SALT)
     try:
@@ -305,9 +301,6 @@ def _ticket_subscription(app: Services, ticket: str, session: dict[str, Any]) ->
 
 def handle_status(req: func.HttpRequest) -> func.HttpResponse:
     """Activation progress: HTML that refreshes itself until the subscription is active, or JSON."""
-    from shared.app_context import services
-    from shared.entrypoints.http import json_response
-    from shared.web.current_user import load_session
 
     app = services()
     # {} once the session has ended: its tickets end with it.

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from shared.app_context import services
 from shared.domain.access import license_answer
 from shared.entrypoints.http import error_response, json_response
 from shared.logs import get_logger, log_context
+from shared.storage.licenses import InvalidLicenseQueryError
 
 log = get_logger(__name__)
 
@@ -22,8 +24,6 @@ PARAMETERS = ("tenantId", "objectId", "offerId")
 
 
 def handle_license_check(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.app_context import services
-    from shared.storage.licenses import InvalidLicenseQueryError
 
     missing = [name for name in PARAMETERS if not (req.params.get(name) or "").strip()]
     if missing:

@@ -19,6 +19,8 @@ import azure.functions as func
 
 from shared.app_context import services
 from shared.entrypoints.http import error_response, json_response
+from shared.identity.signing_keys import SigningKeysUnavailableError
+from shared.identity.tokens import InvalidTokenError, bearer_token
 from shared.logs import get_logger, log_context
 from shared.queueing.messages import QueueUnavailableError, webhook_message
 
@@ -75,10 +77,6 @@ def _correlation_id(header: str | None) -> str:
 
 
 def _authenticate(authorization: str | None) -> None:
-    # Imported here so that importing this module (every cold start of the app) does not load PyJWT.
-    from shared.identity.signing_keys import SigningKeysUnavailableError
-    from shared.identity.tokens import InvalidTokenError, bearer_token
-
     try:
         services().webhook_validator.validate(bearer_token(authorization))
     except InvalidTokenError as exc:

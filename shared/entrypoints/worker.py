@@ -13,16 +13,20 @@ from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
+from shared.app_context import services
+from shared.fulfillment.errors import FulfillmentError, is_transient
 from shared.logs import get_logger, log_context
 from shared.queueing.messages import (
-    KIND_ACTIVATE,
-    KIND_RECONCILE,
-    KIND_TRACK,
-    KIND_WEBHOOK,
     MalformedMessageError,
+    MessageKind,
     QueueMessage,
     decode_body,
 )
+from shared.workflows.activation import activate_purchase
+from shared.workflows.errors import PermanentFailureError
+from shared.workflows.operations import handle_announced_operation
+from shared.workflows.reconcile import reconcile_subscription
+from shared.workflows.tracking import track_operation
 
 if TYPE_CHECKING:
     from shared.app_context import Services
@@ -34,34 +38,27 @@ Workflow = Callable[["Services", dict[str, Any], str], object]
 
 
 def _workflows() -> dict[str, Workflow]:
-    # Imported on first message, not at module import: keeps the HTTP functions' cold start lean.
-    from shared.workflows.activation import activate_purchase
-    from shared.workflows.operations import handle_announced_operation
-    from shared.workflows.reconcile import reconcile_subscription
-    from shared.workflows.tracking import track_operation
-
     return {
-        KIND_ACTIVATE: lambda app, body, cid: activate_purchase(
+        MessageKind.ACTIVATE: lambda app, body, cid: activate_purchase(
             str(body["subscriptionId"]), cid, ports=app.activation_ports
         ),
-        KIND_WEBHOOK: lambda app, body, cid: handle_announced_operation(
+        MessageKind.WEBHOOK: lambda app, body, cid: handle_announced_operation(
             body["payload"], cid, ports=app.operation_ports
         ),
-        KIND_TRACK: lambda app, body, cid: track_operation(
+        MessageKind.TRACK: lambda app, body, cid: track_operation(
             str(body["subscriptionId"]),
             str(body["operationId"]),
             int(body.get("attempt", 0)),
             cid,
             ports=app.tracking_ports,
         ),
-        KIND_RECONCILE: lambda app, body, cid: reconcile_subscription(
+        MessageKind.RECONCILE: lambda app, body, cid: reconcile_subscription(
             str(body["subscriptionId"]), cid, ports=app.reconcile_ports
         ),
     }
 
 
 def handle_message(msg: func.ServiceBusMessage) -> None:
-    from shared.app_context import services
 
     app = services()
     raw = msg.get_body()
@@ -78,8 +75,6 @@ def handle_message(msg: func.ServiceBusMessage) -> None:
 
 
 def _run(app: Services, msg: func.ServiceBusMessage, body: dict[str, Any], correlation_id: str) -> None:
-    from shared.fulfillment.errors import FulfillmentError, is_transient
-    from shared.workflows.errors import PermanentFailureError
 
     kind = body["kind"]
     try:

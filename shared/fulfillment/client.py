@@ -31,9 +31,9 @@ from shared.fulfillment import models
 from shared.fulfillment.credentials import build_credential
 from shared.fulfillment.errors import (
     FulfillmentError,
+    FulfillmentTransportError,
+    FulfillmentUnauthorizedError,
     MalformedResponseError,
-    TransportError,
-    UnauthorizedError,
     UnsafeHeaderValueError,
     error_class_for_status,
     is_transient,
@@ -485,11 +485,11 @@ class FulfillmentClient:
         try:
             token = self._credential.get_token(MARKETPLACE_API_SCOPE).token
         except ClientAuthenticationError as exc:
-            raise UnauthorizedError(
+            raise FulfillmentUnauthorizedError(
                 "no token for the marketplace API", request_id=request_id, correlation_id=call.correlation_id
             ) from exc
         except AzureError as exc:
-            raise TransportError(
+            raise FulfillmentTransportError(
                 "token service unreachable", request_id=request_id, correlation_id=call.correlation_id
             ) from exc
         return {
@@ -517,7 +517,7 @@ class FulfillmentClient:
             )
         except requests.RequestException as exc:
             self._log_attempt(call, attempt, started, request_id, status=None, failure=type(exc).__name__)
-            raise TransportError(
+            raise FulfillmentTransportError(
                 f"{call.method} {call.template}: {type(exc).__name__}",
                 request_id=request_id,
                 correlation_id=call.correlation_id,

@@ -9,6 +9,7 @@ before expiry (R46), so the client may ask for a token on every attempt.
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any
 
 from azure.core.credentials import AccessToken, TokenCredential
@@ -25,7 +26,22 @@ from shared.logs import get_logger
 
 # The audience Entra expects on a managed identity token used as a federated client assertion.
 FEDERATION_AUDIENCE_SCOPE = "api://AzureADTokenExchange/.default"
-CREDENTIAL_KINDS = ("secret", "certificate", "managed_identity_federated", "workload_identity")
+
+
+class CredentialKind(StrEnum):
+    """How the publisher's app signs in to Entra ID (the PUBLISHER_CREDENTIAL_KIND setting)."""
+
+    CLIENT_SECRET = "secret"  # noqa: S105 -- the name of a kind of credential, not a credential
+    CERTIFICATE = "certificate"
+    MANAGED_IDENTITY_FEDERATED = "managed_identity_federated"
+    WORKLOAD_IDENTITY = "workload_identity"
+
+    @classmethod
+    def parse(cls, value: str) -> CredentialKind | None:
+        """The kind a setting names, in any case and with surrounding spaces; None for anything else."""
+        name = value.strip().lower()
+        return next((kind for kind in cls if kind.value == name), None)
+
 
 _log = get_logger(__name__)
 
@@ -103,11 +119,11 @@ def _workload_identity(settings: Settings) -> TokenCredential:
         ) from exc
 
 
-_BUILDERS: dict[str, Callable[[Settings], TokenCredential]] = {
-    "secret": _secret,
-    "certificate": _certificate,
-    "managed_identity_federated": _managed_identity_federated,
-    "workload_identity": _workload_identity,
+_BUILDERS: dict[CredentialKind, Callable[[Settings], TokenCredential]] = {
+    CredentialKind.CLIENT_SECRET: _secret,
+    CredentialKind.CERTIFICATE: _certificate,
+    CredentialKind.MANAGED_IDENTITY_FEDERATED: _managed_identity_federated,
+    CredentialKind.WORKLOAD_IDENTITY: _workload_identity,
 }
 
 
@@ -127,11 +143,12 @@ def build_credential(settings: Settings) -> TokenCredential:
 
 
 def _build(kind: str, settings: Settings) -> TokenCredential:
-    builder = _BUILDERS.get(kind)
-    if builder is None:
+    known = CredentialKind.parse(kind)
+    if known is None:
         raise ConfigurationError(
-            f"PUBLISHER_CREDENTIAL_KIND must be one of {', '.join(CREDENTIAL_KINDS)}; got {kind!r}"
+            f"PUBLISHER_CREDENTIAL_KIND must be one of {', '.join(CredentialKind)}; got {kind!r}"
         )
+    builder = _BUILDERS[known]
     _require(settings.publisher_tenant_id, "PUBLISHER_TENANT_ID", kind)
     _require(settings.publisher_client_id, "PUBLISHER_CLIENT_ID", kind)
     return builder(settings)

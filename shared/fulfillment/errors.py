@@ -43,35 +43,35 @@ class FulfillmentError(Exception):
         return " ".join(parts)
 
 
-class BadRequestError(FulfillmentError):
+class FulfillmentBadRequestError(FulfillmentError):
     """400: the request is invalid for Microsoft (expired token, plan not available, same quantity ...)."""
 
 
-class UnauthorizedError(FulfillmentError):
+class FulfillmentUnauthorizedError(FulfillmentError):
     """401: no or unreadable bearer token."""
 
 
-class ForbiddenError(FulfillmentError):
+class FulfillmentForbiddenError(FulfillmentError):
     """403: wrong app id, expired secret, or a subscription of another publisher app (R20: configuration)."""
 
 
-class NotFoundError(FulfillmentError):
+class FulfillmentNotFoundError(FulfillmentError):
     """404: unknown subscription or operation."""
 
 
-class ConflictError(FulfillmentError):
+class FulfillmentConflictError(FulfillmentError):
     """409: a newer update is already fulfilled; re-read the subscription instead of retrying (R29)."""
 
 
-class ThrottledError(FulfillmentError):
+class FulfillmentThrottledError(FulfillmentError):
     """429: too many requests; `retry_after` holds Microsoft's requested wait in seconds, if it sent one."""
 
 
-class ServerError(FulfillmentError):
+class FulfillmentServerError(FulfillmentError):
     """5xx: Microsoft failed; retryable (R20)."""
 
 
-class TransportError(FulfillmentError):
+class FulfillmentTransportError(FulfillmentError):
     """No HTTP answer: connection refused or reset, DNS, TLS, connect or read timeout."""
 
 
@@ -90,22 +90,22 @@ class MalformedResponseError(FulfillmentError):
 
 
 _BY_STATUS: dict[int, type[FulfillmentError]] = {
-    400: BadRequestError,
-    401: UnauthorizedError,
-    403: ForbiddenError,
-    404: NotFoundError,
-    409: ConflictError,
-    429: ThrottledError,
+    400: FulfillmentBadRequestError,
+    401: FulfillmentUnauthorizedError,
+    403: FulfillmentForbiddenError,
+    404: FulfillmentNotFoundError,
+    409: FulfillmentConflictError,
+    429: FulfillmentThrottledError,
 }
 
 
 def error_class_for_status(status_code: int) -> type[FulfillmentError]:
     """The error class for an HTTP status; unexpected 4xx fall back to the base class (not transient)."""
     if status_code >= 500:
-        return ServerError
+        return FulfillmentServerError
     return _BY_STATUS.get(status_code, FulfillmentError)
 
 
 def is_transient(exc: BaseException) -> bool:
     """True when trying again later may succeed: throttling, server errors and transport failures (R80)."""
-    return isinstance(exc, ThrottledError | ServerError | TransportError)
+    return isinstance(exc, FulfillmentThrottledError | FulfillmentServerError | FulfillmentTransportError)

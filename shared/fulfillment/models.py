@@ -46,7 +46,7 @@ __all__ = [
 
 _log = get_logger(__name__)
 
-# Enum-like strings the domain compares by exact spelling (MicrosoftSubscription.is_non_production).
+# Enum-like strings, kept in Microsoft's spelling whatever case the API sent them in.
 _CANONICAL_MODES = {"none": "None", "csp": "Csp", "dryrun": "DryRun"}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shared.domain.identity import entra_addresses
+from shared.domain.identity import Person, entra_addresses
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,11 @@ class IdTokenClaims:
     # The addresses Entra ID vouches for (UPN / sign-in name, `email` when `xms_edov` is true, the
     # verified_*_email optional claims): the only ones a seat assigned by address may bind through.
     addresses: tuple[str, ...] = ()
+
+    @property
+    def person(self) -> Person:
+        """Who this is, as every identity check compares it: tenant id + object id."""
+        return Person.of(self.tenant_id, self.object_id)
 
 
 def claims_of(payload: dict[str, Any]) -> IdTokenClaims:

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from shared.config import ConfigurationError
+from azure.core.credentials import TokenCredential
 
-if TYPE_CHECKING:
-    from shared.config import Settings
-    from shared.queueing.messages import EventQueue
+from shared.config import ConfigurationError, Settings
+from shared.queueing.memory import InMemoryQueue
+from shared.queueing.messages import EventQueue
+from shared.queueing.servicebus import ServiceBusEventQueue
 
-QueueFactory = Callable[["Settings"], "EventQueue"]
+CredentialSource = Callable[[], TokenCredential]
+# A backend is built from the settings and, for one that signs in with the app's identity, a credential source
+# (None outside the composition root: such a backend then refuses a setting that needs it).
+QueueFactory = Callable[[Settings, CredentialSource | None], EventQueue]
 
 _factories: dict[str, QueueFactory] = {}
 _factories_lock = threading.Lock()
@@ -34,7 +37,7 @@ def registered_queue_backends() -> list[str]:
         return sorted(_factories)
 
 
-def build_queue(settings: Settings) -> EventQueue:
+def build_queue(settings: Settings, *, credential: CredentialSource | None = None) -> EventQueue:
     """The queue `settings.queue_backend` names; ConfigurationError when no backend of that name exists."""
     with _factories_lock:
         factory = _factories.get(settings.queue_backend)
@@ -44,19 +47,14 @@ def build_queue(settings: Settings) -> EventQueue:
             f"QUEUE_BACKEND is {settings.queue_backend!r}, which no queue backend in this process is "
             f"registered as (registered: {known}); 'local' exists only under the dev host (python -m devhost)"
         )
-    return factory(settings)
+    return factory(settings, credential)
 
 
-def _service_bus(settings: Settings) -> EventQueue:
-    # Imported on first use: the SDK is the heaviest import of a cold start and the webhook may never need it.
-    from shared.queueing.servicebus import ServiceBusEventQueue
-
-    return ServiceBusEventQueue.from_settings(settings)
+def _service_bus(settings: Settings, credential: CredentialSource | None) -> EventQueue:
+    return ServiceBusEventQueue.from_settings(settings, credential=credential)
 
 
-def _in_memory(settings: Settings) -> EventQueue:
-    from shared.queueing.memory import InMemoryQueue
-
+def _in_memory(settings: Settings, credential: CredentialSource | None) -> EventQueue:
     return InMemoryQueue()
 
 

@@ -15,15 +15,24 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 CONTENT_TYPE = "application/json"
 
-KIND_ACTIVATE = "activate"
-KIND_WEBHOOK = "webhook"
-KIND_TRACK = "track"
-KIND_RECONCILE = "reconcile"
-KINDS = frozenset({KIND_ACTIVATE, KIND_WEBHOOK, KIND_TRACK, KIND_RECONCILE})
+
+class MessageKind(StrEnum):
+    """The body's `kind`: which piece of work a message is (the module docstring says what each does)."""
+
+    ACTIVATE = "activate"
+    WEBHOOK = "webhook"
+    TRACK = "track"
+    RECONCILE = "reconcile"
+
+    @classmethod
+    def parse(cls, value: object) -> MessageKind | None:
+        """The kind a body names, None for anything else (exact spelling: the app wrote it)."""
+        return next((kind for kind in cls if kind.value == value), None) if isinstance(value, str) else None
 
 
 class QueueUnavailableError(RuntimeError):
@@ -61,7 +70,7 @@ def decode_body(raw: bytes | str) -> dict[str, Any]:
         raise MalformedMessageError("message body is nested too deeply") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedMessageError(f"message body is not JSON: {exc}") from exc
-    if not isinstance(body, dict) or body.get("kind") not in KINDS:
+    if not isinstance(body, dict) or MessageKind.parse(body.get("kind")) is None:
         raise MalformedMessageError("message body is not an object with a known 'kind'")
     return body
 
@@ -75,7 +84,7 @@ def activation_message(
         message_id=f"activate-{subscription_id}",
         session_id=subscription_id,
         body={
-            "kind": KIND_ACTIVATE,
+            "kind": MessageKind.ACTIVATE,
             "subscriptionId": subscription_id,
             "planId": plan_id,
             "quantity": quantity,
@@ -92,7 +101,7 @@ def webhook_message(payload: dict[str, Any], received_at: str, correlation_id: s
         message_id=operation_id,
         session_id=subscription_id,
         body={
-            "kind": KIND_WEBHOOK,
+            "kind": MessageKind.WEBHOOK,
             "payload": payload,
             "receivedAt": received_at,
             "correlationId": correlation_id,
@@ -113,7 +122,7 @@ def track_message(
         message_id=f"track-{operation_id}-{attempt}",
         session_id=subscription_id,
         body={
-            "kind": KIND_TRACK,
+            "kind": MessageKind.TRACK,
             "subscriptionId": subscription_id,
             "operationId": operation_id,
             "attempt": attempt,
@@ -129,7 +138,7 @@ def reconcile_message(subscription_id: str, reason: str, correlation_id: str) ->
         message_id=f"reconcile-{subscription_id}-{correlation_id}",
         session_id=subscription_id,
         body={
-            "kind": KIND_RECONCILE,
+            "kind": MessageKind.RECONCILE,
             "subscriptionId": subscription_id,
             "reason": reason,
             "correlationId": correlation_id,

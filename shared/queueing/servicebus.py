@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypedDict
 
+from azure.core.credentials import TokenCredential
 from azure.servicebus import ServiceBusClient, ServiceBusMessage
 from azure.servicebus.exceptions import ServiceBusError
 
@@ -59,10 +60,11 @@ class ServiceBusEventQueue:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ServiceBusEventQueue:
-        return cls(
-            service_bus_client(settings), settings.servicebus_queue, settings.servicebus_deadletter_queue
-        )
+    def from_settings(
+        cls, settings: Settings, *, credential: Callable[[], TokenCredential] | None = None
+    ) -> ServiceBusEventQueue:
+        client = service_bus_client(settings, credential=credential)
+        return cls(client, settings.servicebus_queue, settings.servicebus_deadletter_queue)
 
     def send(self, message: QueueMessage) -> None:
         self._send_to(self._queue_name, _to_sdk_message(message, {}))
@@ -129,8 +131,11 @@ class _SdkRetry(TypedDict):
     retry_backoff_max: float
 
 
-def service_bus_client(settings: Settings) -> ServiceBusClient:
-    """The client the settings name: a connection string, or a namespace with DefaultAzureCredential."""
+def service_bus_client(
+    settings: Settings, *, credential: Callable[[], TokenCredential] | None = None
+) -> ServiceBusClient:
+    """The client the settings name: a connection string, or a namespace with `credential()` (the app's
+    managed identity, which the composition root builds only when a namespace is configured)."""
     retry: _SdkRetry = {
         "retry_total": SDK_RETRY_TOTAL,
         "retry_backoff_factor": SDK_RETRY_BACKOFF_FACTOR,
@@ -142,9 +147,9 @@ def service_bus_client(settings: Settings) -> ServiceBusClient:
         except ValueError as exc:
             raise ConfigurationError(f"ServiceBusConnection is not a valid connection string: {exc}") from exc
     if settings.servicebus_namespace:
-        from azure.identity import DefaultAzureCredential
-
-        return ServiceBusClient(settings.servicebus_namespace, DefaultAzureCredential(), **retry)
+        if credential is None:
+            raise ConfigurationError("ServiceBusConnection__fullyQualifiedNamespace needs a token credential")
+        return ServiceBusClient(settings.servicebus_namespace, credential(), **retry)
     raise ConfigurationError("set ServiceBusConnection or ServiceBusConnection__fullyQualifiedNamespace")
 
 

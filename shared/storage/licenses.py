@@ -132,7 +132,7 @@ class LicenseIndex:
     def remove_seat(self, subscription: Subscription, tenant_id: str, object_id: str) -> None:
         self._remove(subscription, normalize_id(tenant_id, "tenant id"), normalize_id(object_id, "object id"))
 
-    def refresh(self, subscription: Subscription, seat_holders: list[tuple[str, str]]) -> None:
+    def refresh(self, subscription: Subscription, seat_holders: list[Person]) -> None:
         """Rewrites every row of the subscription from its current plan, status and seat holders."""
         beneficiary = (subscription.beneficiary.tenant_id or "").strip().lower()
         if beneficiary and _ID.match(beneficiary):
@@ -141,20 +141,18 @@ class LicenseIndex:
             else:
                 self._remove(subscription, beneficiary, TENANT_WIDE)
         self._refresh_personal_owner(subscription, seat_holders)
-        for tenant_id, object_id in seat_holders:
-            self.put_seat(subscription, tenant_id, object_id)
+        for holder in seat_holders:
+            self.put_seat(subscription, holder.tenant_id, holder.object_id)
         log.info("license index refreshed", extra={"seat_rows": len(seat_holders)})
 
-    def _refresh_personal_owner(
-        self, subscription: Subscription, seat_holders: list[tuple[str, str]]
-    ) -> None:
+    def _refresh_personal_owner(self, subscription: Subscription, seat_holders: list[Person]) -> None:
         """A flat-rate plan bought by a personal account licenses that account alone (tenant + object id)."""
         owner = subscription.beneficiary
         if not is_personal_account(owner) or not _ID.match((owner.object_id or "").strip().lower()):
             return
         if is_flat_rate(subscription):
             self.put_seat(subscription, owner.tenant_id, owner.object_id)
-        elif Person.of(owner.tenant_id, owner.object_id) not in {Person.of(*h) for h in seat_holders}:
+        elif Person.of(owner.tenant_id, owner.object_id) not in set(seat_holders):
             self.remove_seat(subscription, owner.tenant_id, owner.object_id)
 
     def _get(self, tenant_id: str, row_key: str) -> dict[str, Any] | None:

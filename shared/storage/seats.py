@@ -28,6 +28,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
+from shared.domain.identity import Person
 from shared.domain.seats import check_can_assign, normalize_user_key
 from shared.logs import get_logger, log_context
 
@@ -77,6 +78,11 @@ class Seat:
     @property
     def is_bound(self) -> bool:
         return bool(self.tenant_id and self.object_id and self.key.startswith("oid:"))
+
+    @property
+    def holder(self) -> Person:
+        """Who holds the seat (tenant id + object id); empty ids until it is bound."""
+        return Person.of(self.tenant_id, self.object_id)
 
 
 @dataclass(frozen=True)

@@ -15,28 +15,18 @@ absolute lifetime has ended too) and carry `expires_at` so a cleanup job can fin
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import datetime
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient
 
+from shared.domain.sessions import StoredSession
 from shared.logs import get_logger
 from shared.storage.errors import AlreadyExistsError, InvalidEntityError
 
 log = get_logger(__name__)
 
 _ROW = "session"
-
-
-@dataclass(frozen=True)
-class StoredSession:
-    """What the server knows of a live session: whose it is and until when it may be used."""
-
-    tenant_id: str
-    object_id: str
-    issued_at: datetime
-    expires_at: datetime
 
 
 def session_key(session_id: str) -> str:

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
+from azure.core.credentials import TokenCredential
 from azure.data.tables import TableClient, TableServiceClient
 
 from shared.config import ConfigurationError, Settings
@@ -40,12 +41,14 @@ class TableSet:
         self._lock = threading.RLock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> TableSet:
+    def from_settings(
+        cls, settings: Settings, *, credential: Callable[[], TokenCredential] | None = None
+    ) -> TableSet:
         """Connection string if set (Azurite, or a key-based account), else account URL + managed identity.
 
         Raises ConfigurationError when neither is set or the values cannot be used.
         """
-        return cls(_service_client(settings), settings)
+        return cls(_service_client(settings, credential), settings)
 
     @property
     def service_client(self) -> TableServiceClient:
@@ -85,7 +88,9 @@ class TableSet:
             return store  # type: ignore[return-value]
 
 
-def _service_client(settings: Settings) -> TableServiceClient:
+def _service_client(
+    settings: Settings, credential: Callable[[], TokenCredential] | None
+) -> TableServiceClient:
     if settings.storage_connection_string:
         try:
             return TableServiceClient.from_connection_string(settings.storage_connection_string)
@@ -94,17 +99,20 @@ def _service_client(settings: Settings) -> TableServiceClient:
             _log.error("STORAGE_CONNECTION_STRING is malformed")
             raise ConfigurationError("STORAGE_CONNECTION_STRING is malformed") from None
     if settings.storage_account_url:
-        return _service_client_with_identity(settings.storage_account_url)
+        return _service_client_with_identity(settings.storage_account_url, credential)
     _log.error("no Table Storage account configured")
     raise ConfigurationError("set STORAGE_CONNECTION_STRING or STORAGE_ACCOUNT_URL")
 
 
-def _service_client_with_identity(account_url: str) -> TableServiceClient:
-    # Imported here: azure.identity is slow to import and unused when a connection string is set.
-    from azure.identity import DefaultAzureCredential
-
+def _service_client_with_identity(
+    account_url: str, credential: Callable[[], TokenCredential] | None
+) -> TableServiceClient:
+    # The credential is the composition root's (the app's managed identity), built only on this path.
+    if credential is None:
+        _log.error("STORAGE_ACCOUNT_URL set but no token credential given")
+        raise ConfigurationError("STORAGE_ACCOUNT_URL needs a token credential (the managed identity)")
     try:
-        return TableServiceClient(endpoint=account_url, credential=DefaultAzureCredential())
+        return TableServiceClient(endpoint=account_url, credential=credential())
     except ValueError as exc:
         # e.g. an http:// URL, over which the SDK refuses to send a bearer token.
         _log.error("STORAGE_ACCOUNT_URL cannot be used", extra={"reason": str(exc)})

@@ -7,7 +7,8 @@ to find or match anyone; `addresses` are the ones Entra ID vouched for in the us
 "address:<address, percent-encoded>", RowKey "<tenant id>:<object id>", kind "address"), so "who signed in
 with this address?" is one partition read. Admin grants record which (tenant, object id) may manage
 which SaaS subscription, with a role: "purchaser" (bought it; for CSP the partner, R60),
-"beneficiary-admin" (an admin of the tenant it is for) or "delegated" (granted by one of those).
+"beneficiary-admin" (an admin of the tenant it is for) or "delegated-admin" (granted by one of those; grants
+written before that spelling say "delegated" and are read as the same role, `shared.domain.access.Role`).
 
 Both stores may share one table: grant rows live in the grantee's tenant partition under RowKey
 "grant:<object id>:<subscription id>:<role>", and every query filters on `kind`, so neither sees the other's
@@ -19,20 +20,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args
+from typing import Any
 from urllib.parse import quote
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
+from shared.domain.access import Role
 from shared.domain.identity import Person
 from shared.domain.seats import fold_case
 from shared.logs import get_logger, log_context
 
 log = get_logger(__name__)
 
-Role = Literal["purchaser", "beneficiary-admin", "delegated"]
-ROLES: frozenset[str] = frozenset(get_args(Role))
 _ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 
@@ -53,6 +53,11 @@ class User:
     upn: str = ""
     last_sign_in_at: datetime | None = None
     addresses: tuple[str, ...] = ()  # what Entra ID vouched for at the last sign-in (normalized)
+
+    @property
+    def person(self) -> Person:
+        """Who this is, as every identity check compares it: tenant id + object id."""
+        return Person.of(self.tenant_id, self.object_id)
 
 
 def _user_from_entity(entity: dict[str, Any]) -> User:
@@ -160,10 +165,11 @@ def _range_filter() -> str:
     return "PartitionKey eq @tid and RowKey ge @low and RowKey lt @high and kind eq 'grant'"
 
 
-def _role(role: str) -> str:
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {sorted(ROLES)}, got {role!r}")
-    return role
+def _role(role: Role | str) -> Role:
+    known = Role.parse(role)
+    if known is None:
+        raise ValueError(f"role must be one of {[r.value for r in Role]}, got {role!r}")
+    return known
 
 
 class AdminStore:
@@ -173,9 +179,10 @@ class AdminStore:
         self._table = table_client
 
     def grant(
-        self, subscription_id: str, tenant_id: str, object_id: str, role: Role, granted_by: str
+        self, subscription_id: str, tenant_id: str, object_id: str, role: Role | str, granted_by: str
     ) -> None:
         """Records the grant; granting a role the person already holds only refreshes who and when."""
+        role = _role(role)
         tid, oid, sub = (
             _id(tenant_id, "tenant id"),
             _id(object_id, "object id"),
@@ -183,39 +190,43 @@ class AdminStore:
         )
         entity = {
             "PartitionKey": tid,
-            "RowKey": f"{_grant_prefix(oid, sub)}{_role(role)}",
+            "RowKey": f"{_grant_prefix(oid, sub)}{role.value}",
             "kind": "grant",
             "subscription_id": sub,
             "object_id": oid,
-            "role": role,
+            "role": role.value,
             "granted_by": granted_by,
             "granted_at": datetime.now(UTC),
         }
         self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
         with log_context(subscription_id=sub):
-            log.info("subscription admin role granted", extra={"role": role, "tenant_id": tid})
+            log.info("subscription admin role granted", extra={"role": role.value, "tenant_id": tid})
 
-    def revoke(self, subscription_id: str, tenant_id: str, object_id: str, role: Role | None = None) -> int:
+    def revoke(
+        self, subscription_id: str, tenant_id: str, object_id: str, role: Role | str | None = None
+    ) -> int:
         """Removes one role, or every role when `role` is None; returns how many grants were removed."""
-        roles = {_role(role)} if role else self.roles_for(subscription_id, tenant_id, object_id)
+        wanted = _role(role) if role else None
         tid, oid, sub = (
             _id(tenant_id, "tenant id"),
             _id(object_id, "object id"),
             _id(subscription_id, "subscription id"),
         )
         removed = 0
-        for each in roles:
-            row_key = f"{_grant_prefix(oid, sub)}{each}"
-            if self._exists(tid, row_key):
-                self._table.delete_entity(tid, row_key)
+        # By the rows' own keys: a role granted under an older spelling ("delegated") is its own row.
+        for grant in self._grants(tid, _grant_prefix(oid, sub)):
+            if wanted is None or Role.parse(grant.get("role")) is wanted:
+                self._table.delete_entity(tid, grant["RowKey"])
                 removed += 1
         with log_context(subscription_id=sub):
             log.info("subscription admin roles revoked", extra={"removed": removed, "tenant_id": tid})
         return removed
 
-    def roles_for(self, subscription_id: str, tenant_id: str, object_id: str) -> set[str]:
+    def roles_for(self, subscription_id: str, tenant_id: str, object_id: str) -> set[Role]:
+        """The roles granted, whatever spelling each grant was stored under; unknown names are skipped."""
         oid, sub = _id(object_id, "object id"), _id(subscription_id, "subscription id")
-        return {e["role"] for e in self._grants(tenant_id, _grant_prefix(oid, sub))}
+        grants = self._grants(tenant_id, _grant_prefix(oid, sub))
+        return {role for role in (Role.parse(e.get("role")) for e in grants) if role is not None}
 
     def grantees(self, subscription_id: str, tenant_id: str) -> list[Person]:
         """Who in `tenant_id` holds any role on the subscription (one partition query)."""
@@ -233,10 +244,3 @@ class AdminStore:
         # ';' follows ':' in ASCII: every key starting with "...:" sorts in [prefix, prefix with ':' -> ';').
         parameters = {"tid": _id(tenant_id, "tenant id"), "low": prefix, "high": prefix[:-1] + ";"}
         return list(self._table.query_entities(_range_filter(), parameters=parameters))
-
-    def _exists(self, tenant_id: str, row_key: str) -> bool:
-        try:
-            self._table.get_entity(tenant_id, row_key)
-        except ResourceNotFoundError:
-            return False
-        return True

@@ -5,7 +5,7 @@ and UPN, plus the CSRF secret (`shared.web.csrf`). Users are identified by tenan
 email and name are for display only. The Entra ID sign-in calls `sign_in` after validating the ID token.
 
 A signed-in session also carries a random session id (`sid`), minted at each sign-in, and the time of that
-sign-in (`iat`). The cookie alone is not enough: the session's record (`shared.storage.sessions`) must still
+sign-in (`iat`). The cookie alone is not enough: the session's record (in a `SessionRecords`) must still
 exist, which costs one point read per request and lets sign-out end every copy of the cookie. Load the
 session once per request (`load_session`, `require_session`) and pass it on; each load is a read. The
 entry point passes in the settings and the session store (this module never reaches the composition root).
@@ -18,20 +18,19 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import azure.functions as func
 
 from shared.config import Settings
+from shared.domain.identity import Person
+from shared.domain.sessions import StoredSession
 from shared.logs import get_logger
 from shared.web.csrf import CSRF_SESSION_KEY, issue
 from shared.web.pages import redirect
 from shared.web.security import safe_redirect_target
 from shared.web.sessions import ISSUED_AT_KEY, SessionCodec
-
-if TYPE_CHECKING:
-    from shared.storage.sessions import SessionStore
 
 log = get_logger(__name__)
 
@@ -39,6 +38,19 @@ SIGN_IN_PATH = "/api/auth/signin"
 DEFAULT_AFTER_SIGN_IN = "/api/portal"
 SESSION_ID_KEY = "sid"
 _IDENTITY_KEYS = ("tid", "oid", "name", "email", "upn", SESSION_ID_KEY, ISSUED_AT_KEY)
+
+
+class SessionRecords(Protocol):
+    """Where sessions are recorded (Table Storage in the app, `shared.storage.sessions.SessionStore`).
+
+    Declared here so that the web adapter depends on what it needs, not on the storage adapter.
+    """
+
+    def start(self, session_id: str, session: StoredSession) -> None: ...
+
+    def get(self, session_id: str) -> StoredSession | None: ...
+
+    def end(self, session_id: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,11 @@ class SignedInUser:
     name: str = ""
     email: str = ""
     upn: str = ""
+
+    @property
+    def person(self) -> Person:
+        """Who this is, as every identity check compares it: tenant id + object id."""
+        return Person.of(self.tenant_id, self.object_id)
 
     @property
     def display(self) -> Mapping[str, str]:
@@ -66,7 +83,7 @@ def session_codec(settings: Settings, *, clock: Callable[[], float] = time.time)
     )
 
 
-def load_session(req: func.HttpRequest, settings: Settings, *, store: SessionStore) -> dict[str, Any]:
+def load_session(req: func.HttpRequest, settings: Settings, *, store: SessionRecords) -> dict[str, Any]:
     """The request's session; {} when there is none, it was tampered with, has expired or was ended.
 
     A session without identity claims (a purchase remembered before sign-in) costs no I/O; a signed-in
@@ -78,7 +95,7 @@ def load_session(req: func.HttpRequest, settings: Settings, *, store: SessionSto
     return session if _is_live(session, store) else {}
 
 
-def _is_live(session: Mapping[str, Any], store: SessionStore) -> bool:
+def _is_live(session: Mapping[str, Any], store: SessionRecords) -> bool:
     session_id = session.get(SESSION_ID_KEY)
     if not isinstance(session_id, str) or not isinstance(session.get(ISSUED_AT_KEY), int):
         # A cookie from before sessions had ids (or a bug): nothing could end it, so it counts as ended.
@@ -89,7 +106,7 @@ def _is_live(session: Mapping[str, Any], store: SessionStore) -> bool:
         log.info("session refused: ended by sign-out or a later sign-in")
         return False
     user = user_from_session(session)
-    if user is None or (record.tenant_id, record.object_id) != (user.tenant_id, user.object_id):
+    if user is None or record.person != user.person:
         log.warning("session refused: the record belongs to someone else")
         return False
     if datetime.now(UTC) >= record.expires_at:
@@ -109,10 +126,6 @@ def user_from_session(session: Mapping[str, Any]) -> SignedInUser | None:
         email=str(session.get("email") or ""),
         upn=str(session.get("upn") or ""),
     )
-
-
-def current_user(req: func.HttpRequest, settings: Settings, *, store: SessionStore) -> SignedInUser | None:
-    return user_from_session(load_session(req, settings, store=store))
 
 
 def new_session(
@@ -143,15 +156,13 @@ def sign_in(
     user: SignedInUser,
     *,
     settings: Settings,
-    store: SessionStore,
+    store: SessionRecords,
     clock: Callable[[], float] = time.time,
 ) -> dict[str, Any]:
     """Starts a new session for `user` and records it; the browser's previous session, if any, ends.
 
     `session` is the request's session as `load_session` returned it (so a previous `sid` is a live one).
     """
-    from shared.storage.sessions import StoredSession
-
     lifetime = settings.session_lifetime_seconds
     issued_at = int(clock())
     fresh = new_session(session, user, session_id=secrets.token_urlsafe(32), issued_at=issued_at)
@@ -164,7 +175,7 @@ def sign_in(
     return fresh
 
 
-def sign_out(session: Mapping[str, Any], *, store: SessionStore) -> None:
+def sign_out(session: Mapping[str, Any], *, store: SessionRecords) -> None:
     """Ends the session on the server: every copy of its cookie stops working at once."""
     session_id = session.get(SESSION_ID_KEY)
     if isinstance(session_id, str):
@@ -182,16 +193,8 @@ def sign_in_url(next_path: str) -> str:
     return f"{SIGN_IN_PATH}?next={quote(safe_redirect_target(next_path, DEFAULT_AFTER_SIGN_IN), safe='')}"
 
 
-def require_user(
-    req: func.HttpRequest, settings: Settings, *, store: SessionStore
-) -> SignedInUser | func.HttpResponse:
-    """The signed-in user, or a 303 to the sign-in page that comes back to this same page afterwards."""
-    answer = require_session(req, settings, store=store)
-    return answer if isinstance(answer, func.HttpResponse) else answer[0]
-
-
 def require_session(
-    req: func.HttpRequest, settings: Settings, *, store: SessionStore
+    req: func.HttpRequest, settings: Settings, *, store: SessionRecords
 ) -> tuple[SignedInUser, dict[str, Any]] | func.HttpResponse:
     """The signed-in user and their session (loaded once: one read), or a 303 to sign in and come back."""
     session = load_session(req, settings, store=store)

@@ -8,6 +8,7 @@ from typing import Any
 import azure.functions as func
 
 from shared.web.security import new_nonce, security_headers
+from shared.web.templates import render
 
 
 def page(
@@ -17,9 +18,6 @@ def page(
     headers: Mapping[str, str] | None = None,
     **context: Any,
 ) -> func.HttpResponse:
-    # Jinja2 loads on the first page, not at import: the webhook and the worker never render one.
-    from shared.web.templates import render
-
     nonce = new_nonce()
     return func.HttpResponse(
         body=render(template, csp_nonce=nonce, **context),

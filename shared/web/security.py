@@ -43,21 +43,35 @@ def content_security_policy(nonce: str) -> str:
     return "; ".join(directives)
 
 
+# What every answer carries, page or API: never cached (per-buyer data), never sniffed, framed or sent with
+# a referrer, and only over https.
+_EVERY_RESPONSE = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+    "Strict-Transport-Security": f"max-age={HSTS_MAX_AGE_SECONDS}; includeSubDomains",
+}
+# An API answer is data, never a document: it may load and run nothing.
+API_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'"
+
+
 def security_headers(nonce: str) -> dict[str, str]:
     """Headers for an HTML response rendered with `csp_nonce=nonce`; a fresh dict the caller may extend."""
     if not nonce or not nonce.replace("-", "").replace("_", "").isalnum():
         raise ValueError("nonce must be a non-empty URL-safe base64 value from new_nonce()")
     return {
         "Content-Security-Policy": content_security_policy(nonce),
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-        "X-Frame-Options": "DENY",
-        "Cache-Control": "no-store",
+        **_EVERY_RESPONSE,
         "Pragma": "no-cache",
-        "Strict-Transport-Security": f"max-age={HSTS_MAX_AGE_SECONDS}; includeSubDomains",
         "Cross-Origin-Opener-Policy": "same-origin",
         "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
     }
+
+
+def api_security_headers() -> dict[str, str]:
+    """Headers for a JSON answer (`shared.entrypoints.http`); a fresh dict the caller may extend."""
+    return {**_EVERY_RESPONSE, "Content-Security-Policy": API_CONTENT_SECURITY_POLICY}
 
 
 def _has_control_character(text: str) -> bool:

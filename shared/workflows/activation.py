@@ -14,7 +14,7 @@ from shared.domain.status import SubscriptionStatus
 from shared.domain.subscription import Subscription
 from shared.domain.transitions import ACTIVATE, Cause
 from shared.faultpoints import faultpoint
-from shared.fulfillment.errors import BadRequestError, NotFoundError
+from shared.fulfillment.errors import FulfillmentBadRequestError, FulfillmentNotFoundError
 from shared.logs import get_logger
 from shared.storage.subscriptions import Change
 from shared.workflows.errors import PermanentFailureError, RetryLaterError
@@ -46,7 +46,7 @@ def activate_purchase(subscription_id: str, correlation_id: str, *, ports: Activ
     faultpoint("worker.after_state_write")
     try:
         client.activate(subscription_id, snapshot.plan_id, snapshot.quantity, correlation_id=correlation_id)
-    except (BadRequestError, NotFoundError) as exc:
+    except (FulfillmentBadRequestError, FulfillmentNotFoundError) as exc:
         return _after_refused_activation(ports.sync, stored, exc, correlation_id)
     log.info("subscription activated", extra={"plan_id": snapshot.plan_id, "quantity": snapshot.quantity})
     after = client.get_subscription(subscription_id, correlation_id=correlation_id)

@@ -12,8 +12,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from shared.domain.access import Role
 from shared.domain.audit import AuditAction, AuditEntry, AuditSource
-from shared.domain.identity import Person, acts_for
+from shared.domain.identity import acts_for
 from shared.domain.status import SubscriptionStatus
 from shared.domain.transitions import Cause
 from shared.logs import get_logger, log_context
@@ -53,7 +54,7 @@ def record_purchase(purchase: ResolvedPurchase, correlation_id: str, *, sync: Sy
 def may_confirm(user: SignedInUser, stored: Subscription) -> bool:
     """R62: someone of the beneficiary's organisation, or of the purchaser's (a CSP partner finishing
     setup); for a personal Microsoft account, that account itself (its tenant is every personal account's)."""
-    who = Person.of(user.tenant_id, user.object_id)
+    who = user.person
     return acts_for(stored.beneficiary, who) or acts_for(stored.purchaser, who)
 
 
@@ -80,17 +81,18 @@ def grant_admins(stored: Subscription, user: SignedInUser, *, admins: AdminGrant
     """Purchaser and beneficiary as Microsoft names them, plus whoever confirmed, on their own side."""
     confirmer = f"{user.tenant_id}:{user.object_id}"
     grants = [
-        (stored.purchaser.tenant_id, stored.purchaser.object_id, "purchaser"),
-        (stored.beneficiary.tenant_id, stored.beneficiary.object_id, "beneficiary-admin"),
+        (stored.purchaser.tenant_id, stored.purchaser.object_id, Role.PURCHASER),
+        (stored.beneficiary.tenant_id, stored.beneficiary.object_id, Role.BENEFICIARY_ADMIN),
         (user.tenant_id, user.object_id, confirmer_role(user, stored)),
     ]
     for tenant_id, object_id, role in dict.fromkeys(grants):
         if tenant_id and object_id:
-            admins.grant(stored.id, tenant_id, object_id, role, granted_by=confirmer)  # type: ignore[arg-type]
+            admins.grant(stored.id, tenant_id, object_id, role, granted_by=confirmer)
 
 
-def confirmer_role(user: SignedInUser, stored: Subscription) -> str:
-    return "beneficiary-admin" if user.tenant_id == stored.beneficiary.tenant_id.lower() else "purchaser"
+def confirmer_role(user: SignedInUser, stored: Subscription) -> Role:
+    own = user.tenant_id == stored.beneficiary.tenant_id.lower()
+    return Role.BENEFICIARY_ADMIN if own else Role.PURCHASER
 
 
 def _queue_activation_once(

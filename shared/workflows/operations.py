@@ -20,7 +20,7 @@ from shared.domain.status import Action, OperationStatus, parse_action
 from shared.domain.subscription import Operation, Subscription
 from shared.domain.transitions import Cause
 from shared.faultpoints import faultpoint
-from shared.fulfillment.errors import ConflictError, NotFoundError
+from shared.fulfillment.errors import FulfillmentConflictError, FulfillmentNotFoundError
 from shared.fulfillment.models import announced_action
 from shared.logs import get_logger
 from shared.queueing.messages import track_message
@@ -84,7 +84,7 @@ def _verified_operation(
         operation = ports.sync.marketplace.get_operation(
             subscription_id, operation_id, correlation_id=correlation_id
         )
-    except NotFoundError:
+    except FulfillmentNotFoundError:
         raise PermanentFailureError(
             "UnknownOperation", "GetOperation does not know this operation: the webhook body is not trusted"
         ) from None
@@ -147,7 +147,7 @@ def _answer_change(
         ports.sync.marketplace.update_operation(
             operation.subscription_id, operation.id, accept, correlation_id=correlation_id
         )
-    except ConflictError:
+    except FulfillmentConflictError:
         log.info("operation finished before our answer reached Microsoft (409); state is re-read")
     state = InboxState.ACKNOWLEDGED if accept else InboxState.REFUSED
     record = ports.inbox.save(replace(record, state=state, updated_at=utcnow()))

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shared.domain import access
+from shared.domain.access import Role
 from shared.domain.identity import Person, may_show_person, sees_beneficiary_directory
 from shared.logs import get_logger
 
 if TYPE_CHECKING:
-    from shared.domain.access import Role
     from shared.domain.subscription import Subscription
     from shared.storage.users import User
     from shared.workflows.ports import AdminGrants, SeatBook, UserDirectory
@@ -56,31 +56,47 @@ def listed_people(
     except ValueError:
         return []
     beneficiary = subscription.beneficiary
-    return [u for u in candidates if may_show_person(beneficiary, viewer, _person(u), related)]
+    return [u for u in candidates if may_show_person(beneficiary, viewer, u.person, related)]
 
 
 def picked(choice: str, listed: list[User]) -> User:
     """The listed user a form's "tid:oid" names; NotListedError for anyone the visitor was not shown."""
     tenant_id, _, object_id = choice.strip().partition(":")
     wanted = Person.of(tenant_id, object_id)
-    found = next((user for user in listed if _person(user) == wanted), None)
+    found = next((user for user in listed if user.person == wanted), None)
     if found is None:
         log.warning("portal form named a user the visitor was not shown")
         raise NotListedError(NOT_LISTED)
     return found
 
 
+class DesignationRefusedError(Exception):
+    """Only the purchaser or a beneficiary admin may designate admins, until the subscription ends."""
+
+
 def designate_admin(
-    subscription: Subscription, choice: str, listed: list[User], *, granted_by: str, admins: AdminGrants
+    subscription: Subscription,
+    viewer: Person,
+    roles: frozenset[Role],
+    choice: str,
+    *,
+    granted_by: str,
+    users: UserDirectory,
+    admins: AdminGrants,
+    seats: SeatBook,
 ) -> User:
-    """Grants the "delegated" role to the listed person `choice` names. Raises NotListedError."""
+    """Grants the delegated-admin role to the listed person `choice` names.
+
+    Raises DesignationRefusedError (the visitor may not designate) or NotListedError (not offered to them).
+    """
+    if not access.can_designate_admins(subscription, roles):
+        raise DesignationRefusedError(subscription.id)
+    listed = listed_people(subscription, viewer, roles, users=users, admins=admins, seats=seats)
     person = picked(choice, listed)
-    admins.grant(subscription.id, person.tenant_id, person.object_id, "delegated", granted_by=granted_by)
+    admins.grant(
+        subscription.id, person.tenant_id, person.object_id, Role.DELEGATED_ADMIN, granted_by=granted_by
+    )
     return person
-
-
-def _person(user: User) -> Person:
-    return Person.of(user.tenant_id, user.object_id)
 
 
 def _related_people(
@@ -90,5 +106,5 @@ def _related_people(
     related = {Person.of(subscription.beneficiary.tenant_id, subscription.beneficiary.object_id)}
     related |= set(admins.grantees(subscription.id, tenant))
     held = seats.list(subscription.id) if subscription.quantity is not None else []
-    related |= {Person.of(seat.tenant_id, seat.object_id) for seat in held if seat.is_bound}
+    related |= {seat.holder for seat in held if seat.is_bound}
     return {person for person in related if person.tenant_id and person.object_id}

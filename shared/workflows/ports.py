@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from shared.domain.access import Role
     from shared.domain.audit import AuditEntry
     from shared.domain.identity import Person
     from shared.domain.inbox import InboxRecord
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from shared.storage.seats import Seat
     from shared.storage.setup_links import SetupLink
     from shared.storage.subscriptions import ChangeFunction, Updated
-    from shared.storage.users import Role, User
+    from shared.storage.users import User
 
 
 # --- one protocol per port; the worker, landing, sign-in, portal and seats workflows share them ----------
@@ -108,7 +109,7 @@ class AdminGrants(Protocol):
         self, subscription_id: str, tenant_id: str, object_id: str, role: Role, granted_by: str
     ) -> None: ...
 
-    def roles_for(self, subscription_id: str, tenant_id: str, object_id: str) -> set[str]: ...
+    def roles_for(self, subscription_id: str, tenant_id: str, object_id: str) -> set[Role]: ...
 
     def grantees(self, subscription_id: str, tenant_id: str) -> list[Person]: ...
 
@@ -169,7 +170,7 @@ class LicenseRows(Protocol):
 
     def remove_seat(self, subscription: Subscription, tenant_id: str, object_id: str) -> None: ...
 
-    def refresh(self, subscription: Subscription, seat_holders: list[tuple[str, str]]) -> None: ...
+    def refresh(self, subscription: Subscription, seat_holders: list[Person]) -> None: ...
 
 
 class SetupLinkBook(Protocol):

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 from shared.domain import access
 from shared.domain.inbox import InboxRecord, InboxState
 from shared.domain.policy import fits_plan_limits, is_downgrade
-from shared.fulfillment.errors import BadRequestError, ConflictError, FulfillmentError
+from shared.fulfillment.errors import FulfillmentBadRequestError, FulfillmentConflictError, FulfillmentError
 from shared.logs import get_logger
 from shared.queueing.messages import track_message
 
 if TYPE_CHECKING:
-    from shared.domain.access import Principal, Role
+    from shared.domain.access import Role
+    from shared.domain.identity import Person
     from shared.domain.policy import PublisherPolicy
     from shared.domain.subscription import Subscription
     from shared.workflows.ports import EventPublisher, Inbox, Marketplace, SeatBook
@@ -56,7 +57,7 @@ class ChangePorts:
 class Requester:
     """Who asks, with their roles on the subscription."""
 
-    who: Principal
+    who: Person
     roles: frozenset[Role]
 
 
@@ -187,11 +188,11 @@ def _send(
 
 def _refusal_of(exc: FulfillmentError) -> ChangeRefusedError:
     log.error("Fulfillment API refused a portal change", extra={"status": exc.status_code})
-    if isinstance(exc, ConflictError):
+    if isinstance(exc, FulfillmentConflictError):
         return ChangeRefusedError(
             409, "Another change is in progress", "Wait for it to finish, then try again."
         )
-    if isinstance(exc, BadRequestError):
+    if isinstance(exc, FulfillmentBadRequestError):
         return ChangeRefusedError(
             400, "Microsoft refused the change", "Microsoft did not accept this change."
         )

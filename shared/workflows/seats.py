@@ -11,18 +11,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from shared.domain.identity import Person, may_bind_seat
+from shared.domain import access
+from shared.domain.identity import Person, may_bind_seat, seat_address_refusal
+from shared.domain.seats import SeatLimitError, normalize_user_key, over_assignment
 from shared.domain.status import SubscriptionStatus
 from shared.logs import get_logger, log_context
 from shared.storage.seats import SeatNotFoundError
+from shared.workflows.people import listed_people, picked
 
 if TYPE_CHECKING:
+    from shared.domain.access import Role
     from shared.domain.subscription import Subscription
     from shared.identity.id_token import IdTokenClaims
     from shared.storage.seats import Seat
-    from shared.workflows.ports import LicenseRows, SeatBook, SubscriptionRecords
+    from shared.workflows.ports import AdminGrants, LicenseRows, SeatBook, SubscriptionRecords, UserDirectory
 
 log = get_logger(__name__)
+
+NO_ADDRESS = "This user has no sign-in name we can show; ask them to sign in again, then try again."
+
+
+class SeatsClosedError(Exception):
+    """The visitor may not change this subscription's seats: it has ended (or they hold no role on it)."""
+
+
+class OutsiderAddressError(ValueError):
+    """The typed address belongs to someone who could never use a seat of this subscription."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +49,84 @@ class SeatTarget:
     object_id: str = ""
 
 
+@dataclass(frozen=True)
+class SeatRequest:
+    """What the assign form asked for: a listed person picked by "tid:oid", else a typed address."""
+
+    choice: str = ""
+    typed: str = ""
+
+
 def assign_seat(
+    subscription: Subscription,
+    viewer: Person,
+    roles: frozenset[Role],
+    request: SeatRequest,
+    *,
+    assigned_by: str,
+    users: UserDirectory,
+    admins: AdminGrants,
+    seats: SeatBook,
+    licenses: LicenseRows,
+) -> Seat:
+    """Gives the requested person a seat; a seat bound to an identity licenses it at once, a reserved one at
+    sign-in.
+
+    Raises, in this order: SeatsClosedError (the subscription ended), SeatLimitError (more seats assigned
+    than bought, or none free), NotListedError (a pick the visitor was not shown), OutsiderAddressError (an
+    address someone outside the beneficiary holds) and ValueError (no usable address, a malformed id).
+    """
+    if not access.can_manage_seats(subscription, roles):
+        raise SeatsClosedError(subscription.id)
+    assigned = seats.count(subscription.id)
+    over = over_assignment(subscription.quantity, assigned)
+    if over:
+        # Microsoft lowered the quantity below what is assigned: nothing new until enough are revoked.
+        raise SeatLimitError(
+            f"Revoke {over} seat(s) first: more are assigned than bought.",
+            quantity=subscription.quantity,
+            assigned=assigned,
+            requested=1,
+        )
+    target = _seat_target(subscription, viewer, roles, request, users=users, admins=admins, seats=seats)
+    return _assign(subscription, target, assigned_by=assigned_by, seats=seats, licenses=licenses)
+
+
+def _seat_target(
+    subscription: Subscription,
+    viewer: Person,
+    roles: frozenset[Role],
+    request: SeatRequest,
+    *,
+    users: UserDirectory,
+    admins: AdminGrants,
+    seats: SeatBook,
+) -> SeatTarget:
+    """Who gets the seat: someone the page listed (picked by tid:oid) or an email/UPN typed in."""
+    if request.choice.strip():
+        listed = listed_people(subscription, viewer, roles, users=users, admins=admins, seats=seats)
+        known = picked(request.choice, listed)
+        # The seat binds to tid + oid at once; the address is a label, and only one Entra vouched for.
+        address = next(iter(known.addresses), "") or known.upn
+        if not address:
+            raise ValueError(NO_ADDRESS)
+        return SeatTarget(address, known.display_name, known.tenant_id, known.object_id)
+    refusal = _address_refusal(subscription, request.typed, users=users)
+    if refusal:
+        raise OutsiderAddressError(refusal)
+    return SeatTarget(request.typed)
+
+
+def _address_refusal(subscription: Subscription, typed: str, *, users: UserDirectory) -> str | None:
+    """Why a typed address cannot get a seat of this subscription (someone outside it holds it)."""
+    try:
+        address = normalize_user_key(typed)
+    except ValueError:
+        return None  # the seat store explains a malformed address
+    return seat_address_refusal(subscription.beneficiary, users.holders_of(address))
+
+
+def _assign(
     subscription: Subscription,
     target: SeatTarget,
     *,
@@ -43,10 +134,6 @@ def assign_seat(
     seats: SeatBook,
     licenses: LicenseRows,
 ) -> Seat:
-    """Gives `target` a seat; a seat bound to an identity licenses it at once, a reserved one at sign-in.
-
-    Raises SeatLimitError when every seat bought is taken, ValueError on a malformed address or id.
-    """
     seat = seats.assign(
         subscription.id,
         target.user_key,
@@ -63,20 +150,30 @@ def assign_seat(
 
 def revoke_seat(
     subscription: Subscription,
-    seat: Seat,
+    roles: frozenset[Role],
+    key: str,
     *,
     seats: SeatBook,
     subscriptions: SubscriptionRecords,
     licenses: LicenseRows,
-) -> None:
-    """Frees the seat; the holder keeps the offer's license through any other seat of it they hold."""
+) -> Seat:
+    """Frees the seat `key` names (its address or row key); the holder keeps the offer's license through any
+    other seat of it they hold. Raises SeatsClosedError (the subscription ended) or SeatNotFoundError."""
+    if not access.can_manage_seats(subscription, roles):
+        raise SeatsClosedError(subscription.id)
+    try:
+        seat = seats.find(subscription.id, user_key=key) if key else None
+    except ValueError:
+        seat = None  # not an address: no seat can have it
+    if seat is None:
+        raise SeatNotFoundError(subscription.id)
     seats.revoke(subscription.id, seat.key if seat.is_bound else seat.user_key)
     if seat.is_bound:
         licenses.remove_seat(subscription, seat.tenant_id, seat.object_id)
-        holder = Person.of(seat.tenant_id, seat.object_id)
         _license_from_other_seats(
-            subscription, [holder], seats=seats, subscriptions=subscriptions, licenses=licenses
+            subscription, [seat.holder], seats=seats, subscriptions=subscriptions, licenses=licenses
         )
+    return seat
 
 
 def bind_seats(
@@ -85,7 +182,7 @@ def bind_seats(
     """Re-keys to tid + oid the seats reserved for an address this ID token vouches for, in subscriptions
     the token's tenant is the beneficiary of (`shared.domain.identity.may_bind_seat`). What the user typed
     anywhere (the contact email) never takes part."""
-    who = Person.of(claims.tenant_id, claims.object_id)
+    who = claims.person
     bound = 0
     for subscription in subscriptions.list_for_tenant(claims.tenant_id):
         for address in claims.addresses:
@@ -121,8 +218,8 @@ def refresh_license_index(
         if not subscription.offer_id:
             log.warning("license index not refreshed: the subscription has no offer id")
             return
-        holders = [Person.of(s.tenant_id, s.object_id) for s in seats.list(subscription.id) if s.is_bound]
-        licenses.refresh(subscription, [(p.tenant_id, p.object_id) for p in holders])
+        holders = [seat.holder for seat in seats.list(subscription.id) if seat.is_bound]
+        licenses.refresh(subscription, holders)
         if subscription.status is not SubscriptionStatus.SUBSCRIBED:
             # Its rows now say "not licensed"; a seat in another live subscription of the offer still counts.
             _license_from_other_seats(

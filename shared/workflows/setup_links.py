@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from shared.domain import access
+from shared.domain.access import Role
 from shared.domain.identity import Person, acts_for
 from shared.logs import get_logger, log_context
 from shared.storage.setup_links import SetupLinkError
 
 if TYPE_CHECKING:
-    from shared.domain.access import Role
     from shared.domain.subscription import Subscription
     from shared.storage.setup_links import SetupLink
     from shared.workflows.ports import AdminGrants, SetupLinkBook, SubscriptionRecords
@@ -37,7 +37,7 @@ def may_create(subscription: Subscription, roles: frozenset[Role]) -> bool:
     """R65: the partner who bought for a customer hands the customer's admin a setup link."""
     return (
         access.is_csp(subscription)
-        and access.PURCHASER in roles
+        and Role.PURCHASER in roles
         and access.can_manage_seats(subscription, roles)
     )
 
@@ -74,7 +74,7 @@ def accept_link(
         opened.link.subscription_id,
         who.tenant_id,
         who.object_id,
-        "beneficiary-admin",
+        Role.BENEFICIARY_ADMIN,
         granted_by=opened.link.created_by,
     )
     with log_context(subscription_id=opened.link.subscription_id):

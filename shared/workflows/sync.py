@@ -11,6 +11,7 @@ from shared.domain.subscription import MicrosoftSubscription, Subscription
 from shared.domain.transitions import Cause, apply_snapshot
 from shared.logs import get_logger
 from shared.storage.subscriptions import Change
+from shared.workflows.seats import refresh_license_index
 
 if TYPE_CHECKING:
     from shared.storage.licenses import LicenseIndex
@@ -76,8 +77,6 @@ def mirror(
     if changed:
         log.info("subscription mirrored", extra={"changed": sorted(changed), "action": cause.action})
     if changed & LICENSE_FIELDS:
-        from shared.workflows.seats import refresh_license_index
-
         refresh_license_index(
             stored, seats=ports.seats, subscriptions=ports.subscriptions, licenses=ports.licenses
         )

@@ -10,7 +10,7 @@ import pytest
 
 from shared.domain.status import Action, OperationStatus, SubscriptionStatus
 from shared.fulfillment.client import FulfillmentClient
-from shared.fulfillment.errors import MalformedResponseError, NotFoundError
+from shared.fulfillment.errors import FulfillmentNotFoundError, MalformedResponseError
 from tests.fulfillment import (
     BASE_PATH,
     OPERATION_ID,
@@ -455,7 +455,7 @@ def test_every_attempt_asks_the_credential_for_the_marketplace_scope(server: Scr
 
 def test_ids_in_paths_are_escaped(server: ScriptedServer, client: FulfillmentClient) -> None:
     server.script(ScriptedResponse(404))
-    with pytest.raises(NotFoundError):
+    with pytest.raises(FulfillmentNotFoundError):
         client.get_subscription("../../resolve")  # outside-path-ok: a traversal attempt
     assert server.requests[0].path == f"{SUBSCRIPTIONS}/..%2F..%2Fresolve"
 

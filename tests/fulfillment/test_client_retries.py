@@ -14,15 +14,15 @@ from azure.core.exceptions import ClientAuthenticationError
 
 from shared.fulfillment.client import FulfillmentClient, parse_retry_after
 from shared.fulfillment.errors import (
-    BadRequestError,
-    ConflictError,
-    ForbiddenError,
+    FulfillmentBadRequestError,
+    FulfillmentConflictError,
     FulfillmentError,
-    NotFoundError,
-    ServerError,
-    ThrottledError,
-    TransportError,
-    UnauthorizedError,
+    FulfillmentForbiddenError,
+    FulfillmentNotFoundError,
+    FulfillmentServerError,
+    FulfillmentThrottledError,
+    FulfillmentTransportError,
+    FulfillmentUnauthorizedError,
     is_transient,
 )
 from tests.fulfillment import (
@@ -112,7 +112,7 @@ def test_backoff_grows_but_is_capped(server: ScriptedServer) -> None:
     sleep = RecordingSleep()
     client, _ = make_client(server, sleep=sleep, max_attempts=8, max_retry_seconds=1000)
 
-    with pytest.raises(ServerError):
+    with pytest.raises(FulfillmentServerError):
         client.get_subscription(SUBSCRIPTION_ID)
 
     assert len(sleep.waits) == 7
@@ -125,7 +125,7 @@ def test_connection_refused_is_retried_then_a_transport_error(sleep: RecordingSl
         f"http://127.0.0.1:{port}{BASE_PATH}", _Tokens(), sleep=sleep, max_attempts=3, connect_timeout=1
     )
 
-    with pytest.raises(TransportError) as caught:
+    with pytest.raises(FulfillmentTransportError) as caught:
         client.get_subscription(SUBSCRIPTION_ID)
 
     assert len(sleep.waits) == 2
@@ -170,7 +170,7 @@ def test_read_timeouts_exhaust_into_a_transport_error(server: ScriptedServer, sl
     server.script(*[ScriptedResponse(200, delay=1.0) for _ in range(2)])
     client, _ = make_client(server, sleep=sleep, read_timeout=0.2, max_attempts=2)
 
-    with pytest.raises(TransportError, match="ReadTimeout"):
+    with pytest.raises(FulfillmentTransportError, match="ReadTimeout"):
         client.get_subscription(SUBSCRIPTION_ID)
 
 
@@ -178,7 +178,7 @@ def test_attempts_are_bounded(server: ScriptedServer, sleep: RecordingSleep) -> 
     server.script(*[ScriptedResponse(503, headers={"x-ms-requestid": f"ms-{n}"}) for n in range(5)])
     client, _ = make_client(server, sleep=sleep, max_attempts=3)
 
-    with pytest.raises(ServerError) as caught:
+    with pytest.raises(FulfillmentServerError) as caught:
         client.get_subscription(SUBSCRIPTION_ID)
 
     assert len(server.requests) == 3
@@ -191,7 +191,7 @@ def test_total_retry_time_is_bounded(server: ScriptedServer, sleep: RecordingSle
     server.script(*[ScriptedResponse(429, headers={"Retry-After": "4"}) for _ in range(10)])
     client, _ = make_client(server, sleep=sleep, max_attempts=50, max_retry_seconds=10)
 
-    with pytest.raises(ThrottledError) as caught:
+    with pytest.raises(FulfillmentThrottledError) as caught:
         client.get_subscription(SUBSCRIPTION_ID)
 
     assert sleep.waits == [4.0, 4.0]  # a third wait would end after 12 s > 10 s
@@ -205,7 +205,7 @@ def test_a_retry_after_beyond_the_budget_gives_up_at_once(
     server.script(ScriptedResponse(429, headers={"Retry-After": "120"}))
     client, _ = make_client(server, sleep=sleep, max_retry_seconds=30)
 
-    with pytest.raises(ThrottledError) as caught:
+    with pytest.raises(FulfillmentThrottledError) as caught:
         client.get_subscription(SUBSCRIPTION_ID)
 
     assert sleep.waits == []
@@ -215,11 +215,11 @@ def test_a_retry_after_beyond_the_budget_gives_up_at_once(
 @pytest.mark.parametrize(
     ("status", "error_class"),
     [
-        (400, BadRequestError),
-        (401, UnauthorizedError),
-        (403, ForbiddenError),
-        (404, NotFoundError),
-        (409, ConflictError),
+        (400, FulfillmentBadRequestError),
+        (401, FulfillmentUnauthorizedError),
+        (403, FulfillmentForbiddenError),
+        (404, FulfillmentNotFoundError),
+        (409, FulfillmentConflictError),
     ],
 )
 def test_client_errors_are_never_retried_and_carry_microsofts_request_id(
@@ -255,7 +255,7 @@ def test_without_an_echo_the_error_carries_our_request_id(
     server.script(ScriptedResponse(404, body="no such subscription"))
     client, _ = make_client(server, sleep=sleep)
 
-    with pytest.raises(NotFoundError) as caught:
+    with pytest.raises(FulfillmentNotFoundError) as caught:
         client.get_subscription(SUBSCRIPTION_ID)
 
     assert caught.value.request_id == server.requests[0].headers["x-ms-requestid"]
@@ -267,7 +267,7 @@ def test_error_detail_never_carries_a_bearer_token(server: ScriptedServer, sleep
     server.script(ScriptedResponse(403, body={"message": "token Bearer eyJhbGciOi.eyJzdWIi.c2ln rejected"}))
     client, _ = make_client(server, sleep=sleep)
 
-    with pytest.raises(ForbiddenError) as caught:
+    with pytest.raises(FulfillmentForbiddenError) as caught:
         client.get_subscription(SUBSCRIPTION_ID)
 
     assert "eyJ" not in caught.value.detail
@@ -281,7 +281,7 @@ def test_a_credential_that_cannot_get_a_token_is_an_unauthorized_error(sleep: Re
 
     client = FulfillmentClient("http://127.0.0.1:9/api", RefusingCredential(), sleep=sleep)
 
-    with pytest.raises(UnauthorizedError, match="no token"):
+    with pytest.raises(FulfillmentUnauthorizedError, match="no token"):
         client.get_subscription(SUBSCRIPTION_ID)
     assert sleep.waits == []
 
@@ -311,11 +311,11 @@ def test_every_attempt_is_logged_with_ids_and_without_the_token(
 @pytest.mark.parametrize(
     ("error", "transient"),
     [
-        (ThrottledError("x", status_code=429), True),
-        (ServerError("x", status_code=502), True),
-        (TransportError("x"), True),
-        (BadRequestError("x", status_code=400), False),
-        (ConflictError("x", status_code=409), False),
+        (FulfillmentThrottledError("x", status_code=429), True),
+        (FulfillmentServerError("x", status_code=502), True),
+        (FulfillmentTransportError("x"), True),
+        (FulfillmentBadRequestError("x", status_code=400), False),
+        (FulfillmentConflictError("x", status_code=409), False),
         (FulfillmentError("x", status_code=418), False),
         (ValueError("x"), False),
     ],

@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 from shared.config import ConfigurationError, Settings
 from shared.fulfillment.client import FulfillmentClient
 from shared.fulfillment.credentials import build_credential
-from shared.fulfillment.errors import TransportError
+from shared.fulfillment.errors import FulfillmentTransportError
 from tests.fulfillment import SUBSCRIPTION_ID, StaticTokenCredential
 from tests.support.scripted_server import ScriptedResponse, ScriptedServer
 
@@ -182,7 +182,7 @@ def test_from_settings_applies_base_url_timeouts_and_attempts() -> None:
         )
         client = FulfillmentClient.from_settings(settings, credential=StaticTokenCredential())
 
-        with pytest.raises(TransportError, match="ReadTimeout"):
+        with pytest.raises(FulfillmentTransportError, match="ReadTimeout"):
             client.get_subscription(SUBSCRIPTION_ID)
 
     [request] = server.requests

@@ -79,7 +79,6 @@ def test_docs_subscription_parses_every_field() -> None:
     assert (parsed.sandbox_type, parsed.session_mode) == ("None", "None")
     assert parsed.created == datetime(2022, 3, 1, 22, 59, 45, 546857, tzinfo=UTC)
     assert parsed.last_modified is None  # the 0001-01-01 placeholder
-    assert not parsed.is_non_production
 
 
 def test_subscription_lenient_variants() -> None:
@@ -100,7 +99,6 @@ def test_subscription_lenient_variants() -> None:
     assert parsed.status is SubscriptionStatus.SUBSCRIBED
     assert parsed.quantity == 7
     assert (parsed.session_mode, parsed.sandbox_type) == ("DryRun", "Csp")
-    assert parsed.is_non_production
     assert parsed.term.start is None
     assert parsed.beneficiary.tenant_id == ""
     assert parsed.allowed_customer_operations == frozenset()

@@ -172,8 +172,8 @@ def test_the_composition_root_gives_both_validators_the_same_cache(server: OidcS
             "SSO_CLIENT_ID": SSO_CLIENT_ID,
         }
     )
-    svc = Services(settings)
+    app = Services(settings)
 
-    assert svc.webhook_validator.validate(webhook_token(server, server.signing_key))
-    assert svc.id_token_validator.validate(id_token(server, server.signing_key))
+    assert app.webhook_validator.validate(webhook_token(server, server.signing_key))
+    assert app.id_token_validator.validate(id_token(server, server.signing_key))
     assert server.jwks_fetches == 1

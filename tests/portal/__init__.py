@@ -84,10 +84,10 @@ class Portal:
         return self._activate(bought["subscriptionId"], plan_id, quantity)
 
     def _activate(self, subscription_id: str, plan_id: str, quantity: int | None) -> str:
-        svc = services()
-        svc.fulfillment.activate(subscription_id, plan_id, quantity)
+        app = services()
+        app.fulfillment.activate(subscription_id, plan_id, quantity)
         cause = Cause("", "Activate", "test", datetime.now(UTC))
-        sync_from_microsoft(svc.sync_ports, subscription_id, cause, "portal-test")
+        sync_from_microsoft(app.sync_ports, subscription_id, cause, "portal-test")
         return subscription_id
 
     def page_url(self, subscription_id: str) -> str:

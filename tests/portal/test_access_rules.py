@@ -7,17 +7,17 @@ from dataclasses import replace
 import pytest
 
 from shared.domain import access
-from shared.domain.access import Principal
+from shared.domain.identity import Person
 from shared.domain.status import SubscriptionStatus
 from shared.domain.subscription import Party, Subscription
 
 CUSTOMER = "11111111-0000-4000-8000-000000000000"
 PARTNER = "33333333-0000-4000-8000-000000000000"
-BUYER = Principal(CUSTOMER, "11111111-0000-4000-8000-000000000001")
-COLLEAGUE = Principal(CUSTOMER, "11111111-0000-4000-8000-000000000002")
-RESELLER = Principal(PARTNER, "33333333-0000-4000-8000-000000000001")
-RESELLER_COLLEAGUE = Principal(PARTNER, "33333333-0000-4000-8000-000000000002")
-STRANGER = Principal("99999999-0000-4000-8000-000000000000", BUYER.object_id)
+BUYER = Person(CUSTOMER, "11111111-0000-4000-8000-000000000001")
+COLLEAGUE = Person(CUSTOMER, "11111111-0000-4000-8000-000000000002")
+RESELLER = Person(PARTNER, "33333333-0000-4000-8000-000000000001")
+RESELLER_COLLEAGUE = Person(PARTNER, "33333333-0000-4000-8000-000000000002")
+STRANGER = Person("99999999-0000-4000-8000-000000000000", BUYER.object_id)
 
 ALL_OPS = frozenset({"Read", "Update", "Delete"})
 DIRECT = Subscription(
@@ -38,7 +38,7 @@ CSP = replace(
 )
 
 
-def rights(subscription: Subscription, who: Principal, granted: tuple[str, ...] = ()) -> dict[str, bool]:
+def rights(subscription: Subscription, who: Person, granted: tuple[str, ...] = ()) -> dict[str, bool]:
     roles = access.roles_of(subscription, who, granted)
     return {
         "view": access.can_view(roles),
@@ -90,7 +90,7 @@ CUSTOMER_SIDE_OF_CSP = {"view": True, "change": False, "cancel": False, "seats":
     ],
 )
 def test_rights_by_role(
-    case: str, subscription: Subscription, who: Principal, granted: tuple[str, ...], expected: dict[str, bool]
+    case: str, subscription: Subscription, who: Person, granted: tuple[str, ...], expected: dict[str, bool]
 ) -> None:
     assert rights(subscription, who, granted) == expected, case
 
@@ -133,45 +133,13 @@ def test_allowed_customer_operations_are_honoured(
 
 
 def test_ids_compare_without_case_or_padding() -> None:
-    shouting = Principal.of(f" {CUSTOMER.upper()} ", BUYER.object_id.upper())
+    shouting = Person.of(f" {CUSTOMER.upper()} ", BUYER.object_id.upper())
     assert access.roles_of(DIRECT, shouting) == {"purchaser", "beneficiary-admin"}
 
 
 def test_empty_ids_never_match_a_party_with_empty_ids() -> None:
     anonymous = replace(DIRECT, purchaser=Party(), beneficiary=Party())
-    assert access.roles_of(anonymous, Principal("", "")) == frozenset()
-
-
-class _Seat:
-    def __init__(self, tenant_id: str, object_id: str) -> None:
-        self.tenant_id = tenant_id
-        self.object_id = object_id
-
-
-@pytest.mark.parametrize(
-    ("subscription", "seat", "tenant", "expected"),
-    [
-        (DIRECT, _Seat(CUSTOMER, COLLEAGUE.object_id), CUSTOMER, True),
-        (DIRECT, None, CUSTOMER, False),
-        (
-            replace(DIRECT, status=SubscriptionStatus.SUSPENDED),
-            _Seat(CUSTOMER, BUYER.object_id),
-            CUSTOMER,
-            False,
-        ),
-        (
-            replace(DIRECT, status=SubscriptionStatus.UNSUBSCRIBED),
-            _Seat(CUSTOMER, BUYER.object_id),
-            "",
-            False,
-        ),
-        (replace(DIRECT, quantity=None), None, CUSTOMER, True),
-        (replace(DIRECT, quantity=None), None, PARTNER, False),
-        (replace(DIRECT, quantity=None, status=SubscriptionStatus.SUSPENDED), None, CUSTOMER, False),
-    ],
-)
-def test_may_use_app(subscription: Subscription, seat: _Seat | None, tenant: str, expected: bool) -> None:
-    assert access.may_use_app(subscription, seat, tenant_id=tenant) is expected
+    assert access.roles_of(anonymous, Person("", "")) == frozenset()
 
 
 @pytest.mark.parametrize(

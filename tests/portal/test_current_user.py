@@ -9,7 +9,14 @@ from azure.data.tables import TableServiceClient
 from shared.config import Settings
 from shared.storage.sessions import SessionStore
 from shared.web import csrf
-from shared.web.current_user import SignedInUser, current_user, require_user, session_codec, sign_in
+from shared.web.current_user import (
+    SignedInUser,
+    load_session,
+    require_session,
+    session_codec,
+    sign_in,
+    user_from_session,
+)
 from shared.web.sessions import SessionCodec
 
 SECRET = "unit-test-session-secret-0123456789abcdef"
@@ -51,10 +58,12 @@ def test_sign_in_replaces_a_planted_csrf_secret_and_keeps_other_keys(store: Sess
     assert store.get(after["sid"]) is not None
 
 
-def test_current_user_reads_the_signed_cookie_and_ignores_a_forged_one(store: SessionStore) -> None:
+def test_the_session_user_reads_the_signed_cookie_and_ignores_a_forged_one(store: SessionStore) -> None:
     config = settings()
     cookie = cookie_header(session_codec(config).dump(sign_in({}, USER, settings=config, store=store)))
-    user = current_user(request("http://127.0.0.1:7071/api/portal", cookie), config, store=store)
+    user = user_from_session(
+        load_session(request("http://127.0.0.1:7071/api/portal", cookie), config, store=store)
+    )
     assert user is not None
     assert (user.tenant_id, user.object_id, user.name) == (
         "11111111-0000-4000-8000-00000000000a",
@@ -63,7 +72,7 @@ def test_current_user_reads_the_signed_cookie_and_ignores_a_forged_one(store: Se
     )
     forged = foreign_codec().dump(sign_in({}, USER, settings=config, store=store))
     forged_request = request("http://127.0.0.1:7071/api/portal", cookie_header(forged))
-    assert current_user(forged_request, config, store=store) is None
+    assert user_from_session(load_session(forged_request, config, store=store)) is None
 
 
 def foreign_codec() -> SessionCodec:
@@ -94,10 +103,10 @@ def test_cookies_are_secure_when_the_site_is_https(base_url: str, secure: bool, 
         ("http://h//evil.example/api", "/api/auth/signin?next=%2Fapi%2Fportal"),
     ],
 )
-def test_require_user_redirects_to_sign_in_and_back_to_this_site_only(
+def test_require_session_redirects_to_sign_in_and_back_to_this_site_only(
     url: str, location: str, store: SessionStore
 ) -> None:
-    answer = require_user(request(url), settings(), store=store)
+    answer = require_session(request(url), settings(), store=store)
     assert isinstance(answer, func.HttpResponse)
     assert answer.status_code == 303
     assert answer.headers["Location"] == location

@@ -18,6 +18,7 @@ from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
 from shared.app_context import services
+from shared.domain.identity import Person
 from shared.domain.subscription import Party, Subscription
 from shared.domain.transitions import Cause
 from shared.storage.licenses import LicenseIndex
@@ -173,7 +174,7 @@ def test_a_check_is_one_request_to_storage(
         quantity=None if holder == "tenant" else 3,
         beneficiary=Party(tenant_id=tenant),
     )
-    index.refresh(subscription, [(tenant, user)] if holder == "seat" else [])
+    index.refresh(subscription, [Person.of(tenant, user)] if holder == "seat" else [])
     counter.requests.clear()
 
     entry = index.lookup(tenant, user, OFFER)

@@ -10,8 +10,9 @@ from dataclasses import replace
 import pytest
 
 from shared.app_context import services
+from shared.domain.access import Role
 from shared.domain.inbox import InboxState
-from shared.queueing.messages import KIND_TRACK
+from shared.queueing.messages import MessageKind
 from shared.web.current_user import SignedInUser
 from tests.portal import (
     ADELE,
@@ -47,7 +48,7 @@ def track_messages(subscription_id: str) -> list[dict[str, object]]:
     return [
         m.body
         for m in services().queue.messages  # type: ignore[attr-defined]
-        if m.body.get("kind") == KIND_TRACK and m.body.get("subscriptionId") == subscription_id
+        if m.body.get("kind") == MessageKind.TRACK and m.body.get("subscriptionId") == subscription_id
     ]
 
 
@@ -197,7 +198,8 @@ def test_a_user_who_signed_in_can_be_picked_for_a_seat_and_as_admin(portal: Port
     [seat] = services().seats.list(subscription_id)
     assert (seat.tenant_id, seat.object_id, seat.is_bound) == (MEGAN.tenant_id, MEGAN.object_id, True)
     assert post_form(client, url, "admins", {"user": picked}).status_code == 303
-    assert services().admins.roles_for(subscription_id, MEGAN.tenant_id, MEGAN.object_id) == {"delegated"}
+    roles = services().admins.roles_for(subscription_id, MEGAN.tenant_id, MEGAN.object_id)
+    assert roles == {Role.DELEGATED_ADMIN}
     megan = portal.browser(MEGAN)
     assert megan.get(url).status_code == 200
     assert subscription_id in megan.get(f"{portal.url}/api/portal").text

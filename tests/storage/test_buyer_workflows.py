@@ -18,7 +18,7 @@ from shared.domain.subscription import Party, Subscription
 from shared.identity.id_token import IdTokenClaims
 from shared.identity.signin import SignInResult
 from shared.queueing.memory import InMemoryQueue
-from shared.queueing.messages import KIND_ACTIVATE, QueueUnavailableError
+from shared.queueing.messages import MessageKind, QueueUnavailableError
 from shared.queueing.servicebus import ServiceBusEventQueue
 from shared.storage.tables import TableSet
 from shared.storage.users import AdminStore, User, UserStore
@@ -93,7 +93,7 @@ def test_confirming_grants_the_roles_and_queues_the_activation_once(
 
     assert (first, again) == (True, False)
     [message] = queue.messages
-    assert (message.kind, message.body["subscriptionId"]) == (KIND_ACTIVATE, stored.id)
+    assert (message.kind, message.body["subscriptionId"]) == (MessageKind.ACTIVATE, stored.id)
     assert confirmation.admins.roles_for(stored.id, ADELE.tenant_id, ADELE.object_id) == {"beneficiary-admin"}
     partner = stored.purchaser
     assert confirmation.admins.roles_for(stored.id, partner.tenant_id, partner.object_id) == {"purchaser"}

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.data.tables import TableServiceClient
 
+from shared.domain.sessions import StoredSession
 from shared.storage.errors import AlreadyExistsError, InvalidEntityError
-from shared.storage.sessions import SessionStore, StoredSession, session_key
+from shared.storage.sessions import SessionStore, session_key
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 RECORD = StoredSession("tenant-1", "object-1", NOW, NOW + timedelta(hours=8))

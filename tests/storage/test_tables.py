@@ -11,6 +11,7 @@ import pytest
 from azure.data.tables import TableServiceClient
 from azure.identity import DefaultAzureCredential
 
+from shared.app_context import Services
 from shared.config import ConfigurationError, Settings
 from shared.storage.audit import AuditTrail
 from shared.storage.inbox import OperationInbox
@@ -45,7 +46,9 @@ def test_account_url_builds_clients_with_managed_identity_and_no_network(
     port = listening_socket.getsockname()[1]
     settings = Settings(storage_account_url=f"https://127.0.0.1:{port}/account")
 
-    tables = TableSet.from_settings(settings)
+    # The managed identity is the composition root's, handed to the adapter as a credential source.
+    app = Services(settings)
+    tables = TableSet.from_settings(settings, credential=lambda: app.azure_credential)
 
     assert isinstance(tables.service_client.credential, DefaultAzureCredential)
     assert str(port) in tables.service_client.url
@@ -72,7 +75,9 @@ def test_neither_setting_raises_configuration_error() -> None:
 
 def test_plain_http_account_url_raises_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="STORAGE_ACCOUNT_URL"):
-        TableSet.from_settings(Settings(storage_account_url="http://127.0.0.1:1/account"))
+        TableSet.from_settings(
+            Settings(storage_account_url="http://127.0.0.1:1/account"), credential=DefaultAzureCredential
+        )
 
 
 def test_malformed_connection_string_raises_without_echoing_it() -> None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from azure.data.tables import TableClient, TableServiceClient
 
+from shared.domain.access import Role
 from shared.storage.users import AdminStore, User, UserStore
 
 CONTOSO = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -121,7 +122,29 @@ def test_revoke_one_role_or_all(admins: AdminStore) -> None:
 
 def test_unknown_role_is_refused(admins: AdminStore) -> None:
     with pytest.raises(ValueError, match="role must be one of"):
-        admins.grant(SUB_1, CONTOSO, "oid-ada", "owner", granted_by="landing")  # type: ignore[arg-type]
+        admins.grant(SUB_1, CONTOSO, "oid-ada", "owner", granted_by="landing")
+
+
+def test_a_grant_stored_under_the_old_delegated_spelling_is_still_read_and_revoked(
+    admins: AdminStore, users_table: TableClient
+) -> None:
+    # A row as the store wrote it before "delegated-admin" became the one spelling.
+    users_table.create_entity(
+        {
+            "PartitionKey": CONTOSO,
+            "RowKey": f"grant:oid-ada:{SUB_1}:delegated",
+            "kind": "grant",
+            "subscription_id": SUB_1,
+            "object_id": "oid-ada",
+            "role": "delegated",
+            "granted_by": "landing",
+        }
+    )
+    assert admins.roles_for(SUB_1, CONTOSO, "oid-ada") == {Role.DELEGATED_ADMIN}
+    admins.grant(SUB_1, CONTOSO, "oid-ada", Role.DELEGATED_ADMIN, granted_by="portal")
+    assert admins.roles_for(SUB_1, CONTOSO, "oid-ada") == {Role.DELEGATED_ADMIN}
+    assert admins.revoke(SUB_1, CONTOSO, "oid-ada", Role.DELEGATED_ADMIN) == 2
+    assert admins.roles_for(SUB_1, CONTOSO, "oid-ada") == set()
 
 
 def test_grant_rows_are_not_listed_as_users(users: UserStore, admins: AdminStore) -> None:

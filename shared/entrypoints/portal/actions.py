@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 import azure.functions as func
 
+from shared.app_context import services
 from shared.entrypoints.portal import changes, seats, setup
 from shared.entrypoints.portal.visit import (
     PORTAL_HOME,
@@ -17,7 +18,6 @@ from shared.entrypoints.portal.visit import (
     not_found,
     open_visit,
     read_form,
-    services,
 )
 from shared.logs import get_logger, log_context
 from shared.web import csrf

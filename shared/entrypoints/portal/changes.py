@@ -18,7 +18,7 @@ def _ports(visit: Visit) -> ChangePorts:
 
 
 def _requester(visit: Visit) -> Requester:
-    return Requester(visit.who, visit.roles)
+    return Requester(visit.person, visit.roles)
 
 
 def change_plan(visit: Visit, form: dict[str, str]) -> func.HttpResponse:

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
+from shared.app_context import services
 from shared.domain import access
 from shared.domain.inbox import IN_PROGRESS
 from shared.domain.seats import over_assignment
-from shared.entrypoints.portal.visit import Visit, open_visit, render, roles_of, services
+from shared.entrypoints.portal.visit import Visit, open_visit, render, roles_of
 from shared.logs import get_logger, log_context
 from shared.web.current_user import SignedInUser, require_session
 from shared.workflows import publisher_changes, setup_links
@@ -85,7 +86,7 @@ def handle_subscription(req: func.HttpRequest) -> func.HttpResponse:
 
 def _details(visit: Visit) -> dict[str, Any]:
     app, subscription = visit.app, visit.subscription
-    can_change = access.can_change_plan_or_quantity(subscription, visit.who, visit.roles)
+    can_change = access.can_change_plan_or_quantity(subscription, visit.person, visit.roles)
     plans, plans_error = (
         publisher_changes.plan_choices(subscription, fulfillment=app.fulfillment, policy=app.policy)
         if can_change
@@ -94,14 +95,14 @@ def _details(visit: Visit) -> dict[str, Any]:
     seats = app.seats.list(subscription.id) if subscription.quantity is not None else []
     assigned = len(seats)
     people = people_listed(visit)
-    seated = {(seat.tenant_id, seat.object_id) for seat in seats}
+    seated = {seat.holder for seat in seats}
     return {
         "subscription": subscription,
         "page_url": visit.page_url,
         "roles": sorted(visit.roles),
         "csp": access.is_csp(subscription),
         "can_change": can_change,
-        "can_cancel": access.can_cancel(subscription, visit.who, visit.roles),
+        "can_cancel": access.can_cancel(subscription, visit.person, visit.roles),
         "can_manage_seats": access.can_manage_seats(subscription, visit.roles),
         "can_designate": access.can_designate_admins(subscription, visit.roles),
         "can_create_setup_link": setup_links.may_create(subscription, visit.roles),
@@ -116,7 +117,7 @@ def _details(visit: Visit) -> dict[str, Any]:
         "free": max(0, (subscription.quantity or 0) - assigned),
         "over": over_assignment(subscription.quantity, assigned),
         "people": people,
-        "candidates": [p for p in people if (p.tenant_id, p.object_id) not in seated],
+        "candidates": [p for p in people if p.person not in seated],
         **_operations(visit),
     }
 

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import azure.functions as func
 
-from shared.domain.identity import Person
+from shared.app_context import services
 from shared.entrypoints.portal.visit import (
     PORTAL_HOME,
     Visit,
@@ -22,7 +22,6 @@ from shared.entrypoints.portal.visit import (
     read_form,
     refused,
     render,
-    services,
 )
 from shared.logs import get_logger, log_context
 from shared.storage.setup_links import SetupLinkError
@@ -87,7 +86,7 @@ def _confirm_page(req: func.HttpRequest) -> func.HttpResponse:
         try:
             opened = setup_links.open_link(
                 code,
-                Person.of(user.tenant_id, user.object_id),
+                user.person,
                 links=app.setup_links,
                 subscriptions=app.subscriptions,
             )
@@ -124,7 +123,7 @@ def _accept(req: func.HttpRequest) -> func.HttpResponse:
             return bad_form()
         if not csrf.verify(session, form.get(csrf.FORM_FIELD)):
             return form_expired()
-        who = Person.of(user.tenant_id, user.object_id)
+        who = user.person
         try:
             subscription = setup_links.accept_link(
                 form.get("code", ""),

@@ -14,8 +14,9 @@ from urllib.parse import parse_qs, quote
 
 import azure.functions as func
 
+from shared.app_context import Services, services
 from shared.domain import access
-from shared.domain.access import Principal, Role
+from shared.domain.access import Role
 from shared.domain.identity import Person
 from shared.logs import get_logger
 from shared.web import csrf
@@ -23,7 +24,6 @@ from shared.web.current_user import SignedInUser, session_codec
 from shared.web.pages import error_page, page, redirect
 
 if TYPE_CHECKING:
-    from shared.app_context import Services
     from shared.domain.subscription import Subscription
 
 log = get_logger(__name__)
@@ -34,12 +34,6 @@ _SUBSCRIPTION_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 MAX_FORM_BYTES = 16 * 1024
 MAX_FIELD_CHARS = 2048
 NOT_FOUND_MESSAGE = "There is no subscription at this address that you can manage."
-
-
-def services() -> Services:
-    from shared.app_context import services as composition_root
-
-    return composition_root()
 
 
 @dataclass
@@ -53,12 +47,8 @@ class Visit:
     roles: frozenset[Role]
 
     @property
-    def who(self) -> Principal:
-        return Principal.of(self.user.tenant_id, self.user.object_id)
-
-    @property
     def person(self) -> Person:
-        return Person.of(self.user.tenant_id, self.user.object_id)
+        return self.user.person
 
     @property
     def page_url(self) -> str:
@@ -77,7 +67,7 @@ def not_found(reason: str) -> func.HttpResponse:
 
 def roles_of(app: Services, subscription: Subscription, user: SignedInUser) -> frozenset[Role]:
     granted = app.admins.roles_for(subscription.id, user.tenant_id, user.object_id)
-    return access.roles_of(subscription, Principal.of(user.tenant_id, user.object_id), granted)
+    return access.roles_of(subscription, user.person, granted)
 
 
 def open_visit(
