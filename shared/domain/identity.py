@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.domain.seats import normalize_user_key
+from shared.domain.addresses import normalize_user_key
 from shared.domain.subscription import Party
 
 MSA_TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"

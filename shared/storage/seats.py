@@ -28,8 +28,9 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
+from shared.domain.addresses import normalize_user_key
 from shared.domain.identity import Person
-from shared.domain.seats import check_can_assign, normalize_user_key
+from shared.domain.seats import check_can_assign
 from shared.logs import get_logger, log_context
 
 log = get_logger(__name__)

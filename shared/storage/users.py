@@ -27,8 +27,8 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from shared.domain.access import Role
+from shared.domain.addresses import fold_case
 from shared.domain.identity import Person
-from shared.domain.seats import fold_case
 from shared.logs import get_logger, log_context
 
 log = get_logger(__name__)

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from shared.domain import access
+from shared.domain.addresses import normalize_user_key
 from shared.domain.identity import Person, may_bind_seat, seat_address_refusal
-from shared.domain.seats import SeatLimitError, normalize_user_key, over_assignment
+from shared.domain.seats import SeatLimitError, over_assignment
 from shared.domain.status import SubscriptionStatus
 from shared.logs import get_logger, log_context
 from shared.storage.seats import SeatNotFoundError

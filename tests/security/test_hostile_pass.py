@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from shared.config import ConfigurationError, check_fail_closed
+from shared.domain.addresses import normalize_user_key
 from shared.domain.identity import MSA_TENANT_ID, Person, entra_addresses, may_bind_seat
-from shared.domain.seats import normalize_user_key
 from shared.domain.subscription import Party
 from tests.signin.test_app_stack import ADELE, AppStack, Buyer, running_app_stack
 

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.domain.seats import (
-    SeatLimitError,
-    check_can_assign,
-    free_seats,
-    normalize_user_key,
-    over_assignment,
-)
+from shared.domain.addresses import normalize_user_key
+from shared.domain.seats import SeatLimitError, check_can_assign, free_seats, over_assignment
 
 
 @pytest.mark.parametrize(
