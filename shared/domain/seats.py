@@ -4,9 +4,44 @@ Per-seat plans carry a `quantity` (R6); the buyer's admin assigns at most that m
 license management is off). Flat-rate plans carry no quantity (None): Microsoft does not limit their users,
 and this app offers no seat assignment for them, so `free_seats` is 0, `check_can_assign` refuses with a
 message saying why, and `over_assignment` is 0 (there is no quantity to exceed).
+
+A `Seat` is one assigned seat as the seat store (`shared.storage.seats`) keeps it and hands it to workflows.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from shared.domain.identity import Person
+
+
+@dataclass(frozen=True)
+class Seat:
+    """One assigned seat: to an email/UPN until its holder first signs in, then to their tid+oid."""
+
+    subscription_id: str
+    key: str  # "u:<address>" until the holder signs in, then "oid:<tid>:<oid>"; the store keys rows on it
+    user_key: str  # normalized email or UPN the seat was assigned to
+    display_name: str = ""
+    tenant_id: str = ""
+    object_id: str = ""
+    assigned_by: str = ""
+    assigned_at: datetime | None = None
+    bound_at: datetime | None = None
+
+    @property
+    def is_bound(self) -> bool:
+        return bool(self.tenant_id and self.object_id and self.key.startswith("oid:"))
+
+    @property
+    def holder(self) -> Person:
+        """Who holds the seat (tenant id + object id); empty ids until it is bound."""
+        return Person.of(self.tenant_id, self.object_id)
+
+
+class SeatNotFoundError(LookupError):
+    """No seat is assigned to that user in that subscription."""
 
 
 class SeatLimitError(ValueError):

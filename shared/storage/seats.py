@@ -29,8 +29,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from shared.domain.addresses import normalize_user_key
-from shared.domain.identity import Person
-from shared.domain.seats import check_can_assign
+from shared.domain.seats import Seat, SeatNotFoundError, check_can_assign
 from shared.logs import get_logger, log_context
 
 log = get_logger(__name__)
@@ -58,32 +57,6 @@ _Operations = list[Operation]
 
 class SeatContentionError(RuntimeError):
     """Too many concurrent changes to one subscription's seats; the caller may try again later."""
-
-
-class SeatNotFoundError(LookupError):
-    """No seat is assigned to that user in that subscription."""
-
-
-@dataclass(frozen=True)
-class Seat:
-    subscription_id: str
-    key: str  # the row key: "u:..." until the holder signs in, then "oid:<tid>:<oid>"
-    user_key: str  # normalized email or UPN the seat was assigned to
-    display_name: str = ""
-    tenant_id: str = ""
-    object_id: str = ""
-    assigned_by: str = ""
-    assigned_at: datetime | None = None
-    bound_at: datetime | None = None
-
-    @property
-    def is_bound(self) -> bool:
-        return bool(self.tenant_id and self.object_id and self.key.startswith("oid:"))
-
-    @property
-    def holder(self) -> Person:
-        """Who holds the seat (tenant id + object id); empty ids until it is bound."""
-        return Person.of(self.tenant_id, self.object_id)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from shared.domain.audit import AuditEntry
     from shared.domain.identity import Person
     from shared.domain.inbox import InboxRecord
+    from shared.domain.seats import Seat
     from shared.domain.subscription import (
         MicrosoftSubscription,
         Operation,
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
         Subscription,
     )
     from shared.queueing.messages import QueueMessage
-    from shared.storage.seats import Seat
     from shared.storage.setup_links import SetupLink
     from shared.storage.subscriptions import ChangeFunction, Updated
     from shared.storage.users import User

@@ -14,17 +14,16 @@ from typing import TYPE_CHECKING
 from shared.domain import access
 from shared.domain.addresses import normalize_user_key
 from shared.domain.identity import Person, may_bind_seat, seat_address_refusal
-from shared.domain.seats import SeatLimitError, over_assignment
+from shared.domain.seats import SeatLimitError, SeatNotFoundError, over_assignment
 from shared.domain.status import SubscriptionStatus
 from shared.logs import get_logger, log_context
-from shared.storage.seats import SeatNotFoundError
 from shared.workflows.people import listed_people, picked
 
 if TYPE_CHECKING:
     from shared.domain.access import Role
+    from shared.domain.seats import Seat
     from shared.domain.subscription import Subscription
     from shared.identity.id_token import IdTokenClaims
-    from shared.storage.seats import Seat
     from shared.workflows.ports import AdminGrants, LicenseRows, SeatBook, SubscriptionRecords, UserDirectory
 
 log = get_logger(__name__)

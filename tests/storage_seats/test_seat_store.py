@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from azure.data.tables import TableClient, TableServiceClient
 
-from shared.domain.seats import SeatLimitError
-from shared.storage.seats import SeatNotFoundError, SeatStore
+from shared.domain.seats import SeatLimitError, SeatNotFoundError
+from shared.storage.seats import SeatStore
 
 ADMIN = "oid:tenant-a:admin-1"
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.domain.seats import SeatLimitError
+from shared.domain.seats import SeatLimitError, SeatNotFoundError
 from shared.entrypoints.portal.visit import Visit, done, refused
-from shared.storage.seats import SeatNotFoundError
 from shared.workflows import seats as seat_workflow
 from shared.workflows.people import NOT_LISTED, DesignationRefusedError, NotListedError, designate_admin
 from shared.workflows.seats import OutsiderAddressError, SeatRequest, SeatsClosedError
