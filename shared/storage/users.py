@@ -18,7 +18,6 @@ rows. Listing a person's grants is then one partition range query, not a table s
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -29,6 +28,7 @@ from azure.data.tables import TableClient, UpdateMode
 from shared.domain.access import Role
 from shared.domain.addresses import fold_case
 from shared.domain.identity import Person
+from shared.domain.users import User
 from shared.logs import get_logger, log_context
 
 log = get_logger(__name__)
@@ -42,22 +42,6 @@ def _id(value: str, what: str) -> str:
     if not _ID.match(cleaned):
         raise ValueError(f"{what} must be an id of letters, digits, '-', '.', '_', got {value!r}")
     return cleaned
-
-
-@dataclass(frozen=True)
-class User:
-    tenant_id: str
-    object_id: str
-    display_name: str = ""
-    email: str = ""  # the contact email the buyer confirmed or chose (R11): contact data only
-    upn: str = ""
-    last_sign_in_at: datetime | None = None
-    addresses: tuple[str, ...] = ()  # what Entra ID vouched for at the last sign-in (normalized)
-
-    @property
-    def person(self) -> Person:
-        """Who this is, as every identity check compares it: tenant id + object id."""
-        return Person.of(self.tenant_id, self.object_id)
 
 
 def _user_from_entity(entity: dict[str, Any]) -> User:

@@ -17,7 +17,7 @@ from shared.logs import get_logger
 
 if TYPE_CHECKING:
     from shared.domain.subscription import Subscription
-    from shared.storage.users import User
+    from shared.domain.users import User
     from shared.workflows.ports import AdminGrants, SeatBook, UserDirectory
 
 log = get_logger(__name__)

@@ -23,10 +23,10 @@ if TYPE_CHECKING:
         ResolvedPurchase,
         Subscription,
     )
+    from shared.domain.users import User
     from shared.queueing.messages import QueueMessage
     from shared.storage.setup_links import SetupLink
     from shared.storage.subscriptions import ChangeFunction, Updated
-    from shared.storage.users import User
 
 
 # --- one protocol per port; the worker, landing, sign-in, portal and seats workflows share them ----------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shared.storage.users import User
+from shared.domain.users import User
 from shared.web.current_user import SignedInUser
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from devhost.http_host import FunctionsWsgiApp, HttpHost
 from sandbox.server import RunningSandbox
 from shared.app_context import Services, reset_services, services
 from shared.domain.transitions import Cause
-from shared.storage.users import User
+from shared.domain.users import User
 from shared.web.current_user import SignedInUser, session_codec, sign_in
 from shared.workflows.sync import sync_from_microsoft
 from tests.support.sandbox import ControlClient, WebhookReceiver, running_sandbox

@@ -15,13 +15,14 @@ from azure.data.tables import TableClient
 from shared.config import Settings
 from shared.domain.audit import AuditAction
 from shared.domain.subscription import Party, Subscription
+from shared.domain.users import User
 from shared.identity.id_token import IdTokenClaims
 from shared.identity.signin import SignInResult
 from shared.queueing.memory import InMemoryQueue
 from shared.queueing.messages import MessageKind, QueueUnavailableError
 from shared.queueing.servicebus import ServiceBusEventQueue
 from shared.storage.tables import TableSet
-from shared.storage.users import AdminStore, User, UserStore
+from shared.storage.users import AdminStore, UserStore
 from shared.web.current_user import SignedInUser
 from shared.workflows.confirmation import ConfirmationPorts, confirm_purchase
 from shared.workflows.ports import EventPublisher

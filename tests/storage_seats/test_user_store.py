@@ -9,7 +9,8 @@ import pytest
 from azure.data.tables import TableClient, TableServiceClient
 
 from shared.domain.access import Role
-from shared.storage.users import AdminStore, User, UserStore
+from shared.domain.users import User
+from shared.storage.users import AdminStore, UserStore
 
 CONTOSO = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 FABRIKAM = "f0f0f0f0-1111-2222-3333-444455556666"
