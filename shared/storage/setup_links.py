@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +19,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
+from shared.domain.setup_links import EXPIRED, UNKNOWN, USED, SetupLink, SetupLinkError
 from shared.logs import get_logger, log_context
 
 log = get_logger(__name__)
@@ -27,29 +27,6 @@ log = get_logger(__name__)
 DEFAULT_TTL = timedelta(hours=72)
 _ROW = "link"
 _CODE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
-
-UNKNOWN = "unknown"
-EXPIRED = "expired"
-USED = "used"
-
-
-class SetupLinkError(LookupError):
-    """The code cannot be used; `reason` is "unknown", "expired" or "used"."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"setup link {reason}")
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class SetupLink:
-    code_hash: str
-    subscription_id: str
-    created_by: str
-    expires_at: datetime
-    used_at: datetime | None = None
-    used_by: str = ""
-    etag: str = ""
 
 
 def code_hash(code: str) -> str:

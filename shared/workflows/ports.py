@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from shared.domain.identity import Person
     from shared.domain.inbox import InboxRecord
     from shared.domain.seats import Seat
+    from shared.domain.setup_links import SetupLink
     from shared.domain.subscription import (
         MicrosoftSubscription,
         Operation,
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     )
     from shared.domain.users import User
     from shared.queueing.messages import QueueMessage
-    from shared.storage.setup_links import SetupLink
     from shared.storage.subscriptions import ChangeFunction, Updated
 
 

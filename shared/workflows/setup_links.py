@@ -12,17 +12,15 @@ from typing import TYPE_CHECKING
 from shared.domain import access
 from shared.domain.access import Role
 from shared.domain.identity import Person, acts_for
+from shared.domain.setup_links import OTHER_TENANT, SetupLinkError
 from shared.logs import get_logger, log_context
-from shared.storage.setup_links import SetupLinkError
 
 if TYPE_CHECKING:
+    from shared.domain.setup_links import SetupLink
     from shared.domain.subscription import Subscription
-    from shared.storage.setup_links import SetupLink
     from shared.workflows.ports import AdminGrants, SetupLinkBook, SubscriptionRecords
 
 log = get_logger(__name__)
-
-OTHER_TENANT = "other-tenant"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import azure.functions as func
 
 from shared.app_context import services
+from shared.domain.setup_links import SetupLinkError
 from shared.entrypoints.portal.visit import (
     PORTAL_HOME,
     Visit,
@@ -24,7 +25,6 @@ from shared.entrypoints.portal.visit import (
     render,
 )
 from shared.logs import get_logger, log_context
-from shared.storage.setup_links import SetupLinkError
 from shared.web import csrf
 from shared.web.current_user import load_session, require_session, sign_in_url, user_from_session
 from shared.web.pages import error_page, redirect
