@@ -12,9 +12,9 @@ import azure.functions as func
 
 from shared.app_context import services
 from shared.domain.access import license_answer
+from shared.domain.licenses import InvalidLicenseQueryError
 from shared.entrypoints.http import error_response, json_response
 from shared.logs import get_logger, log_context
-from shared.storage.licenses import InvalidLicenseQueryError
 
 log = get_logger(__name__)
 

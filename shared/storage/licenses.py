@@ -19,7 +19,6 @@ subscription's row is never overwritten by one that is not.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,36 +27,15 @@ from azure.data.tables import TableClient, UpdateMode
 
 from shared.domain.access import is_flat_rate, tenant_wide_license
 from shared.domain.identity import Person, is_personal_account, is_personal_tenant
+from shared.domain.licenses import TENANT_WIDE, InvalidLicenseQueryError, LicenseEntry
 from shared.domain.status import SubscriptionStatus
 from shared.domain.subscription import Subscription
 from shared.logs import get_logger
 
 log = get_logger(__name__)
 
-TENANT_WIDE = "*"
 _ID = re.compile(r"^[a-z0-9._-]{1,128}$")
 _OFFER = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-
-
-class InvalidLicenseQueryError(ValueError):
-    """A tenant id, object id or offer id that cannot be a key (and so cannot have a license)."""
-
-
-@dataclass(frozen=True)
-class LicenseEntry:
-    """One index row: who (tenant, object id or "*") may use which offer through which subscription."""
-
-    tenant_id: str
-    object_id: str
-    offer_id: str
-    subscription_id: str
-    plan_id: str
-    status: str
-    quantity: int | None = None
-
-    @property
-    def tenant_wide(self) -> bool:
-        return self.object_id == TENANT_WIDE
 
 
 def normalize_id(value: str, what: str) -> str:
