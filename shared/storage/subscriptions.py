@@ -2,9 +2,10 @@
 
 PartitionKey is the SaaS subscription id and RowKey the constant "subscription", so every read is a point
 read and every write is guarded by the row's ETag. `update` is the read-modify-write loop the worker uses:
-two messages about the same subscription may be processed at once on different instances, and the ETag makes
-the slower one start again from the newer row instead of overwriting it. Callers see only domain values
-(`Subscription`, `AuditEntry`); the row layout (`to_entity` / `from_entity`) stays in this module.
+two messages about the same subscription may be processed at once on different instances, and the ETag
+makes the slower one start again from the newer row instead of overwriting it. Callers see only domain
+values (`Subscription`, `AuditEntry`, and `Change` / `Updated` from `shared.domain.changes`); the row layout
+(`to_entity` / `from_entity`) stays in this module.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from azure.core import MatchConditions
@@ -21,6 +21,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
 from shared.domain.audit import AuditEntry
+from shared.domain.changes import Change, ChangeFunction, Updated
 from shared.domain.status import parse_status
 from shared.domain.subscription import Party, Subscription, Term
 from shared.logs import get_logger, log_context
@@ -68,35 +69,6 @@ _BACKOFF_CAP_SECONDS = 0.5
 _jitter = random.SystemRandom()
 
 _log = get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class Change:
-    """What an update decided: the record to store and, if it is worth one, the entry that records it.
-
-    The entry is written in the same entity-group transaction as the record (they share the partition).
-    """
-
-    subscription: Subscription
-    audit: AuditEntry | None = None
-
-
-# The pure function `update` applies: the stored record (None if absent) -> a Change, a bare Subscription
-# (stored without an audit entry), or None (nothing to write).
-ChangeFunction = Callable[[Subscription | None], Change | Subscription | None]
-
-
-@dataclass(frozen=True)
-class Updated:
-    """The result of `update`: the record as read before the change, and as stored after it.
-
-    `after` is None when the change function declined (nothing written); `audit` is the entry written with
-    the change, as stored (None when there was none).
-    """
-
-    before: Subscription | None
-    after: Subscription | None
-    audit: AuditEntry | None = None
 
 
 def to_entity(sub: Subscription) -> dict[str, Any]:

@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from shared.domain.audit import AuditAction, AuditEntry, AuditSource
+from shared.domain.changes import Change
 from shared.domain.status import SubscriptionStatus
 from shared.domain.subscription import Subscription
 from shared.domain.transitions import ACTIVATE, Cause
 from shared.faultpoints import faultpoint
 from shared.fulfillment.errors import FulfillmentBadRequestError, FulfillmentNotFoundError
 from shared.logs import get_logger
-from shared.storage.subscriptions import Change
 from shared.workflows.errors import PermanentFailureError, RetryLaterError
 from shared.workflows.provisioning import ProvisioningHook
 from shared.workflows.sync import SyncPorts, mirror, utcnow

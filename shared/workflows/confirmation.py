@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 from shared.domain.access import Role
 from shared.domain.audit import AuditAction, AuditEntry, AuditSource
+from shared.domain.changes import Change
 from shared.domain.identity import acts_for
 from shared.domain.status import SubscriptionStatus
 from shared.domain.transitions import Cause
 from shared.logs import get_logger, log_context
 from shared.queueing.messages import QueueUnavailableError, activation_message
-from shared.storage.subscriptions import Change
 from shared.workflows.sync import SyncPorts, mirror
 
 if TYPE_CHECKING:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from shared.domain.access import Role
     from shared.domain.audit import AuditEntry
+    from shared.domain.changes import ChangeFunction, Updated
     from shared.domain.identity import Person
     from shared.domain.inbox import InboxRecord
     from shared.domain.seats import Seat
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     )
     from shared.domain.users import User
     from shared.queueing.messages import QueueMessage
-    from shared.storage.subscriptions import ChangeFunction, Updated
 
 
 # --- one protocol per port; the worker, landing, sign-in, portal and seats workflows share them ----------

@@ -7,16 +7,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from shared.domain.audit import AuditAction, AuditEntry, AuditSource
+from shared.domain.changes import Change
 from shared.domain.subscription import MicrosoftSubscription, Subscription
 from shared.domain.transitions import Cause, apply_snapshot
 from shared.logs import get_logger
-from shared.storage.subscriptions import Change
 from shared.workflows.seats import refresh_license_index
 
 if TYPE_CHECKING:
-    from shared.storage.licenses import LicenseIndex
-    from shared.storage.seats import SeatStore
-    from shared.workflows.ports import Marketplace, SubscriptionRecords
+    from shared.workflows.ports import LicenseRows, Marketplace, SeatBook, SubscriptionRecords
 
 log = get_logger(__name__)
 # Fields the license index copies: only a change to one of them rewrites the index (the check reads it).
@@ -34,8 +32,8 @@ class SyncPorts:
 
     marketplace: Marketplace
     subscriptions: SubscriptionRecords
-    seats: SeatStore
-    licenses: LicenseIndex
+    seats: SeatBook
+    licenses: LicenseRows
 
 
 def mirror(

@@ -12,10 +12,11 @@ import pytest
 
 from shared.config import Settings
 from shared.domain.audit import AuditAction, AuditEntry, AuditSource
+from shared.domain.changes import Change, Updated
 from shared.domain.status import SubscriptionStatus
 from shared.domain.subscription import Party, Subscription, Term
 from shared.storage.errors import AlreadyExistsError, ConcurrencyError, InvalidEntityError
-from shared.storage.subscriptions import Change, SubscriptionStore, Updated
+from shared.storage.subscriptions import SubscriptionStore
 from shared.storage.tables import TableSet
 
 AT = datetime(2024, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
