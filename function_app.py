@@ -13,18 +13,21 @@ from shared.config import check_fail_closed
 from shared.entrypoints.binding import entry_module
 
 if TYPE_CHECKING:  # the type checker sees the real modules; at run time each loads on its first call
-    from shared.entrypoints import auth, health, landing, licenses, reconciliation, webhook, worker
+    from shared.entrypoints import auth, health, licenses, reconciliation, webhook, worker
+    from shared.entrypoints.landing import confirm, land, status
     from shared.entrypoints.portal import actions as portal_actions
     from shared.entrypoints.portal import pages as portal_pages
     from shared.entrypoints.portal import setup as portal_setup_links
 else:
     auth = entry_module("shared.entrypoints.auth")
     health = entry_module("shared.entrypoints.health")
-    landing = entry_module("shared.entrypoints.landing")
     licenses = entry_module("shared.entrypoints.licenses")
     reconciliation = entry_module("shared.entrypoints.reconciliation")
     webhook = entry_module("shared.entrypoints.webhook")
     worker = entry_module("shared.entrypoints.worker")
+    land = entry_module("shared.entrypoints.landing.land")
+    confirm = entry_module("shared.entrypoints.landing.confirm")
+    status = entry_module("shared.entrypoints.landing.status")
     portal_actions = entry_module("shared.entrypoints.portal.actions")
     portal_pages = entry_module("shared.entrypoints.portal.pages")
     portal_setup_links = entry_module("shared.entrypoints.portal.setup")
@@ -40,13 +43,13 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 @app.route(route="landing", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def landing_page(req: func.HttpRequest) -> func.HttpResponse:
     """Microsoft sends the buyer here with ?token=... after a purchase or 'Manage account' (R1-R7)."""
-    return landing.handle_landing(req)
+    return land.handle_landing(req)
 
 
 @app.route(route="landing/status", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def landing_status(req: func.HttpRequest) -> func.HttpResponse:
     """Activation progress that the landing page polls."""
-    return landing.handle_status(req)
+    return status.handle_status(req)
 
 
 @app.route(route="webhook", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -99,7 +102,7 @@ def auth_signout(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="landing/confirm", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def landing_confirm(req: func.HttpRequest) -> func.HttpResponse:
     """The signed-in buyer checks the purchase and contact email; POST queues the activation (R12, R14)."""
-    return landing.handle_confirm(req)
+    return confirm.handle_confirm(req)
 
 
 # --- Buyer portal and license check

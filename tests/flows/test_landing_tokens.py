@@ -13,7 +13,7 @@ import azure.functions as func
 import pytest
 import requests
 
-from shared.entrypoints.landing import purchase_token
+from shared.entrypoints.landing.land import purchase_token
 from tests.support.sandbox import ApiCaller, wait_until
 from tests.support.stack import Stack, running_stack
 

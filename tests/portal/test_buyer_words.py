@@ -19,7 +19,7 @@ import pytest
 from shared.app_context import services
 from shared.domain.inbox import InboxRecord, InboxState
 from shared.domain.status import Action, OperationStatus
-from shared.entrypoints.landing import status_url
+from shared.entrypoints.landing.status import status_url
 from shared.web.current_user import session_codec
 from tests.portal import ADELE, CONTOSO, Portal, csrf_token, running_portal
 

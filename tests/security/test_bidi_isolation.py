@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from shared.app_context import services
-from shared.entrypoints.landing import LANDING_SESSION_KEY
+from shared.entrypoints.landing.journey import LANDING_SESSION_KEY
 from shared.web.current_user import SignedInUser, session_codec, sign_in
 from tests.portal import (
     ADELE,
