@@ -209,6 +209,7 @@ class OperationDesk:
         operation.error_message = message if status == FAILED else ""
         operation.error_status_code = error_code
         operation.deadline = None
+        operation.decided_at = now_iso()
         timer = self._timers.pop(operation.id, None)
         if timer is not None:
             timer.cancel()

@@ -221,7 +221,10 @@ class Marketplace:
         with self._lock:
             record = self._ledger.subscription(subscription_id)
             operations = self._ledger.operations_of(subscription_id)
-            return [{**op.to_api(record), "decision": op.decision} for op in operations]
+            return [
+                {**op.to_api(record), "decision": op.decision, "decidedAt": op.decided_at}
+                for op in operations
+            ]
 
     # --- publisher calls ------------------------------------------------------------------------------------
 
