@@ -64,6 +64,8 @@ class Marketplace:
 
     def close(self) -> None:
         self._desk.close()
+        with self._lock:
+            self._ledger.close()
 
     # --- settings and catalog ---------------------------------------------------------------------------
 
@@ -238,7 +240,7 @@ class Marketplace:
             record.status = SUBSCRIBED
             rules.start_term(record, datetime.now(UTC).date())
             record.last_modified = now_iso()
-            self._ledger.save()
+            self._ledger.changed(record)
         log.info("subscription %s activated", subscription_id)
 
     def publisher_update(self, subscription_id: str, body: Any) -> str:
