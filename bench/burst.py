@@ -291,6 +291,7 @@ def main() -> None:
         with LocalQueue(os.environ["LOCAL_QUEUE_PATH"]) as queue:
             drained = wait_for_queue(queue, 180)
             lines.append(f"  queue drained {drained:.1f} s after the last decision")
+            after_burst = process_figures(pid)
             if args.steady:
                 top = START_QUANTITY + 1 + (args.changes - 1) // len(ids) + 5
                 steady = [(ids[i % len(ids)], top + i // len(ids)) for i in range(args.steady)]
@@ -299,9 +300,12 @@ def main() -> None:
                 )
                 wait_for_queue(queue, 180)
         after = process_figures(pid)
+        # Three points: growth from the burst, then none from more traffic, is a pool filling, not a leak.
         lines.append(
-            f"dev host (pid {pid}): RSS {before[0]:.0f} -> {after[0]:.0f} MiB, "
-            f"open files {before[1]} -> {after[1]}, threads {before[2]} -> {after[2]}"
+            f"dev host (pid {pid}) before burst / after burst / at end: "
+            f"RSS {before[0]:.0f} / {after_burst[0]:.0f} / {after[0]:.0f} MiB, "
+            f"open files {before[1]} / {after_burst[1]} / {after[1]}, "
+            f"threads {before[2]} / {after_burst[2]} / {after[2]}"
         )
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     lines.append(f"window {window:g} s; machine: nproc {os.cpu_count()}, load average {load}")
