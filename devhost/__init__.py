@@ -7,11 +7,13 @@ trigger from the local SQLite queue (`local_queue`); `python -m devhost` runs bo
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import weakref
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
+from typing import Any
 
 import azure.functions as func
 
@@ -41,6 +43,7 @@ def function_name(function: func.decorators.function_app.Function) -> str:
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEV_ENV_FILE = Path(__file__).with_name("dev.env")
+HOST_JSON = PROJECT_ROOT / "host.json"
 # The stack's ports and data folder: settable from the environment, used to fill `${...}` in dev.env.
 STACK_DEFAULTS = {
     "AZURITE_PORT": "10002",
@@ -93,3 +96,14 @@ def apply_dev_env(environ: MutableMapping[str, str]) -> None:
     for name, value in read_dev_env(environ).items():
         if not environ.get(name):
             environ[name] = value
+
+
+def host_json_setting(*keys: str, path: Path = HOST_JSON) -> Any:
+    """A value of host.json (`"extensions", "serviceBus", "maxConcurrentSessions"`), so the dev host runs with
+    the limits Azure's host reads from the same file rather than numbers of its own that could drift."""
+    value: Any = json.loads(path.read_text(encoding="utf-8"))
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            raise KeyError(f"{path} has no {'.'.join(keys)}")
+        value = value[key]
+    return value

@@ -4,6 +4,8 @@ Everything is read from the app's own registrations (`app.get_functions()`): rou
 auth level, so what runs here is exactly what Azure runs. Routes live under the `/api` prefix; requests and
 responses are converted to and from `azure.functions.HttpRequest` / `HttpResponse` with the same rules as
 the Python worker (Content-Type from mimetype and charset unless set, every Set-Cookie header kept).
+Requests run on a bounded pool of threads, as many as host.json's `http.maxConcurrentRequests`; the ones
+beyond wait in the listen backlog, so a burst costs waiting, not a thread (and its resources) per request.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,15 +28,18 @@ import azure.functions as func
 from azure.functions.decorators.http import HttpTrigger
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter, Map, Rule
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
-from devhost import function_name, registered_functions
+from devhost import function_name, host_json_setting, registered_functions
 from shared.logs import get_logger, log_context, redact
 
 FUNCTION_KEY_SETTING = "DEVHOST_FUNCTION_KEY"
 DEFAULT_PORT = 7071
 ROUTE_PREFIX = "api"
+# Connections waiting for a free thread: enough for a burst of webhooks to queue in the kernel instead of
+# being refused or retried after a dropped SYN (a second's delay each).
+LISTEN_BACKLOG = 1024
 _KEYED_LEVELS = {func.AuthLevel.FUNCTION, func.AuthLevel.ADMIN}
 
 _log = get_logger(__name__)
@@ -261,32 +267,88 @@ def _listening_socket(host: str, port: int) -> socket.socket:
         # Like the Functions host: a restart must not wait for the previous run's TIME_WAIT sockets.
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((host, port))
-        listener.listen(128)
+        listener.listen(LISTEN_BACKLOG)
     except OSError:
         listener.close()
         raise
     return listener
 
 
-class HttpHost:
-    """A threaded HTTP server for a FunctionsWsgiApp, run in a background thread until `stop()`.
+def max_concurrent_requests() -> int:
+    """host.json's `extensions.http.maxConcurrentRequests`: what the Functions host runs at once."""
+    return int(host_json_setting("extensions", "http", "maxConcurrentRequests"))
 
-    Raises OSError when the port is taken (Werkzeug alone would print and exit the process).
+
+class PooledWSGIServer(BaseWSGIServer):
+    """Werkzeug's server on a fixed pool of threads instead of a new thread per connection.
+
+    The accept loop takes a free slot before it accepts the next connection, so at most `workers` requests
+    run and the rest wait in the listen backlog. Werkzeug closes every connection after one response, so a
+    slot is never held by an idle client.
+    """
+
+    multithread = True  # tells the app (wsgi.multithread) and makes Werkzeug speak HTTP/1.1
+
+    def __init__(self, *args: Any, workers: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.workers = workers
+        self._slots = threading.BoundedSemaphore(workers)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="devhost-http")
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self._slots.acquire()
+        try:
+            self._pool.submit(self._handle, request, client_address)
+        except RuntimeError:  # the pool is shut down: the server is stopping
+            self._slots.release()
+            self.shutdown_request(request)
+
+    def _handle(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            self._slots.release()
+
+    def server_close(self) -> None:
+        super().server_close()
+        # Werkzeug's __init__ closes the socket it made before taking ours: no pool exists yet then.
+        pool: ThreadPoolExecutor | None = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=True)  # requests already running finish; their threads end with them
+
+
+class HttpHost:
+    """A FunctionsWsgiApp served on a bounded thread pool, in a background thread until `stop()`.
+
+    Raises OSError when the port is taken (Werkzeug alone would print and exit the process). `workers`
+    defaults to host.json's `http.maxConcurrentRequests`.
     """
 
     def __init__(
-        self, wsgi_app: FunctionsWsgiApp, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT
+        self,
+        wsgi_app: FunctionsWsgiApp,
+        *,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        workers: int | None = None,
     ) -> None:
         with _listening_socket(host, port) as listener:
-            self._server: BaseWSGIServer = make_server(
+            self._server = PooledWSGIServer(
                 host,
                 port,
                 wsgi_app,
-                threaded=True,
-                request_handler=_QuietRequestHandler,
+                handler=_QuietRequestHandler,
                 fd=listener.fileno(),
+                workers=workers or max_concurrent_requests(),
             )
         self._thread = threading.Thread(target=self._server.serve_forever, name="devhost-http", daemon=True)
+
+    @property
+    def workers(self) -> int:
+        return self._server.workers
 
     @property
     def port(self) -> int:
@@ -301,6 +363,9 @@ class HttpHost:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._server.shutdown()
+        started = self._thread.ident is not None
+        if started:  # shutdown() waits for serve_forever: forever if it never ran
+            self._server.shutdown()
         self._server.server_close()
-        self._thread.join(timeout)
+        if started:
+            self._thread.join(timeout)

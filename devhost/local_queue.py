@@ -14,8 +14,10 @@ reaches it only through the queue backend registry (`shared.queueing.backends`),
   the dead-letter list with reason "MaxDeliveryCountExceeded";
 - scheduled messages (`QueueMessage.scheduled_at`) are invisible until their time.
 
-The file is shared safely between threads (one connection each) and processes (WAL journal, every change
-in an immediate transaction): the dev host's webhook sends while its queue runner receives.
+The file is shared safely between threads and processes (WAL journal, every change in an immediate
+transaction): the dev host's webhook sends while its queue runner receives. Connections are lent from a small
+pool for one call at a time, so their number follows how many threads use the queue at once, never how many
+threads ever did (a thread per request once meant a connection, and open files, per request).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from shared.queueing.messages import QueueMessage, QueueUnavailableError
 MAX_DELIVERY_COUNT_EXCEEDED = "MaxDeliveryCountExceeded"
 _POLL_SECONDS = 0.05
 _BUSY_TIMEOUT_SECONDS = 10.0
+# Idle connections kept for reuse; more callers at once get a connection of their own, closed after use.
+IDLE_CONNECTIONS = 32
 
 _log = get_logger(__name__)
 
@@ -171,50 +175,68 @@ class LocalQueue:
         self.max_delivery_count = max_delivery_count
         self.duplicate_window_seconds = duplicate_window_seconds
         self._clock = clock
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._connections_lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
+        self._idle_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # executescript commits on its own; each CREATE ... IF NOT EXISTS is atomic, so racing openers agree.
-        self._connection().executescript(_SCHEMA)
+        with self._connection() as db:
+            db.executescript(_SCHEMA)
 
     # --- connections -------------------------------------------------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            # Autocommit mode: transactions are opened explicitly with BEGIN IMMEDIATE, so two processes
-            # never both read a message as available and then both lock it.
-            db = sqlite3.connect(
-                self.path, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
-            )
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            # "Durably accepted" (the EventQueue contract) means on disk before send returns.
-            db.execute("PRAGMA synchronous=FULL")
-            self._local.db = db
-            with self._connections_lock:
-                self._connections.append(db)
+    def _open(self) -> sqlite3.Connection:
+        # Autocommit mode: transactions are opened explicitly with BEGIN IMMEDIATE, so two processes
+        # never both read a message as available and then both lock it. Lent to one thread at a time,
+        # but not always the same one: hence check_same_thread=False.
+        db = sqlite3.connect(
+            self.path, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+        )
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        # "Durably accepted" (the EventQueue contract) means on disk before send returns.
+        db.execute("PRAGMA synchronous=FULL")
         return db
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self._connection()
-        db.execute("BEGIN IMMEDIATE")
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one call: an idle one if any, else a new one; given back (or closed) after."""
+        with self._idle_lock:
+            db = self._idle.pop() if self._idle else None
+        if db is None:
+            db = self._open()
         try:
             yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        finally:
+            with self._idle_lock:
+                # One left inside a transaction (a failed ROLLBACK) would hand its lock to the next caller.
+                keep = not db.in_transaction and len(self._idle) < IDLE_CONNECTIONS
+                if keep:
+                    self._idle.append(db)
+            if not keep:
+                db.close()
+
+    def open_connections(self) -> int:
+        """Connections kept idle for reuse (the ones lent out right now are not counted)."""
+        with self._idle_lock:
+            return len(self._idle)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._connection() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def close(self) -> None:
-        """Closes every thread's connection; the file keeps all messages for the next open."""
-        with self._connections_lock:
-            for db in self._connections:
-                db.close()
-            self._connections.clear()
-        self._local = threading.local()
+        """Closes the idle connections; the file keeps all messages for the next open."""
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for db in idle:
+            db.close()
 
     def __enter__(self) -> LocalQueue:
         return self
@@ -309,8 +331,9 @@ class LocalQueue:
 
     def _lease_next(self) -> LeasedMessage | None:
         # A plain read first: idle pollers must not take the write lock every few milliseconds.
-        if self._next_available(self._connection(), self._clock()) is None:
-            return None
+        with self._connection() as db:
+            if self._next_available(db, self._clock()) is None:
+                return None
         with self._transaction() as db:
             while True:
                 now = self._clock()
@@ -405,7 +428,8 @@ class LocalQueue:
     # --- inspection --------------------------------------------------------------------------------
 
     def dead_letters(self) -> list[DeadLetter]:
-        rows = self._connection().execute("SELECT * FROM dead_letters ORDER BY seq").fetchall()
+        with self._connection() as db:
+            rows = db.execute("SELECT * FROM dead_letters ORDER BY seq").fetchall()
         return [
             DeadLetter(
                 message=_message_from_row(row),
@@ -421,9 +445,10 @@ class LocalQueue:
     def peek_all(self) -> list[QueuedMessage]:
         """Every message still in the queue, oldest first, without locking any."""
         now = self._clock()
-        rows = self._connection().execute(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages ORDER BY available_at, seq"  # noqa: S608
-        )
+        with self._connection() as db:
+            rows = db.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages ORDER BY available_at, seq"  # noqa: S608
+            ).fetchall()
         return [
             QueuedMessage(
                 message=_message_from_row(row),
@@ -433,18 +458,18 @@ class LocalQueue:
                 locked=(row["locked_until"] or 0) > now,
                 last_error=row["last_error"],
             )
-            for row in rows.fetchall()
+            for row in rows
         ]
 
     def counts(self) -> QueueCounts:
         now = self._clock()
-        db = self._connection()
-        locked, scheduled, total = db.execute(
-            "SELECT COALESCE(SUM(locked_until > ?), 0), COALESCE(SUM(available_at > ?), 0), COUNT(*) "
-            "FROM messages",
-            (now, now),
-        ).fetchone()
-        (dead,) = db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
+        with self._connection() as db:
+            locked, scheduled, total = db.execute(
+                "SELECT COALESCE(SUM(locked_until > ?), 0), COALESCE(SUM(available_at > ?), 0), COUNT(*) "
+                "FROM messages",
+                (now, now),
+            ).fetchone()
+            (dead,) = db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
         return QueueCounts(
             active=total - locked - scheduled, locked=locked, scheduled=scheduled, dead_lettered=dead
         )

@@ -1,10 +1,13 @@
 """Feeds the app's Service Bus-triggered function from the local queue, settling messages like the host does.
 
-A few worker threads each receive a message (the queue keeps every session in order and on one thread at a
-time), build the same `azure.functions.ServiceBusMessage` the Python worker would, and call the registered
-function. Returning completes the message; raising abandons it, so the queue redelivers it with a higher
-delivery count and dead-letters it after the maximum, exactly the retry story the worker relies on in Azure.
-While a function runs its lock is renewed, as the Functions host does (up to five minutes).
+As many worker threads as host.json's `serviceBus.maxConcurrentSessions` (the Functions host's limit for a
+sessionful trigger) each receive a message: the queue hands out only the head of a session nobody holds, so
+each session's messages run in order and one at a time while different sessions (subscriptions) run in
+parallel up to that limit. Each thread builds the same `azure.functions.ServiceBusMessage` the Python
+worker would, and calls the registered function. Returning completes the message; raising abandons it, so
+the queue redelivers it with a higher delivery count and dead-letters it after the maximum, exactly the
+retry story the worker relies on in Azure. While a function runs its lock is renewed, as the Functions host
+does (up to five minutes).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 import azure.functions as func
 from azure.functions.servicebus import ServiceBusMessage
 
-from devhost import function_name, registered_functions
+from devhost import function_name, host_json_setting, registered_functions
 from devhost.http_host import call_user_function
 from devhost.local_queue import LeasedMessage, LocalQueue, LockLostError
 from shared.logs import get_logger, log_context
@@ -62,6 +65,11 @@ def queue_functions(app: func.FunctionApp) -> list[QueueFunction]:
             )
         )
     return found
+
+
+def max_concurrent_sessions() -> int:
+    """host.json's `extensions.serviceBus.maxConcurrentSessions`: sessions the host works on at once."""
+    return int(host_json_setting("extensions", "serviceBus", "maxConcurrentSessions"))
 
 
 def to_service_bus_message(lease: LeasedMessage) -> ServiceBusMessage:
@@ -109,18 +117,23 @@ class WorkerThreads:
 
 
 class QueueRunner(WorkerThreads):
-    """Worker threads that run one queue-triggered function until `stop_event` is set."""
+    """Worker threads that run one queue-triggered function until `stop_event` is set.
+
+    `workers` defaults to host.json's `maxConcurrentSessions`.
+    """
 
     def __init__(
         self,
         function: QueueFunction,
         queue: LocalQueue,
         *,
-        workers: int = 4,
+        workers: int | None = None,
         stop_event: threading.Event | None = None,
         receive_timeout: float = 0.5,
     ) -> None:
-        super().__init__("devhost-queue", workers, stop_event)
+        # One thread per session in flight, as the host runs one session per receiver.
+        self.workers = workers or max_concurrent_sessions()
+        super().__init__("devhost-queue", self.workers, stop_event)
         self.function = function
         self.queue = queue
         self._receive_timeout = receive_timeout

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from azure.functions.servicebus import ServiceBusMessage
 
 from devhost.http_host import call_user_function
-from devhost.queue_runner import QueueFunction, WorkerThreads
+from devhost.queue_runner import QueueFunction, WorkerThreads, max_concurrent_sessions
 from shared.logs import get_logger, log_context
 
 _log = get_logger(__name__)
@@ -71,11 +71,12 @@ class ServiceBusRunner(WorkerThreads):
         function: QueueFunction,
         client: Any,
         *,
-        workers: int = 2,
+        workers: int | None = None,
         stop_event: threading.Event | None = None,
         session_idle_seconds: float = SESSION_IDLE_SECONDS,
     ) -> None:
-        super().__init__("devhost-servicebus", workers, stop_event)
+        # Like the Functions host: one receiver per session, as many as host.json's maxConcurrentSessions.
+        super().__init__("devhost-servicebus", workers or max_concurrent_sessions(), stop_event)
         self.function = function
         self.client = client
         self._idle = session_idle_seconds

@@ -30,6 +30,7 @@ from sandbox.faults import Faults
 from sandbox.fulfillment_api import FulfillmentApi
 from sandbox.graph import GraphStandIn
 from sandbox.identities import load_identities
+from sandbox.keepalive import KeepAliveRequestHandler
 from sandbox.marketplace.service import Marketplace
 from sandbox.marketplace.settings import SandboxSettings
 from sandbox.tls import ensure_certificates, ensure_signing_key, ssl_context
@@ -138,7 +139,10 @@ def _explicit_settings(
 
 
 def _listen(app: SandboxApp, port: int, tls: Any = None) -> BaseWSGIServer:
-    return make_server(HOST, port, app, threaded=True, ssl_context=tls)
+    # Keep-alive, as Microsoft's endpoints: a client calling over HTTPS shakes hands once, not per call.
+    return make_server(
+        HOST, port, app, threaded=True, ssl_context=tls, request_handler=KeepAliveRequestHandler
+    )
 
 
 def _serve(server: BaseWSGIServer, name: str) -> threading.Thread:

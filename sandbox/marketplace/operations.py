@@ -109,7 +109,7 @@ class OperationDesk:
             raise MarketplaceBadRequestError("the body must name planId or quantity")
         operation.deadline = time.time() + self._ledger.settings.auto_accept_seconds
         self._arm_window(operation)
-        self._ledger.save()
+        self._ledger.changed(operation)
         log.info("operation %s %s started by %s on %s", operation.id, operation.action, source, record.id)
         return operation
 
@@ -211,7 +211,9 @@ class OperationDesk:
         operation.error_message = message if status == FAILED else ""
         operation.error_status_code = error_code
         operation.deadline = None
+        operation.decided_at = now_iso()
         timer = self._timers.pop(operation.id, None)
         if timer is not None:
             timer.cancel()
-        self._ledger.save()
+        # The subscription too: applying, Suspend, Renew and Unsubscribe change it before finishing.
+        self._ledger.changed(operation, self._ledger.state.subscriptions.get(operation.subscription_id))

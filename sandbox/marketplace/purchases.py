@@ -101,12 +101,15 @@ class PurchaseDesk:
         lifetime = self._ledger.settings.token_lifetime_seconds
         tokens = self._ledger.state.tokens
         tokens[token] = {"subscriptionId": subscription_id, "expiresAt": time.time() + lifetime}
-        self._forget_expired_tokens()
-        self._ledger.save()
+        forgotten = self._forget_expired_tokens()
+        # The subscription too: a purchase has just created it.
+        self._ledger.changed(self._ledger.subscription(subscription_id), tokens=[token, *forgotten])
         return token
 
-    def _forget_expired_tokens(self) -> None:
+    def _forget_expired_tokens(self) -> list[str]:
         now = time.time()
         tokens = self._ledger.state.tokens
-        for token in [token for token, entry in tokens.items() if entry["expiresAt"] < now]:
+        expired = [token for token, entry in tokens.items() if entry["expiresAt"] < now]
+        for token in expired:
             del tokens[token]
+        return expired

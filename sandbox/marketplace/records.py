@@ -149,6 +149,8 @@ class OperationRecord:
     decision: str = ""
     error_status_code: str = ""
     error_message: str = ""
+    # When the operation left InProgress: with the webhook log's times, it says how long the publisher took.
+    decided_at: str = ""
 
     def to_api(self, subscription: SubscriptionRecord) -> dict[str, Any]:
         """The operation as GetOperationStatus/ListOperations return it (R27) and webhooks carry it (R33)."""

@@ -68,6 +68,8 @@ class Marketplace:
 
     def close(self) -> None:
         self._desk.close()
+        with self._lock:
+            self._ledger.close()
 
     # --- settings and catalog ---------------------------------------------------------------------------
 
@@ -225,7 +227,10 @@ class Marketplace:
         with self._lock:
             record = self._ledger.subscription(subscription_id)
             operations = self._ledger.operations_of(subscription_id)
-            return [{**op.to_api(record), "decision": op.decision} for op in operations]
+            return [
+                {**op.to_api(record), "decision": op.decision, "decidedAt": op.decided_at}
+                for op in operations
+            ]
 
     # --- publisher calls ------------------------------------------------------------------------------------
 
@@ -239,7 +244,7 @@ class Marketplace:
             record.status = SUBSCRIBED
             rules.start_term(record, datetime.now(UTC).date())
             record.last_modified = now_iso()
-            self._ledger.save()
+            self._ledger.changed(record)
         log.info("subscription %s activated", subscription_id)
 
     def publisher_update(self, subscription_id: str, body: Any) -> str:

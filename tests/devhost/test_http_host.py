@@ -223,3 +223,63 @@ def test_the_request_log_never_holds_a_disguised_setup_code(
     assert "Bad request syntax" in text
     assert "[redacted]" in text
     assert "PATHSECRET" not in text
+
+
+def test_the_pool_size_is_host_json_max_concurrent_requests() -> None:
+    from devhost import PROJECT_ROOT
+
+    limit = json.loads((PROJECT_ROOT / "host.json").read_text())["extensions"]["http"][
+        "maxConcurrentRequests"
+    ]
+    host = HttpHost(FunctionsWsgiApp(app, function_key=KEY), port=0)
+    try:
+        assert host.workers == limit
+    finally:
+        host.stop()
+
+
+def test_at_most_workers_requests_run_at_once_and_the_rest_wait_their_turn() -> None:
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    slow_app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+    lock = threading.Lock()
+    running: list[int] = [0, 0]  # now, peak
+
+    @slow_app.route(route="slow", methods=["GET"])
+    def slow(req: func.HttpRequest) -> func.HttpResponse:
+        with lock:
+            running[0] += 1
+            running[1] = max(running[1], running[0])
+        time.sleep(0.1)
+        with lock:
+            running[0] -= 1
+        return func.HttpResponse("ok")
+
+    host = HttpHost(FunctionsWsgiApp(slow_app), port=0, workers=3)
+    host.start()
+    try:
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            statuses = list(pool.map(lambda n: get(f"{host.url}/api/slow").status_code, range(24)))
+    finally:
+        host.stop()
+    assert statuses == [200] * 24, "requests beyond the pool wait; none is refused"
+    assert running[1] == 3
+
+
+def test_thousands_of_requests_add_no_threads(base_url: str) -> None:
+    # A thread per request once meant a thread, a queue connection and its files per webhook.
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    def burst(count: int) -> None:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            assert set(pool.map(lambda n: get(f"{base_url}/echo?n={n}").status_code, range(count))) == {200}
+
+    burst(200)
+    served_by = {t.name for t in threading.enumerate() if t.name.startswith("devhost-http_")}
+    burst(1000)
+    now = {t.name for t in threading.enumerate() if t.name.startswith("devhost-http_")}
+    assert len(now) <= 100
+    assert len(now - served_by) <= 16, "the pool's threads serve again; no thread per request"

@@ -271,3 +271,40 @@ def test_receive_waits_for_a_message_sent_meanwhile(tmp_path: Path) -> None:
         timer.join()
         assert lease is not None
         assert lease.message_id == "late"
+
+
+def _files_open_on(path: Path) -> int:
+    """File descriptors of this process on the queue's files (database, -wal, -shm): 2-3 a connection."""
+    count = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = fd.readlink()
+        except OSError:
+            continue  # closed between listing and reading
+        count += str(target).startswith(str(path))
+    return count
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files through /proc")
+def test_many_short_lived_sending_threads_do_not_add_connections(tmp_path: Path) -> None:
+    # The dev host once ran a thread per request, each keeping a connection for good: +1,000 open files per
+    # 500 webhooks, then "unable to open database file". Threads come and go here, eight at a time.
+    path = tmp_path / "q.sqlite3"
+    with LocalQueue(path) as queue:
+
+        def send_from_threads(first: int, count: int) -> None:
+            for batch in range(first, first + count, 8):
+                threads = [
+                    threading.Thread(target=queue.send, args=(message(f"m{n}", session_id=f"s{n % 50}"),))
+                    for n in range(batch, batch + 8)
+                ]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join(timeout=30)
+
+        send_from_threads(0, 720)
+        # Bounded by how many threads sent at once (8), not by how many ever did (720).
+        assert queue.open_connections() <= 8, "no more connections than threads sending at once"
+        assert _files_open_on(path) <= 3 * 8, "database, -wal and -shm of at most 8 connections"
+        assert queue.counts().active == 720, "nothing lost"

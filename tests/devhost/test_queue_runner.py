@@ -12,6 +12,7 @@ from pathlib import Path
 import azure.functions as func
 import pytest
 
+from devhost import PROJECT_ROOT
 from devhost.local_queue import MAX_DELIVERY_COUNT_EXCEEDED, LocalQueue
 from devhost.queue_runner import QueueRunner, queue_functions
 from shared.queueing.messages import QueueMessage
@@ -199,3 +200,47 @@ def test_stop_ends_every_worker_thread(queue: LocalQueue) -> None:
     runner.stop(timeout=5)
     assert time.monotonic() - started < 5
     assert not any(t.is_alive() for t in threading.enumerate() if t.name.startswith("devhost-queue-"))
+
+
+def test_sessions_run_in_parallel_up_to_host_json_limit_each_in_order(queue: LocalQueue) -> None:
+    # The Functions host works on maxConcurrentSessions sessions at once; so does the dev host, read from
+    # the same host.json. Every handler holds its message until the test has seen how many run together.
+    limit = json.loads((PROJECT_ROOT / "host.json").read_text())["extensions"]["serviceBus"][
+        "maxConcurrentSessions"
+    ]
+    sessions = [f"sub-{n}" for n in range(limit + 4)]
+    for round_ in range(3):
+        for session in sessions:
+            queue.send(message(f"{session}-{round_}", session_id=session, n=round_))
+    release = threading.Event()
+    lock = threading.Lock()
+    in_flight: set[str] = set()
+    overlaps: list[str] = []
+    order: dict[str, list[int]] = {session: [] for session in sessions}
+
+    def handle(msg: func.ServiceBusMessage) -> None:
+        session = msg.session_id or ""
+        with lock:
+            if session in in_flight:
+                overlaps.append(session)
+            in_flight.add(session)
+            order[session].append(json.loads(msg.get_body())["n"])
+        release.wait(10)
+        with lock:
+            in_flight.discard(session)
+
+    runner = QueueRunner.for_app(make_app(handle), queue, receive_timeout=0.1)
+    assert runner is not None
+    assert runner.workers == limit
+    runner.start()
+    try:
+        wait_until(lambda: len(in_flight) == limit)
+        time.sleep(0.3)  # time enough for one more worker to start, if there were one
+        assert len(in_flight) == limit, "no more sessions at once than maxConcurrentSessions"
+        release.set()
+        wait_until(lambda: sum(len(done) for done in order.values()) == 3 * len(sessions))
+    finally:
+        release.set()
+        runner.stop()
+    assert overlaps == []
+    assert all(done == [0, 1, 2] for done in order.values()), order

@@ -1,0 +1,321 @@
+"""Burst of plan changes through the whole local stack: how many the app answers (PATCH) inside the window.
+
+Starts `python -m devhost.stack` (Azurite, sandbox, dev host as separate processes, as under `make dev`) on
+free loopback ports with a temporary data folder, buys and activates `--subscriptions` team-seat
+subscriptions, then fires `--changes` ChangeQuantity operations spread over them through the sandbox's
+control API as fast as it accepts them (`--fire-threads` clients), and finally `--steady` more at
+`--rate` changes/s. For every operation the latency is taken from the sandbox's own clock: the start of its
+first webhook POST to the moment the operation left InProgress (`decidedAt`); an operation decided by
+"auto-accepted" never got its PATCH inside the window. RSS and open files of the dev host process are read
+from /proc before the burst and after the queue drained. Traffic goes to 127.0.0.1 only; every wait is
+bounded and the stack is stopped at the end.
+
+Run: .venv/bin/python -m bench.burst [--subscriptions 100 --changes 500 --steady 100 --rate 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from devhost import PROJECT_ROOT, apply_dev_env, mark_local_stack
+from tests.support.ports import free_port, wait_for_port
+from tests.support.sandbox import ControlClient
+
+PLAN = "team-seats"
+START_QUANTITY = 5
+SETTLE_MARGIN_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    operation_id: str
+    answered: bool  # decided by the publisher's PATCH (not by the window closing)
+    latency: float | None  # first webhook POST -> decided, seconds (sandbox clock)
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def process_figures(pid: int) -> tuple[float, int, int]:
+    """RSS in MiB, open file descriptors and threads of a process, from /proc (Linux)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    rss_kib = int(fields["VmRSS"].split()[0])
+    return rss_kib / 1024, len(os.listdir(f"/proc/{pid}/fd")), int(fields["Threads"])
+
+
+def child_running(parent: int, module: str) -> int:
+    """The pid of `parent`'s child started as `python -m <module>`."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and module.encode() in command and b"-m" in command:
+            return int(entry.name)
+    raise RuntimeError(f"no child `-m {module}` of {parent}")
+
+
+class LocalStack:
+    """`python -m devhost.stack` on free ports in a temporary folder, stopped (SIGTERM) on exit."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.ports = {
+            name: free_port()
+            for name in ("AZURITE_PORT", "SANDBOX_HTTP_PORT", "SANDBOX_HTTPS_PORT", "DEVHOST_PORT")
+        }
+        self.state_dir = state_dir
+        self.env = {
+            **os.environ,
+            "DEVHOST_STATE_DIR": str(state_dir),
+            "LOG_LEVEL": "WARNING",
+            **{k: str(v) for k, v in self.ports.items()},
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> LocalStack:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "devhost.stack"],
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in self.ports.values():
+            wait_for_port(port, timeout=90)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+    @property
+    def devhost_pid(self) -> int:
+        assert self.process is not None
+        return child_running(self.process.pid, "devhost")
+
+
+def use_app_settings(stack: LocalStack) -> None:
+    """This process plays the landing page's confirm step, so it needs the app's settings (dev.env)."""
+    os.environ.update({k: v for k, v in stack.env.items() if k in stack.ports or k == "DEVHOST_STATE_DIR"})
+    os.environ.pop("REQUESTS_CA_BUNDLE", None)  # dev.env names the sandbox CA
+    apply_dev_env(os.environ)
+    mark_local_stack(os.environ)
+    os.environ["LOG_LEVEL"] = "WARNING"
+
+
+def buy_and_activate(control: ControlClient, count: int) -> list[str]:
+    """`count` subscriptions, each resolved, recorded and activated as the landing page's confirm does."""
+    from devhost.local_queue import LocalQueue, register_local_queue
+    from shared.app_context import services
+    from shared.queueing.messages import activation_message
+    from shared.workflows.confirmation import record_purchase
+
+    register_local_queue()
+    queue = LocalQueue(os.environ["LOCAL_QUEUE_PATH"])
+    ids = []
+    for _ in range(count):
+        bought = control.buy(PLAN, quantity=START_QUANTITY)
+        purchase = services().fulfillment.resolve(bought["token"])
+        record_purchase(purchase, "bench-activation", sync=services().sync_ports)
+        queue.send(activation_message(bought["subscriptionId"], PLAN, START_QUANTITY, "bench-activation"))
+        ids.append(bought["subscriptionId"])
+    deadline = time.monotonic() + 120
+    pending = set(ids)
+    while pending and time.monotonic() < deadline:
+        pending = {
+            i
+            for i in pending
+            if control.subscription(i)["subscription"]["saasSubscriptionStatus"] != "Subscribed"
+        }
+        time.sleep(0.5)
+    if pending:
+        raise RuntimeError(f"{len(pending)} subscriptions were not activated within 120 s")
+    wait_for_queue(queue, 120)
+    queue.close()
+    return ids
+
+
+def wait_for_queue(queue: Any, timeout: float) -> float:
+    """Seconds until the local queue holds nothing ready or in flight (bounded by `timeout`)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        counts = queue.counts()
+        if counts.active == 0 and counts.locked == 0:
+            break
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def fire(base_url: str, changes: list[tuple[str, int]], threads: int, rate: float | None) -> list[str]:
+    """Starts every change through the control API; at `rate` per second when given, else flat out."""
+    local = threading.local()
+    started = time.monotonic()
+
+    def one(index_change: tuple[int, tuple[str, int]]) -> str:
+        index, (subscription_id, quantity) = index_change
+        if rate:
+            delay = started + index / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = ControlClient(base_url, timeout=30)
+        return str(client.change_quantity(subscription_id, quantity)["operationId"])
+
+    with ThreadPoolExecutor(max_workers=1 if rate else threads) as pool:
+        return list(pool.map(one, enumerate(changes)))
+
+
+def settle(control: ControlClient, operation_ids: Iterable[str], timeout: float) -> dict[str, dict[str, Any]]:
+    """Every operation once it left InProgress (the window closes at the latest), polled every second."""
+    decided: dict[str, dict[str, Any]] = {}
+    pending = list(operation_ids)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        still = []
+        for operation_id in pending:
+            operation = control.operation(operation_id)
+            if operation["status"] == "InProgress":
+                still.append(operation_id)
+            else:
+                decided[operation_id] = operation
+        pending = still
+        if pending:
+            time.sleep(1.0)
+    return decided
+
+
+def outcomes(control: ControlClient, decided: dict[str, dict[str, Any]]) -> list[Outcome]:
+    first_post: dict[str, float] = {}
+    for attempt in control.deliveries():
+        started = _epoch(attempt["at"]) - attempt["elapsedSeconds"]
+        if attempt["operationId"] in decided:
+            first_post[attempt["operationId"]] = min(first_post.get(attempt["operationId"], started), started)
+    found = []
+    for operation_id, operation in decided.items():
+        answered = "PATCH" in operation["decision"]
+        webhook = first_post.get(operation_id)
+        latency = _epoch(operation["decidedAt"]) - webhook if webhook and operation["decidedAt"] else None
+        found.append(Outcome(operation_id, answered, latency if answered else None))
+    return found
+
+
+def table(title: str, fired: int, results: list[Outcome], elapsed_fire: float) -> list[str]:
+    answered = [r for r in results if r.answered]
+    latencies = [r.latency for r in answered if r.latency is not None]
+    lines = [
+        f"{title}: {fired} changes fired in {elapsed_fire:.1f} s ({fired / elapsed_fire:.0f}/s)",
+        f"  answered by PATCH: {len(answered)}   auto-accepted/other: {len(results) - len(answered)}"
+        f"   undecided: {fired - len(results)}",
+    ]
+    if latencies:
+        lines.append(
+            "  webhook->PATCH latency s: "
+            + "  ".join(f"p{int(q * 100)} {percentile(latencies, q):.2f}" for q in (0.5, 0.9, 0.99))
+            + f"  max {max(latencies):.2f}"
+        )
+    return lines
+
+
+def run_phase(
+    name: str,
+    control: ControlClient,
+    changes: list[tuple[str, int]],
+    *,
+    threads: int,
+    rate: float | None,
+    window: float,
+) -> list[str]:
+    started = time.monotonic()
+    operation_ids = fire(control.base_url, changes, threads, rate)
+    elapsed_fire = time.monotonic() - started
+    decided = settle(control, operation_ids, window + SETTLE_MARGIN_SECONDS)
+    return table(name, len(changes), outcomes(control, decided), elapsed_fire)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--subscriptions", type=int, default=100)
+    parser.add_argument("--changes", type=int, default=500)
+    parser.add_argument("--fire-threads", type=int, default=4)
+    parser.add_argument("--steady", type=int, default=100, help="changes at --rate after the burst (0: none)")
+    parser.add_argument("--rate", type=float, default=10.0)
+    args = parser.parse_args()
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="bench-burst-") as folder, LocalStack(Path(folder)) as stack:
+        use_app_settings(stack)
+        control = ControlClient(f"http://127.0.0.1:{stack.ports['SANDBOX_HTTP_PORT']}", timeout=30)
+        window = float(control.settings()["autoAcceptSeconds"])
+        setup_started = time.monotonic()
+        ids = buy_and_activate(control, args.subscriptions)
+        setup_seconds = time.monotonic() - setup_started
+        lines.append(f"setup: {len(ids)} subscriptions bought and activated in {setup_seconds:.1f} s")
+        pid = stack.devhost_pid
+        before = process_figures(pid)
+        # Round-robin over subscriptions: each gets changes/subscriptions of them, in firing order.
+        burst = [(ids[i % len(ids)], START_QUANTITY + 1 + i // len(ids)) for i in range(args.changes)]
+        lines += run_phase("burst", control, burst, threads=args.fire_threads, rate=None, window=window)
+        from devhost.local_queue import LocalQueue
+
+        with LocalQueue(os.environ["LOCAL_QUEUE_PATH"]) as queue:
+            drained = wait_for_queue(queue, 180)
+            lines.append(f"  queue drained {drained:.1f} s after the last decision")
+            after_burst = process_figures(pid)
+            if args.steady:
+                top = START_QUANTITY + 1 + (args.changes - 1) // len(ids) + 5
+                steady = [(ids[i % len(ids)], top + i // len(ids)) for i in range(args.steady)]
+                lines += run_phase(
+                    f"steady {args.rate:g}/s", control, steady, threads=1, rate=args.rate, window=window
+                )
+                wait_for_queue(queue, 180)
+        after = process_figures(pid)
+        # Three points: growth from the burst, then none from more traffic, is a pool filling, not a leak.
+        lines.append(
+            f"dev host (pid {pid}) before burst / after burst / at end: "
+            f"RSS {before[0]:.0f} / {after_burst[0]:.0f} / {after[0]:.0f} MiB, "
+            f"open files {before[1]} / {after_burst[1]} / {after[1]}, "
+            f"threads {before[2]} / {after_burst[2]} / {after[2]}"
+        )
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    lines.append(f"window {window:g} s; machine: nproc {os.cpu_count()}, load average {load}")
+    command = (
+        f".venv/bin/python -m bench.burst --subscriptions {args.subscriptions} --changes {args.changes} "
+        f"--fire-threads {args.fire_threads} --steady {args.steady} --rate {args.rate:g}"
+    )
+    lines.append(f"reproduce: {command}")
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    main()
