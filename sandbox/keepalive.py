@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, IO, cast
 
 from werkzeug.exceptions import ClientDisconnected
 from werkzeug.serving import WSGIRequestHandler
@@ -64,7 +64,8 @@ class KeepAliveRequestHandler(WSGIRequestHandler):
         length = int(environ.get("CONTENT_LENGTH") or 0)
         if length < 0:
             raise ValueError(length)
-        stream = LimitedStream(self.rfile, length)
+        # The handler's rfile is a buffered socket reader: an IO[bytes] in all but its declared type.
+        stream = LimitedStream(cast("IO[bytes]", self.rfile), length)
         environ["wsgi.input"] = stream
         environ["wsgi.input_terminated"] = True  # the app may read to the end: the end is the body's
         return stream
