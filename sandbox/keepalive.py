@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any, IO, cast
+from typing import IO, Any, cast
 
 from werkzeug.exceptions import ClientDisconnected
 from werkzeug.serving import WSGIRequestHandler
