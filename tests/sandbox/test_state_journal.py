@@ -7,12 +7,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 from sandbox.catalog import load_catalog
-from sandbox.marketplace.records import Party
+from sandbox.marketplace.records import WireParty
 from sandbox.marketplace.service import Marketplace
 from sandbox.marketplace.state_file import JOURNAL_FILE, STATE_FILE, MarketplaceState, StateFile
 from sandbox.server import DEFAULT_CATALOG
 
-BUYER = Party("adele@contoso.example", "o-1", "11111111-0000-4000-8000-000000000000", "p-1")
+BUYER = WireParty("adele@contoso.example", "o-1", "11111111-0000-4000-8000-000000000000", "p-1")
 
 
 def marketplace(state_dir: Path) -> Marketplace:

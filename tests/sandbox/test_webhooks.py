@@ -146,6 +146,8 @@ def test_answers_that_mean_try_later_do_not_reject_a_change(
 def test_reset_abandons_pending_retries(
     sandbox: RunningSandbox, control: ControlClient, receiver: WebhookReceiver
 ) -> None:
+    # A retry a second later, not 50 ms: on a loaded machine the reset must surely come before it.
+    control.settings(webhookBaseDelaySeconds=1.0)
     receiver.answer_next(*([500] * 10))
     control.suspend(subscribed(control, sandbox))
     receiver.wait_for(1)
