@@ -121,7 +121,10 @@ class Services:
     def licenses(self) -> LicenseIndex:
         from shared.storage.licenses import LicenseIndex, license_table_name
 
-        return LicenseIndex(self._tables.table(license_table_name(self.settings.table_seats)))
+        return LicenseIndex(
+            self._tables.table(license_table_name(self.settings.table_seats)),
+            cache_seconds=self.settings.license_cache_seconds,
+        )
 
     @cached_property
     def setup_links(self) -> SetupLinkStore:

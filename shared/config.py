@@ -183,6 +183,7 @@ class Settings:
     session_secret: str = field(default="", repr=False)
     # Absolute: counted from sign-in, never extended by activity; only a new sign-in starts a new session.
     session_lifetime_seconds: int = 8 * 3600
+    license_cache_seconds: int = 10
     log_level: str = "INFO"
 
     @classmethod
@@ -240,6 +241,7 @@ class Settings:
             public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or "http://127.0.0.1:7071",
             session_secret=env.get("SESSION_SECRET", ""),
             session_lifetime_seconds=_int(env, "SESSION_LIFETIME_SECONDS", 8 * 3600),
+            license_cache_seconds=_int(env, "LICENSE_CACHE_SECONDS", 10),
             log_level=env.get("LOG_LEVEL", "INFO").strip().upper(),
         )
 
@@ -253,6 +255,9 @@ class Settings:
             raise ConfigurationError("SESSION_SECRET must be at least 32 characters (it signs cookies)")
         if self.session_lifetime_seconds < 1:
             raise ConfigurationError("SESSION_LIFETIME_SECONDS must be at least 1")
+        if not 0 <= self.license_cache_seconds <= 60:
+            # Beyond the answer's own max-age a revoked seat would outlive what the caller was promised.
+            raise ConfigurationError("LICENSE_CACHE_SECONDS must be between 0 and 60")
         if "#" in self.public_base_url:
             # R3: Microsoft cannot send buyers to a landing URL that contains '#'.
             raise ConfigurationError("PUBLIC_BASE_URL must not contain '#'")

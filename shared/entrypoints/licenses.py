@@ -1,7 +1,9 @@
 """GET /api/licenses/check: may user (tenantId, objectId) use offer `offerId`, and with which plan?
 
-Called by the publisher's own SaaS app, possibly on every request, so it is one read of the license index
-(`shared.storage.licenses`) and the answer may be cached for `CACHE_SECONDS` by that app. The function key
+Called by the publisher's own SaaS app, possibly on every request, so it is at most one read of the license
+index (`shared.storage.licenses`): each instance reuses an answer for LICENSE_CACHE_SECONDS (10 by default,
+the bound on how long a revoked seat may still be allowed here), and the caller may cache it for
+`CACHE_SECONDS`. The function key
 (auth level FUNCTION) authenticates the caller; the answer names no one but the user asked about.
 Described in `docs/license-api.openapi.yaml`.
 """

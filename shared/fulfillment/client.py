@@ -39,7 +39,7 @@ from shared.fulfillment.errors import (
     is_transient,
 )
 from shared.logs import get_logger, log_context, redact
-from shared.tls import tls_verify
+from shared.tls import configure_session
 
 _log = get_logger(__name__)
 _T = TypeVar("_T")
@@ -133,9 +133,9 @@ def _correlation_guid(value: str | None) -> str:
 
 
 def _own_session() -> requests.Session:
-    session = requests.Session()
-    # The CA decision every outbound call shares (requests alone would ignore SSL_CERT_FILE).
-    session.verify = tls_verify()
+    # The CA decision every outbound call shares (requests alone would ignore SSL_CERT_FILE), and no
+    # per-request environment scan unless a proxy is configured.
+    session: requests.Session = configure_session(requests.Session())
     return session
 
 

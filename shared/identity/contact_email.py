@@ -17,7 +17,7 @@ import requests
 from shared.domain.identity import is_personal_tenant
 from shared.identity.id_token import IdTokenClaims
 from shared.logs import get_logger
-from shared.tls import tls_verify
+from shared.tls import configure_session
 
 log = get_logger(__name__)
 
@@ -78,8 +78,7 @@ def fetch_graph_profile(
 
 
 def _graph_session() -> requests.Session:
-    session = requests.Session()
-    session.verify = tls_verify()
+    session: requests.Session = configure_session(requests.Session())
     return session
 
 

@@ -14,11 +14,18 @@ changes.
 
 When one tenant holds two subscriptions of the same offer (one cancelled, one bought again), a Subscribed
 subscription's row is never overwritten by one that is not.
+
+The check is called on every request of the publisher's app, so each instance keeps its answers (licensed
+or not) for `cache_seconds` (LICENSE_CACHE_SECONDS): a seat revoked, or a subscription suspended, elsewhere
+stops being allowed here within that bound. A write through this instance's index empties its cache at once.
+The cache holds at most `CACHE_ENTRIES` answers; when full it starts again empty rather than keep an order.
 """
 
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +43,7 @@ log = get_logger(__name__)
 
 _ID = re.compile(r"^[a-z0-9._-]{1,128}$")
 _OFFER = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+CACHE_ENTRIES = 50_000  # ~ a few MB: one (tenant, user, offer) key and one small entry each
 
 
 def normalize_id(value: str, what: str) -> str:
@@ -75,10 +83,26 @@ def _entry(entity: dict[str, Any]) -> LicenseEntry:
 
 
 class LicenseIndex:
-    """Reads and writes the license index table."""
+    """Reads and writes the license index table; answers lookups from a short per-instance cache.
 
-    def __init__(self, table_client: TableClient) -> None:
+    :param table_client: the client of an existing table.
+    :param cache_seconds: how long an answer may be reused (0: every lookup reads the table).
+    :param clock: seconds on a monotonic clock (tests pass their own to step time without sleeping).
+    """
+
+    def __init__(
+        self,
+        table_client: TableClient,
+        *,
+        cache_seconds: float = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._table = table_client
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        # (tenant, object id, offer) -> (expires at, answer). Plain dict operations are atomic under the
+        # GIL; two threads missing at once both read the table, which is harmless.
+        self._cache: dict[tuple[str, str, str], tuple[float, LicenseEntry | None]] = {}
 
     # --- the check -----------------------------------------------------------------------------------
 
@@ -89,6 +113,20 @@ class LicenseIndex:
         """
         tid, oid = normalize_id(tenant_id, "tenantId"), normalize_id(object_id, "objectId")
         offer = normalize_offer(offer_id)
+        if self._cache_seconds <= 0:
+            return self._read(tid, oid, offer)
+        key = (tid, oid, offer)
+        now = self._clock()
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        entry = self._read(tid, oid, offer)
+        if len(self._cache) >= CACHE_ENTRIES:
+            self._cache = {}
+        self._cache[key] = (now + self._cache_seconds, entry)
+        return entry
+
+    def _read(self, tid: str, oid: str, offer: str) -> LicenseEntry | None:
         rows = self._table.query_entities(
             # The SDK substitutes @-parameters only where they stand alone between spaces.
             "PartitionKey eq @tid and ( RowKey eq @user or RowKey eq @anyone )",
@@ -142,6 +180,7 @@ class LicenseIndex:
     def _put(self, subscription: Subscription, tenant_id: str, object_id: str) -> None:
         offer = normalize_offer(subscription.offer_id)
         row_key = _row_key(object_id, offer)
+        self._cache = {}  # this instance's own writes are seen at once; others' within cache_seconds
         if not self._may_overwrite(self._get(tenant_id, row_key), subscription):
             log.info("license row kept: another subscription of this offer is active")
             return
@@ -168,6 +207,7 @@ class LicenseIndex:
 
     def _remove(self, subscription: Subscription, tenant_id: str, object_id: str) -> None:
         row_key = _row_key(object_id, normalize_offer(subscription.offer_id))
+        self._cache = {}
         existing = self._get(tenant_id, row_key)
         # Only this subscription's row: another subscription of the same offer may license the same user.
         if existing is not None and existing.get("subscription_id") == subscription.id:

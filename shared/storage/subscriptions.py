@@ -205,8 +205,19 @@ class SubscriptionStore:
             raise ConcurrencyError(f"subscription {sub.id} changed since it was read") from exc
         return dataclasses.replace(sub, etag=str(written["etag"]))
 
-    def update(self, subscription_id: str, change: ChangeFunction, *, attempts: int = 8) -> Updated:
+    def update(
+        self,
+        subscription_id: str,
+        change: ChangeFunction,
+        *,
+        current: Subscription | None = None,
+        attempts: int = 8,
+    ) -> Updated:
         """Applies `change` to the stored subscription (None if absent) and stores its result atomically.
+
+        `current`, when given, is the row as the caller read it (with its ETag): the first attempt starts
+        from it instead of reading it again. It is safe because the write is guarded by that ETag; a row
+        changed since fails the write and the next attempt reads.
 
         On an ETag conflict the whole read-change-write starts again, so `change` may run several times and
         must not have side effects: whatever a caller needs from its decision comes back in the result
@@ -215,9 +226,10 @@ class SubscriptionStore:
         """
         if attempts < 1:
             raise ValueError(f"attempts must be at least 1, got {attempts}")
+        known = current if current is not None and current.etag and current.id == subscription_id else None
         for attempt in range(attempts):
             try:
-                return self._update_once(subscription_id, change)
+                return self._update_once(subscription_id, change, known if attempt == 0 else None)
             except (ConcurrencyError, AlreadyExistsError):
                 if attempt + 1 < attempts:
                     time.sleep(_backoff(attempt))
@@ -227,8 +239,10 @@ class SubscriptionStore:
             f"subscription {subscription_id} kept changing; gave up after {attempts} attempts"
         )
 
-    def _update_once(self, subscription_id: str, change: ChangeFunction) -> Updated:
-        current = self.get(subscription_id)
+    def _update_once(
+        self, subscription_id: str, change: ChangeFunction, known: Subscription | None
+    ) -> Updated:
+        current = known if known is not None else self.get(subscription_id)
         decided = change(current)
         if decided is None:
             return Updated(before=current, after=None)

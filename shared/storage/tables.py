@@ -3,7 +3,8 @@
 Locally (Azurite) the account comes from a connection string; in Azure from the account URL and the
 Functions app's managed identity through `DefaultAzureCredential`. Building a TableSet makes no network
 call: a table is created (if missing) the first time it is handed out, which keeps cold starts short for
-functions that never touch storage.
+functions that never touch storage. The SDK's HTTP session takes its CA bundle and proxy decision from
+`shared.tls` (no environment scan per request unless a proxy is set).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from shared.logs import get_logger
 from shared.storage.audit import AuditTrail
 from shared.storage.inbox import OperationInbox
 from shared.storage.subscriptions import SubscriptionStore
+from shared.tls import azure_transport_settings
 
 _log = get_logger(__name__)
 _Store = TypeVar("_Store", SubscriptionStore, OperationInbox, AuditTrail)
@@ -93,7 +95,9 @@ def _service_client(
 ) -> TableServiceClient:
     if settings.storage_connection_string:
         try:
-            return TableServiceClient.from_connection_string(settings.storage_connection_string)
+            return TableServiceClient.from_connection_string(
+                settings.storage_connection_string, **azure_transport_settings()
+            )
         except ValueError:
             # The SDK's message may quote the connection string, a secret: neither log it nor chain it.
             _log.error("STORAGE_CONNECTION_STRING is malformed")
@@ -112,7 +116,7 @@ def _service_client_with_identity(
         _log.error("STORAGE_ACCOUNT_URL set but no token credential given")
         raise ConfigurationError("STORAGE_ACCOUNT_URL needs a token credential (the managed identity)")
     try:
-        return TableServiceClient(endpoint=account_url, credential=credential())
+        return TableServiceClient(endpoint=account_url, credential=credential(), **azure_transport_settings())
     except ValueError as exc:
         # e.g. an http:// URL, over which the SDK refuses to send a bearer token.
         _log.error("STORAGE_ACCOUNT_URL cannot be used", extra={"reason": str(exc)})

@@ -3,12 +3,19 @@
 The body of a webhook is a claim, not a fact. Nothing changes until GetOperation confirms the operation
 exists with the announced action and target (R38); the new state itself always comes from GetSubscription.
 
-For ChangePlan and ChangeQuantity the publisher has about ten seconds to refuse (R34, R36). The decision is
-written to the inbox before it is sent, so a redelivered message sends the same answer, never a new one.
+For ChangePlan and ChangeQuantity the publisher has about ten seconds to refuse (R34, R36), so the answer
+comes first. Before the PATCH the worker does only what the decision needs: the inbox lookup, GetOperation
+(with the stored subscription and, for a quantity the policy guards, the seat count read beside it, on two
+threads), and one durable write of the decision (the inbox row, inserted with the decision in it). A
+redelivered message finds that row and sends the same answer, never a new one. The decision's audit row, the
+`acknowledged` mark, the re-check and the mirror come after the PATCH; the mirror reuses the subscription read
+for the decision (under its ETag) instead of reading it again. docs/design.md traces the path.
 """
 
 from __future__ import annotations
 
+import contextvars
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -35,6 +42,11 @@ CHANGE_ACTIONS = frozenset({Action.CHANGE_PLAN, Action.CHANGE_QUANTITY})
 # After answering a change, look again once Microsoft's window has surely closed (R52: a refusal may be
 # ignored; an acceptance may take a moment to show in GetSubscription).
 RECHECK_AFTER = timedelta(seconds=15)
+# What `_record_decision` writes; Microsoft's final status (Succeeded, Failed) may stand there instead.
+_VERDICTS = frozenset({"accept", "refuse"})
+# The Table reads a decision needs run while GetOperation is on the wire: they depend only on the
+# subscription id. Two per event at most; a small shared pool bounds the threads whatever the burst.
+_readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="decision-reads")
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,14 @@ class OperationPorts:
     policy: PublisherPolicy
 
 
+@dataclass(frozen=True)
+class _Facts:
+    """What the policy reads from our side: the stored subscription (with its ETag) and the seats in use."""
+
+    subscription: Subscription | None
+    seats_assigned: int | None  # None when the decision does not need it (not read)
+
+
 def handle_announced_operation(
     payload: dict[str, Any], correlation_id: str, *, ports: OperationPorts
 ) -> None:
@@ -58,19 +78,48 @@ def handle_announced_operation(
     if record is not None and record.state == InboxState.DONE:
         log.info("operation already handled; duplicate delivery ignored")
         return
+    facts = _read_ahead(ports, subscription_id, record, payload)
     operation = _verified_operation(ports, subscription_id, operation_id, payload, correlation_id)
-    record = record or _receive(ports, operation, correlation_id)
+    known: Subscription | None = None
     if operation.action in CHANGE_ACTIONS:
-        record = _answer_change(ports, record, operation, correlation_id)
-    elif operation.action is Action.UNKNOWN:
-        log.warning("unknown action: mirroring the subscription only", extra={"action": operation.action_raw})
+        record, known = _answer_change(ports, record, operation, facts, correlation_id)
+    else:
+        if operation.action is Action.UNKNOWN:
+            log.warning(
+                "unknown action: mirroring the subscription only", extra={"action": operation.action_raw}
+            )
+        record = record or _receive(ports, operation, correlation_id)
     cause = Cause(
         operation.id, operation.action_raw, operation.request_source, operation.timestamp or utcnow()
     )
-    sync_from_microsoft(ports.sync, subscription_id, cause, correlation_id)
+    sync_from_microsoft(ports.sync, subscription_id, cause, correlation_id, known=known)
     # A change we just answered is still InProgress here; the scheduled re-check records its outcome.
     outcome = operation.status.value if operation.status.is_terminal else record.outcome
     ports.inbox.save(replace(record, state=InboxState.DONE, outcome=outcome, updated_at=utcnow()))
+
+
+def _read_ahead(
+    ports: OperationPorts, subscription_id: str, record: InboxRecord | None, payload: dict[str, Any]
+) -> Future[_Facts] | None:
+    """Starts the policy's reads while GetOperation runs, when the webhook announces a change not yet
+    decided. The announced action only chooses what to read early; the decision uses Microsoft's."""
+    if record is not None and (record.decision or record.state in ANSWERED or record.initiated_by_publisher):
+        return None
+    action = parse_action(announced_action(payload))
+    if action not in CHANGE_ACTIONS or not subscription_id:
+        return None
+    # Log lines written by the stores on the reader thread keep this message's ids.
+    context = contextvars.copy_context()
+    return _readers.submit(context.run, _read_facts, ports, subscription_id, action)
+
+
+def _read_facts(ports: OperationPorts, subscription_id: str, action: Action) -> _Facts:
+    seats: Future[int] | None = None
+    if action is Action.CHANGE_QUANTITY and ports.policy.refuse_quantity_below_assigned:
+        # The counter row and the subscription row are independent point reads: issue them together.
+        seats = _readers.submit(contextvars.copy_context().run, ports.sync.seats.count, subscription_id)
+    stored = ports.sync.subscriptions.get(subscription_id)
+    return _Facts(stored, seats.result() if seats is not None else None)
 
 
 def _verified_operation(
@@ -108,7 +157,11 @@ def _same_target(operation: Operation, payload: dict[str, Any]) -> bool:
     return True
 
 
-def _receive(ports: OperationPorts, operation: Operation, correlation_id: str) -> InboxRecord:
+def _receive(
+    ports: OperationPorts, operation: Operation, correlation_id: str, *, decision: str = "", reason: str = ""
+) -> InboxRecord:
+    """The operation's first inbox row (with the decision, when there is one: a single durable write), or
+    the row another delivery stored first, which then wins: its decision is the one sent."""
     now = utcnow()
     record = InboxRecord(
         subscription_id=operation.subscription_id,
@@ -116,6 +169,8 @@ def _receive(ports: OperationPorts, operation: Operation, correlation_id: str) -
         action=operation.action_raw or operation.action.value,
         state=InboxState.RECEIVED,
         source=operation.request_source,
+        decision=decision,
+        reason=reason,
         plan_id=operation.plan_id,
         quantity=operation.quantity,
         correlation_id=correlation_id,
@@ -127,20 +182,46 @@ def _receive(ports: OperationPorts, operation: Operation, correlation_id: str) -
     if stored is not None:
         return stored
     # Another delivery recorded it between our lookup and our insert: continue from its record.
-    return ports.inbox.get(operation.subscription_id, operation.id) or record
+    theirs = ports.inbox.get(operation.subscription_id, operation.id)
+    if theirs is None:
+        # Inserted, then gone (deleted by hand?): retrying the message starts clean.
+        raise PermanentFailureError("InboxRace", "the inbox row vanished between insert and read")
+    if decision and not theirs.decision and theirs.state not in ANSWERED:
+        # Their row predates a decision (an older version, or a non-change record): ours goes in under
+        # its ETag, or the save fails and the message is delivered again.
+        return ports.inbox.save(replace(theirs, decision=decision, reason=reason, updated_at=now))
+    return theirs
 
 
 def _answer_change(
-    ports: OperationPorts, record: InboxRecord, operation: Operation, correlation_id: str
-) -> InboxRecord:
-    if record.state in ANSWERED:
-        return record
+    ports: OperationPorts,
+    record: InboxRecord | None,
+    operation: Operation,
+    facts: Future[_Facts] | None,
+    correlation_id: str,
+) -> tuple[InboxRecord, Subscription | None]:
+    """Records the decision once, sends it, then does the bookkeeping; returns the record and the
+    subscription read for the decision (None when none was read), for the mirror to start from."""
+    if record is not None and record.state in ANSWERED:
+        return record, None
+    if operation.status.is_terminal and record is not None and record.decision in _VERDICTS:
+        # We decided and answered (or crashed before the PATCH and Microsoft's window closed): the decision
+        # still owes its audit row, and the recorded verdict stays what the row says we decided.
+        _audit_decision(ports, record, operation, correlation_id)
+        state = InboxState.ACKNOWLEDGED if record.decision == "accept" else InboxState.REFUSED
+        return ports.inbox.save(replace(record, state=state, updated_at=utcnow())), None
     if operation.status.is_terminal:
         # Microsoft decided already (auto-accepted after the window, R36, or answered before a crash).
         log.info("change already final at Microsoft", extra={"operation_status": operation.status.value})
-        return ports.inbox.save(replace(record, decision=operation.status.value, updated_at=utcnow()))
-    if not record.decision:
-        record = _record_decision(ports, record, operation, correlation_id)
+        final = operation.status.value
+        if record is None:
+            return _receive(ports, operation, correlation_id, decision=final), None
+        return ports.inbox.save(replace(record, decision=final, updated_at=utcnow())), None
+    known: Subscription | None = None
+    decided_now = record is None or not record.decision
+    if decided_now:
+        record, known = _record_decision(ports, record, operation, facts, correlation_id)
+    assert record is not None  # _record_decision always returns the stored record
     faultpoint("worker.after_state_write")
     accept = record.decision == "accept"
     try:
@@ -149,20 +230,71 @@ def _answer_change(
         )
     except FulfillmentConflictError:
         log.info("operation finished before our answer reached Microsoft (409); state is re-read")
+    # --- answered: what follows is bookkeeping, and a crash here re-sends the recorded answer at worst ---
+    faultpoint("worker.after_answer")
+    # Before the `acknowledged`/`refused` mark, so a crash between the two repeats the audit row on
+    # redelivery: a decision may be audited twice, never not at all.
+    _audit_decision(ports, record, operation, correlation_id)
     state = InboxState.ACKNOWLEDGED if accept else InboxState.REFUSED
     record = ports.inbox.save(replace(record, state=state, updated_at=utcnow()))
     _schedule_recheck(ports, operation, correlation_id)
-    return record
+    return record, known
 
 
 def _record_decision(
-    ports: OperationPorts, record: InboxRecord, operation: Operation, correlation_id: str
-) -> InboxRecord:
-    decision = _decide(ports, record, operation)
+    ports: OperationPorts,
+    record: InboxRecord | None,
+    operation: Operation,
+    facts: Future[_Facts] | None,
+    correlation_id: str,
+) -> tuple[InboxRecord, Subscription | None]:
+    decision, known = _decide(ports, record, operation, facts)
     verdict = "accept" if decision.accept else "refuse"
     log.info("change decided", extra={"accept": decision.accept, "reason": decision.reason})
-    # The audit row goes first: a crash between the two writes leaves a decision recorded twice at worst
-    # (decided again on redelivery), never a decision that is nowhere in the audit trail.
+    if record is None:
+        return _receive(ports, operation, correlation_id, decision=verdict, reason=decision.reason), known
+    saved = ports.inbox.save(replace(record, decision=verdict, reason=decision.reason, updated_at=utcnow()))
+    return saved, known
+
+
+def _decide(
+    ports: OperationPorts, record: InboxRecord | None, operation: Operation, facts: Future[_Facts] | None
+) -> tuple[Decision, Subscription | None]:
+    by_publisher = record is not None and record.initiated_by_publisher
+    if by_publisher or operation.request_source.lower() == "partner":
+        # Our own portal asked for this change after the buyer confirmed it (R42, R49). A read started
+        # early is still worth its result: the mirror starts from it.
+        known = facts.result().subscription if facts is not None else None
+        return Decision(True, "requested by the publisher's portal"), known
+    read = (
+        facts.result()
+        if facts is not None
+        else _read_facts(ports, operation.subscription_id, operation.action)
+    )
+    seats = read.seats_assigned
+    if (
+        seats is None
+        and operation.action is Action.CHANGE_QUANTITY
+        and ports.policy.refuse_quantity_below_assigned
+    ):
+        # Read ahead for a ChangePlan the webhook announced, but Microsoft says ChangeQuantity.
+        seats = ports.sync.seats.count(operation.subscription_id)
+    current = read.subscription or Subscription(id=operation.subscription_id)
+    request = ChangeRequest(
+        action=operation.action,
+        current_plan=current.plan_id,
+        target_plan=operation.plan_id,
+        current_quantity=current.quantity,
+        target_quantity=operation.quantity,
+        seats_assigned=seats or 0,
+    )
+    return decide(ports.policy, request), read.subscription
+
+
+def _audit_decision(
+    ports: OperationPorts, record: InboxRecord, operation: Operation, correlation_id: str
+) -> None:
+    verdict = record.decision
     ports.audit.append(
         AuditEntry(
             subscription_id=operation.subscription_id,
@@ -170,29 +302,10 @@ def _record_decision(
             action=AuditAction.decision_on(operation.action),
             source=AuditSource.PUBLISHER_POLICY,
             operation_id=operation.id,
-            changes={"decision": (None, verdict), "reason": (None, decision.reason)},
+            changes={"decision": (None, verdict), "reason": (None, record.reason)},
             correlation_id=correlation_id,
         )
     )
-    record = ports.inbox.save(replace(record, decision=verdict, reason=decision.reason, updated_at=utcnow()))
-    return record
-
-
-def _decide(ports: OperationPorts, record: InboxRecord, operation: Operation) -> Decision:
-    if record.initiated_by_publisher or operation.request_source.lower() == "partner":
-        # Our own portal asked for this change after the buyer confirmed it (R42, R49).
-        return Decision(True, "requested by the publisher's portal")
-    stored = ports.sync.subscriptions.get(operation.subscription_id)
-    current = stored or Subscription(id=operation.subscription_id)
-    request = ChangeRequest(
-        action=operation.action,
-        current_plan=current.plan_id,
-        target_plan=operation.plan_id,
-        current_quantity=current.quantity,
-        target_quantity=operation.quantity,
-        seats_assigned=ports.sync.seats.count(operation.subscription_id),
-    )
-    return decide(ports.policy, request)
 
 
 def _schedule_recheck(ports: OperationPorts, operation: Operation, correlation_id: str) -> None:

@@ -69,11 +69,14 @@ class Marketplace(Protocol):
 
 
 class SubscriptionRecords(Protocol):
-    """Our mirror of each subscription; `update` applies a change under the record's ETag."""
+    """Our mirror of each subscription; `update` applies a change under the record's ETag (starting from
+    `current`, a row the caller read with its ETag, when given, so it is not read twice)."""
 
     def get(self, subscription_id: str) -> Subscription | None: ...
 
-    def update(self, subscription_id: str, change: ChangeFunction) -> Updated: ...
+    def update(
+        self, subscription_id: str, change: ChangeFunction, *, current: Subscription | None = None
+    ) -> Updated: ...
 
     def list_for_tenant(self, tenant_id: str) -> list[Subscription]: ...
 

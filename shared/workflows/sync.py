@@ -43,10 +43,13 @@ def mirror(
     correlation_id: str,
     *,
     bookkeeping: dict[str, object] | None = None,
+    known: Subscription | None = None,
 ) -> Subscription:
     """Stores Microsoft's snapshot and, in the same transaction, the audit entry of what changed and why.
 
     `bookkeeping` sets publisher-only fields (provisioned, activation_requested_at) in the same write.
+    `known` is the stored row as this message already read it (with its ETag): the write starts from it
+    instead of reading it again, and a row changed since makes the ETag refuse it and the loop re-read.
     """
 
     def change(stored: Subscription | None) -> Change:
@@ -67,7 +70,7 @@ def mirror(
         )
         return Change(updated, audit=entry)
 
-    result = ports.subscriptions.update(snapshot.id, change)
+    result = ports.subscriptions.update(snapshot.id, change, current=known)
     stored = result.after
     assert stored is not None  # change() always returns a record to store
     # The audit entry carries the fields that changed: no entry, nothing changed.
@@ -82,7 +85,12 @@ def mirror(
 
 
 def sync_from_microsoft(
-    ports: SyncPorts, subscription_id: str, cause: Cause, correlation_id: str
+    ports: SyncPorts,
+    subscription_id: str,
+    cause: Cause,
+    correlation_id: str,
+    *,
+    known: Subscription | None = None,
 ) -> Subscription:
     snapshot = ports.marketplace.get_subscription(subscription_id, correlation_id=correlation_id)
-    return mirror(ports, snapshot, cause, correlation_id)
+    return mirror(ports, snapshot, cause, correlation_id, known=known)

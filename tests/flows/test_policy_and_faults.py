@@ -150,3 +150,26 @@ def test_a_crash_between_writing_state_and_answering_microsoft_converges_on_rede
         assert audit.count("Provisioned") == 1
         assert audit.count("ChangePlanDecision") == 1
         assert stack.services.operations.get(subscription_id, operation_id).state == "done"
+
+
+def test_a_crash_right_after_answering_microsoft_keeps_one_answer_and_one_audited_decision(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, azurite_connection_string: str, table_prefix: str
+) -> None:
+    # The bookkeeping after the PATCH (audit row, `acknowledged`, re-check, mirror) is not on the answer's
+    # critical path: a crash there must neither lose the decision's audit row nor change the answer.
+    env = {"FAULT_POINTS": "worker.after_answer:1"}
+    with start(monkeypatch, tmp_path, azurite_connection_string, table_prefix, env=env) as stack:
+        subscription_id = stack.buy_and_activate("basic")
+
+        operation_id = stack.control.change_plan(subscription_id, "pro")["operationId"]
+
+        assert final_status(stack, operation_id) == "Succeeded"
+        assert "PATCH Success" in stack.sandbox.marketplace.operation_record(operation_id).decision
+        wait_until(lambda: stack.services.operations.get(subscription_id, operation_id).state == "done", 10)
+        stack.settled()
+        assert stack.stored(subscription_id).plan_id == "pro"
+        audit = [entry.action for entry in stack.services.audit.list(subscription_id)]
+        assert audit.count("ChangePlanDecision") == 1
+        record = stack.services.operations.get(subscription_id, operation_id)
+        assert record.decision == "accept"
+        assert not stack.queue.dead_letters()

@@ -181,3 +181,43 @@ def test_a_check_is_one_request_to_storage(
 
     assert len(counter.requests) == 1, counter.requests
     assert (entry is None) == (holder == "nobody")
+
+
+class _Clock:
+    """Seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_seat_revoked_on_another_instance_stops_being_allowed_within_the_cache_bound(
+    azurite_connection_string: str, table_prefix: str
+) -> None:
+    name = f"{table_prefix}cache"
+    TableServiceClient.from_connection_string(azurite_connection_string).create_table_if_not_exists(name)
+    counter, clock = _RequestCounter(), _Clock()
+    table = TableClient.from_connection_string(azurite_connection_string, name, per_call_policies=[counter])
+    checker = LicenseIndex(table, cache_seconds=10, clock=clock)  # the instance answering checks
+    writer = LicenseIndex(TableClient.from_connection_string(azurite_connection_string, name))  # another one
+    tenant, user = str(uuid.uuid4()), str(uuid.uuid4())
+    subscription = Subscription(
+        id=str(uuid.uuid4()), offer_id=OFFER, plan_id="p", quantity=3, beneficiary=Party(tenant_id=tenant)
+    )
+    writer.refresh(subscription, [Person.of(tenant, user)])
+    assert checker.lookup(tenant, user, OFFER) is not None
+    counter.requests.clear()
+    assert checker.lookup(tenant, user, OFFER) is not None
+    assert counter.requests == []  # a hot key is answered from memory
+
+    writer.remove_seat(subscription, tenant, user)
+    clock.now += 9.9
+    assert checker.lookup(tenant, user, OFFER) is not None  # stale, but inside the documented bound
+    clock.now += 0.2
+    assert checker.lookup(tenant, user, OFFER) is None  # past the bound: read again, revoked
+
+    # A write through the answering instance itself is seen at once.
+    checker.put_seat(subscription, tenant, user)
+    assert checker.lookup(tenant, user, OFFER) is not None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.client
 import re
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -39,6 +40,8 @@ class CountingStorageProxy:
         self._upstream_port = int(match.group(1))
         self._lock = threading.Lock()
         self._seen: list[tuple[str, str]] = []
+        self._labels: list[str] = []
+        self._label: Callable[[], str] = lambda: ""
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -50,6 +53,19 @@ class CountingStorageProxy:
     def clear(self) -> None:
         with self._lock:
             self._seen.clear()
+            self._labels.clear()
+
+    def label_with(self, label: Callable[[], str]) -> None:
+        """Calls `label` as each request arrives and keeps its answer beside it (e.g. the state of an
+        operation in the sandbox, which tells requests before Microsoft got its answer from those after)."""
+        self._label = label
+
+    def labelled_requests(self) -> list[tuple[str, str, str]]:
+        """(label, method, path) of every request since `clear`, in the order they arrived."""
+        with self._lock:
+            return [
+                (label, method, path) for label, (method, path) in zip(self._labels, self._seen, strict=True)
+            ]
 
     def requests(self) -> list[tuple[str, str]]:
         """(method, path) of every request since `clear`, in the order they arrived."""
@@ -63,14 +79,20 @@ class CountingStorageProxy:
             return [(method, path) for method, path in self._seen if pattern.search(path.split("?", 1)[0])]
 
     def _record(self, method: str, path: str) -> None:
+        # Labelled before forwarding: the app waits for this answer, so the label is the world it saw.
+        label = self._label()
         with self._lock:
             self._seen.append((method, path))
+            self._labels.append(label)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # the SDK keeps its connection open
+            # Headers and body leave in two writes; with Nagle on, the second waits for the client's delayed
+            # ACK (~40 ms), which would make every counted request look slow to a benchmark.
+            disable_nagle_algorithm = True
 
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
