@@ -69,6 +69,17 @@ class _Facts:
     seats_assigned: int | None  # None when the decision does not need it (not read)
 
 
+@dataclass(frozen=True)
+class _FactsAhead:
+    """The reads started while GetOperation was on the wire; `result` waits for them."""
+
+    stored: Future[Subscription | None]
+    seats: Future[int] | None
+
+    def result(self) -> _Facts:
+        return _Facts(self.stored.result(), self.seats.result() if self.seats is not None else None)
+
+
 def handle_announced_operation(
     payload: dict[str, Any], correlation_id: str, *, ports: OperationPorts
 ) -> None:
@@ -100,7 +111,7 @@ def handle_announced_operation(
 
 def _read_ahead(
     ports: OperationPorts, subscription_id: str, record: InboxRecord | None, payload: dict[str, Any]
-) -> Future[_Facts] | None:
+) -> _FactsAhead | None:
     """Starts the policy's reads while GetOperation runs, when the webhook announces a change not yet
     decided. The announced action only chooses what to read early; the decision uses Microsoft's."""
     if record is not None and (record.decision or record.state in ANSWERED or record.initiated_by_publisher):
@@ -108,18 +119,22 @@ def _read_ahead(
     action = parse_action(announced_action(payload))
     if action not in CHANGE_ACTIONS or not subscription_id:
         return None
-    # Log lines written by the stores on the reader thread keep this message's ids.
-    context = contextvars.copy_context()
-    return _readers.submit(context.run, _read_facts, ports, subscription_id, action)
+    # Both reads are submitted from this (the worker's) thread and neither waits on the pool: a task that
+    # waited on another task of the same bounded pool deadlocks it as soon as every reader does so (a burst
+    # over many sessions did exactly that). Log lines written on a reader thread keep this message's ids.
+    stored = _readers.submit(contextvars.copy_context().run, ports.sync.subscriptions.get, subscription_id)
+    seats: Future[int] | None = None
+    if action is Action.CHANGE_QUANTITY and ports.policy.refuse_quantity_below_assigned:
+        seats = _readers.submit(contextvars.copy_context().run, ports.sync.seats.count, subscription_id)
+    return _FactsAhead(stored, seats)
 
 
 def _read_facts(ports: OperationPorts, subscription_id: str, action: Action) -> _Facts:
-    seats: Future[int] | None = None
+    """The same reads, one after the other, on the caller's thread (nothing was read ahead)."""
+    seats = None
     if action is Action.CHANGE_QUANTITY and ports.policy.refuse_quantity_below_assigned:
-        # The counter row and the subscription row are independent point reads: issue them together.
-        seats = _readers.submit(contextvars.copy_context().run, ports.sync.seats.count, subscription_id)
-    stored = ports.sync.subscriptions.get(subscription_id)
-    return _Facts(stored, seats.result() if seats is not None else None)
+        seats = ports.sync.seats.count(subscription_id)
+    return _Facts(ports.sync.subscriptions.get(subscription_id), seats)
 
 
 def _verified_operation(
@@ -197,7 +212,7 @@ def _answer_change(
     ports: OperationPorts,
     record: InboxRecord | None,
     operation: Operation,
-    facts: Future[_Facts] | None,
+    facts: _FactsAhead | None,
     correlation_id: str,
 ) -> tuple[InboxRecord, Subscription | None]:
     """Records the decision once, sends it, then does the bookkeeping; returns the record and the
@@ -245,7 +260,7 @@ def _record_decision(
     ports: OperationPorts,
     record: InboxRecord | None,
     operation: Operation,
-    facts: Future[_Facts] | None,
+    facts: _FactsAhead | None,
     correlation_id: str,
 ) -> tuple[InboxRecord, Subscription | None]:
     decision, known = _decide(ports, record, operation, facts)
@@ -258,7 +273,7 @@ def _record_decision(
 
 
 def _decide(
-    ports: OperationPorts, record: InboxRecord | None, operation: Operation, facts: Future[_Facts] | None
+    ports: OperationPorts, record: InboxRecord | None, operation: Operation, facts: _FactsAhead | None
 ) -> tuple[Decision, Subscription | None]:
     by_publisher = record is not None and record.initiated_by_publisher
     if by_publisher or operation.request_source.lower() == "partner":

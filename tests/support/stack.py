@@ -18,7 +18,7 @@ import pytest
 
 from devhost.http_host import FunctionsWsgiApp, HttpHost
 from devhost.local_queue import LocalQueue, register_local_queue
-from devhost.queue_runner import QueueRunner
+from devhost.queue_runner import QueueRunner, max_concurrent_sessions
 from sandbox.server import RunningSandbox
 from shared.app_context import Services, reset_services, services
 from shared.queueing.messages import activation_message
@@ -143,7 +143,8 @@ def running_stack(
         host = HttpHost(FunctionsWsgiApp(function_app.app), port=port)
         host.start()
         queue = LocalQueue(queue_path, lock_seconds=30, max_delivery_count=10)
-        runner = QueueRunner.for_app(function_app.app, queue, workers=2)
+        # As many sessions at once as host.json allows, as under `make dev` and the Functions host.
+        runner = QueueRunner.for_app(function_app.app, queue, workers=max_concurrent_sessions())
         assert runner is not None
         runner.start()
         try:
