@@ -30,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench.machine import machine_line
 from devhost import PROJECT_ROOT, apply_dev_env, mark_local_stack
 from tests.support.ports import free_port, wait_for_port
 from tests.support.sandbox import ControlClient
@@ -307,8 +308,7 @@ def main() -> None:
             f"open files {before[1]} / {after_burst[1]} / {after[1]}, "
             f"threads {before[2]} / {after_burst[2]} / {after[2]}"
         )
-    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    lines.append(f"window {window:g} s; machine: nproc {os.cpu_count()}, load average {load}")
+    lines.append(f"window {window:g} s; {machine_line()}")
     command = (
         f".venv/bin/python -m bench.burst --subscriptions {args.subscriptions} --changes {args.changes} "
         f"--fire-threads {args.fire_threads} --steady {args.steady} --rate {args.rate:g}"

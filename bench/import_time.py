@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.machine import machine_line
+
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = "import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
 # What the webhook's first call imports: its entry module, then what `services()` builds for it.
@@ -71,6 +73,7 @@ def main() -> None:
     median_ms, min_ms = statistics.median(samples) * 1000, min(samples) * 1000
     print(f"  webhook first call (imports)   median {median_ms:7.1f} ms   min {min_ms:7.1f} ms")
     print(f"    heavy packages loaded by then: {loaded or 'none'}")
+    print(machine_line())
     print("reproduce: .venv/bin/python -m bench.import_time --runs", args.runs)
 
 
