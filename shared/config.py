@@ -263,3 +263,14 @@ class Settings:
             raise ConfigurationError("PUBLIC_BASE_URL must not contain '#'")
         if urlsplit(self.fulfillment_base_url).scheme not in {"https", "http"}:
             raise ConfigurationError("FULFILLMENT_API_BASE_URL must be an http(s) URL")
+
+
+def page_links(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The publisher's name and help links for every page's layout. A link nobody configured is left out of
+    the pages rather than pointing somewhere that does not exist."""
+    env = os.environ if env is None else env
+    return {
+        "product_name": env.get("PRODUCT_NAME", "").strip() or "SaaS subscription",
+        "support_url": env.get("SUPPORT_URL", "").strip(),
+        "docs_url": env.get("DOCS_URL", "").strip(),
+    }

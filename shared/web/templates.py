@@ -28,16 +28,18 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from shared.config import page_links
 from shared.domain import wording
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 
 # Slots of base.html that a page may leave out. `user` is None when nobody is signed in, else a mapping
 # with `name` and `email`.
+# `render` lays the publisher's settings (`shared.config.page_links`) over these.
 LAYOUT_DEFAULTS: dict[str, Any] = {
     "product_name": "SaaS subscription",
-    "support_url": "mailto:support@contoso.example",
-    "docs_url": "/docs",
+    "support_url": "",
+    "docs_url": "",
     "user": None,
 }
 
@@ -107,4 +109,4 @@ def environment() -> Environment:
 
 def render(name: str, **context: Any) -> str:
     """Renders `name` (e.g. "error.html"); `context` overrides the layout defaults."""
-    return environment().get_template(name).render({**LAYOUT_DEFAULTS, **context})
+    return environment().get_template(name).render({**LAYOUT_DEFAULTS, **page_links(), **context})

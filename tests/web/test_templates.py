@@ -28,7 +28,9 @@ def test_base_layout_requires_the_csp_nonce() -> None:
         render("error.html", title="Oops", message="m")
 
 
-def test_layout_has_landmarks_skip_link_and_nonce_on_the_style_block() -> None:
+def test_layout_has_landmarks_skip_link_and_nonce_on_the_style_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUPPORT_URL", "mailto:help@contoso.example")
+    monkeypatch.setenv("DOCS_URL", "https://docs.contoso.example/")
     html = render("error.html", csp_nonce="n0nce", title="Oops", message="m")
 
     assert '<html lang="en">' in html
