@@ -222,9 +222,7 @@ def _answer_change(
     if operation.status.is_terminal and record is not None and record.decision in _VERDICTS:
         # We decided and answered (or crashed before the PATCH and Microsoft's window closed): the decision
         # still owes its audit row, and the recorded verdict stays what the row says we decided.
-        _audit_decision(ports, record, operation, correlation_id)
-        state = InboxState.ACKNOWLEDGED if record.decision == "accept" else InboxState.REFUSED
-        return ports.inbox.save(replace(record, state=state, updated_at=utcnow())), None
+        return _close_decision(ports, record, operation, correlation_id), None
     if operation.status.is_terminal:
         # Microsoft decided already (auto-accepted after the window, R36, or answered before a crash).
         log.info("change already final at Microsoft", extra={"operation_status": operation.status.value})
@@ -247,13 +245,21 @@ def _answer_change(
         log.info("operation finished before our answer reached Microsoft (409); state is re-read")
     # --- answered: what follows is bookkeeping, and a crash here re-sends the recorded answer at worst ---
     faultpoint("worker.after_answer")
-    # Before the `acknowledged`/`refused` mark, so a crash between the two repeats the audit row on
-    # redelivery: a decision may be audited twice, never not at all.
-    _audit_decision(ports, record, operation, correlation_id)
-    state = InboxState.ACKNOWLEDGED if accept else InboxState.REFUSED
-    record = ports.inbox.save(replace(record, state=state, updated_at=utcnow()))
+    record = _close_decision(ports, record, operation, correlation_id)
     _schedule_recheck(ports, operation, correlation_id)
     return record, known
+
+
+def _close_decision(
+    ports: OperationPorts, record: InboxRecord, operation: Operation, correlation_id: str
+) -> InboxRecord:
+    """Audits the recorded decision, then marks it answered (`acknowledged` or `refused`).
+
+    In that order, so a crash between the two repeats the audit row on redelivery: a decision may be
+    audited twice, never not at all."""
+    _audit_decision(ports, record, operation, correlation_id)
+    state = InboxState.ACKNOWLEDGED if record.decision == "accept" else InboxState.REFUSED
+    return ports.inbox.save(replace(record, state=state, updated_at=utcnow()))
 
 
 def _record_decision(

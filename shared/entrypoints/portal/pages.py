@@ -40,9 +40,8 @@ NOTICES = {
 def handle_index(req: func.HttpRequest) -> func.HttpResponse:
     """The subscriptions the signed-in user may see: granted ones and their tenant's, filtered by role."""
     app = services()
-    signed_in = require_session(
-        req, app.settings, store=app.sessions
-    )  # loaded once: each load is a read of the session record
+    # Loaded once: each load is a read of the session record.
+    signed_in = require_session(req, app.settings, store=app.sessions)
     if isinstance(signed_in, func.HttpResponse):
         return signed_in
     user, session = signed_in
@@ -70,9 +69,8 @@ def _visible_subscriptions(app: Services, user: SignedInUser) -> list[dict[str, 
 
 def handle_subscription(req: func.HttpRequest) -> func.HttpResponse:
     app = services()
-    signed_in = require_session(
-        req, app.settings, store=app.sessions
-    )  # loaded once: each load is a read of the session record
+    # Loaded once: each load is a read of the session record.
+    signed_in = require_session(req, app.settings, store=app.sessions)
     if isinstance(signed_in, func.HttpResponse):
         return signed_in
     user, session = signed_in
