@@ -156,9 +156,15 @@ def app_environment(
 
 @contextmanager
 def running_portal(
-    connection_string: str, table_prefix: str, *, env: dict[str, str] | None = None, **sandbox_settings: Any
+    connection_string: str,
+    table_prefix: str,
+    *,
+    env: dict[str, str] | None = None,
+    port: int = 0,
+    **sandbox_settings: Any,
 ) -> Iterator[Portal]:
-    """The app and the sandbox for one block; changes pending at Microsoft stay InProgress for 60 s."""
+    """The app (on `port`, any free one by default) and the sandbox for one block; changes pending at
+    Microsoft stay InProgress for 60 s."""
     import function_app
 
     sandbox_settings.setdefault("auto_accept_seconds", 60.0)
@@ -167,10 +173,11 @@ def running_portal(
         running_sandbox(webhook_url=receiver.url, **sandbox_settings) as sandbox,
         pytest.MonkeyPatch.context() as patch,
     ):
-        host = HttpHost(FunctionsWsgiApp(function_app.app, function_key=FUNCTION_KEY), port=0)
+        host = HttpHost(FunctionsWsgiApp(function_app.app, function_key=FUNCTION_KEY), port=port)
         settings = app_environment(
             sandbox, connection_string=connection_string, table_prefix=table_prefix, public_url=host.url
         )
+        patch.delenv("CURL_CA_BUNDLE", raising=False)  # requests would trust it over the sandbox's CA
         for name, value in {**settings, **(env or {})}.items():
             patch.setenv(name, value)
         reset_services()

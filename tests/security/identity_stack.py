@@ -19,15 +19,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import pytest
 import requests
 
-from devhost.http_host import FunctionsWsgiApp, HttpHost
-from shared.app_context import reset_services
 from shared.web.current_user import SignedInUser
-from tests.portal import FUNCTION_KEY, Portal, app_environment
+from tests.portal import Portal, running_portal
 from tests.support.ports import free_port
-from tests.support.sandbox import ControlClient, WebhookReceiver, running_sandbox
 from tests.support.stack import EXAMPLE_IDENTITIES
 
 # Every personal Microsoft account carries this tenant id (a Microsoft fact, spelt out here so the tests
@@ -97,32 +93,11 @@ def write_identities(directory: Path, port: int, people: list[TestPerson]) -> Pa
 def running_identity_stack(
     connection_string: str, table_prefix: str, directory: Path, people: list[TestPerson]
 ) -> Iterator[Portal]:
-    import function_app
-
+    """The portal stack with these people registered at the sandbox's Entra ID, signing in for real."""
     port = free_port()
-    with (
-        WebhookReceiver() as receiver,
-        running_sandbox(
-            webhook_url=receiver.url,
-            identities_path=write_identities(directory, port, people),
-            auto_accept_seconds=60.0,
-        ) as sandbox,
-        pytest.MonkeyPatch.context() as patch,
-    ):
-        host = HttpHost(FunctionsWsgiApp(function_app.app, function_key=FUNCTION_KEY), port=port)
-        settings = app_environment(
-            sandbox, connection_string=connection_string, table_prefix=table_prefix, public_url=host.url
-        )
-        patch.delenv("CURL_CA_BUNDLE", raising=False)
-        for name, value in settings.items():
-            patch.setenv(name, value)
-        reset_services()
-        host.start()
-        try:
-            yield Portal(url=host.url, sandbox=sandbox, control=ControlClient(sandbox.http_url))
-        finally:
-            host.stop()
-            reset_services()
+    identities = write_identities(directory, port, people)
+    with running_portal(connection_string, table_prefix, port=port, identities_path=identities) as portal:
+        yield portal
 
 
 class _Form(HTMLParser):
