@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
@@ -43,7 +44,7 @@ def _workflows() -> dict[str, Workflow]:
             str(body["subscriptionId"]), cid, ports=app.activation_ports
         ),
         MessageKind.WEBHOOK: lambda app, body, cid: handle_announced_operation(
-            body["payload"], cid, ports=app.operation_ports
+            body["payload"], cid, ports=app.operation_ports, received_at=_received_at(body)
         ),
         MessageKind.TRACK: lambda app, body, cid: track_operation(
             str(body["subscriptionId"]),
@@ -91,6 +92,15 @@ def _run(app: Services, msg: func.ServiceBusMessage, body: dict[str, Any], corre
         raise
     else:
         log.info("message processed", extra={"kind": kind})
+
+
+def _received_at(body: dict[str, Any]) -> datetime | None:
+    """When the webhook took the message in; None when absent or unreadable (then not behind)."""
+    try:
+        received = datetime.fromisoformat(str(body.get("receivedAt") or ""))
+    except ValueError:
+        return None
+    return received if received.tzinfo is not None else None
 
 
 def _operation_id(body: dict[str, Any]) -> str | None:

@@ -8,8 +8,10 @@ comes first. Before the PATCH the worker does only what the decision needs: the 
 (with the stored subscription and, for a quantity the policy guards, the seat count read beside it, on two
 threads), and one durable write of the decision (the inbox row, inserted with the decision in it). A
 redelivered message finds that row and sends the same answer, never a new one. The decision's audit row, the
-`acknowledged` mark, the re-check and the mirror come after the PATCH; the mirror reuses the subscription read
-for the decision (under its ETag) instead of reading it again. docs/design.md traces the path.
+re-check and the `acknowledged` mark come after the PATCH; then the mirror, which reuses the subscription read
+for the decision (under its ETag) instead of reading it again. A change that waited in the queue past
+`BEHIND_AFTER` (a burst) stops after the mark: the re-check mirrors it, after the burst, and its quantity
+decision skips the subscription read it would only have handed to the mirror. docs/design.md traces the path.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from __future__ import annotations
 import contextvars
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from shared.domain.answer_window import is_behind, recheck_delay
 from shared.domain.audit import AuditAction, AuditEntry, AuditSource
 from shared.domain.inbox import ANSWERED, InboxRecord, InboxState
 from shared.domain.policy import ChangeRequest, Decision, PublisherPolicy, decide
@@ -39,9 +42,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 CHANGE_ACTIONS = frozenset({Action.CHANGE_PLAN, Action.CHANGE_QUANTITY})
-# After answering a change, look again once Microsoft's window has surely closed (R52: a refusal may be
-# ignored; an acceptance may take a moment to show in GetSubscription).
-RECHECK_AFTER = timedelta(seconds=15)
 # What `_record_decision` writes; Microsoft's final status (Succeeded, Failed) may stand there instead.
 _VERDICTS = frozenset({"accept", "refuse"})
 # The Table reads a decision needs run while GetOperation is on the wire: they depend only on the
@@ -73,27 +73,37 @@ class _Facts:
 class _FactsAhead:
     """The reads started while GetOperation was on the wire; `result` waits for them."""
 
-    stored: Future[Subscription | None]
+    stored: Future[Subscription | None] | None  # None when behind and the decision does not need it
     seats: Future[int] | None
 
     def result(self) -> _Facts:
-        return _Facts(self.stored.result(), self.seats.result() if self.seats is not None else None)
+        stored = self.stored.result() if self.stored is not None else None
+        return _Facts(stored, self.seats.result() if self.seats is not None else None)
 
 
 def handle_announced_operation(
-    payload: dict[str, Any], correlation_id: str, *, ports: OperationPorts
+    payload: dict[str, Any],
+    correlation_id: str,
+    *,
+    ports: OperationPorts,
+    received_at: datetime | None = None,
 ) -> None:
+    """Handles one announced operation; `received_at` is when the webhook took it (None: unknown)."""
     subscription_id = str(payload.get("subscriptionId", "")).strip()
     operation_id = str(payload.get("id", "")).strip()
     record = ports.inbox.get(subscription_id, operation_id)
     if record is not None and record.state == InboxState.DONE:
         log.info("operation already handled; duplicate delivery ignored")
         return
-    facts = _read_ahead(ports, subscription_id, record, payload)
+    behind = is_behind(received_at, utcnow())
+    facts = _read_ahead(ports, subscription_id, record, payload, behind=behind)
     operation = _verified_operation(ports, subscription_id, operation_id, payload, correlation_id)
     known: Subscription | None = None
     if operation.action in CHANGE_ACTIONS:
-        record, known = _answer_change(ports, record, operation, facts, correlation_id)
+        record, known = _answer_change(ports, record, operation, facts, correlation_id, behind=behind)
+        if behind and record.state in ANSWERED and not operation.status.is_terminal:
+            log.info("change answered while behind; its re-check mirrors it", extra={"behind": True})
+            return
     else:
         if operation.action is Action.UNKNOWN:
             log.warning(
@@ -110,10 +120,18 @@ def handle_announced_operation(
 
 
 def _read_ahead(
-    ports: OperationPorts, subscription_id: str, record: InboxRecord | None, payload: dict[str, Any]
+    ports: OperationPorts,
+    subscription_id: str,
+    record: InboxRecord | None,
+    payload: dict[str, Any],
+    *,
+    behind: bool,
 ) -> _FactsAhead | None:
     """Starts the policy's reads while GetOperation runs, when the webhook announces a change not yet
-    decided. The announced action only chooses what to read early; the decision uses Microsoft's."""
+    decided. The announced action only chooses what to read early; the decision uses Microsoft's.
+
+    A quantity decision needs only the seat count; the stored subscription is read beside it for the mirror
+    that follows, so a change handled while behind (no mirror) does not read it."""
     if record is not None and (record.decision or record.state in ANSWERED or record.initiated_by_publisher):
         return None
     action = parse_action(announced_action(payload))
@@ -122,7 +140,11 @@ def _read_ahead(
     # Both reads are submitted from this (the worker's) thread and neither waits on the pool: a task that
     # waited on another task of the same bounded pool deadlocks it as soon as every reader does so (a burst
     # over many sessions did exactly that). Log lines written on a reader thread keep this message's ids.
-    stored = _readers.submit(contextvars.copy_context().run, ports.sync.subscriptions.get, subscription_id)
+    stored: Future[Subscription | None] | None = None
+    if not (behind and action is Action.CHANGE_QUANTITY):
+        stored = _readers.submit(
+            contextvars.copy_context().run, ports.sync.subscriptions.get, subscription_id
+        )
     seats: Future[int] | None = None
     if action is Action.CHANGE_QUANTITY and ports.policy.refuse_quantity_below_assigned:
         seats = _readers.submit(contextvars.copy_context().run, ports.sync.seats.count, subscription_id)
@@ -214,6 +236,8 @@ def _answer_change(
     operation: Operation,
     facts: _FactsAhead | None,
     correlation_id: str,
+    *,
+    behind: bool,
 ) -> tuple[InboxRecord, Subscription | None]:
     """Records the decision once, sends it, then does the bookkeeping; returns the record and the
     subscription read for the decision (None when none was read), for the mirror to start from."""
@@ -245,8 +269,10 @@ def _answer_change(
         log.info("operation finished before our answer reached Microsoft (409); state is re-read")
     # --- answered: what follows is bookkeeping, and a crash here re-sends the recorded answer at worst ---
     faultpoint("worker.after_answer")
+    # The re-check goes out before the `acknowledged` mark: once the mark is stored a redelivery does not
+    # answer again, and the re-check is then the one thing that still mirrors a change handled while behind.
+    _schedule_recheck(ports, operation, correlation_id, after=recheck_delay(behind))
     record = _close_decision(ports, record, operation, correlation_id)
-    _schedule_recheck(ports, operation, correlation_id)
     return record, known
 
 
@@ -329,9 +355,11 @@ def _audit_decision(
     )
 
 
-def _schedule_recheck(ports: OperationPorts, operation: Operation, correlation_id: str) -> None:
+def _schedule_recheck(
+    ports: OperationPorts, operation: Operation, correlation_id: str, *, after: timedelta
+) -> None:
     message = track_message(
-        operation.subscription_id, operation.id, correlation_id, scheduled_at=utcnow() + RECHECK_AFTER
+        operation.subscription_id, operation.id, correlation_id, scheduled_at=utcnow() + after
     )
     ports.events.send(message)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from shared.domain.inbox import InboxState
+from shared.domain.inbox import ANSWERED, InboxState
 from shared.domain.transitions import Cause
 from shared.logs import get_logger
 from shared.queueing.messages import track_message
@@ -57,9 +57,12 @@ def track_operation(
     )
     sync_from_microsoft(ports.sync, subscription_id, cause, correlation_id)
     record = ports.inbox.get(subscription_id, operation_id)
-    if record is not None and record.outcome != operation.status.value:
+    # A change answered while the worker was behind stops at `acknowledged` or `refused`: this mirror was
+    # its last step, so the record is done now.
+    unfinished = record is not None and (record.state == InboxState.TRACKING or record.state in ANSWERED)
+    if record is not None and (unfinished or record.outcome != operation.status.value):
         # Whoever handled the webhook may have finished the record before Microsoft finished the operation:
         # the outcome shown to the buyer is Microsoft's, recorded here whatever the record's state.
-        state = InboxState.DONE if record.state == InboxState.TRACKING else record.state
+        state = InboxState.DONE if unfinished else record.state
         ports.inbox.save(replace(record, state=state, outcome=operation.status.value, updated_at=utcnow()))
     log.info("operation final", extra={"operation_status": operation.status.value})

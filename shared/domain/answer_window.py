@@ -1,0 +1,33 @@
+"""Microsoft's window for refusing a plan or quantity change, and what a late message does with it (pure).
+
+Microsoft waits about ten seconds for the publisher's answer to a ChangePlan or ChangeQuantity and then
+applies the change anyway (R34, R36). A webhook that waited in the queue for more than a moment means the
+worker is behind, typically in a burst of changes: every message still queued has less of its window left.
+Then the worker sends the answer and leaves the mirror of Microsoft's new state to the re-check it schedules
+anyway, a little later than usual so that it runs after the burst instead of inside it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+ANSWER_WINDOW = timedelta(seconds=10)
+# How long a change may have waited before the worker counts itself behind: a fifth of the window, far above
+# the queue's ordinary latency (milliseconds) and far below the window itself.
+BEHIND_AFTER = timedelta(seconds=2)
+# When to look again after answering (the outcome and the new state): once the window has surely closed;
+# when behind, once the burst has most likely been answered.
+RECHECK_AFTER = timedelta(seconds=15)
+RECHECK_AFTER_WHEN_BEHIND = timedelta(seconds=60)
+
+
+def is_behind(received_at: datetime | None, now: datetime) -> bool:
+    """Whether a change received at `received_at` (by the webhook) has waited long enough to mean a backlog.
+
+    Unknown (None) is not behind: the message predates the timestamp, and mirroring at once is always safe.
+    """
+    return received_at is not None and now - received_at > BEHIND_AFTER
+
+
+def recheck_delay(behind: bool) -> timedelta:
+    return RECHECK_AFTER_WHEN_BEHIND if behind else RECHECK_AFTER

@@ -1,0 +1,105 @@
+"""A change that waited in the queue (a burst) is answered with the least work, and mirrored by its re-check.
+
+The sandbox's own webhook goes nowhere here; the test puts Microsoft's notification on the local queue itself
+with the time the webhook would have taken it in, so the worker sees how long the message waited. Round trips
+are counted on the wire by the counting proxy in front of Azurite.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from shared.domain.answer_window import BEHIND_AFTER, RECHECK_AFTER_WHEN_BEHIND
+from shared.queueing.messages import MessageKind, track_message, webhook_message
+from tests.support.sandbox import wait_until
+from tests.support.stack import Stack, running_stack
+from tests.support.storage_counter import CountingStorageProxy
+
+# While behind, per ChangeQuantity: before the PATCH the inbox lookup, the seat count and the inbox row with
+# the decision (no subscription read: only the mirror would use it); after it the decision's audit row and
+# the `acknowledged` mark. The mirror (a read, a $batch, the license index) waits for the re-check.
+EXPECTED_BEFORE_ANSWER = 3
+EXPECTED_TOTAL = 5
+
+
+@pytest.fixture
+def counted_stack(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, azurite_connection_string: str, table_prefix: str
+) -> Iterator[tuple[Stack, CountingStorageProxy]]:
+    with (
+        CountingStorageProxy(azurite_connection_string) as proxy,
+        running_stack(
+            monkeypatch, tmp_path, connection_string=proxy.connection_string, table_prefix=table_prefix
+        ) as stack,
+    ):
+        yield stack, proxy
+
+
+def _announce(stack: Stack, subscription_id: str, operation_id: str, waited: timedelta) -> None:
+    payload = stack.sandbox.marketplace.operation(subscription_id, operation_id)
+    received = (datetime.now(UTC) - waited).isoformat(timespec="milliseconds")
+    stack.queue.send(webhook_message(payload, received_at=received, correlation_id="behind-test"))
+
+
+def _scheduled_rechecks(stack: Stack, operation_id: str) -> list[float]:
+    """Seconds from now until each queued re-check of the operation is due."""
+    now = datetime.now(UTC)
+    return [
+        (entry.enqueued_time - now).total_seconds()  # the local queue's "available at"
+        for entry in stack.queue.peek_all()
+        if entry.message.body.get("kind") == MessageKind.TRACK
+        and entry.message.body.get("operationId") == operation_id
+    ]
+
+
+def test_a_change_that_waited_is_answered_first_and_mirrored_by_its_recheck(
+    counted_stack: tuple[Stack, CountingStorageProxy],
+) -> None:
+    stack, proxy = counted_stack
+    subscription_id = stack.buy_and_activate("team-seats", quantity=3)
+    stack.settled()
+    stack.control.settings(webhookUrl="http://127.0.0.1:9/nowhere", webhookMaxAttempts=1)
+    operation_id = stack.control.change_quantity(subscription_id, 7)["operationId"]
+    marketplace = stack.sandbox.marketplace
+    proxy.clear()
+    proxy.label_with(lambda: "before" if marketplace.pending_operations(subscription_id) else "after")
+
+    _announce(stack, subscription_id, operation_id, waited=BEHIND_AFTER + timedelta(seconds=1))
+
+    wait_until(lambda: marketplace.operation_record(operation_id).decision.endswith("(PATCH Success)"), 8)
+    stack.settled()
+    # Taken before the test's own reads below, which go through the same proxy.
+    seen = [request for request in proxy.labelled_requests() if "/Tables" not in request[2]]
+    record = stack.services.operations.get(subscription_id, operation_id)
+    assert record.state == "acknowledged"
+    assert stack.stored(subscription_id).quantity == 3, "the mirror waits for the re-check"
+    due = _scheduled_rechecks(stack, operation_id)
+    assert len(due) == 1, due
+    assert due[0] > RECHECK_AFTER_WHEN_BEHIND.total_seconds() - 10, due
+    by_kind = Counter(f"{label} {method} {path.split('?')[0].split('(')[0]}" for label, method, path in seen)
+    assert len([1 for label, _, _ in seen if label == "before"]) == EXPECTED_BEFORE_ANSWER, by_kind
+    assert len(seen) == EXPECTED_TOTAL, by_kind
+
+    # The re-check, now instead of in a minute: it mirrors Microsoft's new quantity and closes the record.
+    stack.queue.send(track_message(subscription_id, operation_id, "behind-test", attempt=1))
+    wait_until(lambda: stack.stored(subscription_id).quantity == 7, 8)
+    wait_until(lambda: stack.services.operations.get(subscription_id, operation_id).state == "done", 8)
+    assert stack.services.operations.get(subscription_id, operation_id).outcome == "Succeeded"
+    assert "ChangeQuantity" in stack.audit_actions(subscription_id)
+
+
+def test_a_change_that_did_not_wait_is_mirrored_at_once(stack: Stack) -> None:
+    subscription_id = stack.buy_and_activate("team-seats", quantity=3)
+    stack.settled()
+    stack.control.settings(webhookUrl="http://127.0.0.1:9/nowhere", webhookMaxAttempts=1)
+    operation_id = stack.control.change_quantity(subscription_id, 6)["operationId"]
+
+    _announce(stack, subscription_id, operation_id, waited=timedelta(0))
+
+    wait_until(lambda: stack.stored(subscription_id).quantity == 6, 8)
+    wait_until(lambda: stack.services.operations.get(subscription_id, operation_id).state == "done", 8)
