@@ -32,6 +32,7 @@ from typing import Any
 
 from bench.machine import machine_line
 from devhost import PROJECT_ROOT, apply_dev_env, mark_local_stack
+from shared.domain.answer_window import RECHECK_AFTER_WHEN_BEHIND
 from tests.support.ports import free_port, wait_for_port
 from tests.support.sandbox import ControlClient
 
@@ -64,8 +65,14 @@ def process_figures(pid: int) -> tuple[float, int, int]:
     return rss_kib / 1024, len(os.listdir(f"/proc/{pid}/fd")), int(fields["Threads"])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def child_running(parent: int, module: str) -> int:
-    """The pid of `parent`'s child started as `python -m <module>`."""
+    """The pid of `parent`'s child started as `python -m <module>` (or whose command line names `module`)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -75,7 +82,8 @@ def child_running(parent: int, module: str) -> int:
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == parent and module.encode() in command and b"-m" in command:
+        named = any(part == module.encode() or part.endswith(b"/" + module.encode()) for part in command)
+        if ppid == parent and named:
             return int(entry.name)
     raise RuntimeError(f"no child `-m {module}` of {parent}")
 
@@ -122,6 +130,21 @@ class LocalStack:
     def devhost_pid(self) -> int:
         assert self.process is not None
         return child_running(self.process.pid, "devhost")
+
+    def process_ids(self) -> dict[str, int]:
+        """The stack's three processes by role: where the CPU of a burst goes."""
+        assert self.process is not None
+        names = {"dev host (app)": "devhost", "sandbox (Microsoft)": "sandbox", "Azurite": "azurite-table"}
+        return {role: child_running(self.process.pid, module) for role, module in names.items()}
+
+
+def cpu_table(processes: dict[str, int], before: dict[str, float], changes: int) -> str:
+    """CPU milliseconds per change that each process of the stack spent on the burst (all its work: webhook,
+    queue, worker for the app; token, webhook and API for the sandbox; storage for Azurite)."""
+    spent = {role: cpu_seconds(pid) - before[role] for role, pid in processes.items()}
+    parts = ", ".join(f"{role} {seconds * 1000 / changes:.1f}" for role, seconds in spent.items())
+    total = sum(spent.values()) * 1000 / changes
+    return f"  CPU ms per change: {parts}; stack {total:.1f} ({os.cpu_count()} cores)"
 
 
 def use_app_settings(stack: LocalStack) -> None:
@@ -173,6 +196,17 @@ def wait_for_queue(queue: Any, timeout: float) -> float:
         if counts.active == 0 and counts.locked == 0:
             break
         time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def wait_for_empty_queue(queue: Any, timeout: float) -> float:
+    """Seconds until the local queue holds nothing at all, scheduled re-checks included (bounded)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        counts = queue.counts()
+        if counts.active == 0 and counts.locked == 0 and counts.scheduled == 0:
+            break
+        time.sleep(0.5)
     return time.monotonic() - started
 
 
@@ -284,6 +318,8 @@ def main() -> None:
         lines.append(f"setup: {len(ids)} subscriptions bought and activated in {setup_seconds:.1f} s")
         pid = stack.devhost_pid
         before = process_figures(pid)
+        processes = stack.process_ids()
+        cpu_before = {role: cpu_seconds(process) for role, process in processes.items()}
         # Round-robin over subscriptions: each gets changes/subscriptions of them, in firing order.
         burst = [(ids[i % len(ids)], START_QUANTITY + 1 + i // len(ids)) for i in range(args.changes)]
         lines += run_phase("burst", control, burst, threads=args.fire_threads, rate=None, window=window)
@@ -293,6 +329,15 @@ def main() -> None:
             drained = wait_for_queue(queue, 180)
             lines.append(f"  queue drained {drained:.1f} s after the last decision")
             after_burst = process_figures(pid)
+            lines.append(cpu_table(processes, cpu_before, args.changes))
+            # Changes answered while behind leave their mirror to a re-check a minute later: that work moved
+            # out of the window, it did not vanish, so it is measured too.
+            cpu_before = {role: cpu_seconds(process) for role, process in processes.items()}
+            waited = wait_for_empty_queue(queue, RECHECK_AFTER_WHEN_BEHIND.total_seconds() + 60)
+            lines.append(
+                f"  re-checks ran within {waited:.0f} s; afterwards, "
+                + cpu_table(processes, cpu_before, args.changes).strip()
+            )
             if args.steady:
                 top = START_QUANTITY + 1 + (args.changes - 1) // len(ids) + 5
                 steady = [(ids[i % len(ids)], top + i // len(ids)) for i in range(args.steady)]

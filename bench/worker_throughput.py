@@ -1,14 +1,20 @@
 """Worker throughput: webhook events per second per process, with Fulfillment calls and Table round trips.
 
-Each event goes through the function `function_app.py` registers for the queue, one at a time on one
-thread. Two kinds, measured apart: notify events (Suspend, Reinstate: verify with GetOperation, mirror) and
-change events (ChangeQuantity: verify, decide, answer with a PATCH, then audit, mirror, license index). The
-Fulfillment API is the sandbox over HTTPS on 127.0.0.1; Table Storage is Azurite behind the counting proxy
-(tests/support/storage_counter.py), so round trips are counted on the wire. Targets: >= 100 notify and
->= 60 change events/s. Floor, in the same run: one bare Table point read and one bare GetOperation, times
-the round trips each event makes (what the event would cost if it did nothing but wait on the wire).
+Each event goes through the function `function_app.py` registers for the queue, in this process, the way
+the Functions host runs it: `maxConcurrentSessions` sessions at once (host.json), one session per
+subscription, its events in order. Microsoft (the sandbox, over HTTPS) and Table Storage (Azurite) run in
+their own processes, started by `python -m devhost.stack` on free ports; the stack's dev host gets no
+webhook (the sandbox's webhook URL points nowhere), so the only worker is this process's.
 
-Run: .venv/bin/python -m bench.worker_throughput [--subscriptions 20]
+Two kinds, measured apart: notify events (Suspend, Reinstate: verify with GetOperation, mirror) and change
+events (ChangeQuantity: verify, decide, answer with a PATCH, then audit, mirror, license index). Round trips
+per event are counted on the wire in a first, one-at-a-time pass through the counting proxy
+(tests/support/storage_counter.py); the timed pass then talks to Azurite directly. Targets: >= 100 notify
+and >= 60 change events/s. Floor, in the same run and at the same concurrency: the bare library calls an
+event makes (Table point reads and GetOperation calls, as many as the event makes), with no logic around.
+The CPU milliseconds this process spends per event are printed too (the GIL caps one process at one core).
+
+Run: .venv/bin/python -m bench.worker_throughput [--subscriptions 64 --sessions 16]
 """
 
 from __future__ import annotations
@@ -18,20 +24,29 @@ import logging
 import os
 import tempfile
 import time
-import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
-import requests
 from azure.functions.servicebus import ServiceBusMessage
 
+from bench.burst import LocalStack, use_app_settings
 from bench.machine import machine_line
-from sandbox.server import RunningSandbox
+from devhost.queue_runner import max_concurrent_sessions
 from shared.queueing.messages import QueueMessage, activation_message, webhook_message
-from tests.support.azurite import running_azurite
-from tests.support.ports import free_port
-from tests.support.sandbox import ControlClient, running_sandbox
-from tests.support.stack import app_environment
+from tests.support.sandbox import ControlClient
 from tests.support.storage_counter import CountingStorageProxy
+
+Handler = Callable[[ServiceBusMessage], None]
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one event of a kind costs on the wire, from the counting pass."""
+
+    table_round_trips: float
+    api_calls: float
 
 
 def as_trigger_message(message: QueueMessage) -> ServiceBusMessage:
@@ -47,139 +62,184 @@ def as_trigger_message(message: QueueMessage) -> ServiceBusMessage:
     )
 
 
-def counting_session(counter: list[int]) -> requests.Session:
-    session = requests.Session()
-    session.hooks["response"].append(lambda response, *args, **kwargs: counter.append(1))
-    return session
+def fresh_worker(connection_string: str, api_counter: list[int] | None = None) -> Handler:
+    """The queue function of a freshly composed app on `connection_string`; Fulfillment calls counted into
+    `api_counter` when given (through a response hook on the client's own session)."""
+    import function_app
+    from devhost import registered_functions
+    from shared.app_context import reset_services, services
 
-
-def install_counting_client(counter: list[int]) -> None:
-    from shared.app_context import services
-    from shared.fulfillment.client import FulfillmentClient
-    from shared.fulfillment.credentials import build_credential
-
-    settings = services().settings
-    client = FulfillmentClient(
-        settings.fulfillment_base_url, build_credential(settings), session=counting_session(counter)
+    os.environ["STORAGE_CONNECTION_STRING"] = connection_string
+    reset_services()
+    if api_counter is not None:
+        session = services().fulfillment._session  # the client's own session: nothing else is replaced
+        session.hooks["response"].append(lambda response, *args, **kwargs: api_counter.append(1))
+    return next(
+        f.get_user_function()
+        for f in registered_functions(function_app.app)
+        if f.get_function_name() == "events_worker"
     )
-    services().__dict__["fulfillment"] = client  # the composition root caches adapters in its __dict__
 
 
-def run(subscriptions: int, sandbox: RunningSandbox, handler: object, proxy: CountingStorageProxy) -> None:
-    from shared.app_context import services
+def webhook_event(control: ControlClient, subscription_id: str, operation_id: str) -> QueueMessage:
+    payload = control.operation(operation_id)
+    # Taken in just now, as the webhook would: the worker is not behind, so every event mirrors at once.
+    received = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+    return webhook_message(payload, received_at=received, correlation_id="bench")
 
-    control = ControlClient(sandbox.http_url)
-    counter: list[int] = []
-    install_counting_client(counter)  # before any port is built, so every workflow holds this client
-    ids = []
-    for _ in range(subscriptions):
-        bought = control.buy("team-seats", quantity=3)
-        ids.append(bought["subscriptionId"])
-        handler(as_trigger_message(activation_message(bought["subscriptionId"], "team-seats", 3, "bench")))  # type: ignore[operator]
-    floor_table, floor_api = wire_floor(ids[0], sandbox)
 
-    def event(subscription_id: str, operation_id: str) -> QueueMessage:
-        payload = sandbox.marketplace.operation(subscription_id, operation_id)
-        return webhook_message(payload, received_at="2026-01-01T00:00:00Z", correlation_id="bench")
-
-    notify = [
-        event(i, action(i)["operationId"]) for i in ids for action in (control.suspend, control.reinstate)
+def notify_events(control: ControlClient, ids: list[str]) -> list[list[QueueMessage]]:
+    """Per subscription, its Suspend and Reinstate notifications in order."""
+    return [
+        [
+            webhook_event(control, i, action(i)["operationId"])
+            for action in (control.suspend, control.reinstate)
+        ]
+        for i in ids
     ]
-    measure("notify (Suspend, Reinstate)", notify, handler, counter, proxy, floor_table, floor_api, 100)
-    changes = [event(i, control.change_quantity(i, 4 + n % 3)["operationId"]) for n, i in enumerate(ids)]
-    measure("change (ChangeQuantity)", changes, handler, counter, proxy, floor_table, floor_api, 60)
-    assert all(services().subscriptions.get(i).status.value == "Subscribed" for i in ids)
 
 
-def wire_floor(subscription_id: str, sandbox: RunningSandbox) -> tuple[float, float]:
-    """Seconds of one bare Table point read and one bare GetOperation, each the best of 20."""
+def change_events(control: ControlClient, ids: list[str], round_: int) -> list[list[QueueMessage]]:
+    return [[webhook_event(control, i, control.change_quantity(i, 4 + round_)["operationId"])] for i in ids]
+
+
+def run_sessions(handler: Handler, sessions: list[list[QueueMessage]], concurrency: int) -> float:
+    """Seconds to work through every session, `concurrency` at a time, each session's events in order."""
+
+    def one_session(events: list[QueueMessage]) -> None:
+        for message in events:
+            handler(as_trigger_message(message))
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="session") as pool:
+        list(pool.map(one_session, sessions))
+    return time.perf_counter() - started
+
+
+def count_costs(
+    handler: Handler, sessions: list[list[QueueMessage]], proxy: CountingStorageProxy, counter: list[int]
+) -> Cost:
+    proxy.clear()
+    counter.clear()
+    run_sessions(handler, sessions, 1)
+    events = sum(len(s) for s in sessions)
+    trips = [
+        path for _, path in proxy.requests() if not path.split("?", 1)[0].rstrip("/").endswith("/Tables")
+    ]
+    return Cost(len(trips) / events, len(counter) / events)
+
+
+def floor_rate(operations: list[tuple[str, str]], cost: Cost, concurrency: int, seconds: float) -> float:
+    """Events/s if each event were only its bare library calls: `cost` Table point reads and GetOperation
+    calls back to back, `concurrency` at once, for about `seconds`."""
     from shared.app_context import services
 
-    def best(call: object) -> float:
-        times = []
-        for _ in range(20):
-            started = time.perf_counter()
-            call()  # type: ignore[operator]
-            times.append(time.perf_counter() - started)
-        return min(times)
+    app = services()
+    app.subscriptions.get(operations[0][0])  # create the table client before timing
 
-    operations = services().fulfillment.list_operations(subscription_id)
-    table = best(lambda: services().subscriptions.get(subscription_id))
-    if not operations:
-        return table, best(lambda: services().fulfillment.get_subscription(subscription_id))
-    return table, best(lambda: services().fulfillment.get_operation(subscription_id, operations[0].id))
+    def one_event(index: int) -> None:
+        subscription_id, operation_id = operations[index % len(operations)]
+        for _ in range(round(cost.table_round_trips)):
+            app.subscriptions.get(subscription_id)
+        for _ in range(round(cost.api_calls)):
+            app.fulfillment.get_operation(subscription_id, operation_id)
+
+    done = 0
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        while time.perf_counter() - started < seconds:
+            list(pool.map(one_event, range(done, done + concurrency * 4)))
+            done += concurrency * 4
+    return done / (time.perf_counter() - started)
 
 
 def measure(
     kind: str,
-    events: list[QueueMessage],
-    handler: object,
-    counter: list[int],
-    proxy: CountingStorageProxy,
-    floor_table: float,
-    floor_api: float,
+    handler: Handler,
+    sessions: list[list[QueueMessage]],
+    concurrency: int,
+    cost: Cost,
+    floor: float,
     target: int,
 ) -> None:
-    counter.clear()
-    proxy.clear()
-    started = time.perf_counter()
-    for message in events:
-        handler(as_trigger_message(message))  # type: ignore[operator]
-    elapsed = time.perf_counter() - started
-    count = len(events)
-    trips = len(
-        [1 for _, path in proxy.requests() if not path.split("?", 1)[0].rstrip("/").endswith("/Tables")]
-    )
-    # The re-check a change schedules is in the in-memory queue, not run here: it is not part of the event.
-    calls, per_trip = len(counter) / count, trips / count
-    floor = 1 / (per_trip * floor_table + calls * floor_api)
+    events = sum(len(s) for s in sessions)
+    cpu_started = time.process_time()
+    elapsed = run_sessions(handler, sessions, concurrency)
+    cpu = time.process_time() - cpu_started
+    rate = events / elapsed
     print(
-        f"worker, {kind}: {count} events in {elapsed:.2f} s on one thread = {count / elapsed:,.1f} events/s"
+        f"worker, {kind}: {events} events in {elapsed:.2f} s, {concurrency} sessions = {rate:,.1f} events/s"
     )
-    print(f"  target >= {target}/s; {elapsed / count * 1000:.1f} ms per event")
-    print(f"  per event: {per_trip:.1f} Table round trips, {calls:.1f} Fulfillment API calls")
-    print(
-        f"  floor: {floor_table * 1000:.2f} ms per Table read, {floor_api * 1000:.2f} ms per API call"
-        f" -> {floor:,.0f} events/s if an event only waited on the wire"
-    )
+    print(f"  target >= {target}/s; this process: {cpu / events * 1000:.1f} ms CPU per event")
+    trips, calls = cost.table_round_trips, cost.api_calls
+    print(f"  per event: {trips:.1f} Table round trips, {calls:.1f} Fulfillment API calls")
+    print(f"  floor (bare calls, same concurrency): {floor:,.0f} events/s -> ratio {floor / rate:.2f}")
+
+
+def activate(control: ControlClient, handler: Handler, count: int, concurrency: int) -> list[str]:
+    """`count` subscriptions bought and activated through the worker, `concurrency` sessions at once (which
+    also opens the connection pools the measured passes then reuse, as a warm Functions instance has)."""
+    bought = [control.buy("team-seats", quantity=3)["subscriptionId"] for _ in range(count)]
+    sessions = [[activation_message(i, "team-seats", 3, "bench")] for i in bought]
+    run_sessions(handler, sessions, concurrency)
+    return bought
+
+
+def operations(sessions: Iterable[list[QueueMessage]]) -> list[tuple[str, str]]:
+    """(subscription id, operation id) of every event."""
+    return [
+        (message.session_id, str(message.body["payload"]["id"])) for events in sessions for message in events
+    ]
+
+
+def run(control: ControlClient, azurite: str, subscriptions: int, concurrency: int) -> None:
+    counter: list[int] = []
+    with CountingStorageProxy(azurite) as proxy:
+        counting = fresh_worker(proxy.connection_string, counter)
+        sample = activate(control, counting, 4, 1)
+        notify_cost = count_costs(counting, notify_events(control, sample), proxy, counter)
+        change_cost = count_costs(counting, change_events(control, sample, 0), proxy, counter)
+    handler = fresh_worker(azurite)
+    ids = activate(control, handler, subscriptions, concurrency)
+    notify = notify_events(control, ids)
+    floor = floor_rate(operations(notify), notify_cost, concurrency, 3.0)
+    measure("notify (Suspend, Reinstate)", handler, notify, concurrency, notify_cost, floor, 100)
+    changes = change_events(control, ids, 1)
+    floor = floor_rate(operations(changes), change_cost, concurrency, 3.0)
+    measure("change (ChangeQuantity)", handler, changes, concurrency, change_cost, floor, 60)
+    stored = [handler_services_status(i) for i in ids]
+    assert all(status == "Subscribed" for status in stored), stored
+
+
+def handler_services_status(subscription_id: str) -> str:
+    from shared.app_context import services
+
+    record = services().subscriptions.get(subscription_id)
+    return "" if record is None else record.status.value
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--subscriptions", type=int, default=20)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--subscriptions", type=int, default=64)
+    parser.add_argument("--sessions", type=int, default=max_concurrent_sessions())
     args = parser.parse_args()
-    logging.getLogger("werkzeug").setLevel(
-        logging.WARNING
-    )  # the sandbox's access log would drown the figures
-    with (
-        running_azurite() as azurite,
-        CountingStorageProxy(azurite) as proxy,
-        running_sandbox(webhook_url="http://127.0.0.1:9/not-listening", webhook_max_attempts=1) as sandbox,
-    ):
-        queue_path = Path(tempfile.mkdtemp()) / "queue.sqlite3"
-        prefix = "b" + uuid.uuid4().hex[:8]
-        env = app_environment(
-            sandbox,
-            connection_string=proxy.connection_string,
-            table_prefix=prefix,
-            queue_path=queue_path,
-            # No HTTP host runs here; the port only makes PUBLIC_BASE_URL well formed.
-            app_port=free_port(),
-        )
-        os.environ.update({**env, "QUEUE_BACKEND": "memory", "LOG_LEVEL": "WARNING"})
-        import function_app
-        from devhost import registered_functions
-        from shared.app_context import reset_services
-
-        reset_services()
-        handler = next(
-            f.get_user_function()
-            for f in registered_functions(function_app.app)
-            if f.get_function_name() == "events_worker"
-        )
-        run(args.subscriptions, sandbox, handler, proxy)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="bench-worker-") as folder, LocalStack(Path(folder)) as stack:
+        use_app_settings(stack)
+        # Recheck messages stay in this process (they are not part of the event); no webhook reaches the
+        # stack's dev host, so its worker stays idle.
+        os.environ["QUEUE_BACKEND"] = "memory"
+        control = ControlClient(f"http://127.0.0.1:{stack.ports['SANDBOX_HTTP_PORT']}", timeout=30)
+        control.settings(webhookUrl="http://127.0.0.1:9/not-listening", webhookMaxAttempts=1)
+        azurite = os.environ["STORAGE_CONNECTION_STRING"]
+        run(control, azurite, args.subscriptions, args.sessions)
     print(machine_line())
-    print(f"reproduce: .venv/bin/python -m bench.worker_throughput --subscriptions {args.subscriptions}")
+    print(
+        f"reproduce: .venv/bin/python -m bench.worker_throughput --subscriptions {args.subscriptions} "
+        f"--sessions {args.sessions}"
+    )
 
 
 if __name__ == "__main__":
