@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test lint format install bench clean
+.PHONY: dev test lint checkov format install bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -12,6 +12,14 @@ $(BIN)/python:
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# checkov in a virtual environment of its own: its pinned packages would clash with the app's.
+CHECKOV_VENV := .venv-checkov
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(PY) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet -r requirements-checkov.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -27,13 +35,17 @@ dev: install
 test: install
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
-lint: install
+lint: install checkov
 	bash .ci/check-outside-paths
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	@if command -v shellcheck >/dev/null; then shellcheck infra/*.sh .ci/run .ci/check-outside-paths; else echo "shellcheck not installed: skipped"; fi
+	@if command -v shellcheck >/dev/null; then shellcheck infra/*.sh .ci/run .ci/check-outside-paths .ci/check-bicep; else echo "shellcheck not installed: skipped"; fi
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+
+# Bicep under infra/ against checkov's checks: no failed check, no unparsed file, no stale inline skip.
+checkov: $(CHECKOV_VENV)/.installed
+	bash .ci/check-bicep
 
 format: install
 	$(BIN)/ruff format .
