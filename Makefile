@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test lint checkov format install bench clean
+.PHONY: dev test lint checkov format install bench clean check-az
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -46,6 +46,24 @@ lint: install checkov
 # Bicep under infra/ against checkov's checks: no failed check, no unparsed file, no stale inline skip.
 checkov: $(CHECKOV_VENV)/.installed
 	bash .ci/check-bicep
+
+# The az stand-in of tests/infra_scripts against the real Azure CLI (infra/README.md): azure-cli in a throwaway
+# venv (about 2.5 minutes and 730 MB the first time), every az call the tests record and every az command of the
+# docs through its parser, the stand-in's command table compared with it. AZ_CHECK_WRITE=1 rewrites the table.
+AZ_CLI_VERSION ?= 2.91.0
+AZ_CLI_VENV ?= .local/azure-cli
+AZ_CALLS := .local/az-calls.jsonl
+
+$(AZ_CLI_VENV)/.azure-cli-$(AZ_CLI_VERSION):
+	rm -rf $(AZ_CLI_VENV)
+	$(PY) -m venv $(AZ_CLI_VENV)
+	$(AZ_CLI_VENV)/bin/pip install --quiet azure-cli==$(AZ_CLI_VERSION)
+	touch $@
+
+check-az: install $(AZ_CLI_VENV)/.azure-cli-$(AZ_CLI_VERSION)
+	rm -f $(AZ_CALLS)
+	AZ_CALLS_EXPORT=$(CURDIR)/$(AZ_CALLS) $(BIN)/pytest -q -n 2 tests/infra_scripts
+	$(AZ_CLI_VENV)/bin/python tests/infra_scripts/az_real_check.py $(AZ_CALLS) $(if $(AZ_CHECK_WRITE),--write)
 
 format: install
 	$(BIN)/ruff format .
