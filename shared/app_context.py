@@ -66,8 +66,10 @@ class Services:
         """
         from azure.identity import DefaultAzureCredential
 
+        # A user-assigned identity (the template's) must be named; None asks for the system-assigned one.
+        client_id = self.settings.managed_identity_client_id or None
         with self._lock:
-            return DefaultAzureCredential()
+            return DefaultAzureCredential(managed_identity_client_id=client_id)
 
     def _credential(self) -> TokenCredential:
         return self.azure_credential

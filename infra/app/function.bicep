@@ -115,16 +115,6 @@ var hostSettings = [
   }
 ]
 
-// Read by azure-identity: DefaultAzureCredential (shared/app_context.py, for Table Storage and Service Bus)
-// picks the user-assigned identity by this client id. Without it, it asks for a system-assigned identity,
-// which this app does not have.
-var identitySettings = [
-  {
-    name: 'AZURE_CLIENT_ID'
-    value: identityClientId
-  }
-]
-
 // Read by the app (shared/config.py).
 var appSettings = [
   {
@@ -238,7 +228,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       ftpsState: 'Disabled'
       http20Enabled: true
       // In the site itself, not a separate config resource, so the app's first start already has them.
-      appSettings: concat(hostSettings, identitySettings, appSettings, ssoSecretSettings, fulfillmentSecretSettings)
+      appSettings: concat(hostSettings, appSettings, ssoSecretSettings, fulfillmentSecretSettings)
     }
   }
 }

@@ -1,9 +1,8 @@
 """The app settings the template gives the Function App: each one read by someone, none carrying a key.
 
 Readers: the Functions host (identity-based connections, telemetry), the app itself (the settings
-shared/ reads, which tests/test_settings_documented.py keeps in local.settings.example.json and the README),
-and azure-identity in the app's process (AZURE_CLIENT_ID picks the user-assigned identity for
-DefaultAzureCredential in shared/app_context.py).
+shared/ reads, which tests/test_settings_documented.py keeps in local.settings.example.json and the README;
+MANAGED_IDENTITY_CLIENT_ID picks the user-assigned identity for every credential the app builds).
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ HOST_SETTINGS = {
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
 }
-AZURE_IDENTITY_SETTINGS = {"AZURE_CLIENT_ID"}
 # Settings that must never be set in Azure: keyed connections, settings Flex Consumption refuses (the
 # runtime is in functionAppConfig), and the local stack's switches.
 FORBIDDEN = {
@@ -69,13 +67,13 @@ def test_each_setting_is_set_once() -> None:
 
 def test_every_setting_has_a_reader() -> None:
     read_by_app = settings_read_by_the_app()
-    unread = set(settings()) - HOST_SETTINGS - AZURE_IDENTITY_SETTINGS - read_by_app
+    unread = set(settings()) - HOST_SETTINGS - read_by_app
     assert not unread, f"no code reads {sorted(unread)}"
 
 
 def test_settings_the_app_reads_are_in_the_example_file() -> None:
     example = json.loads((ROOT / "local.settings.example.json").read_text())["Values"]
-    app_settings = set(settings()) - HOST_SETTINGS - AZURE_IDENTITY_SETTINGS
+    app_settings = set(settings()) - HOST_SETTINGS
     assert app_settings <= set(example)
 
 
@@ -118,7 +116,7 @@ def test_the_app_reaches_tables_and_the_fulfillment_api_with_the_identity() -> N
         "https://${storageAccount.name}.table.${environment().suffixes.storage}"
     )
     assert values["MANAGED_IDENTITY_CLIENT_ID"] == "identityClientId"
-    assert values["AZURE_CLIENT_ID"] == "identityClientId"
+    assert "AZURE_CLIENT_ID" not in values, "one setting names the identity: MANAGED_IDENTITY_CLIENT_ID"
     assert values["QUEUE_BACKEND"] == "servicebus"
     # Federated managed identity unless a fallback secret was given (shared/fulfillment/credentials.py).
     branches = conditional_branches(values["PUBLISHER_CREDENTIAL_KIND"])

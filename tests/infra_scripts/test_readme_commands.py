@@ -30,7 +30,6 @@ AZD_VALUES = {
     "FULFILLMENT_CLIENT_ID": "fulfillmentClientId",
     "SSO_CLIENT_ID": "ssoClientId",
     "ALERT_EMAIL": "alertEmail",
-    "SESSION_SECRET": "sessionSecret",
     "SSO_CLIENT_SECRET": "ssoClientSecret",
 }
 
