@@ -36,7 +36,7 @@ from pathlib import Path
 from shared.config import Settings
 from shared.logs import get_logger
 from shared.queueing.backends import register_queue_backend
-from shared.queueing.messages import QueueMessage, QueueUnavailableError
+from shared.queueing.messages import QueueMessage, QueueUnavailableError, send_traced
 
 MAX_DELIVERY_COUNT_EXCEEDED = "MaxDeliveryCountExceeded"
 _POLL_SECONDS = 0.05
@@ -247,7 +247,11 @@ class LocalQueue:
     # --- EventQueue --------------------------------------------------------------------------------
 
     def send(self, message: QueueMessage) -> None:
-        """Stores the message (after duplicate detection); QueueUnavailableError if the file refuses."""
+        """Stores the message (after duplicate detection); QueueUnavailableError if the file refuses. Its
+        application properties (the trace context among them) are stored and handed back on receive."""
+        send_traced(message, "local", self._store)
+
+    def _store(self, message: QueueMessage) -> None:
         try:
             accepted = self._insert(message)
         except sqlite3.Error as exc:

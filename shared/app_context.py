@@ -3,7 +3,8 @@
 Entry points ask `services()` for what they need. This is the one module that imports adapter modules (and
 azure.identity) inside functions: each cached property imports what it builds, so that a cold start pays
 only for the adapters the triggered function uses (the webhook never builds the Fulfillment API client).
-With `shared.entrypoints.binding` (entry modules imported on their trigger's first call) it is the app's
+With `shared.entrypoints.binding` (entry modules imported on their trigger's first call) and
+`shared.telemetry` (OpenTelemetry imported only when configured, which `services()` does) it is the app's
 whole lazy-import mechanism; every other module imports at top level. The Service Bus sender, HTTP
 sessions and JWKS cache are reused across invocations of a warm instance.
 Tests call `reset_services()` after changing the environment."""
@@ -14,7 +15,7 @@ import threading
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from shared import logs
+from shared import logs, telemetry
 from shared.config import Settings, check_fail_closed
 
 if TYPE_CHECKING:
@@ -73,6 +74,16 @@ class Services:
 
     def _credential(self) -> TokenCredential:
         return self.azure_credential
+
+    def telemetry_credential(self) -> TokenCredential:
+        """Entra ID for Application Insights (`APPLICATIONINSIGHTS_AUTHENTICATION_STRING=Authorization=AAD`):
+        the user-assigned identity that string names (`ClientId=`), else the app's own identity above."""
+        client_id = telemetry.entra_client_id(self.settings.applicationinsights_authentication_string)
+        if not client_id:
+            return self.azure_credential
+        from azure.identity import ManagedIdentityCredential
+
+        return ManagedIdentityCredential(client_id=client_id)
 
     @cached_property
     def _tables(self) -> TableSet:
@@ -238,6 +249,9 @@ def services() -> Services:
                 settings = Settings.from_env()
                 logs.configure(settings.log_level)
                 _services = Services(settings)
+                # Before the first span: when APPLICATIONINSIGHTS_CONNECTION_STRING is absent this imports
+                # nothing and returns at once.
+                telemetry.configure(settings, credential=_services.telemetry_credential)
     return _services
 
 

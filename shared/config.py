@@ -186,6 +186,11 @@ class Settings:
     license_cache_seconds: int = 10
     log_level: str = "INFO"
 
+    # --- Telemetry: OpenTelemetry to Application Insights only when a connection string is set
+    # (shared.telemetry); Entra ID auth when the authentication string says Authorization=AAD.
+    applicationinsights_connection_string: str = field(default="", repr=False)
+    applicationinsights_authentication_string: str = ""
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
@@ -243,6 +248,12 @@ class Settings:
             session_lifetime_seconds=_int(env, "SESSION_LIFETIME_SECONDS", 8 * 3600),
             license_cache_seconds=_int(env, "LICENSE_CACHE_SECONDS", 10),
             log_level=env.get("LOG_LEVEL", "INFO").strip().upper(),
+            applicationinsights_connection_string=env.get(
+                "APPLICATIONINSIGHTS_CONNECTION_STRING", ""
+            ).strip(),
+            applicationinsights_authentication_string=(
+                env.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "").strip()
+            ),
         )
 
     def validate(self) -> None:

@@ -139,6 +139,17 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def scrub(fields: dict[str, Any]) -> dict[str, Any]:
+    """`fields` as a log line may carry them: secret-named keys and secrets inside text redacted. For sinks
+    that do not go through the formatters below (OpenTelemetry log records, `shared.telemetry`)."""
+    return _clean(fields)
+
+
+def context_ids() -> dict[str, str]:
+    """The ids `log_context` set for the work at hand (a copy)."""
+    return dict(_context.get())
+
+
 @contextmanager
 def log_context(**ids: str | None) -> Iterator[None]:
     """Adds ids (correlation_id, request_id, subscription_id, operation_id, ...) to every record inside."""
@@ -202,7 +213,12 @@ class ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = redact(record.getMessage())
-        ids = " ".join(f"{key}={value}" for key, value in _context.get().items())
+        fields = _context.get()
+        # A line's stable `event` name (what alert rules match) rides in the text too: the host drops extras.
+        event = getattr(record, "event", None)
+        if isinstance(event, str) and event:
+            fields = {**fields, "event": event}
+        ids = " ".join(f"{key}={value}" for key, value in fields.items())
         record.msg, record.args = (f"{message} [{ids}]" if ids else message), None
         return True
 

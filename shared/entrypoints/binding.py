@@ -1,8 +1,9 @@
 """How `function_app.py` reaches the entry modules: each is imported when its first trigger runs.
 
-This is one of the two places the app imports anything lazily, on purpose, for cold start (the other is the
-composition root, `shared.app_context`, which builds each adapter, and imports its module, on first use).
-Everywhere else imports sit at the top of the module.
+This is one of the three places the app imports anything lazily, on purpose, for cold start (the others are
+the composition root, `shared.app_context`, which builds each adapter, and imports its module, on first use,
+and `shared.telemetry`, which imports OpenTelemetry only when it is configured). Everywhere else imports sit
+at the top of the module.
 
 The Functions host imports `function_app` at every cold start, before any trigger runs, so that import must
 stay close to a bare `import azure.functions` (`bench/import_time.py` measures both). Binding a trigger to

@@ -17,6 +17,7 @@ from typing import Any
 
 import azure.functions as func
 
+from shared import telemetry
 from shared.app_context import services
 from shared.entrypoints.http import error_response, json_response
 from shared.identity.signing_keys import SigningKeysUnavailableError
@@ -27,6 +28,8 @@ from shared.queueing.messages import QueueUnavailableError, webhook_message
 log = get_logger(__name__)
 
 CORRELATION_HEADER = "x-ms-correlationid"
+REQUEST_HEADER = "x-ms-requestid"
+SPAN_NAME = "POST /api/webhook"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # Microsoft retries a failed webhook for hours (R37); a short hint keeps the event close to real time.
 RETRY_AFTER_SECONDS = "10"
@@ -51,29 +54,75 @@ class _RefusedError(Exception):
 
 def handle_webhook(req: func.HttpRequest) -> func.HttpResponse:
     correlation_id = _correlation_id(req.headers.get(CORRELATION_HEADER))
-    with log_context(correlation_id=correlation_id):
+    request_id = _request_id(req.headers.get(REQUEST_HEADER))
+    services()  # the composition root turns telemetry on (or not) before the first span
+    with (
+        log_context(correlation_id=correlation_id, request_id=request_id),
+        telemetry.span(SPAN_NAME, kind="server", parent=req.headers, attributes=_SPAN_ATTRIBUTES) as span,
+    ):
         try:
             response_body = _accept(req, correlation_id)
         except _RefusedError as refusal:
-            log.warning("webhook refused: %s", refusal.reason, extra={"status": refusal.status})
+            _log_refusal(refusal)
+            span.set_attributes({"http.response.status_code": refusal.status})
+            if refusal.status >= 500:
+                span.fail(refusal.error)
             headers = {CORRELATION_HEADER: correlation_id, **refusal.headers}
             return error_response(refusal.status, refusal.error, refusal.reason, headers=headers)
+        except Exception:
+            # The host answers 500 and Microsoft retries for hours: a line alert rules can match (R37).
+            log.exception("webhook failed", extra={"event": telemetry.EVENT_WEBHOOK_5XX, "status": 500})
+            span.set_attributes({"http.response.status_code": 500})
+            raise
+        span.set_attributes({"http.response.status_code": 200})
         return json_response(response_body, headers={CORRELATION_HEADER: correlation_id})
+
+
+# Application Insights names the request row "<method> <route>": "POST /api/webhook".
+_SPAN_ATTRIBUTES = {"http.request.method": "POST", "url.path": "/api/webhook", "http.route": "/api/webhook"}
+
+
+def _log_refusal(refusal: _RefusedError) -> None:
+    if refusal.status >= 500:
+        # Microsoft retries a 5xx; alert rules match this line's event (docs/observability.md).
+        extra = {"status": refusal.status, "event": telemetry.EVENT_WEBHOOK_5XX, "error": refusal.error}
+        log.error("webhook refused: %s", refusal.reason, extra=extra)
+    else:
+        log.warning("webhook refused: %s", refusal.reason, extra={"status": refusal.status})
 
 
 def _accept(req: func.HttpRequest, correlation_id: str) -> dict[str, str]:
     _authenticate(req.headers.get("Authorization"))
     payload = _payload(req, services().settings.webhook_max_body_bytes)
     operation_id, subscription_id = _ids(payload)
+    action = str(payload.get("action", ""))[:64]
+    telemetry.annotate(
+        {
+            telemetry.SUBSCRIPTION_ID: subscription_id,
+            telemetry.OPERATION_ID: operation_id,
+            telemetry.ACTION: action,
+            telemetry.ACTIVITY_ID: _optional_guid(payload.get("activityId")),
+        }
+    )
     with log_context(operation_id=operation_id, subscription_id=subscription_id):
         _enqueue(payload, correlation_id)
-        log.info("webhook accepted", extra={"action": str(payload.get("action", ""))[:64]})
+        log.info("webhook accepted", extra={"action": action})
     return {"status": "accepted", "operationId": operation_id}
 
 
 def _correlation_id(header: str | None) -> str:
     candidate = (header or "").strip()
     return candidate.lower() if _GUID.match(candidate) else str(uuid.uuid4())
+
+
+def _request_id(header: str | None) -> str | None:
+    """Microsoft's x-ms-requestid when it is a GUID; anything else is not logged or traced (caller text)."""
+    return _optional_guid(header)
+
+
+def _optional_guid(value: object) -> str | None:
+    candidate = value.strip() if isinstance(value, str) else ""
+    return candidate.lower() if _GUID.match(candidate) else None
 
 
 def _authenticate(authorization: str | None) -> None:

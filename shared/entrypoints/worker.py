@@ -7,6 +7,7 @@ on the dead-letter queue with its reason and completed.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
+from shared import telemetry
 from shared.app_context import services
 from shared.fulfillment.errors import FulfillmentError, is_transient
 from shared.logs import get_logger, log_context
@@ -64,15 +66,50 @@ def handle_message(msg: func.ServiceBusMessage) -> None:
     app = services()
     raw = msg.get_body()
     ids = {"message_id": msg.message_id, "subscription_id": msg.session_id or None}
-    with log_context(**ids, delivery_count=str(msg.delivery_count or "")):
+    with (
+        log_context(**ids, delivery_count=str(msg.delivery_count or "")),
+        # The trace the sender started (webhook, landing, re-check) goes on here: its context rides in the
+        # message's application properties (shared.queueing.messages.send_traced).
+        telemetry.span("worker", kind="consumer", parent=msg.application_properties or {}) as span,
+    ):
         try:
             body = decode_body(raw)
         except MalformedMessageError as exc:
             _park(app, msg, {"raw": raw.decode("utf-8", "replace")}, "MalformedMessage", str(exc))
             return
         correlation_id = str(body.get("correlationId") or msg.correlation_id or uuid.uuid4())
-        with log_context(correlation_id=correlation_id, operation_id=_operation_id(body)):
+        operation_id = _operation_id(body)
+        if telemetry.enabled():
+            _observe(span, msg, body, correlation_id, operation_id)
+        with (
+            log_context(correlation_id=correlation_id, operation_id=operation_id),
+            telemetry.webhook_event(body.get("receivedAt"), _action(body)),
+        ):
             _run(app, msg, body, correlation_id)
+
+
+def _observe(
+    span: telemetry.Span,
+    msg: func.ServiceBusMessage,
+    body: dict[str, Any],
+    correlation_id: str,
+    operation_id: str | None,
+) -> None:
+    kind = str(body["kind"])
+    span.update_name(f"worker {kind}")
+    attributes = {
+        telemetry.MESSAGE_KIND: kind,
+        telemetry.CORRELATION_ID: correlation_id,
+        **({telemetry.OPERATION_ID: operation_id} if operation_id else {}),
+        **({telemetry.ACTION: _action(body)} if _action(body) else {}),
+    }
+    span.set_attributes(attributes)
+    telemetry.queue_age(msg.enqueued_time_utc, kind)
+
+
+def _action(body: dict[str, Any]) -> str:
+    payload = body.get("payload")
+    return str(payload.get("action") or "")[:64] if isinstance(payload, dict) else ""
 
 
 def _run(app: Services, msg: func.ServiceBusMessage, body: dict[str, Any], correlation_id: str) -> None:
@@ -81,14 +118,18 @@ def _run(app: Services, msg: func.ServiceBusMessage, body: dict[str, Any], corre
     try:
         _workflows()[kind](app, body, correlation_id)
     except PermanentFailureError as exc:
+        _failed_activation(kind, "dead_lettered", exc.reason)
         _park(app, msg, body, exc.reason, exc.description)
     except FulfillmentError as exc:
         if is_transient(exc):
             log.warning("transient Fulfillment API error; message will be delivered again", exc_info=True)
+            _failed_activation(kind, "retry", type(exc).__name__)
             raise
+        _failed_activation(kind, "dead_lettered", type(exc).__name__)
         _park(app, msg, body, type(exc).__name__, str(exc))
-    except Exception:
+    except Exception as exc:
         log.exception("message failed; it will be delivered again", extra={"kind": kind})
+        _failed_activation(kind, "retry", type(exc).__name__)
         raise
     else:
         log.info("message processed", extra={"kind": kind})
@@ -103,6 +144,17 @@ def _received_at(body: dict[str, Any]) -> datetime | None:
     return received if received.tzinfo is not None else None
 
 
+def _failed_activation(kind: str, outcome: str, reason: str) -> None:
+    """One line (and one count) per failed activation attempt: alert rules match its event name.
+    `outcome` is `retry` (delivered again) or `dead_lettered` (parked: no retry can fix it)."""
+    if kind != MessageKind.ACTIVATE:
+        return
+    level = logging.ERROR if outcome == "dead_lettered" else logging.WARNING
+    extra = {"event": telemetry.EVENT_ACTIVATION_FAILED, "outcome": outcome, "reason": reason}
+    log.log(level, "activation failed", extra=extra)
+    telemetry.activation_failed(outcome, reason)
+
+
 def _operation_id(body: dict[str, Any]) -> str | None:
     if "operationId" in body:
         return str(body["operationId"])
@@ -113,11 +165,31 @@ def _operation_id(body: dict[str, Any]) -> str | None:
 def _park(
     app: Services, msg: func.ServiceBusMessage, body: dict[str, Any], reason: str, description: str
 ) -> None:
-    log.error("message dead-lettered", extra={"reason": reason, "description": description})
+    kind = str(body.get("kind") or "malformed")
+    extra = {
+        "reason": reason,
+        "description": description,
+        "event": telemetry.EVENT_DEAD_LETTERED,
+        "kind": kind,
+    }
+    log.error("message dead-lettered", extra=extra)
+    telemetry.dead_lettered(reason, kind)
+    telemetry.fail(f"dead-lettered: {reason}")
     parked = QueueMessage(
         message_id=msg.message_id,
         session_id=msg.session_id or "",
         body=body,
         correlation_id=msg.correlation_id or "",
+        # The trace context it came with, so the parked copy leads back to the event's trace.
+        application_properties=_trace_properties(msg),
     )
     app.queue.dead_letter(parked, reason, description)
+
+
+def _trace_properties(msg: func.ServiceBusMessage) -> dict[str, str]:
+    properties = msg.application_properties or {}
+    return {
+        name: value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        for name, value in properties.items()
+        if name in (telemetry.TRACEPARENT, telemetry.TRACESTATE)
+    }

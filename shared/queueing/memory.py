@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 
-from shared.queueing.messages import QueueMessage
+from shared.queueing.messages import QueueMessage, send_traced
 
 
 class InMemoryQueue:
@@ -32,6 +32,9 @@ class InMemoryQueue:
             return list(self._dead_letters)
 
     def send(self, message: QueueMessage) -> None:
+        send_traced(message, "memory", self._append)
+
+    def _append(self, message: QueueMessage) -> None:
         with self._lock:
             self._messages.append(message)
 

@@ -13,10 +13,13 @@ in order and on one worker at a time. The body is JSON with a `kind`:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
+
+from shared import telemetry
 
 CONTENT_TYPE = "application/json"
 
@@ -145,6 +148,25 @@ def reconcile_message(subscription_id: str, reason: str, correlation_id: str) ->
         },
         correlation_id=correlation_id,
     )
+
+
+def send_traced(message: QueueMessage, destination: str, send: Callable[[QueueMessage], None]) -> None:
+    """Sends `message` with `send`; with telemetry on, inside a producer span whose W3C trace context
+    (`traceparent`, `tracestate`) rides in the message's application properties, so the worker that receives
+    it continues the same trace. Every `EventQueue` backend sends through this."""
+    if not telemetry.enabled():
+        send(message)
+        return
+    attributes = {
+        telemetry.MESSAGE_ID: message.message_id,
+        telemetry.MESSAGE_KIND: message.kind,
+        telemetry.SUBSCRIPTION_ID: message.session_id,
+        "messaging.destination.name": destination,
+        "messaging.operation.type": "send",
+    }
+    with telemetry.span(f"enqueue {message.kind}", kind="producer", attributes=attributes):
+        properties = {**message.application_properties, **telemetry.trace_context()}
+        send(replace(message, application_properties=properties))
 
 
 class EventQueue(Protocol):

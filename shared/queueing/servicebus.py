@@ -25,7 +25,7 @@ from azure.servicebus.exceptions import ServiceBusError
 
 from shared.config import ConfigurationError, Settings
 from shared.logs import get_logger
-from shared.queueing.messages import QueueMessage, QueueUnavailableError
+from shared.queueing.messages import QueueMessage, QueueUnavailableError, send_traced
 
 log = get_logger(__name__)
 
@@ -67,6 +67,9 @@ class ServiceBusEventQueue:
         return cls(client, settings.servicebus_queue, settings.servicebus_deadletter_queue)
 
     def send(self, message: QueueMessage) -> None:
+        send_traced(message, self._queue_name, self._send_to_queue)
+
+    def _send_to_queue(self, message: QueueMessage) -> None:
         self._send_to(self._queue_name, _to_sdk_message(message, {}))
 
     def dead_letter(self, message: QueueMessage, reason: str, description: str) -> None:

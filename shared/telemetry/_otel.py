@@ -1,0 +1,291 @@
+"""The OpenTelemetry side of `shared.telemetry`: imported only when telemetry is on.
+
+`configure_azure_monitor` sets up the Azure Monitor distro (traces, metrics and logs to Application
+Insights; the requests, urllib3 and Azure SDK instrumentations) with this app's processors in front of its
+exporters; `Telemetry` is what the cheap API in `shared.telemetry` hands every call to.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import Token
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import _SUPPRESS_HTTP_INSTRUMENTATION_KEY
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace import Span as SdkSpan
+from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from shared import logs
+from shared import telemetry as api
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+_KINDS = {
+    "internal": SpanKind.INTERNAL,
+    "server": SpanKind.SERVER,
+    "client": SpanKind.CLIENT,
+    "producer": SpanKind.PRODUCER,
+    "consumer": SpanKind.CONSUMER,
+}
+_PROPAGATOR = TraceContextTextMapPropagator()
+# Seconds: Microsoft's answer window is 10 s; a queue that backs up is measured in minutes.
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 300.0)
+_AGE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
+# Instrumentations of frameworks the app does not use stay off; requests, urllib3 and the Azure SDKs stay on.
+_UNUSED_INSTRUMENTATIONS = ("django", "fastapi", "flask", "psycopg2")
+_LOGGER_NAME = "shared"  # the app's own lines; the Azure SDKs' reach Application Insights through the host
+
+
+class ContextIdsSpanProcessor(SpanProcessor):
+    """Tags every span, when it starts, with the ids of the `log_context` it starts in."""
+
+    def on_start(self, span: SdkSpan, parent_context: otel_context.Context | None = None) -> None:
+        existing = span.attributes or {}
+        for key, value in logs.context_ids().items():
+            name = api.FROM_LOG_CONTEXT.get(key)
+            if name is not None and name not in existing:
+                span.set_attribute(name, value)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+class ScrubbingLogProcessor(LogRecordProcessor):
+    """Before any exporter sees a log record: the redaction `shared.logs` applies to every sink (the body
+    and every text attribute; keys named like secrets), and the `log_context` ids as attributes."""
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        record = log_record.log_record
+        if isinstance(record.body, str):
+            record.body = logs.redact(record.body)
+        attributes = record.attributes
+        if attributes is None:
+            return
+        fields = logs.scrub(dict(attributes))
+        for key, value in logs.context_ids().items():
+            name = api.FROM_LOG_CONTEXT.get(key)
+            if name is not None:
+                fields.setdefault(name, value)
+        for key, value in fields.items():
+            attributes[key] = value  # type: ignore[index]  # the SDK makes them mutable for processors
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _carrier(parent: api.Carrier) -> dict[str, str]:
+    """A carrier as text: Service Bus hands application properties back with bytes keys or values."""
+    out = {}
+    for key, value in parent.items():
+        name = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+        if name.lower() in (api.TRACEPARENT, api.TRACESTATE):
+            out[name.lower()] = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return out
+
+
+class _ActiveSpan:
+    """One span: started when made, current inside `with`, ended on leaving it."""
+
+    __slots__ = ("_span", "_suppress_http", "_token")
+
+    def __init__(self, span: trace.Span, suppress_http: bool) -> None:
+        self._span = span
+        self._suppress_http = suppress_http
+        self._token: Token[otel_context.Context] | None = None
+
+    def __enter__(self) -> _ActiveSpan:
+        ctx = trace.set_span_in_context(self._span)
+        if self._suppress_http:
+            ctx = otel_context.set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, ctx)
+        self._token = otel_context.attach(ctx)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if exc is not None:
+                self._span.record_exception(exc)
+                self._span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+        finally:
+            if self._token is not None:
+                otel_context.detach(self._token)
+            self._span.end()
+
+    def set_attributes(self, attributes: Mapping[str, str | int | float | bool]) -> None:
+        self._span.set_attributes(attributes)
+
+    def update_name(self, name: str) -> None:
+        self._span.update_name(name)
+
+    def fail(self, description: str) -> None:
+        self._span.set_status(Status(StatusCode.ERROR, description))
+
+
+class Telemetry:
+    """Spans, trace context and the app's metrics on the given providers."""
+
+    def __init__(
+        self,
+        tracer_provider: TracerProvider,
+        meter_provider: MeterProvider,
+        logger_provider: LoggerProvider | None = None,
+        *,
+        add_processors: bool = True,
+    ) -> None:
+        if add_processors:
+            add_span_processor = getattr(tracer_provider, "add_span_processor", None)
+            if add_span_processor is not None:  # the SDK's provider; the API's no-op one has none
+                add_span_processor(ContextIdsSpanProcessor())
+            if logger_provider is not None:
+                logger_provider.add_log_record_processor(ScrubbingLogProcessor())
+        self._tracer = tracer_provider.get_tracer("shared")
+        meter = meter_provider.get_meter("shared")
+        self._answer_latency = meter.create_histogram(
+            api.ANSWER_LATENCY,
+            unit="s",
+            description="From the webhook's receive time to Microsoft accepting our PATCH answer",
+            explicit_bucket_boundaries_advisory=_LATENCY_BUCKETS,
+        )
+        self._queue_age = meter.create_histogram(
+            api.QUEUE_AGE,
+            unit="s",
+            description="From enqueued (or scheduled) to the worker starting the message",
+            explicit_bucket_boundaries_advisory=_AGE_BUCKETS,
+        )
+        self._activation_failures = meter.create_counter(
+            api.ACTIVATION_FAILURES, unit="{failure}", description="Activation attempts that failed"
+        )
+        self._dead_letters = meter.create_counter(
+            api.DEAD_LETTERS, unit="{message}", description="Messages the worker parked as unprocessable"
+        )
+        self._event: contextvars.ContextVar[tuple[datetime, str] | None] = contextvars.ContextVar(
+            "webhook_event", default=None
+        )
+
+    def span(
+        self,
+        name: str,
+        kind: api.SpanKind,
+        parent: api.Carrier | None,
+        attributes: Mapping[str, str | int | float | bool] | None,
+    ) -> _ActiveSpan:
+        ctx = _PROPAGATOR.extract(_carrier(parent)) if parent is not None else None
+        started = self._tracer.start_span(name, context=ctx, kind=_KINDS[kind], attributes=attributes)
+        return _ActiveSpan(started, suppress_http=kind == "client")
+
+    def annotate(self, attributes: Mapping[str, str | int | float | bool | None]) -> None:
+        trace.get_current_span().set_attributes({k: v for k, v in attributes.items() if v is not None})
+
+    def fail(self, description: str) -> None:
+        trace.get_current_span().set_status(Status(StatusCode.ERROR, description))
+
+    def trace_context(self) -> dict[str, str]:
+        carrier: dict[str, str] = {}
+        _PROPAGATOR.inject(carrier)
+        return carrier
+
+    def queue_age(self, enqueued_at: datetime, kind: str) -> None:
+        seconds = max(0.0, (datetime.now(UTC) - _aware(enqueued_at)).total_seconds())
+        self._queue_age.record(seconds, {api.MESSAGE_KIND: kind})
+        trace.get_current_span().set_attribute(api.QUEUE_AGE_SECONDS, round(seconds, 3))
+
+    def webhook_event(self, received_at: object, action: object) -> AbstractContextManager[object]:
+        when = _parse_time(received_at)
+        if when is None:
+            return api.NO_SPAN
+        return self._handling(when, str(action or ""))
+
+    @contextmanager
+    def _handling(self, received_at: datetime, action: str) -> Iterator[object]:
+        token = self._event.set((received_at, action))
+        try:
+            yield None
+        finally:
+            self._event.reset(token)
+
+    def answered(self, success: bool) -> None:
+        event = self._event.get()
+        if event is None:
+            return
+        received_at, action = event
+        seconds = max(0.0, (datetime.now(UTC) - received_at).total_seconds())
+        answer = "Success" if success else "Failure"
+        self._answer_latency.record(seconds, {api.ACTION: action, api.ANSWER: answer})
+        trace.get_current_span().set_attributes(
+            {api.ANSWER_LATENCY_SECONDS: round(seconds, 3), api.ANSWER: answer}
+        )
+
+    def activation_failed(self, outcome: str, reason: str) -> None:
+        self._activation_failures.add(1, {api.OUTCOME: outcome, api.REASON: reason})
+
+    def dead_lettered(self, reason: str, kind: str) -> None:
+        self._dead_letters.add(1, {api.REASON: reason, api.MESSAGE_KIND: kind})
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return _aware(datetime.fromisoformat(value.strip().replace("Z", "+00:00")))
+    except ValueError:
+        return None
+
+
+def configure_azure_monitor(
+    connection_string: str, *, credential: TokenCredential | None, keep_every_trace: bool
+) -> Telemetry:
+    """The Azure Monitor distro, configured once, with this app's processors first in line.
+
+    When something configured OpenTelemetry before us (the Functions Python worker does when told to), its
+    providers are used as they are, with our processors added, rather than configured a second time."""
+    from opentelemetry import _logs, metrics
+
+    existing = trace.get_tracer_provider()
+    if hasattr(existing, "add_span_processor"):
+        logger_provider = _logs.get_logger_provider()
+        return Telemetry(
+            existing,
+            metrics.get_meter_provider(),
+            logger_provider if isinstance(logger_provider, LoggerProvider) else None,
+        )
+
+    from azure.monitor.opentelemetry import configure_azure_monitor as distro
+
+    options: dict[str, Any] = {
+        "connection_string": connection_string,
+        "logger_name": _LOGGER_NAME,
+        "span_processors": [ContextIdsSpanProcessor()],
+        "log_record_processors": [ScrubbingLogProcessor()],
+        "instrumentation_options": {name: {"enabled": False} for name in _UNUSED_INSTRUMENTATIONS},
+    }
+    if credential is not None:
+        options["credential"] = credential
+    if keep_every_trace:
+        options["sampling_ratio"] = 1.0
+    distro(**options)
+    return Telemetry(trace.get_tracer_provider(), metrics.get_meter_provider(), add_processors=False)
