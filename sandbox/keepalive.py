@@ -8,6 +8,10 @@ the application reads through a stream that stops there, whatever it leaves is s
 and the next request on the connection starts right after. Responses are buffered and sent with a
 Content-Length, which is what a keep-alive client needs to find their end; the sandbox's answers are small.
 
+Nagle's algorithm is off on every connection (TCP_NODELAY): the handler writes the status and headers, then
+the body, and with Nagle on the body waited for the client's delayed ACK of the headers, 40 ms on Linux, on
+every keep-alive call (GetSubscription took 45 ms instead of 5).
+
 A connection idle for `IDLE_SECONDS` is closed, so a client that keeps one open does not hold a server
 thread for ever; a client that asks for `Connection: close` (or speaks HTTP/1.0) still gets it.
 """
@@ -15,6 +19,7 @@ thread for ever; a client that asks for `Connection: close` (or speaks HTTP/1.0)
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterable
 from typing import IO, Any, cast
 
@@ -39,6 +44,10 @@ class KeepAliveRequestHandler(WSGIRequestHandler):
 
     protocol_version = "HTTP/1.1"
     timeout = IDLE_SECONDS  # applied to the socket by StreamRequestHandler.setup
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def run_wsgi(self) -> None:
         if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":

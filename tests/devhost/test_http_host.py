@@ -283,3 +283,10 @@ def test_thousands_of_requests_add_no_threads(base_url: str) -> None:
     now = {t.name for t in threading.enumerate() if t.name.startswith("devhost-http_")}
     assert len(now) <= 100
     assert len(now - served_by) <= 16, "the pool's threads serve again; no thread per request"
+
+
+def test_answers_are_not_held_back_by_nagle() -> None:
+    from devhost.http_host import _QuietRequestHandler
+    from tests.support.nodelay import served_with_nodelay
+
+    assert served_with_nodelay(_QuietRequestHandler)

@@ -69,3 +69,12 @@ def test_the_next_request_starts_right_after_an_unread_body(
     received = _exchange(port, raw)
     assert received.count(b"HTTP/1.1 200") == 2, received
     assert b"400" not in received.split(b"\r\n", 1)[0]
+
+
+def test_answers_are_not_held_back_by_nagle() -> None:
+    # Headers and body go out in two writes; with Nagle on, the body waited 40 ms for the client's delayed ACK
+    # on every keep-alive call (GetSubscription took 45 ms instead of 3).
+    from sandbox.keepalive import KeepAliveRequestHandler
+    from tests.support.nodelay import served_with_nodelay
+
+    assert served_with_nodelay(KeepAliveRequestHandler)
