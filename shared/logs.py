@@ -214,10 +214,14 @@ class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = redact(record.getMessage())
         fields = _context.get()
-        # A line's stable `event` name (what alert rules match) rides in the text too: the host drops extras.
+        # A line's stable `event` name (what alert rules match) rides in the text too, with that line's
+        # `reason` (what they leave out, e.g. an activation's RetryLaterError): the host drops extras.
         event = getattr(record, "event", None)
         if isinstance(event, str) and event:
             fields = {**fields, "event": event}
+            reason = getattr(record, "reason", None)
+            if isinstance(reason, str) and reason:
+                fields["reason"] = redact(reason)
         ids = " ".join(f"{key}={value}" for key, value in fields.items())
         record.msg, record.args = (f"{message} [{ids}]" if ids else message), None
         return True

@@ -4,19 +4,17 @@
 //    EntityName): the events queue after maxDeliveryCount failed deliveries, the parking queue on expiry.
 // 2. parked messages (metric): the parking queue holds a message (ActiveMessages > 0): the worker parked
 //    something no retry can fix (malformed body, forged or refused operation) with its reason.
-// 3. failed activations (log): an activation message failed or was parked. Matched on the lines
-//    shared/entrypoints/worker.py writes ("message failed; it will be delivered again", "message
-//    dead-lettered") for a message whose id is `activate-<subscription id>`
-//    (shared/queueing/messages.py activation_message), found in the ids the app appends to every line
-//    (`message_id=activate-...`, shared/logs.py ContextFilter) or in the customDimensions `message_id` /
-//    `kind` == "activate" an OpenTelemetry log exporter would carry. A provisioning hook that says "not yet"
-//    (RetryLaterError) is a wait, not a failure, and is left out.
-// 4. webhook 5xx (log): Microsoft's webhook got a 5xx: requests telemetry of function
-//    `marketplace_webhook` (or a request to /api/webhook) with resultCode >= 500, or the app's own lines
-//    for its two 503s ("webhook not enqueued, Microsoft will retry", "webhook signing keys unavailable").
-//    Microsoft retries, so one is a warning; a run of them means lost time on Microsoft's side.
+// 3. failed activations (log): the worker's `activation_failed` event (EVENT_ACTIVATION_FAILED in
+//    shared/telemetry), one line per failed activation attempt, retried or parked. A provisioning hook
+//    that says "not yet" (reason RetryLaterError) is a wait, not a failure, and is left out.
+// 4. webhook 5xx (log): Microsoft's webhook got a 5xx: requests of function `marketplace_webhook` (the
+//    host's row; the app's own is `POST /api/webhook`) with resultCode >= 500, or the webhook's
+//    `webhook_5xx` event (EVENT_WEBHOOK_5XX). Microsoft retries; a run of them means lost time.
 //
-// infra/README.md lists these log lines as a contract: renaming one in the app means changing it here.
+// An event is matched twice: `customDimensions.event` / `.reason` of the app's OpenTelemetry rows, and
+// `event=<name>` / `reason=<reason>` in the Functions host's copy of the line (shared/logs.py ContextFilter
+// appends them to the text). infra/README.md "Alerts" states the contract; tests/infra/test_alerts.py
+// drives the worker and the webhook and runs these queries on the lines as both sinks ship them.
 param location string
 param tags object
 param token string
@@ -144,11 +142,8 @@ resource parked 'Microsoft.Insights/metricAlerts@2018-03-01' = {
 
 var failedActivationQuery = '''
 traces
-| where message has "message failed; it will be delivered again" or message has "message dead-lettered"
-| where message !has "RetryLaterError"
-| where message matches regex @"message_id\W{1,4}activate-"
-    or tostring(customDimensions.message_id) startswith "activate-"
-    or tostring(customDimensions.kind) == "activate"
+| where tostring(customDimensions.event) == "activation_failed" or message has "event=activation_failed"
+| where tostring(customDimensions.reason) != "RetryLaterError" and message !has "reason=RetryLaterError"
 '''
 
 resource failedActivation 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
@@ -158,7 +153,7 @@ resource failedActivation 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = 
   kind: 'LogAlert'
   properties: {
     displayName: 'Activation failed'
-    description: 'An activation message failed or was parked: a buyer paid and the subscription may not be activated. Search traces for the subscription id in the message.'
+    description: 'An activation attempt failed (event activation_failed) and was retried or parked: a buyer paid and the subscription may not be activated. Its traces row carries the reason, outcome and subscription id.'
     severity: 1
     enabled: true
     scopes: [
@@ -192,10 +187,11 @@ resource failedActivation 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = 
 var webhookFailureQuery = '''
 union
     (requests
-    | where name == "marketplace_webhook" or operation_Name == "marketplace_webhook" or url endswith "/api/webhook"
+    | where name == "marketplace_webhook" or operation_Name == "marketplace_webhook"
+        or name == "POST /api/webhook" or url endswith "/api/webhook"
     | where toint(resultCode) >= 500),
     (traces
-    | where message has "webhook not enqueued, Microsoft will retry" or message has "webhook signing keys unavailable")
+    | where tostring(customDimensions.event) == "webhook_5xx" or message has "event=webhook_5xx")
 '''
 
 resource webhookFailures 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
@@ -205,7 +201,7 @@ resource webhookFailures 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   kind: 'LogAlert'
   properties: {
     displayName: 'Webhook answered 5xx'
-    description: 'Microsoft\'s webhook got a 5xx (queue not reachable, signing keys unavailable, or an error). Microsoft retries, but the operation waits.'
+    description: 'Microsoft\'s webhook got a 5xx (event webhook_5xx: queue not reachable, signing keys unavailable, or an error). Microsoft retries, but the operation waits.'
     severity: 2
     enabled: true
     scopes: [

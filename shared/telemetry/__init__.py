@@ -80,8 +80,9 @@ QUEUE_AGE = "saas.queue.age"  # histogram, s: enqueued -> the worker starts the 
 ACTIVATION_FAILURES = "saas.activation.failures"  # counter: an activation attempt that did not end well
 DEAD_LETTERS = "saas.dead_letters"  # counter: a message the worker parked on the dead-letter queue
 
-# Stable `event` values of the log lines alert rules match (`customDimensions.event`; in the Functions host's
-# own log rows, `event=<name>` in the message text, appended by shared.logs.ContextFilter).
+# Stable `event` values of the log lines alert rules match (infra/app/alerts.bicep): `customDimensions.event`
+# (and `.reason`) of the app's rows; in the Functions host's copy, `event=<name>` (and `reason=<reason>`) in
+# the message text, appended by shared.logs.ContextFilter. tests/infra/test_alerts.py holds them together.
 EVENT_ACTIVATION_FAILED = "activation_failed"
 EVENT_WEBHOOK_5XX = "webhook_5xx"
 EVENT_DEAD_LETTERED = "message_dead_lettered"

@@ -274,7 +274,7 @@ def test_log_records_for_application_insights_are_redacted_and_carry_the_ids(rec
     assert record.trace_id == work.context.trace_id
 
 
-def test_the_functions_hosts_log_rows_carry_the_event_name_in_their_text() -> None:
+def test_the_functions_hosts_log_rows_carry_the_event_name_and_reason_in_their_text() -> None:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.addFilter(logs.ContextFilter())
@@ -283,8 +283,14 @@ def test_the_functions_hosts_log_rows_carry_the_event_name_in_their_text() -> No
 
     with logs.log_context(subscription_id="sub-1"):
         log.error("activation failed", extra={"event": telemetry.EVENT_ACTIVATION_FAILED})
+        log.error("activation failed", extra={"event": telemetry.EVENT_ACTIVATION_FAILED, "reason": "Boom"})
+        log.warning("license refused", extra={"reason": "no such subscription"})  # no event: no reason
 
-    assert stream.getvalue().strip() == "activation failed [subscription_id=sub-1 event=activation_failed]"
+    assert stream.getvalue().splitlines() == [
+        "activation failed [subscription_id=sub-1 event=activation_failed]",
+        "activation failed [subscription_id=sub-1 event=activation_failed reason=Boom]",
+        "license refused [subscription_id=sub-1]",
+    ]
 
 
 @pytest.mark.parametrize(
