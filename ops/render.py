@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
@@ -19,8 +20,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 T = TypeVar("T")
-_console = Console(highlight=False)
-_errors = Console(stderr=True, highlight=False)
+
+
+# Output piped to a file or another program is not folded at 80 columns: the tables stay greppable.
+PIPE_WIDTH = 200
+
+
+def _console() -> Console:
+    # Built per use: it reads the terminal's width (or COLUMNS) and the current sys.stdout each time.
+    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or PIPE_WIDTH)
+    return Console(highlight=False, width=width)
+
+
+def _errors() -> Console:
+    return Console(stderr=True, highlight=False)
 
 
 def plain(value: Any) -> Any:
@@ -50,15 +63,15 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(text(cell) for cell in row))
-    _console.print(table)
+    _console().print(table)
 
 
 def print_line(message: str) -> None:
-    _console.print(message, markup=False)
+    _console().print(message, markup=False)
 
 
 def print_error(message: str) -> None:
-    _errors.print(f"error: {message}", markup=False)
+    _errors().print(f"error: {message}", markup=False)
 
 
 def text(value: Any) -> str:
@@ -77,11 +90,12 @@ def short(value: str, width: int) -> str:
 
 def with_progress(items: Sequence[T], description: str, *, shown: bool) -> Iterator[T]:
     """Yields `items`, advancing a progress bar on stderr while `shown` and stderr is a terminal."""
-    if not shown or not _errors.is_terminal:
+    errors = _errors()
+    if not shown or not errors.is_terminal:
         yield from items
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=_errors, transient=False) as progress:
+    with Progress(*columns, console=errors, transient=False) as progress:
         task = progress.add_task(description, total=len(items))
         for item in items:
             yield item

@@ -51,7 +51,8 @@ def test_parked_and_exhausted_messages_are_listed_apart_parking_first(queue: Loc
     assert second.reason == "MaxDeliveryCountExceeded"
     assert second.description == "RuntimeError: boom"
     assert second.delivery_count == 1
-    assert second.first_enqueued_at is not None and second.dead_lettered_at is not None
+    assert second.first_enqueued_at is not None
+    assert second.dead_lettered_at is not None
     assert second.key == f"deadletter:{second.sequence_number}"
 
 
@@ -93,7 +94,8 @@ def test_discard_removes_for_good(queue: LocalQueue) -> None:
 
     assert box.discard(entry)
     assert box.discard(entry) is False
-    assert box.list() == [] and queue.peek_all() == []
+    assert box.list() == []
+    assert queue.peek_all() == []
 
 
 def test_a_queue_file_from_before_sources_is_migrated_by_reason(tmp_path: Path) -> None:

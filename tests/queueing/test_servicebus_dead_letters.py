@@ -221,7 +221,8 @@ def test_replay_sends_a_fresh_id_in_the_same_session_then_completes_and_defers_w
     }
     assert properties["originalMessageId"] == "op-3"
     assert properties["replayedBy"] == "alice@contoso"
-    assert "deadLetterReason" not in properties and "deliveryCount" not in properties
+    assert "deadLetterReason" not in properties
+    assert "deliveryCount" not in properties
     states = {m.sequence_number: m.state for m in broker.entities[(PARKING, None)]}
     assert states == {1: "deferred", 2: "deferred", 3: "completed"}
 
