@@ -133,7 +133,7 @@ def test_dead_letters_are_listed_replayed_after_the_fix_and_discarded_with_a_rea
 
 
 def test_subscriptions_reconcile_and_activation_retry(
-    stack: Stack, capsys: pytest.CaptureFixture[str]
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from ops.cli import main
 
@@ -159,7 +159,8 @@ def test_subscriptions_reconcile_and_activation_retry(
     refused = ops("activation", "retry", subscription_id, expect=1)
     assert "Subscribed" in refused.stderr
 
-    # In process: the human table of `subscriptions show`.
+    # In process: the human table of `subscriptions show` (wide enough that no cell is folded).
+    monkeypatch.setenv("COLUMNS", "250")
     assert main(["subscriptions", "show", subscription_id]) == 0
     shown = capsys.readouterr().out
     assert "ReconcileRequested" in shown
