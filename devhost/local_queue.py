@@ -11,7 +11,10 @@ reaches it only through the queue backend registry (`shared.queueing.backends`),
 - peek-lock: a received message is locked for `lock_seconds`; `complete` removes it, `abandon` makes it
   available again at once, and an expired lock does the same (a crashed consumer loses nothing);
 - every delivery counts; a message delivered `max_delivery_count` times and still not completed moves to
-  the dead-letter list with reason "MaxDeliveryCountExceeded";
+  the dead-letter list with reason "MaxDeliveryCountExceeded", as source `deadletter` (Service Bus's
+  dead-letter sub-queue); what the worker parks (`dead_letter`) is source `parking` (the parking queue);
+- an operator lists both, replays an entry (the copy enters the queue and the entry leaves it in one
+  transaction) or discards it (`LocalDeadLetters`, the dev host's `DeadLetterQueues`);
 - scheduled messages (`QueueMessage.scheduled_at`) are invisible until their time.
 
 The file is shared safely between threads and processes (WAL journal, every change in an immediate
@@ -34,8 +37,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from shared.config import Settings
+from shared.domain.dead_letters import DELIVERY_COUNT, FIRST_ENQUEUED_AT, DeadLetterEntry, DeadLetterSource
 from shared.logs import get_logger
-from shared.queueing.backends import register_queue_backend
+from shared.queueing.backends import register_dead_letter_backend, register_queue_backend
 from shared.queueing.messages import QueueMessage, QueueUnavailableError, send_traced
 
 MAX_DELIVERY_COUNT_EXCEEDED = "MaxDeliveryCountExceeded"
@@ -77,9 +81,15 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     delivery_count INTEGER NOT NULL,
     reason TEXT NOT NULL,
     description TEXT NOT NULL,
-    dead_lettered_at REAL NOT NULL
+    dead_lettered_at REAL NOT NULL,
+    source TEXT NOT NULL DEFAULT 'parking'
 );
 """
+# A file written before dead letters had a source: the broker's moves are told apart by their reason.
+_ADD_SOURCE = (
+    "ALTER TABLE dead_letters ADD COLUMN source TEXT NOT NULL DEFAULT 'parking'",
+    "UPDATE dead_letters SET source = 'deadletter' WHERE reason = 'MaxDeliveryCountExceeded'",
+)
 
 _MESSAGE_COLUMNS = (
     "seq, message_id, session_id, body, content_type, correlation_id, properties, available_at, "
@@ -125,7 +135,8 @@ class QueuedMessage:
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """A message parked for a person to look at, with why."""
+    """A message parked for a person to look at, with why; `source` says whether the worker parked it or
+    the queue moved it after its last delivery, `sequence_number` names it among the dead letters."""
 
     message: QueueMessage
     reason: str
@@ -133,6 +144,8 @@ class DeadLetter:
     delivery_count: int
     enqueued_time: datetime
     dead_lettered_time: datetime
+    source: DeadLetterSource = DeadLetterSource.PARKING
+    sequence_number: int = 0
 
 
 @dataclass(frozen=True)
@@ -181,6 +194,23 @@ class LocalQueue:
         # executescript commits on its own; each CREATE ... IF NOT EXISTS is atomic, so racing openers agree.
         with self._connection() as db:
             db.executescript(_SCHEMA)
+            self._migrate(db)
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
+        columns = {row["name"] for row in db.execute("PRAGMA table_info(dead_letters)")}
+        if "source" in columns:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have added it between our look and our lock.
+            if "source" not in {row["name"] for row in db.execute("PRAGMA table_info(dead_letters)")}:
+                for statement in _ADD_SOURCE:
+                    db.execute(statement)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     # --- connections -------------------------------------------------------------------------------
 
@@ -260,29 +290,32 @@ class LocalQueue:
             _log.info("duplicate message dropped", extra={"message_id": message.message_id})
 
     def _insert(self, message: QueueMessage) -> bool:
-        now = self._clock()
+        with self._transaction() as db:
+            return self._insert_row(db, message, self._clock())
+
+    def _insert_row(self, db: sqlite3.Connection, message: QueueMessage, now: float) -> bool:
+        """Inserts inside the caller's transaction; False for a duplicate id within the window."""
         message_id = message.message_id or uuid.uuid4().hex
         available_at = max(now, message.scheduled_at.timestamp()) if message.scheduled_at else now
-        with self._transaction() as db:
-            db.execute("DELETE FROM seen_ids WHERE seen_at <= ?", (now - self.duplicate_window_seconds,))
-            if db.execute("SELECT 1 FROM seen_ids WHERE message_id = ?", (message_id,)).fetchone():
-                return False
-            db.execute("INSERT INTO seen_ids (message_id, seen_at) VALUES (?, ?)", (message_id, now))
-            db.execute(
-                "INSERT INTO messages (message_id, session_id, session_key, body, content_type, "
-                "correlation_id, properties, available_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    message_id,
-                    message.session_id,
-                    # A message without a session is a session of its own: it never waits for another.
-                    message.session_id or f"\x00{message_id}",
-                    json.dumps(message.body),
-                    message.content_type,
-                    message.correlation_id,
-                    json.dumps(message.application_properties),
-                    available_at,
-                ),
-            )
+        db.execute("DELETE FROM seen_ids WHERE seen_at <= ?", (now - self.duplicate_window_seconds,))
+        if db.execute("SELECT 1 FROM seen_ids WHERE message_id = ?", (message_id,)).fetchone():
+            return False
+        db.execute("INSERT INTO seen_ids (message_id, seen_at) VALUES (?, ?)", (message_id, now))
+        db.execute(
+            "INSERT INTO messages (message_id, session_id, session_key, body, content_type, "
+            "correlation_id, properties, available_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                message_id,
+                message.session_id,
+                # A message without a session is a session of its own: it never waits for another.
+                message.session_id or f"\x00{message_id}",
+                json.dumps(message.body),
+                message.content_type,
+                message.correlation_id,
+                json.dumps(message.application_properties),
+                available_at,
+            ),
+        )
         return True
 
     def dead_letter(self, message: QueueMessage, reason: str, description: str) -> None:
@@ -371,10 +404,10 @@ class LocalQueue:
     ) -> None:
         db.execute(
             "INSERT INTO dead_letters (message_id, session_id, body, content_type, correlation_id, "
-            "properties, enqueued_at, delivery_count, reason, description, dead_lettered_at) "
+            "properties, enqueued_at, delivery_count, reason, description, dead_lettered_at, source) "
             "SELECT message_id, session_id, body, content_type, correlation_id, properties, available_at, "
-            "delivery_count, ?, ?, ? FROM messages WHERE seq = ?",
-            (reason, description, now, row["seq"]),
+            "delivery_count, ?, ?, ?, ? FROM messages WHERE seq = ?",
+            (reason, description, now, DeadLetterSource.DEAD_LETTER.value, row["seq"]),
         )
         db.execute("DELETE FROM messages WHERE seq = ?", (row["seq"],))
         _log.warning(
@@ -442,9 +475,35 @@ class LocalQueue:
                 delivery_count=row["delivery_count"],
                 enqueued_time=_utc(row["enqueued_at"]),
                 dead_lettered_time=_utc(row["dead_lettered_at"]),
+                source=DeadLetterSource(row["source"]),
+                sequence_number=row["seq"],
             )
             for row in rows
         ]
+
+    def remove_dead_letter(self, sequence_number: int) -> bool:
+        """Deletes one dead letter for good; False when it is gone already."""
+        with self._transaction() as db:
+            deleted = db.execute("DELETE FROM dead_letters WHERE seq = ?", (sequence_number,)).rowcount
+        return bool(deleted)
+
+    def replay_dead_letter(self, sequence_number: int, message: QueueMessage) -> bool:
+        """Puts `message` (the entry's copy, sent as any message is) on the queue and removes the entry in
+        one transaction; False when the entry is gone already."""
+        replayed = False
+
+        def store(traced: QueueMessage) -> None:
+            nonlocal replayed
+            with self._transaction() as db:
+                if not db.execute("DELETE FROM dead_letters WHERE seq = ?", (sequence_number,)).rowcount:
+                    return
+                if not self._insert_row(db, traced, self._clock()):
+                    # Rolls the delete back: a copy dropped as a duplicate must not cost the entry.
+                    raise QueueUnavailableError(f"message id {traced.message_id!r} was sent already")
+                replayed = True
+
+        send_traced(message, "local", store)
+        return replayed
 
     def peek_all(self) -> list[QueuedMessage]:
         """Every message still in the queue, oldest first, without locking any."""
@@ -479,11 +538,62 @@ class LocalQueue:
         )
 
 
+class LocalDeadLetters:
+    """The operator's view of the local queue's dead letters, as `ServiceBusDeadLetters` is of Azure's."""
+
+    def __init__(self, queue: LocalQueue) -> None:
+        self._queue = queue
+
+    def list(self, *, limit: int | None = None) -> list[DeadLetterEntry]:
+        # Parking first, as the Service Bus adapter lists its two queues.
+        letters = sorted(self._queue.dead_letters(), key=lambda d: d.source is not DeadLetterSource.PARKING)
+        return [to_entry(letter) for letter in letters[:limit]]
+
+    def replay(self, entry: DeadLetterEntry, message: QueueMessage) -> bool:
+        return self._queue.replay_dead_letter(entry.sequence_number, message)
+
+    def discard(self, entry: DeadLetterEntry) -> bool:
+        return self._queue.remove_dead_letter(entry.sequence_number)
+
+
+def to_entry(letter: DeadLetter) -> DeadLetterEntry:
+    message = letter.message
+    properties = message.application_properties
+    parked = letter.source is DeadLetterSource.PARKING
+    recorded_first = properties.get(FIRST_ENQUEUED_AT)
+    return DeadLetterEntry(
+        source=letter.source,
+        sequence_number=letter.sequence_number,
+        message_id=message.message_id,
+        session_id=message.session_id,
+        reason=letter.reason,
+        description=letter.description,
+        body=message.body,
+        content_type=message.content_type,
+        correlation_id=message.correlation_id,
+        application_properties=properties,
+        # A parked copy is a new message: what the worker saw of the original is in its properties.
+        delivery_count=int(properties.get(DELIVERY_COUNT) or 0) if parked else letter.delivery_count,
+        first_enqueued_at=(
+            (datetime.fromisoformat(recorded_first) if recorded_first else None)
+            if parked
+            else letter.enqueued_time
+        ),
+        dead_lettered_at=letter.dead_lettered_time,
+    )
+
+
 def register_local_queue() -> None:
-    """Makes `QUEUE_BACKEND=local` send to this queue at `LOCAL_QUEUE_PATH` (the dev host and test stacks)."""
+    """Makes `QUEUE_BACKEND=local` send to this queue at `LOCAL_QUEUE_PATH` (the dev host and test stacks),
+    and show its dead letters to an operator."""
     register_queue_backend("local", _from_settings)
+    register_dead_letter_backend("local", _dead_letters_from_settings)
 
 
 def _from_settings(settings: Settings, credential: object = None) -> LocalQueue:
     # The local queue is a file: it never signs in, so the credential source is not used.
     return LocalQueue(settings.local_queue_path)
+
+
+def _dead_letters_from_settings(settings: Settings, credential: object = None) -> LocalDeadLetters:
+    return LocalDeadLetters(_from_settings(settings))

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from shared.fulfillment.client import FulfillmentClient
     from shared.identity.signing_keys import SigningKeys
     from shared.identity.tokens import TokenValidator
-    from shared.queueing.messages import EventQueue
+    from shared.queueing.messages import DeadLetterQueues, EventQueue
     from shared.storage.audit import AuditTrail
     from shared.storage.inbox import OperationInbox
     from shared.storage.licenses import LicenseIndex
@@ -37,9 +37,12 @@ if TYPE_CHECKING:
     from shared.storage.users import AdminStore, UserStore
     from shared.workflows.activation import ActivationPorts
     from shared.workflows.confirmation import ConfirmationPorts
+    from shared.workflows.dead_letters import DeadLetterPorts
     from shared.workflows.operations import OperationPorts
+    from shared.workflows.operator_requests import OperatorRequestPorts
     from shared.workflows.provisioning import ProvisioningHook
     from shared.workflows.reconcile import ReconcilePorts
+    from shared.workflows.subscription_views import SubscriptionViewPorts
     from shared.workflows.sync import SyncPorts
     from shared.workflows.tracking import TrackingPorts
 
@@ -110,6 +113,14 @@ class Services:
 
         with self._lock:
             return build_queue(self.settings, credential=self._credential)
+
+    @cached_property
+    def dead_letters(self) -> DeadLetterQueues:
+        """The parked and dead-lettered messages of the configured queue backend (operators only)."""
+        from shared.queueing.backends import build_dead_letters
+
+        with self._lock:
+            return build_dead_letters(self.settings, credential=self._credential)
 
     @cached_property
     def seats(self) -> SeatStore:
@@ -234,6 +245,26 @@ class Services:
         from shared.workflows.confirmation import ConfirmationPorts
 
         return ConfirmationPorts(self.subscriptions, self.users, self.admins, self.queue)
+
+    # --- operator workflow ports: the CLI (and later the console) ----------------------------------------
+
+    @cached_property
+    def dead_letter_ports(self) -> DeadLetterPorts:
+        from shared.workflows.dead_letters import DeadLetterPorts
+
+        return DeadLetterPorts(self.dead_letters, self.audit)
+
+    @cached_property
+    def operator_request_ports(self) -> OperatorRequestPorts:
+        from shared.workflows.operator_requests import OperatorRequestPorts
+
+        return OperatorRequestPorts(self.subscriptions, self.queue, self.audit)
+
+    @cached_property
+    def subscription_view_ports(self) -> SubscriptionViewPorts:
+        from shared.workflows.subscription_views import SubscriptionViewPorts
+
+        return SubscriptionViewPorts(self.subscriptions, self.operations, self.audit)
 
 
 _services: Services | None = None

@@ -39,6 +39,11 @@ class AuditAction(StrEnum):
     CONFIRM_ROLLED_BACK = "ConfirmRolledBack"
     CHANGE_PLAN_DECISION = "ChangePlanDecision"
     CHANGE_QUANTITY_DECISION = "ChangeQuantityDecision"
+    # An operator's action (the CLI, later the console), with who in `actor`.
+    RECONCILE_REQUESTED = "ReconcileRequested"
+    ACTIVATION_RETRY_REQUESTED = "ActivationRetryRequested"
+    DEAD_LETTER_REPLAYED = "DeadLetterReplayed"
+    DEAD_LETTER_DISCARDED = "DeadLetterDiscarded"
     # A Microsoft action this code does not know yet, or a stored string from an older version.
     UNKNOWN = "Unknown"
 
@@ -64,6 +69,7 @@ class AuditSource(StrEnum):
     LANDING = "landing"
     RECONCILIATION = "reconciliation"
     PUBLISHER_POLICY = "publisher-policy"
+    OPERATOR = "operator"  # the publisher's staff, by the CLI or the console; `actor` names the person
     # No requestSource on the operation, or a stored string from an older version.
     UNKNOWN = "Unknown"
 
@@ -82,7 +88,8 @@ class AuditEntry:
 
     `changes` maps a field name to (old, new). Written, they are Python values (datetimes, enums, parties);
     read back, they are what the stored JSON holds (ISO strings, enum values, objects as dicts).
-    `entry_id` is given by the store when the entry is written.
+    `entry_id` is given by the store when the entry is written. `actor` names the person behind an
+    operator's action (empty for the app's own steps).
     """
 
     subscription_id: str
@@ -93,3 +100,4 @@ class AuditEntry:
     changes: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
     correlation_id: str = ""
     entry_id: str = ""
+    actor: str = ""

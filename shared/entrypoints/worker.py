@@ -17,6 +17,13 @@ import azure.functions as func
 
 from shared import telemetry
 from shared.app_context import services
+from shared.domain.dead_letters import (
+    DELIVERY_COUNT,
+    FIRST_ENQUEUED_AT,
+    ORIGINAL_MESSAGE_ID,
+    REPLAY_COUNT,
+    REPLAYED_BY,
+)
 from shared.fulfillment.errors import FulfillmentError, is_transient
 from shared.logs import get_logger, log_context
 from shared.queueing.messages import (
@@ -180,16 +187,31 @@ def _park(
         session_id=msg.session_id or "",
         body=body,
         correlation_id=msg.correlation_id or "",
-        # The trace context it came with, so the parked copy leads back to the event's trace.
-        application_properties=_trace_properties(msg),
+        application_properties=_parked_properties(msg),
     )
     app.queue.dead_letter(parked, reason, description)
 
 
-def _trace_properties(msg: func.ServiceBusMessage) -> dict[str, str]:
-    properties = msg.application_properties or {}
-    return {
+# Kept on a parked copy: the trace context it came with (so it leads back to the event's trace) and, for a
+# replay that failed again, the id the message first had.
+_KEPT_PROPERTIES = (
+    telemetry.TRACEPARENT,
+    telemetry.TRACESTATE,
+    ORIGINAL_MESSAGE_ID,
+    REPLAYED_BY,
+    REPLAY_COUNT,
+)
+
+
+def _parked_properties(msg: func.ServiceBusMessage) -> dict[str, str]:
+    """What the parked copy carries: the properties worth keeping, and the delivery the worker saw (the
+    copy is a new message; the operator wants the original's first enqueue time and delivery count)."""
+    properties = {
         name: value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-        for name, value in properties.items()
-        if name in (telemetry.TRACEPARENT, telemetry.TRACESTATE)
+        for name, value in (msg.application_properties or {}).items()
+        if name in _KEPT_PROPERTIES
     }
+    if msg.enqueued_time_utc is not None:
+        properties[FIRST_ENQUEUED_AT] = msg.enqueued_time_utc.isoformat()
+    properties[DELIVERY_COUNT] = str(msg.delivery_count or 1)
+    return properties

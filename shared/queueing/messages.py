@@ -17,9 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared import telemetry
+
+if TYPE_CHECKING:
+    from shared.domain.dead_letters import DeadLetterEntry
 
 CONTENT_TYPE = "application/json"
 
@@ -179,3 +182,14 @@ class EventQueue(Protocol):
     def dead_letter(self, message: QueueMessage, reason: str, description: str) -> None:
         """Parks a message that can never succeed, with the reason, for a person to look at."""
         ...
+
+
+class DeadLetterQueues(Protocol):
+    """What each queue backend offers an operator (`shared.workflows.ports.DeadLetterBox`): the parking queue
+    and the events queue's dead-letter sub-queue, listed, replayed and discarded alike."""
+
+    def list(self, *, limit: int | None = None) -> list[DeadLetterEntry]: ...
+
+    def replay(self, entry: DeadLetterEntry, message: QueueMessage) -> bool: ...
+
+    def discard(self, entry: DeadLetterEntry) -> bool: ...

@@ -75,6 +75,8 @@ def to_entity(entry: AuditEntry) -> dict[str, Any]:
         "operation_id": entry.operation_id,
         "changes": changes_json,
         "correlation_id": entry.correlation_id,
+        # Only operators' entries name a person; the app's own rows stay as they always were.
+        **({"actor": check_string("actor", entry.actor)} if entry.actor else {}),
     }
 
 
@@ -91,6 +93,7 @@ def from_entity(entity: Mapping[str, Any]) -> AuditEntry:
         changes={name: _pair(value) for name, value in changes.items()},
         correlation_id=get_str(entity, "correlation_id"),
         entry_id=get_str(entity, "RowKey"),
+        actor=get_str(entity, "actor"),
     )
 
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from shared.domain.access import Role
     from shared.domain.audit import AuditEntry
     from shared.domain.changes import ChangeFunction, Updated
+    from shared.domain.dead_letters import DeadLetterEntry
     from shared.domain.identity import Person
     from shared.domain.inbox import InboxRecord
     from shared.domain.seats import Seat
@@ -97,6 +98,34 @@ class AuditLog(Protocol):
     """Append-only record of what changed, who or what caused it, and why."""
 
     def append(self, entry: AuditEntry) -> AuditEntry: ...
+
+
+class AuditHistory(AuditLog, Protocol):
+    """The audit trail read back: one subscription's entries, oldest first."""
+
+    def list(self, subscription_id: str) -> list[AuditEntry]: ...
+
+
+class SubscriptionCatalog(Protocol):
+    """Every stored subscription, page by page (`shared.storage.subscriptions.SubscriptionStore`)."""
+
+    def get(self, subscription_id: str) -> Subscription | None: ...
+
+    def list_all(self) -> Iterable[Subscription]: ...
+
+
+class DeadLetterBox(Protocol):
+    """The messages no worker could finish: the parking queue and the events queue's dead-letter sub-queue.
+
+    `replay` sends `message` (a copy with a fresh id) to the events queue and only then removes `entry`;
+    `discard` removes it. Both return False when `entry` is no longer there (someone else settled it).
+    """
+
+    def list(self, *, limit: int | None = None) -> list[DeadLetterEntry]: ...
+
+    def replay(self, entry: DeadLetterEntry, message: QueueMessage) -> bool: ...
+
+    def discard(self, entry: DeadLetterEntry) -> bool: ...
 
 
 class EventPublisher(Protocol):

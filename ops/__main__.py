@@ -1,0 +1,5 @@
+"""`python -m ops`: see `ops.cli` for the commands."""
+
+from ops.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""`reconcile [--subscription ID]`: one subscription through the worker now, or the sweep the timer runs."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ops.render import print_error, print_json, print_line
+from shared.app_context import services
+from shared.workflows.operator_requests import UnknownSubscriptionError, request_reconcile
+from shared.workflows.reconcile import sweep
+
+
+def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "reconcile", parents=[common], help="queue reconcile messages (one subscription, or the sweep)"
+    )
+    parser.add_argument("--subscription", metavar="ID", help="only this stored subscription")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.subscription:
+        return _one(args)
+    # The timer's own sweep: it lists Microsoft's subscriptions, so it needs the Fulfillment API settings.
+    app = services()
+    queued = sweep(
+        args.correlation_id, marketplace=app.fulfillment, subscriptions=app.subscriptions, events=app.queue
+    )
+    if args.json:
+        print_json({"queued": queued, "correlationId": args.correlation_id})
+    else:
+        print_line(f"sweep queued {queued} reconcile message(s); correlation id {args.correlation_id}")
+    return 0
+
+
+def _one(args: argparse.Namespace) -> int:
+    try:
+        message = request_reconcile(
+            args.subscription,
+            operator=args.operator,
+            correlation_id=args.correlation_id,
+            ports=services().operator_request_ports,
+        )
+    except UnknownSubscriptionError as exc:
+        print_error(str(exc))
+        return 1
+    if args.json:
+        print_json({"queued": 1, "messageId": message.message_id, "correlationId": args.correlation_id})
+    else:
+        print_line(f"reconcile queued for {args.subscription} (message {message.message_id})")
+    return 0

@@ -1,0 +1,183 @@
+"""An operator lists, replays and discards the messages no worker could finish (the CLI and the console).
+
+Replaying sends a copy with a fresh message id to the events queue (duplicate detection would drop the
+original id within its window) and only then removes the entry, so a crash in between leaves a replay and
+the entry, never neither; replaying twice is harmless because the worker keys its work on the operation or
+subscription, not on the message id. Every replay and discard is written to the subscription's audit trail
+with the operator's name; a discard must say why.
+
+Bulk actions yield one result per entry as they go, so a caller can show progress, and one entry's failure
+is reported on that entry instead of stopping the rest.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from shared.domain.audit import AuditAction, AuditEntry, AuditSource
+from shared.domain.dead_letters import DeadLetterEntry, DeadLetterSelection, replay_properties
+from shared.logs import get_logger
+from shared.queueing.messages import QueueMessage
+from shared.workflows.sync import utcnow
+
+if TYPE_CHECKING:
+    from shared.workflows.ports import AuditLog, DeadLetterBox
+
+log = get_logger(__name__)
+
+
+class NothingSelectedError(ValueError):
+    """A replay or discard named no entry and no filter: acting on everything must be asked for."""
+
+
+class ReasonRequiredError(ValueError):
+    """A discard without a reason: the audit trail must say why a message was thrown away."""
+
+
+class DeadLetterOutcome(StrEnum):
+    REPLAYED = "replayed"
+    DISCARDED = "discarded"
+    GONE = "gone"  # settled by someone else between listing and acting
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class DeadLetterPorts:
+    box: DeadLetterBox
+    audit: AuditLog
+
+
+@dataclass(frozen=True)
+class DeadLetterResult:
+    entry: DeadLetterEntry
+    outcome: DeadLetterOutcome
+    replay_message_id: str = ""
+    error: str = ""
+
+
+_Action = Callable[[DeadLetterEntry], DeadLetterResult]
+
+
+def list_dead_letters(
+    selection: DeadLetterSelection | None = None, *, ports: DeadLetterPorts, limit: int | None = None
+) -> list[DeadLetterEntry]:
+    """Entries of both sources (parking first), those `selection` matches when given."""
+    entries = ports.box.list(limit=limit)
+    return entries if selection is None or selection.is_empty else selection.pick(entries)
+
+
+def select_dead_letters(selection: DeadLetterSelection, *, ports: DeadLetterPorts) -> list[DeadLetterEntry]:
+    """What a replay or discard of `selection` would act on; refuses an empty selection."""
+    if selection.is_empty:
+        raise NothingSelectedError(
+            "name entries (key or message id) or choose --all, --reason or --subscription"
+        )
+    return selection.pick(ports.box.list())
+
+
+def replay_dead_letters(
+    entries: Iterable[DeadLetterEntry], *, operator: str, correlation_id: str, ports: DeadLetterPorts
+) -> Iterator[DeadLetterResult]:
+    for entry in entries:
+        yield _settle_one(entry, lambda e: _replay(e, operator, correlation_id, ports))
+
+
+def discard_dead_letters(
+    entries: Iterable[DeadLetterEntry],
+    *,
+    reason: str,
+    operator: str,
+    correlation_id: str,
+    ports: DeadLetterPorts,
+) -> Iterator[DeadLetterResult]:
+    if not reason.strip():
+        raise ReasonRequiredError("a discard needs a reason; it is kept in the subscription's audit trail")
+    for entry in entries:
+        yield _settle_one(entry, lambda e: _discard(e, reason.strip(), operator, correlation_id, ports))
+
+
+def replay_message(entry: DeadLetterEntry, operator: str) -> QueueMessage:
+    """The copy a replay sends: same body, session and correlation id; a fresh id naming the original."""
+    return QueueMessage(
+        message_id=f"replay-{uuid.uuid4()}",
+        session_id=entry.session_id or entry.subscription_id,
+        body=dict(entry.body),
+        content_type=entry.content_type,
+        correlation_id=entry.correlation_id,
+        application_properties=replay_properties(entry, operator),
+    )
+
+
+def _settle_one(entry: DeadLetterEntry, act: _Action) -> DeadLetterResult:
+    try:
+        return act(entry)
+    except Exception as exc:  # one entry's trouble is reported on it; the rest of a bulk action goes on
+        log.warning("dead letter not settled", extra={"key": entry.key, "error": str(exc)}, exc_info=True)
+        return DeadLetterResult(entry, DeadLetterOutcome.FAILED, error=f"{type(exc).__name__}: {exc}")
+
+
+def _replay(
+    entry: DeadLetterEntry, operator: str, correlation_id: str, ports: DeadLetterPorts
+) -> DeadLetterResult:
+    message = replay_message(entry, operator)
+    if not ports.box.replay(entry, message):
+        return DeadLetterResult(entry, DeadLetterOutcome.GONE)
+    changes = {
+        "message_id": (entry.message_id, message.message_id),
+        "dead_letter_reason": (entry.reason, None),
+    }
+    _audit(entry, AuditAction.DEAD_LETTER_REPLAYED, changes, operator, correlation_id, ports)
+    return DeadLetterResult(entry, DeadLetterOutcome.REPLAYED, replay_message_id=message.message_id)
+
+
+def _discard(
+    entry: DeadLetterEntry, reason: str, operator: str, correlation_id: str, ports: DeadLetterPorts
+) -> DeadLetterResult:
+    if not ports.box.discard(entry):
+        return DeadLetterResult(entry, DeadLetterOutcome.GONE)
+    changes = {
+        "message_id": (entry.message_id, None),
+        "dead_letter_reason": (entry.reason, None),
+        "discard_reason": (None, reason),
+    }
+    _audit(entry, AuditAction.DEAD_LETTER_DISCARDED, changes, operator, correlation_id, ports)
+    return DeadLetterResult(entry, DeadLetterOutcome.DISCARDED)
+
+
+def _audit(
+    entry: DeadLetterEntry,
+    action: AuditAction,
+    changes: Mapping[str, tuple[str | None, str | None]],
+    operator: str,
+    correlation_id: str,
+    ports: DeadLetterPorts,
+) -> None:
+    # Written after the queue acted, so the trail never claims what did not happen; the log line is the
+    # record for a message that names no subscription (a body nobody could read).
+    log.info(
+        "dead letter settled by an operator",
+        extra={
+            "action": action.value,
+            "key": entry.key,
+            "message_id": entry.message_id,
+            "operator": operator,
+        },
+    )
+    if not entry.subscription_id:
+        return
+    ports.audit.append(
+        AuditEntry(
+            subscription_id=entry.subscription_id,
+            at=utcnow(),
+            action=action,
+            source=AuditSource.OPERATOR,
+            operation_id=entry.operation_id,
+            changes=changes,
+            correlation_id=correlation_id,
+            actor=operator,
+        )
+    )

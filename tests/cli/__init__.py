@@ -1,0 +1,1 @@
+"""The operator's CLI (`python -m ops`) against the local stack."""

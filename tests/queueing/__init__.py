@@ -1,0 +1,1 @@
+"""The queue adapters beyond sending: the operator's view of dead letters."""
