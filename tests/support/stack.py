@@ -115,6 +115,7 @@ def running_stack(
     connection_string: str,
     table_prefix: str,
     env: dict[str, str] | None = None,
+    max_delivery_count: int = 10,
     **sandbox_settings: Any,
 ) -> Iterator[Stack]:
     import function_app
@@ -142,7 +143,7 @@ def running_stack(
         reset_services()
         host = HttpHost(FunctionsWsgiApp(function_app.app), port=port)
         host.start()
-        queue = LocalQueue(queue_path, lock_seconds=30, max_delivery_count=10)
+        queue = LocalQueue(queue_path, lock_seconds=30, max_delivery_count=max_delivery_count)
         # As many sessions at once as host.json allows, as under `make dev` and the Functions host.
         runner = QueueRunner.for_app(function_app.app, queue, workers=max_concurrent_sessions())
         assert runner is not None
