@@ -69,9 +69,10 @@ def events_worker(msg: func.ServiceBusMessage) -> None:
     worker.handle_message(msg)
 
 
-@app.timer_trigger(schedule="0 */30 * * * *", arg_name="timer", run_on_startup=False)
+@app.timer_trigger(schedule="%RECONCILE_SCHEDULE%", arg_name="timer", run_on_startup=False)
 def reconciliation_sweep(timer: func.TimerRequest) -> None:
-    """Every 30 minutes: queue a reconcile message per known subscription (R83)."""
+    """On RECONCILE_SCHEDULE (every 30 minutes): queue a reconcile message per subscription Microsoft lists
+    (R83). Not on startup: every scale-out instance would sweep again."""
     reconciliation.handle_timer(timer)
 
 

@@ -1,4 +1,4 @@
-"""`python -m devhost`: runs function_app.py's HTTP triggers and its queue trigger until Ctrl-C or SIGTERM.
+"""`python -m devhost`: runs function_app.py's HTTP, queue and timer triggers until Ctrl-C or SIGTERM.
 
 Settings come from the environment, and from devhost/dev.env for anything it leaves unset. The HTTP port is
 DEVHOST_PORT (default 7071). Run it from the project root; `make dev` starts it with the rest of the stack.
@@ -19,7 +19,9 @@ from devhost import PROJECT_ROOT, apply_dev_env, mark_local_stack
 from devhost.http_host import ROUTE_PREFIX, FunctionsWsgiApp, HttpFunction, HttpHost
 from devhost.local_queue import LocalQueue, register_local_queue
 from devhost.queue_runner import QueueRunner, queue_functions
+from devhost.schedules import ScheduleError
 from devhost.servicebus_runner import ServiceBusRunner
+from devhost.timer_runner import TimerRunner
 from shared import logs
 from shared.config import ConfigurationError, Settings, check_fail_closed
 
@@ -65,7 +67,10 @@ def _start_servicebus_runner(
 
 
 def _describe(
-    host: HttpHost, functions: list[HttpFunction], runner: QueueRunner | ServiceBusRunner | None
+    host: HttpHost,
+    functions: list[HttpFunction],
+    runner: QueueRunner | ServiceBusRunner | None,
+    timers: TimerRunner | None,
 ) -> str:
     lines = ["Functions:"]
     for function in functions:
@@ -75,6 +80,9 @@ def _describe(
         lines.append(f"  {runner.function.name}: local queue {runner.queue.path}")
     elif runner is not None:
         lines.append(f"  {runner.function.name}: Service Bus queue {runner.function.queue_name}")
+    for timer in timers.functions if timers is not None else []:
+        startup = ", and at startup" if timer.run_on_startup else ""
+        lines.append(f"  {timer.name}: timer {timer.schedule.expression} (UTC){startup}")
     return "\n".join(lines)
 
 
@@ -99,6 +107,13 @@ def main() -> int:
     settings = Settings.from_env()
     logs.configure(settings.log_level)
     app = _load_app()
+    stop = threading.Event()
+    try:
+        # Before anything listens: a schedule the Functions host would refuse stops this host too.
+        timers = TimerRunner.for_app(app, stop_event=stop)
+    except ScheduleError as exc:
+        print(f"devhost: {exc}", file=sys.stderr)
+        return 1
     wsgi_app = FunctionsWsgiApp(app)
     port = int(os.environ["DEVHOST_PORT"]) if os.environ.get("DEVHOST_PORT") else 7071
     try:
@@ -108,13 +123,16 @@ def main() -> int:
             f"devhost: cannot listen on 127.0.0.1:{port}: {exc.strerror} (set DEVHOST_PORT)", file=sys.stderr
         )
         return 1
-    stop = threading.Event()
     _stop_on_signals(stop)
     host.start()
     runner = _start_runner(app, settings, stop)
-    print(_describe(host, list(wsgi_app.functions.values()), runner), flush=True)
+    if timers is not None:
+        timers.start()
+    print(_describe(host, list(wsgi_app.functions.values()), runner, timers), flush=True)
     while not stop.wait(0.5):
         pass
+    if timers is not None:
+        timers.stop()
     if runner is not None:
         runner.stop()
     host.stop()

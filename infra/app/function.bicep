@@ -152,6 +152,11 @@ var appSettings = [
     name: 'SERVICEBUS_DEADLETTER_QUEUE'
     value: parkingQueueName
   }
+  // function_app.py binds the sweep's timer to %RECONCILE_SCHEDULE%: the host refuses to index it unset.
+  {
+    name: 'RECONCILE_SCHEDULE'
+    value: '0 */30 * * * *'
+  }
   {
     name: 'SSO_CLIENT_ID'
     value: ssoClientId

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Request, Response
 from sandbox.catalog import offer_from_json, plan_from_json
 from sandbox.control.answers import ControlError, catalog_call, json_answer, json_body
 from sandbox.control.context import LIFECYCLE_ACTIONS, ControlContext, reset
-from sandbox.control.purchases import buy, token_answer
+from sandbox.control.purchases import buy, seed_request, token_answer
 from sandbox.identities import TestUser
 
 log = logging.getLogger("sandbox.control")
@@ -28,6 +28,7 @@ RULES = [
     Rule("/control/offers/<offer_id>/plans/<plan_id>/stop-sell", methods=["POST"], endpoint="stop_sell"),
     Rule("/control/purchases", methods=["POST"], endpoint="purchase"),
     Rule("/control/subscriptions", methods=["GET"], endpoint="subscriptions"),
+    Rule("/control/subscriptions/seed", methods=["POST"], endpoint="seed"),
     Rule(_SUBSCRIPTION, methods=["GET"], endpoint="subscription"),
     Rule(f"{_SUBSCRIPTION}/token", methods=["POST"], endpoint="token"),
     Rule(f"{_SUBSCRIPTION}/change-plan", methods=["POST"], endpoint="change_plan"),
@@ -95,6 +96,10 @@ class JsonRoutes:
 
     def purchase(self, request: Request) -> Response:
         return json_answer(buy(self._ctx, json_body(request)), 201)
+
+    def seed(self, request: Request) -> Response:
+        ids = self._ctx.marketplace.seed(seed_request(self._ctx, json_body(request)))
+        return json_answer({"seeded": len(ids), "first": ids[0], "last": ids[-1]}, 201)
 
     def subscriptions(self, request: Request) -> Response:
         marketplace = self._ctx.marketplace

@@ -10,7 +10,8 @@ from typing import Any
 from sandbox.control.answers import ControlError
 from sandbox.control.context import ControlContext
 from sandbox.identities import TestUser
-from sandbox.marketplace.records import WireParty
+from sandbox.marketplace.records import SUBSCRIBED, WireParty
+from sandbox.marketplace.seeding import SeedRequest
 from sandbox.marketplace.service import Marketplace
 
 
@@ -43,6 +44,20 @@ def buy(context: ControlContext, body: Mapping[str, Any]) -> dict[str, Any]:
         auto_renew=bool(body.get("autoRenew", True)),
     )
     return token_answer(marketplace, purchase.subscription_id, purchase.token)
+
+
+def seed_request(context: ControlContext, body: Mapping[str, Any]) -> SeedRequest:
+    """`{"planId", "count", "quantity"?, "status"?: Subscribed, "buyer"?, "offerId"?}`: who bought them
+    is the named test user (the first one when none is named)."""
+    buyer = body.get("buyer") or context.identities.users[0].username
+    return SeedRequest(
+        offer_id=str(body.get("offerId") or _default_offer_id(context.marketplace)),
+        plan_id=_required_text(body, "planId"),
+        count=body.get("count", 0),  # checked by the marketplace
+        quantity=body.get("quantity"),
+        status=str(body.get("status") or SUBSCRIBED),
+        party=party_of(_user(context, buyer)),
+    )
 
 
 def token_answer(marketplace: Marketplace, subscription_id: str, token: str) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from sandbox.marketplace.records import (
     now_iso,
     on_the_wire,
 )
+from sandbox.marketplace.seeding import SeedRequest, seed
 from sandbox.marketplace.settings import SandboxSettings
 from sandbox.marketplace.state_file import MarketplaceState
 
@@ -163,6 +164,12 @@ class Marketplace:
     def resolve(self, token: str | None) -> dict[str, Any]:
         """ResolvedSubscription for a purchase token; 400 when missing, unknown or expired (R4, R5)."""
         return self._purchases.resolve(token)
+
+    def seed(self, request: SeedRequest) -> list[str]:
+        """Many subscriptions at once (benchmarks): no token, no webhook (`sandbox.marketplace.seeding`)."""
+        ids = seed(self._ledger, request, datetime.now(UTC).date())
+        log.info("%d subscriptions of %s/%s seeded", len(ids), request.offer_id, request.plan_id)
+        return ids
 
     # --- reading -----------------------------------------------------------------------------------------
 

@@ -8,13 +8,13 @@ import azure.functions as func
 
 from shared.app_context import services
 from shared.logs import get_logger, log_context
-from shared.workflows.reconcile import sweep
+from shared.workflows.reconcile import SweepReport, sweep
 
 log = get_logger(__name__)
 
 
-def handle_timer(timer: func.TimerRequest) -> int:
-    """Queues one reconcile message per known subscription; the worker does the rest, in order."""
+def handle_timer(timer: func.TimerRequest) -> SweepReport:
+    """Queues one reconcile message per subscription Microsoft lists; the worker does the rest, in order."""
 
     correlation_id = str(uuid.uuid4())
     with log_context(correlation_id=correlation_id):

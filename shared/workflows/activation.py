@@ -33,27 +33,32 @@ class ActivationPorts:
     provision: ProvisioningHook
 
 
-def activate_purchase(subscription_id: str, correlation_id: str, *, ports: ActivationPorts) -> Subscription:
+def activate_purchase(
+    subscription_id: str, correlation_id: str, *, ports: ActivationPorts, source: AuditSource = SOURCE
+) -> Subscription:
+    """`source` names who started it in the audit trail: the landing, or reconciliation finishing it."""
     client = ports.sync.marketplace
     snapshot = client.get_subscription(subscription_id, correlation_id=correlation_id)
-    cause = Cause(operation_id="", action=ACTIVATE, source=SOURCE.value, at=utcnow())
+    cause = Cause(operation_id="", action=ACTIVATE, source=source.value, at=utcnow())
     if snapshot.status is not SubscriptionStatus.PENDING_FULFILLMENT_START:
         log.info("no activation needed", extra={"status": snapshot.status.value})
         return mirror(ports.sync, snapshot, cause, correlation_id)
 
-    stored = _provision(ports, mirror(ports.sync, snapshot, cause, correlation_id), correlation_id)
+    stored = _provision(ports, mirror(ports.sync, snapshot, cause, correlation_id), correlation_id, source)
     # Our state is written (provisioned); a crash here must still end with an activated subscription.
     faultpoint("worker.after_state_write")
     try:
         client.activate(subscription_id, snapshot.plan_id, snapshot.quantity, correlation_id=correlation_id)
     except (FulfillmentBadRequestError, FulfillmentNotFoundError) as exc:
-        return _after_refused_activation(ports.sync, stored, exc, correlation_id)
+        return _after_refused_activation(ports.sync, stored, exc, correlation_id, cause)
     log.info("subscription activated", extra={"plan_id": snapshot.plan_id, "quantity": snapshot.quantity})
     after = client.get_subscription(subscription_id, correlation_id=correlation_id)
     return mirror(ports.sync, after, cause, correlation_id)
 
 
-def _provision(ports: ActivationPorts, stored: Subscription, correlation_id: str) -> Subscription:
+def _provision(
+    ports: ActivationPorts, stored: Subscription, correlation_id: str, source: AuditSource
+) -> Subscription:
     if stored.provisioned:
         return stored
     if not ports.provision(stored):
@@ -66,7 +71,7 @@ def _provision(ports: ActivationPorts, stored: Subscription, correlation_id: str
             subscription_id=stored.id,
             at=utcnow(),
             action=AuditAction.PROVISIONED,
-            source=SOURCE,
+            source=source,
             changes={"provisioned": (False, True)},
             correlation_id=correlation_id,
         )
@@ -76,11 +81,10 @@ def _provision(ports: ActivationPorts, stored: Subscription, correlation_id: str
 
 
 def _after_refused_activation(
-    sync: SyncPorts, stored: Subscription, error: Exception, correlation_id: str
+    sync: SyncPorts, stored: Subscription, error: Exception, correlation_id: str, cause: Cause
 ) -> Subscription:
     """400 'already subscribed' is success once GetSubscription confirms it (R14); else it is final."""
     snapshot = sync.marketplace.get_subscription(stored.id, correlation_id=correlation_id)
-    cause = Cause(operation_id="", action=ACTIVATE, source=SOURCE.value, at=utcnow())
     current = mirror(sync, snapshot, cause, correlation_id)
     if snapshot.status is SubscriptionStatus.PENDING_FULFILLMENT_START:
         raise PermanentFailureError("ActivationRefused", f"Microsoft refused activation: {error}")

@@ -1,17 +1,31 @@
-"""Repair of missed webhooks, failed activations and drift (R15, R28, R83).
+"""Repair of missed webhooks, failed activations, unanswered operations and drift (R15, R28, R83).
 
-`reconcile_subscription` mirrors one subscription and answers any operation Microsoft still waits for
-that we never saw; `sweep` walks every subscription Microsoft lists and queues a reconcile message for each
-one we know, so the work is spread over the worker with per-subscription ordering kept.
+`sweep` walks every subscription Microsoft lists (ListSubscriptions, page by page along `@nextLink`) and
+queues one `reconcile` message per subscription, including those we have no row for, so the repairs run on
+the worker with each subscription's order kept. It holds one batch of listed subscriptions at a time (a
+page's worth), never the whole list, and looks their rows up concurrently. Only a subscription that is
+Unsubscribed on both sides is left out: nothing about it can drift any more.
+
+`reconcile_subscription` repairs one subscription from Microsoft's truth: a mirror created from
+GetSubscription when we had none, status/plan/quantity/term drift mirrored, an activation the buyer
+confirmed but that never succeeded performed (R15), and a pending ChangePlan/ChangeQuantity no webhook
+brought us answered through the webhook path (R28). Every repair leaves an audit entry with source
+`reconciliation` saying what drifted, and one log line saying what was found.
 """
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from typing import TYPE_CHECKING
 
-from shared.domain.audit import AuditAction, AuditSource
+from shared.domain.audit import AuditAction, AuditEntry, AuditSource
+from shared.domain.inbox import InboxState
 from shared.domain.status import SubscriptionStatus
+from shared.domain.subscription import MicrosoftSubscription, Operation, Subscription
 from shared.domain.transitions import Cause
 from shared.logs import get_logger
 from shared.queueing.messages import reconcile_message
@@ -23,6 +37,14 @@ if TYPE_CHECKING:
     from shared.workflows.ports import EventPublisher, Marketplace, SubscriptionRecords
 
 log = get_logger(__name__)
+SOURCE = AuditSource.RECONCILIATION
+# Subscriptions held at once by the sweep: Microsoft's page size, so memory stays bounded by one page.
+SWEEP_BATCH = 100
+# Row lookups in flight during a sweep: one batch's reads overlap instead of queueing one after another.
+SWEEP_LOOKUPS = 16
+# Fields whose difference from Microsoft is drift worth naming in the log (the audit entry has them all).
+DRIFT_FIELDS = ("status", "plan_id", "quantity", "term")
+_UNSUBSCRIBED = SubscriptionStatus.UNSUBSCRIBED
 
 
 @dataclass(frozen=True)
@@ -33,34 +55,110 @@ class ReconcilePorts:
     operations: OperationPorts
 
 
-def reconcile_subscription(subscription_id: str, correlation_id: str, *, ports: ReconcilePorts) -> None:
+@dataclass(frozen=True)
+class SweepReport:
+    """What one sweep saw and did: subscriptions listed by Microsoft, reconcile messages queued, listed
+    subscriptions with no row of ours, and those left out as Unsubscribed on both sides."""
+
+    listed: int = 0
+    queued: int = 0
+    unknown_locally: int = 0
+    finished: int = 0
+
+
+@dataclass(frozen=True)
+class Repairs:
+    """What reconciling one subscription found and did."""
+
+    unknown_locally: bool
+    drifted: tuple[str, ...]
+    activated: bool
+    answered: tuple[str, ...]
+
+    @property
+    def any(self) -> bool:
+        return self.unknown_locally or bool(self.drifted or self.answered) or self.activated
+
+
+def reconcile_subscription(subscription_id: str, correlation_id: str, *, ports: ReconcilePorts) -> Repairs:
     sync = ports.operations.sync
     stored = sync.subscriptions.get(subscription_id)
-    cause = Cause(
-        operation_id="",
-        action=AuditAction.RECONCILE.value,
-        source=AuditSource.RECONCILIATION.value,
-        at=utcnow(),
-    )
-    current = sync_from_microsoft(sync, subscription_id, cause, correlation_id)
-    if (
-        current.status is SubscriptionStatus.PENDING_FULFILLMENT_START
-        and stored
-        and stored.activation_requested_at
-    ):
-        # The buyer confirmed, but Activate never succeeded: billing has not started (R15).
-        activate_purchase(subscription_id, correlation_id, ports=ports.activation)
-        return
-    if current.status is not SubscriptionStatus.SUBSCRIBED:
-        return
-    for operation in sync.marketplace.list_operations(subscription_id, correlation_id=correlation_id):
+    cause = Cause(operation_id="", action=AuditAction.RECONCILE.value, source=SOURCE.value, at=utcnow())
+    # The mirror writes the audit entry of whatever drifted (every field, for a row we did not have).
+    current = sync_from_microsoft(sync, subscription_id, cause, correlation_id, known=stored)
+    activated = _finish_activation(subscription_id, stored, current, correlation_id, ports=ports)
+    answered: tuple[str, ...] = ()
+    if current.status is SubscriptionStatus.SUBSCRIBED and not activated:
+        answered = _answer_unanswered(subscription_id, correlation_id, ports=ports)
+    repairs = Repairs(stored is None, _drifted(stored, current), activated, answered)
+    if repairs.any:
+        log.info(
+            "reconciliation repaired a subscription",
+            extra={
+                "unknown_locally": repairs.unknown_locally,
+                "drifted": list(repairs.drifted),
+                "activated": repairs.activated,
+                "answered_operations": list(repairs.answered),
+            },
+        )
+    return repairs
+
+
+def _drifted(stored: Subscription | None, current: Subscription) -> tuple[str, ...]:
+    if stored is None:
+        return ()
+    return tuple(name for name in DRIFT_FIELDS if getattr(stored, name) != getattr(current, name))
+
+
+def _finish_activation(
+    subscription_id: str,
+    stored: Subscription | None,
+    current: Subscription,
+    correlation_id: str,
+    *,
+    ports: ReconcilePorts,
+) -> bool:
+    """Activates a purchase the buyer confirmed but Microsoft still holds pending (billing never started,
+    R15). One never confirmed is left alone: only the buyer's landing may start it (R16)."""
+    if current.status is not SubscriptionStatus.PENDING_FULFILLMENT_START:
+        return False
+    if stored is None or stored.activation_requested_at is None:
+        return False
+    log.info("activating a confirmed purchase that never became active")
+    after = activate_purchase(subscription_id, correlation_id, ports=ports.activation, source=SOURCE)
+    return after.status is SubscriptionStatus.SUBSCRIBED
+
+
+def _answer_unanswered(
+    subscription_id: str, correlation_id: str, *, ports: ReconcilePorts
+) -> tuple[str, ...]:
+    """Answers, through the webhook's own path, each operation Microsoft still waits on that we never
+    received (or received and never answered); returns their ids."""
+    marketplace = ports.operations.sync.marketplace
+    answered = []
+    for operation in marketplace.list_operations(subscription_id, correlation_id=correlation_id):
         record = ports.operations.inbox.get(subscription_id, operation.id)
-        if pending_status(operation) and record is None:
-            log.info(
-                "answering a pending operation no webhook announced", extra={"operation_id": operation.id}
-            )
-            payload = {"id": operation.id, "subscriptionId": subscription_id, "action": operation.action_raw}
-            handle_announced_operation(payload, correlation_id, ports=ports.operations)
+        if not pending_status(operation) or (record is not None and record.state is not InboxState.RECEIVED):
+            continue
+        log.info("answering a pending operation no webhook announced", extra={"operation_id": operation.id})
+        _audit_unanswered(operation, correlation_id, ports=ports)
+        payload = {"id": operation.id, "subscriptionId": subscription_id, "action": operation.action_raw}
+        handle_announced_operation(payload, correlation_id, ports=ports.operations)
+        answered.append(operation.id)
+    return tuple(answered)
+
+
+def _audit_unanswered(operation: Operation, correlation_id: str, *, ports: ReconcilePorts) -> None:
+    entry = AuditEntry(
+        subscription_id=operation.subscription_id,
+        at=utcnow(),
+        action=AuditAction.RECONCILE,
+        source=SOURCE,
+        operation_id=operation.id,
+        changes={"unanswered_operation": (operation.action_raw, "answered")},
+        correlation_id=correlation_id,
+    )
+    ports.operations.audit.append(entry)
 
 
 def sweep(
@@ -69,15 +167,42 @@ def sweep(
     marketplace: Marketplace,
     subscriptions: SubscriptionRecords,
     events: EventPublisher,
-) -> int:
-    """Queues a reconcile message per known subscription Microsoft lists; returns how many."""
-    queued = 0
-    for snapshot in marketplace.list_subscriptions(correlation_id=correlation_id):
-        stored = subscriptions.get(snapshot.id)
-        if stored is None or stored.status is SubscriptionStatus.UNSUBSCRIBED:
-            # Unknown ones have not landed yet: only the buyer's landing may start them (R16).
-            continue
-        events.send(reconcile_message(snapshot.id, "sweep", correlation_id))
-        queued += 1
-    log.info("reconciliation sweep queued", extra={"queued": queued})
-    return queued
+    batch: int = SWEEP_BATCH,
+    lookups: int = SWEEP_LOOKUPS,
+) -> SweepReport:
+    """Queues a reconcile message per subscription Microsoft lists, known to us or not; returns the counts."""
+    listed = queued = unknown = finished = 0
+    with ThreadPoolExecutor(max_workers=lookups, thread_name_prefix="sweep-lookups") as pool:
+        for snapshots in _batches(marketplace.list_subscriptions(correlation_id=correlation_id), batch):
+            rows = _lookup(pool, subscriptions, snapshots)
+            for snapshot, stored in zip(snapshots, rows, strict=True):
+                listed += 1
+                if stored is None:
+                    unknown += 1
+                elif stored.status is _UNSUBSCRIBED and snapshot.status is _UNSUBSCRIBED:
+                    finished += 1
+                    continue
+                events.send(reconcile_message(snapshot.id, "sweep", correlation_id))
+                queued += 1
+    report = SweepReport(listed=listed, queued=queued, unknown_locally=unknown, finished=finished)
+    log.info(
+        "reconciliation sweep queued",
+        extra={"listed": listed, "queued": queued, "unknown_locally": unknown, "finished": finished},
+    )
+    return report
+
+
+def _batches(items: Iterable[MicrosoftSubscription], size: int) -> Iterator[list[MicrosoftSubscription]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _lookup(
+    pool: ThreadPoolExecutor, subscriptions: SubscriptionRecords, snapshots: list[MicrosoftSubscription]
+) -> list[Subscription | None]:
+    # Each read runs in this thread's context, so its log lines keep the sweep's correlation id.
+    futures = [
+        pool.submit(contextvars.copy_context().run, subscriptions.get, snapshot.id) for snapshot in snapshots
+    ]
+    return [future.result() for future in futures]

@@ -56,6 +56,7 @@ def test_it_serves_the_app_and_stops_on_a_signal(
     assert proc.returncode == 0, output
     assert f"http://127.0.0.1:{port}/api/health" in output
     assert "events_worker: local queue" in output
+    assert "reconciliation_sweep: timer 0 */30 * * * * (UTC)" in output, "dev.env's RECONCILE_SCHEDULE"
     assert (tmp_path / "queue.sqlite3").exists(), "the worker reads the queue under the data folder"
 
 
@@ -91,3 +92,22 @@ def test_with_service_bus_settings_the_worker_is_fed_from_service_bus(tmp_path: 
         output, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, output
     assert "events_worker: Service Bus queue saas-events" in output
+
+
+def test_a_schedule_the_functions_host_would_refuse_stops_it(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "DEVHOST_PORT": str(free_port()),
+        "DEVHOST_STATE_DIR": str(tmp_path),
+        "RECONCILE_SCHEDULE": "*/30 * * * *",  # five fields: crontab, not NCRONTAB
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "devhost"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1
+    assert "has 5 fields; NCRONTAB needs 6" in done.stderr
