@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 from typing import Any
 
 from ops.render import print_error, print_json, print_line
@@ -24,13 +25,17 @@ def run(args: argparse.Namespace) -> int:
         return _one(args)
     # The timer's own sweep: it lists Microsoft's subscriptions, so it needs the Fulfillment API settings.
     app = services()
-    queued = sweep(
+    report = sweep(
         args.correlation_id, marketplace=app.fulfillment, subscriptions=app.subscriptions, events=app.queue
     )
     if args.json:
-        print_json({"queued": queued, "correlationId": args.correlation_id})
+        print_json({**asdict(report), "correlationId": args.correlation_id})
     else:
-        print_line(f"sweep queued {queued} reconcile message(s); correlation id {args.correlation_id}")
+        print_line(
+            f"sweep: {report.listed} listed by Microsoft, {report.queued} reconcile message(s) queued,"
+            f" {report.unknown_locally} unknown here, {report.finished} left out (unsubscribed both"
+            f" sides); correlation id {args.correlation_id}"
+        )
     return 0
 
 
