@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from azure.functions.servicebus import ServiceBusMessage
@@ -34,7 +35,7 @@ from azure.functions.servicebus import ServiceBusMessage
 from bench.burst import LocalStack, use_app_settings
 from bench.machine import machine_line
 from devhost.queue_runner import max_concurrent_sessions
-from shared.queueing.messages import QueueMessage, activation_message, webhook_message
+from shared.queueing.messages import MessageKind, QueueMessage, activation_message, webhook_message
 from tests.support.sandbox import ControlClient
 from tests.support.storage_counter import CountingStorageProxy
 
@@ -82,10 +83,16 @@ def fresh_worker(connection_string: str, api_counter: list[int] | None = None) -
 
 
 def webhook_event(control: ControlClient, subscription_id: str, operation_id: str) -> QueueMessage:
-    payload = control.operation(operation_id)
-    # Taken in just now, as the webhook would: the worker is not behind, so every event mirrors at once.
-    received = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
-    return webhook_message(payload, received_at=received, correlation_id="bench")
+    return webhook_message(control.operation(operation_id), received_at="", correlation_id="bench")
+
+
+def taken_in_now(message: QueueMessage) -> QueueMessage:
+    """The message as the webhook would queue it this instant: a change that waited in the queue longer than
+    a moment is handled behind (docs/design.md), and the bench measures the ordinary path."""
+    if message.body.get("kind") != MessageKind.WEBHOOK:
+        return message
+    received = datetime.now(UTC).isoformat(timespec="milliseconds")
+    return webhook_message(message.body["payload"], received_at=received, correlation_id="bench")
 
 
 def notify_events(control: ControlClient, ids: list[str]) -> list[list[QueueMessage]]:
@@ -108,7 +115,7 @@ def run_sessions(handler: Handler, sessions: list[list[QueueMessage]], concurren
 
     def one_session(events: list[QueueMessage]) -> None:
         for message in events:
-            handler(as_trigger_message(message))
+            handler(as_trigger_message(taken_in_now(message)))
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="session") as pool:
