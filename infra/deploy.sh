@@ -4,7 +4,10 @@
 #   AZURE_ENV_NAME=contoso-saas AZURE_LOCATION=westeurope ALERT_EMAIL=ops@contoso.example infra/deploy.sh
 #
 # 1. infra/register-apps.sh: the Fulfillment and sign-in app registrations (created, or checked).
-# 2. az group create + az deployment group create with infra/main.bicep: everything the app runs on.
+# 2. az group create + az deployment group create with infra/resources.bicep: everything the app runs on.
+#    (infra/main.bicep is azd's entry point, at subscription scope: it makes the resource group itself, and
+#    ARM refuses it in `az deployment group create`. resources.bicep takes the same parameters and gives
+#    the outputs read below.)
 # 3. infra/register-apps.sh again, with the deployment's outputs: the Fulfillment app's federated credential
 #    for the Function App's managed identity, and the sign-in app's redirect URI.
 # 4. func azure functionapp publish: the code (only what .funcignore lets through).
@@ -108,11 +111,11 @@ unset session_secret sso_client_secret
 
 az group create --name "$AZURE_RESOURCE_GROUP" --location "$AZURE_LOCATION" \
   --tags "azd-env-name=$AZURE_ENV_NAME" "${subscription[@]}" -o none
-echo "Deploying infra/main.bicep to resource group $AZURE_RESOURCE_GROUP (takes a few minutes)"
+echo "Deploying infra/resources.bicep to resource group $AZURE_RESOURCE_GROUP (takes a few minutes)"
 # ARM does not keep the case of output names (AZURE_FUNCTION_APP_NAME may come back as azurE_FUNCTION_APP_NAME):
 # take names and values as two rows and match the names without regard to case.
 outputs=$(az deployment group create --resource-group "$AZURE_RESOURCE_GROUP" --name "$AZURE_ENV_NAME" \
-  --template-file "$root/infra/main.bicep" --parameters "@$work/parameters.json" "${subscription[@]}" \
+  --template-file "$root/infra/resources.bicep" --parameters "@$work/parameters.json" "${subscription[@]}" \
   --query "[keys(properties.outputs), values(properties.outputs)[].value]" -o tsv)
 mapfile -t output_names < <(sed -n 1p <<<"$outputs" | tr '\t' '\n')
 mapfile -t output_values < <(sed -n 2p <<<"$outputs" | tr '\t' '\n')
