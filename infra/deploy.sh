@@ -26,6 +26,8 @@
 #   AZURE_RESOURCE_GROUP   default rg-<AZURE_ENV_NAME>
 #   AZURE_SUBSCRIPTION_ID  default: az's current subscription
 #   PYTHON_VERSION         default: the template's
+#   STORAGE_SKU            default: the template's (Standard_ZRS); Standard_LRS or Standard_GRS in a region
+#                          without availability zones
 #   STATE_DIR              default .local/azure/<AZURE_ENV_NAME>
 #   PUBLISH_RETRY_DELAYS   seconds between publish attempts (default "30 60 120"): on a new app the
 #                          identity's role on the deployment storage can take minutes to apply
@@ -102,6 +104,9 @@ JSON
   printf '    "alertEmail": {"value": %s},\n' "$(json "$ALERT_EMAIL")"
   if [ -n "${PYTHON_VERSION:-}" ]; then
     printf '    "pythonVersion": {"value": %s},\n' "$(json "$PYTHON_VERSION")"
+  fi
+  if [ -n "${STORAGE_SKU:-}" ]; then
+    printf '    "storageSku": {"value": %s},\n' "$(json "$STORAGE_SKU")"
   fi
   printf '    "ssoClientSecret": {"value": %s},\n' "$(json "$sso_client_secret")"
   printf '    "sessionSecret": {"value": %s}\n' "$(json "$session_secret")"

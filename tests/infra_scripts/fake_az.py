@@ -53,6 +53,7 @@ CONTRACT_PARAMETERS = {
     "sessionSecret": True,
     "ssoClientSecret": False,
     "pythonVersion": False,
+    "storageSku": False,
 }
 CONTRACT_OUTPUTS = (
     "AZURE_FUNCTION_APP_NAME",

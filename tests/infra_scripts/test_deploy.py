@@ -115,6 +115,13 @@ def test_a_rotation_is_asked_for_not_implied(cloud: Cloud) -> None:
     assert second["parameters"]["ssoClientSecret"] == first["parameters"]["ssoClientSecret"]
 
 
+def test_the_storage_redundancy_is_passed_when_asked_for(cloud: Cloud) -> None:
+    deploy(cloud, STORAGE_SKU="Standard_LRS")  # a region without availability zones
+
+    (deployment,) = cloud.state["deployments"]
+    assert deployment["parameters"]["storageSku"] == "Standard_LRS"
+
+
 def test_a_first_publish_refused_by_storage_is_tried_again(cloud: Cloud) -> None:
     cloud.change(publish_failures=1)
 
