@@ -1,8 +1,8 @@
 """The OpenTelemetry side of `shared.telemetry`: imported only when telemetry is on.
 
 `configure_azure_monitor` sets up the Azure Monitor distro (traces, metrics and logs to Application
-Insights; the requests, urllib3 and Azure SDK instrumentations) with this app's processors in front of its
-exporters; `Telemetry` is what the cheap API in `shared.telemetry` hands every call to.
+Insights; the requests and urllib3 instrumentations, not the Azure SDK's) with this app's processors in front
+of its exporters; `Telemetry` is what the cheap API in `shared.telemetry` hands every call to.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from contextvars import Token
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -42,8 +43,15 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 # Seconds: Microsoft's answer window is 10 s; a queue that backs up is measured in minutes.
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 300.0)
 _AGE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
-# Instrumentations of frameworks the app does not use stay off; requests, urllib3 and the Azure SDKs stay on.
-_UNUSED_INSTRUMENTATIONS = ("django", "fastapi", "flask", "psycopg2")
+# Off: the frameworks the app does not use, and the Azure SDKs' own tracing ("azure_sdk": azure-core's
+# settings.tracing_implementation). Those spans carry each Table Storage request's URL, set after the span
+# starts, where no processor can change it, and the app's Table keys hold buyers' addresses; with it on,
+# azure-servicebus also adds its own traceparent (bytes keys) beside the app's. requests and urllib3 stay on:
+# they see the SDKs' HTTP calls, URL set at the start, which StorageUrlSpanProcessor reduces.
+_DISABLED_INSTRUMENTATIONS = ("azure_sdk", "django", "fastapi", "flask", "psycopg2")
+# Span attributes that hold a request's URL or part of it (old and stable HTTP semantic conventions).
+_URL_ATTRIBUTES = ("url.full", "http.url")
+_URL_PART_ATTRIBUTES = ("url.path", "url.query", "http.target")
 _LOGGER_NAME = "shared"  # the app's own lines; the Azure SDKs' reach Application Insights through the host
 
 
@@ -56,6 +64,55 @@ class ContextIdsSpanProcessor(SpanProcessor):
             name = api.FROM_LOG_CONTEXT.get(key)
             if name is not None and name not in existing:
                 span.set_attribute(name, value)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _table_address(url: str) -> str | None:
+    """scheme://host/table for a Table Storage request's URL, None for any other URL.
+
+    A Table Storage URL names rows by their keys, `seats(PartitionKey='…',RowKey='u%3Aalice%40…')`, or filters
+    on them (`?$filter=PartitionKey eq 'address:…'`), and the app's keys hold buyers' addresses. Recognised by
+    the host (`<account>.table.core.…`), by an entity path (`name(…)`) or by a key filter, so Azurite's
+    path-style URLs (`/devstoreaccount1/seats(…)`) are reduced too."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    decoded = unquote(parts.path + "?" + parts.query)
+    host = parts.hostname or ""
+    if ".table." not in f".{host}" and "(" not in parts.path and "PartitionKey" not in decoded:
+        return None
+    path = parts.path.split("(", 1)[0]
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, path, "", ""))
+
+
+class StorageUrlSpanProcessor(SpanProcessor):
+    """Reduces the URL of a Table Storage request to scheme://host/table when its span starts.
+
+    The requests and urllib3 instrumentations set `http.url` / `url.full` as the span starts, so the span is
+    still writable here; at `on_end` it no longer is. The app's own spans hold no storage URL and pass
+    unchanged."""
+
+    def on_start(self, span: SdkSpan, parent_context: otel_context.Context | None = None) -> None:
+        attributes = span.attributes or {}
+        for key in _URL_ATTRIBUTES:
+            value = attributes.get(key)
+            reduced = _table_address(value) if isinstance(value, str) else None
+            if reduced is None:
+                continue
+            span.set_attribute(key, reduced)
+            for part in _URL_PART_ATTRIBUTES:
+                if part in attributes:
+                    span.set_attribute(part, urlsplit(reduced).path if part != "url.query" else "")
 
     def on_end(self, span: ReadableSpan) -> None:
         return None
@@ -157,6 +214,7 @@ class Telemetry:
             add_span_processor = getattr(tracer_provider, "add_span_processor", None)
             if add_span_processor is not None:  # the SDK's provider; the API's no-op one has none
                 add_span_processor(ContextIdsSpanProcessor())
+                add_span_processor(StorageUrlSpanProcessor())
             if logger_provider is not None:
                 logger_provider.add_log_record_processor(ScrubbingLogProcessor())
         self._tracer = tracer_provider.get_tracer("shared")
@@ -279,9 +337,9 @@ def configure_azure_monitor(
     options: dict[str, Any] = {
         "connection_string": connection_string,
         "logger_name": _LOGGER_NAME,
-        "span_processors": [ContextIdsSpanProcessor()],
+        "span_processors": [ContextIdsSpanProcessor(), StorageUrlSpanProcessor()],
         "log_record_processors": [ScrubbingLogProcessor()],
-        "instrumentation_options": {name: {"enabled": False} for name in _UNUSED_INSTRUMENTATIONS},
+        "instrumentation_options": {name: {"enabled": False} for name in _DISABLED_INSTRUMENTATIONS},
     }
     if credential is not None:
         options["credential"] = credential
