@@ -8,6 +8,7 @@ of its exporters; `Telemetry` is what the cheap API in `shared.telemetry` hands 
 from __future__ import annotations
 
 import contextvars
+import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import Token
@@ -160,6 +161,23 @@ def _carrier(parent: api.Carrier) -> dict[str, str]:
     return out
 
 
+def _record_exception(span: trace.Span, exc: BaseException) -> None:
+    """What `Span.record_exception` records (the "exception" event, which Application Insights keeps as an
+    `exceptions` row), with the redaction of every other sink applied to the message and the stack trace:
+    an error message can quote a URL with a purchase token or a setup code, a traceback line a bearer token.
+    """
+    stacktrace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    span.add_event(
+        "exception",
+        {
+            "exception.type": type(exc).__name__,
+            "exception.message": logs.redact(str(exc)),
+            "exception.stacktrace": logs.redact(stacktrace),
+            "exception.escaped": "False",
+        },
+    )
+
+
 class _ActiveSpan:
     """One span: started when made, current inside `with`, ended on leaving it."""
 
@@ -182,7 +200,7 @@ class _ActiveSpan:
     ) -> None:
         try:
             if exc is not None:
-                self._span.record_exception(exc)
+                _record_exception(self._span, exc)
                 self._span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
         finally:
             if self._token is not None:
