@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextvars
 import traceback
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from contextvars import Token
 from datetime import UTC, datetime
 from types import TracebackType
@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.context import _SUPPRESS_HTTP_INSTRUMENTATION_KEY
+from opentelemetry.instrumentation.utils import suppress_http_instrumentation
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
@@ -181,18 +181,19 @@ def _record_exception(span: trace.Span, exc: BaseException) -> None:
 class _ActiveSpan:
     """One span: started when made, current inside `with`, ended on leaving it."""
 
-    __slots__ = ("_span", "_suppress_http", "_token")
+    __slots__ = ("_span", "_suppress_http", "_suppressing", "_token")
 
     def __init__(self, span: trace.Span, suppress_http: bool) -> None:
         self._span = span
         self._suppress_http = suppress_http
         self._token: Token[otel_context.Context] | None = None
+        self._suppressing = ExitStack()
 
     def __enter__(self) -> _ActiveSpan:
-        ctx = trace.set_span_in_context(self._span)
+        self._token = otel_context.attach(trace.set_span_in_context(self._span))
         if self._suppress_http:
-            ctx = otel_context.set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, ctx)
-        self._token = otel_context.attach(ctx)
+            # A client span is the HTTP call: the requests/urllib3 instrumentation must not add a second one.
+            self._suppressing.enter_context(suppress_http_instrumentation())
         return self
 
     def __exit__(
@@ -203,6 +204,7 @@ class _ActiveSpan:
                 _record_exception(self._span, exc)
                 self._span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
         finally:
+            self._suppressing.close()
             if self._token is not None:
                 otel_context.detach(self._token)
             self._span.end()
