@@ -90,6 +90,21 @@ def test_a_dead_letter_on_either_queue_alerts() -> None:
     assert (criterion["operator"], criterion["threshold"]) == ("GreaterThan", 0)
 
 
+def test_the_dead_letter_alert_explains_only_what_the_queues_can_do() -> None:
+    # The parking queue has no time to live and does not dead-letter on expiry (queues.json): its dead
+    # letters come from deliveries abandoned maxDeliveryCount times, never from expiry.
+    queues = json.loads((ROOT / "infra" / "queues.json").read_text())
+    parking = queues["parking"]["properties"]
+    assert parking["deadLetteringOnMessageExpiration"] is False
+    assert "defaultMessageTimeToLive" not in parking
+    description = by_name("app/alerts.bicep")["resources"]["deadLettered"]["config"]["properties"][
+        "description"
+    ]
+    after_parking = description.split("${parkingQueueName}", 1)[1]
+    assert "expired" not in after_parking
+    assert "maxDeliveryCount" in after_parking
+
+
 def test_a_parked_message_alerts() -> None:
     criterion = _metric_criteria()["ActiveMessages"]
     assert criterion["dimensions"] == [
