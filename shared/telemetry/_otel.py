@@ -288,11 +288,10 @@ class Telemetry:
         self._queue_age.record(seconds, {api.MESSAGE_KIND: kind})
         trace.get_current_span().set_attribute(api.QUEUE_AGE_SECONDS, round(seconds, 3))
 
-    def webhook_event(self, received_at: object, action: object) -> AbstractContextManager[object]:
-        when = _parse_time(received_at)
-        if when is None:
+    def webhook_event(self, received_at: datetime | None, action: object) -> AbstractContextManager[object]:
+        if received_at is None or received_at.tzinfo is None:
             return api.NO_SPAN
-        return self._handling(when, str(action or ""))
+        return self._handling(received_at, str(action or ""))
 
     @contextmanager
     def _handling(self, received_at: datetime, action: str) -> Iterator[object]:
@@ -323,15 +322,6 @@ class Telemetry:
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        return _aware(datetime.fromisoformat(value.strip().replace("Z", "+00:00")))
-    except ValueError:
-        return None
 
 
 def configure_azure_monitor(
