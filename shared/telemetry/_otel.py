@@ -350,6 +350,10 @@ def configure_azure_monitor(
         "span_processors": [ContextIdsSpanProcessor(), StorageUrlSpanProcessor()],
         "log_record_processors": [ScrubbingLogProcessor()],
         "instrumentation_options": {name: {"enabled": False} for name in _DISABLED_INSTRUMENTATIONS},
+        # On by default in the distro: a span and a log processor on every span and line, and a thread per
+        # instance that polls the live endpoint. Nothing here needs it: the host's own Live Metrics still
+        # shows requests and failures, and the app's rows are queried in Logs.
+        "enable_live_metrics": False,
     }
     if credential is not None:
         options["credential"] = credential

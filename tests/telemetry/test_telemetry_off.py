@@ -82,7 +82,9 @@ with trace.get_tracer("probe").start_as_current_span(
     "GET", attributes={"http.url": "https://st1.table.core.windows.net/seats(PartitionKey='a',RowKey='u%3Ab%40c.d')"}
 ) as storage_span:
     storage_url = storage_span.attributes["http.url"]
+processors = [type(p).__name__ for p in trace.get_tracer_provider()._active_span_processor._span_processors]
 print(json.dumps({
+    "processors": processors,
     "azure_sdk_tracing": repr(settings.tracing_implementation()),
     "storage_url": storage_url,
     "before": before,
@@ -151,6 +153,8 @@ def test_with_the_setting_the_distro_is_configured_lazily_with_the_apps_processo
     # The Azure SDKs' own tracing is off: their spans carry Table Storage URLs (buyers' addresses in the keys)
     # and azure-servicebus would add a second traceparent to every message.
     assert seen["azure_sdk_tracing"] == "None"
+    # Live Metrics off: no quickpulse processor on every span.
+    assert not [name for name in seen["processors"] if "Quickpulse" in name], seen["processors"]
     assert seen["storage_url"] == "https://st1.table.core.windows.net/seats", (
         "the URL processor is in the pipeline"
     )
