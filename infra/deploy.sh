@@ -4,7 +4,10 @@
 #   AZURE_ENV_NAME=contoso-saas AZURE_LOCATION=westeurope ALERT_EMAIL=ops@contoso.example infra/deploy.sh
 #
 # 1. infra/register-apps.sh: the Fulfillment and sign-in app registrations (created, or checked).
-# 2. az group create + az deployment group create with infra/main.bicep: everything the app runs on.
+# 2. az group create + az deployment group create with infra/resources.bicep: everything the app runs on.
+#    (infra/main.bicep is azd's entry point, at subscription scope: it makes the resource group itself, and
+#    ARM refuses it in `az deployment group create`. resources.bicep takes the same parameters and gives
+#    the outputs read below.)
 # 3. infra/register-apps.sh again, with the deployment's outputs: the Fulfillment app's federated credential
 #    for the Function App's managed identity, and the sign-in app's redirect URI.
 # 4. func azure functionapp publish: the code (only what .funcignore lets through).
@@ -23,6 +26,8 @@
 #   AZURE_RESOURCE_GROUP   default rg-<AZURE_ENV_NAME>
 #   AZURE_SUBSCRIPTION_ID  default: az's current subscription
 #   PYTHON_VERSION         default: the template's
+#   STORAGE_SKU            default: the template's (Standard_ZRS); Standard_LRS or Standard_GRS in a region
+#                          without availability zones
 #   STATE_DIR              default .local/azure/<AZURE_ENV_NAME>
 #   PUBLISH_RETRY_DELAYS   seconds between publish attempts (default "30 60 120"): on a new app the
 #                          identity's role on the deployment storage can take minutes to apply
@@ -100,6 +105,9 @@ JSON
   if [ -n "${PYTHON_VERSION:-}" ]; then
     printf '    "pythonVersion": {"value": %s},\n' "$(json "$PYTHON_VERSION")"
   fi
+  if [ -n "${STORAGE_SKU:-}" ]; then
+    printf '    "storageSku": {"value": %s},\n' "$(json "$STORAGE_SKU")"
+  fi
   printf '    "ssoClientSecret": {"value": %s},\n' "$(json "$sso_client_secret")"
   printf '    "sessionSecret": {"value": %s}\n' "$(json "$session_secret")"
   printf '  }\n}\n'
@@ -108,11 +116,11 @@ unset session_secret sso_client_secret
 
 az group create --name "$AZURE_RESOURCE_GROUP" --location "$AZURE_LOCATION" \
   --tags "azd-env-name=$AZURE_ENV_NAME" "${subscription[@]}" -o none
-echo "Deploying infra/main.bicep to resource group $AZURE_RESOURCE_GROUP (takes a few minutes)"
+echo "Deploying infra/resources.bicep to resource group $AZURE_RESOURCE_GROUP (takes a few minutes)"
 # ARM does not keep the case of output names (AZURE_FUNCTION_APP_NAME may come back as azurE_FUNCTION_APP_NAME):
 # take names and values as two rows and match the names without regard to case.
 outputs=$(az deployment group create --resource-group "$AZURE_RESOURCE_GROUP" --name "$AZURE_ENV_NAME" \
-  --template-file "$root/infra/main.bicep" --parameters "@$work/parameters.json" "${subscription[@]}" \
+  --template-file "$root/infra/resources.bicep" --parameters "@$work/parameters.json" "${subscription[@]}" \
   --query "[keys(properties.outputs), values(properties.outputs)[].value]" -o tsv)
 mapfile -t output_names < <(sed -n 1p <<<"$outputs" | tr '\t' '\n')
 mapfile -t output_values < <(sed -n 2p <<<"$outputs" | tr '\t' '\n')

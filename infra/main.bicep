@@ -64,6 +64,17 @@ param pythonVersion string = '3.11'
 @description('Address buyers reach the app at (PUBLIC_BASE_URL), e.g. a custom domain. Empty: https://<function app>.azurewebsites.net.')
 param publicBaseUrl string = ''
 
+@allowed([
+  'Standard_ZRS'
+  'Standard_LRS'
+  'Standard_GRS'
+  'Standard_RAGRS'
+  'Standard_GZRS'
+  'Standard_RAGZRS'
+])
+@description('Redundancy of the storage account (host storage, the deployment package, the app\'s tables). Zone-redundant by default: the tables are the publisher\'s record of every subscription. In a region without availability zones, ZRS and GZRS fail: use Standard_LRS or Standard_GRS (STORAGE_SKU in azd).')
+param storageSku string = 'Standard_ZRS'
+
 var tags = {
   'azd-env-name': environmentName
 }
@@ -89,6 +100,7 @@ module resources 'resources.bicep' = {
     fulfillmentClientSecret: fulfillmentClientSecret
     pythonVersion: pythonVersion
     publicBaseUrl: publicBaseUrl
+    storageSku: storageSku
   }
 }
 

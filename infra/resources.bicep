@@ -50,6 +50,17 @@ param pythonVersion string = '3.11'
 @description('Address buyers reach the app at; empty: https://<function app>.azurewebsites.net.')
 param publicBaseUrl string = ''
 
+@allowed([
+  'Standard_ZRS'
+  'Standard_LRS'
+  'Standard_GRS'
+  'Standard_RAGRS'
+  'Standard_GZRS'
+  'Standard_RAGZRS'
+])
+@description('Redundancy of the storage account; zone-redundant by default. Standard_LRS or Standard_GRS in a region without availability zones.')
+param storageSku string = 'Standard_ZRS'
+
 // The queue names and properties the code, host.json and the dev host's stand-in assume; one file, checked
 // by tests/infra/test_queues.py.
 var queues = loadJsonContent('queues.json')
@@ -83,6 +94,7 @@ module storage 'app/storage.bicep' = {
     location: location
     tags: tags
     token: token
+    skuName: storageSku
   }
 }
 

@@ -54,7 +54,7 @@ resource deadLettered 'Microsoft.Insights/metricAlerts@2018-03-01' = {
   location: 'global'
   tags: tags
   properties: {
-    description: 'Service Bus dead-lettered a message on ${eventsQueueName} (every delivery failed, up to maxDeliveryCount) or ${parkingQueueName} (expired). Look at the dead-letter sub-queue: its DeadLetterReason says why.'
+    description: 'Service Bus dead-lettered a message on ${eventsQueueName} (every delivery failed, up to maxDeliveryCount) or ${parkingQueueName} (a receiver, such as an operator reading parked messages, abandoned it maxDeliveryCount times; it has no time to live, so nothing expires there). Look at the dead-letter sub-queue: its DeadLetterReason says why.'
     severity: 1
     enabled: true
     scopes: [

@@ -6,16 +6,22 @@
 // | Storage Blob Data Owner         | storage account            | Functions host storage and the Flex deployment |
 // |                                 |                            | package (see below for why Owner)              |
 // | Storage Table Data Contributor  | storage account            | the app's tables; it creates missing ones      |
-// | Azure Service Bus Data Receiver | events queue               | the worker's trigger                           |
-// | Azure Service Bus Data Sender   | events queue               | webhook, landing, sweep and re-checks enqueue  |
+// | Azure Service Bus Data Owner    | events queue               | the worker's trigger and its scaler (below);   |
+// |                                 |                            | webhook, landing, sweep and re-checks enqueue  |
 // | Azure Service Bus Data Sender   | parking queue              | the worker parks messages no retry can fix     |
 // | Key Vault Secrets User          | vault                      | Key Vault references (read secret values only) |
 // | Monitoring Metrics Publisher    | Application Insights       | telemetry with Entra auth (local auth is off)  |
 //
 // Not granted, on purpose: Storage Queue Data Contributor (the app uses no storage queues; Microsoft's Flex
-// quickstart grants it only for Durable Functions and MCP triggers), any Service Bus role on the namespace or Data Owner
-// (nothing manages entities at run time; the trigger reads the events queue only), and any role that can
-// read the parking queue (operators do that with their own identity).
+// quickstart grants it only for Durable Functions and MCP triggers), any Service Bus role on the namespace
+// (the trigger reads the events queue only), and any role that can read the parking queue (operators do
+// that with their own identity).
+//
+// Why Azure Service Bus Data Owner on the events queue: Microsoft's identity table for the Service Bus
+// trigger lists Data Receiver and Data Owner. Receiving needs Listen only, but the target-based scaler reads
+// the queue's runtime properties (its message count), which needs Manage; without it the scaler logs
+// "Target scaler is not supported" and falls back to slower incremental scaling. Owner on that one queue
+// includes Listen and Send, so no Receiver or Sender is granted there; it cannot touch other entities.
 //
 // Why Storage Blob Data Owner rather than Contributor: it is the role Microsoft documents for identity-based
 // host storage (AzureWebJobsStorage__*) and for the Flex deployment container; the host creates its own
@@ -33,7 +39,7 @@ param applicationInsightsName string
 var roleIds = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
-  serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
+  serviceBusDataOwner: '090c5cfd-751d-490a-894a-3ce6f1109419'
   serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
@@ -87,21 +93,11 @@ resource appTables 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-resource eventsReceiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(eventsQueue.id, principalId, roleIds.serviceBusDataReceiver)
+resource eventsOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(eventsQueue.id, principalId, roleIds.serviceBusDataOwner)
   scope: eventsQueue
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.serviceBusDataReceiver)
-    principalId: principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-resource eventsSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(eventsQueue.id, principalId, roleIds.serviceBusDataSender)
-  scope: eventsQueue
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.serviceBusDataSender)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.serviceBusDataOwner)
     principalId: principalId
     principalType: 'ServicePrincipal'
   }

@@ -5,11 +5,14 @@ param location string
 param tags object
 param token string
 
-@description('Zone-redundant by default: the tables are the publisher\'s record of every subscription and audit entry. Use Standard_LRS where the region has no availability zones.')
+@description('Redundancy of the account (resources.bicep `storageSku`). Standard general-purpose v2 only: the Functions host needs Blob, Queue and Table, which Premium accounts lack.')
 @allowed([
   'Standard_ZRS'
   'Standard_LRS'
+  'Standard_GRS'
+  'Standard_RAGRS'
   'Standard_GZRS'
+  'Standard_RAGZRS'
 ])
 param skuName string = 'Standard_ZRS'
 

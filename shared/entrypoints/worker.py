@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
@@ -31,6 +30,7 @@ from shared.queueing.messages import (
     MessageKind,
     QueueMessage,
     decode_body,
+    received_at,
 )
 from shared.workflows.activation import activate_purchase
 from shared.workflows.errors import PermanentFailureError
@@ -53,7 +53,7 @@ def _workflows() -> dict[str, Workflow]:
             str(body["subscriptionId"]), cid, ports=app.activation_ports
         ),
         MessageKind.WEBHOOK: lambda app, body, cid: handle_announced_operation(
-            body["payload"], cid, ports=app.operation_ports, received_at=_received_at(body)
+            body["payload"], cid, ports=app.operation_ports, received_at=received_at(body)
         ),
         MessageKind.TRACK: lambda app, body, cid: track_operation(
             str(body["subscriptionId"]),
@@ -90,7 +90,7 @@ def handle_message(msg: func.ServiceBusMessage) -> None:
             _observe(span, msg, body, correlation_id, operation_id)
         with (
             log_context(correlation_id=correlation_id, operation_id=operation_id),
-            telemetry.webhook_event(body.get("receivedAt"), _action(body)),
+            telemetry.webhook_event(received_at(body), _action(body)),
         ):
             _run(app, msg, body, correlation_id)
 
@@ -140,15 +140,6 @@ def _run(app: Services, msg: func.ServiceBusMessage, body: dict[str, Any], corre
         raise
     else:
         log.info("message processed", extra={"kind": kind})
-
-
-def _received_at(body: dict[str, Any]) -> datetime | None:
-    """When the webhook took the message in; None when absent or unreadable (then not behind)."""
-    try:
-        received = datetime.fromisoformat(str(body.get("receivedAt") or ""))
-    except ValueError:
-        return None
-    return received if received.tzinfo is not None else None
 
 
 def _failed_activation(kind: str, outcome: str, reason: str) -> None:

@@ -116,6 +116,21 @@ def webhook_message(payload: dict[str, Any], received_at: str, correlation_id: s
     )
 
 
+def received_at(body: dict[str, Any]) -> datetime | None:
+    """When the webhook took a message in (its body's `receivedAt`), for the worker (how far into
+    Microsoft's answer window it is) and for telemetry (answer latency) alike. None when absent, unreadable
+    or without an offset: the webhook always writes one (UTC), so a naive time did not come from it and
+    is treated as not known rather than guessed to be UTC."""
+    value = body.get("receivedAt")
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
 def track_message(
     subscription_id: str,
     operation_id: str,

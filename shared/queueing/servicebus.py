@@ -37,6 +37,11 @@ SDK_RETRY_BACKOFF_MAX = 1.0
 # The value types an SDK message's application properties may have (its private `PrimitiveTypes`).
 _Property = int | float | bytes | bool | str | uuid.UUID
 SEND_TIMEOUT_SECONDS = 5.0
+# The W3C trace context keys, stored as bytes: the names azure-servicebus's own tracing uses
+# (b"traceparent", b"tracestate", with setdefault). AMQP application properties have string keys, and
+# pyamqp encodes "traceparent" and b"traceparent" alike, so one of each would put two `traceparent` entries
+# on the wire; as bytes, the SDK (when its tracing is on) keeps the app's value and adds none of its own.
+_TRACE_KEYS = {"traceparent": b"traceparent", "tracestate": b"tracestate"}
 
 
 class _Sender(Protocol):
@@ -124,8 +129,9 @@ def _to_sdk_message(message: QueueMessage, extra_properties: dict[str, str]) -> 
 
 
 def _properties(*layers: Mapping[str, str]) -> dict[str | bytes, _Property]:
-    """The layers merged, later keys winning, typed as the SDK's (invariant) dict of properties."""
-    return {key: value for layer in layers for key, value in layer.items()}
+    """The layers merged, later keys winning, typed as the SDK's (invariant) dict of properties; the trace
+    context under the SDK's bytes keys (`_TRACE_KEYS`)."""
+    return {_TRACE_KEYS.get(key.lower(), key): value for layer in layers for key, value in layer.items()}
 
 
 class _SdkRetry(TypedDict):

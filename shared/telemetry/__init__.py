@@ -192,9 +192,10 @@ def queue_age(enqueued_at: datetime | None, kind: str) -> None:
         state.queue_age(enqueued_at, kind)
 
 
-def webhook_event(received_at: object, action: object) -> AbstractContextManager[object]:
+def webhook_event(received_at: datetime | None, action: object) -> AbstractContextManager[object]:
     """A context manager inside which `answered` measures from `received_at` (the webhook's receive time,
-    ISO 8601, carried in the message body) to the answer."""
+    as `shared.queueing.messages.received_at` reads it from the message body) to the answer; nothing is
+    measured when it is None or has no offset."""
     state = _state
     if state is None:
         return NO_SPAN

@@ -1,23 +1,25 @@
 """The OpenTelemetry side of `shared.telemetry`: imported only when telemetry is on.
 
 `configure_azure_monitor` sets up the Azure Monitor distro (traces, metrics and logs to Application
-Insights; the requests, urllib3 and Azure SDK instrumentations) with this app's processors in front of its
-exporters; `Telemetry` is what the cheap API in `shared.telemetry` hands every call to.
+Insights; the requests and urllib3 instrumentations, not the Azure SDK's) with this app's processors in front
+of its exporters; `Telemetry` is what the cheap API in `shared.telemetry` hands every call to.
 """
 
 from __future__ import annotations
 
 import contextvars
+import traceback
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from contextvars import Token
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.context import _SUPPRESS_HTTP_INSTRUMENTATION_KEY
+from opentelemetry.instrumentation.utils import suppress_http_instrumentation
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
@@ -42,8 +44,15 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 # Seconds: Microsoft's answer window is 10 s; a queue that backs up is measured in minutes.
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 300.0)
 _AGE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
-# Instrumentations of frameworks the app does not use stay off; requests, urllib3 and the Azure SDKs stay on.
-_UNUSED_INSTRUMENTATIONS = ("django", "fastapi", "flask", "psycopg2")
+# Off: the frameworks the app does not use, and the Azure SDKs' own tracing ("azure_sdk": azure-core's
+# settings.tracing_implementation). Those spans carry each Table Storage request's URL, set after the span
+# starts, where no processor can change it, and the app's Table keys hold buyers' addresses; with it on,
+# azure-servicebus also adds its own traceparent (bytes keys) beside the app's. requests and urllib3 stay on:
+# they see the SDKs' HTTP calls, URL set at the start, which StorageUrlSpanProcessor reduces.
+_DISABLED_INSTRUMENTATIONS = ("azure_sdk", "django", "fastapi", "flask", "psycopg2")
+# Span attributes that hold a request's URL or part of it (old and stable HTTP semantic conventions).
+_URL_ATTRIBUTES = ("url.full", "http.url")
+_URL_PART_ATTRIBUTES = ("url.path", "url.query", "http.target")
 _LOGGER_NAME = "shared"  # the app's own lines; the Azure SDKs' reach Application Insights through the host
 
 
@@ -56,6 +65,55 @@ class ContextIdsSpanProcessor(SpanProcessor):
             name = api.FROM_LOG_CONTEXT.get(key)
             if name is not None and name not in existing:
                 span.set_attribute(name, value)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _table_address(url: str) -> str | None:
+    """scheme://host/table for a Table Storage request's URL, None for any other URL.
+
+    A Table Storage URL names rows by their keys, `seats(PartitionKey='…',RowKey='u%3Aalice%40…')`, or filters
+    on them (`?$filter=PartitionKey eq 'address:…'`), and the app's keys hold buyers' addresses. Recognised by
+    the host (`<account>.table.core.…`), by an entity path (`name(…)`) or by a key filter, so Azurite's
+    path-style URLs (`/devstoreaccount1/seats(…)`) are reduced too."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    decoded = unquote(parts.path + "?" + parts.query)
+    host = parts.hostname or ""
+    if ".table." not in f".{host}" and "(" not in parts.path and "PartitionKey" not in decoded:
+        return None
+    path = parts.path.split("(", 1)[0]
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, path, "", ""))
+
+
+class StorageUrlSpanProcessor(SpanProcessor):
+    """Reduces the URL of a Table Storage request to scheme://host/table when its span starts.
+
+    The requests and urllib3 instrumentations set `http.url` / `url.full` as the span starts, so the span is
+    still writable here; at `on_end` it no longer is. The app's own spans hold no storage URL and pass
+    unchanged."""
+
+    def on_start(self, span: SdkSpan, parent_context: otel_context.Context | None = None) -> None:
+        attributes = span.attributes or {}
+        for key in _URL_ATTRIBUTES:
+            value = attributes.get(key)
+            reduced = _table_address(value) if isinstance(value, str) else None
+            if reduced is None:
+                continue
+            span.set_attribute(key, reduced)
+            for part in _URL_PART_ATTRIBUTES:
+                if part in attributes:
+                    span.set_attribute(part, urlsplit(reduced).path if part != "url.query" else "")
 
     def on_end(self, span: ReadableSpan) -> None:
         return None
@@ -103,21 +161,39 @@ def _carrier(parent: api.Carrier) -> dict[str, str]:
     return out
 
 
+def _record_exception(span: trace.Span, exc: BaseException) -> None:
+    """What `Span.record_exception` records (the "exception" event, which Application Insights keeps as an
+    `exceptions` row), with the redaction of every other sink applied to the message and the stack trace:
+    an error message can quote a URL with a purchase token or a setup code, a traceback line a bearer token.
+    """
+    stacktrace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    span.add_event(
+        "exception",
+        {
+            "exception.type": type(exc).__name__,
+            "exception.message": logs.redact(str(exc)),
+            "exception.stacktrace": logs.redact(stacktrace),
+            "exception.escaped": "False",
+        },
+    )
+
+
 class _ActiveSpan:
     """One span: started when made, current inside `with`, ended on leaving it."""
 
-    __slots__ = ("_span", "_suppress_http", "_token")
+    __slots__ = ("_span", "_suppress_http", "_suppressing", "_token")
 
     def __init__(self, span: trace.Span, suppress_http: bool) -> None:
         self._span = span
         self._suppress_http = suppress_http
         self._token: Token[otel_context.Context] | None = None
+        self._suppressing = ExitStack()
 
     def __enter__(self) -> _ActiveSpan:
-        ctx = trace.set_span_in_context(self._span)
+        self._token = otel_context.attach(trace.set_span_in_context(self._span))
         if self._suppress_http:
-            ctx = otel_context.set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, ctx)
-        self._token = otel_context.attach(ctx)
+            # A client span is the HTTP call: the requests/urllib3 instrumentation must not add a second one.
+            self._suppressing.enter_context(suppress_http_instrumentation())
         return self
 
     def __exit__(
@@ -125,9 +201,10 @@ class _ActiveSpan:
     ) -> None:
         try:
             if exc is not None:
-                self._span.record_exception(exc)
+                _record_exception(self._span, exc)
                 self._span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
         finally:
+            self._suppressing.close()
             if self._token is not None:
                 otel_context.detach(self._token)
             self._span.end()
@@ -157,6 +234,7 @@ class Telemetry:
             add_span_processor = getattr(tracer_provider, "add_span_processor", None)
             if add_span_processor is not None:  # the SDK's provider; the API's no-op one has none
                 add_span_processor(ContextIdsSpanProcessor())
+                add_span_processor(StorageUrlSpanProcessor())
             if logger_provider is not None:
                 logger_provider.add_log_record_processor(ScrubbingLogProcessor())
         self._tracer = tracer_provider.get_tracer("shared")
@@ -210,11 +288,10 @@ class Telemetry:
         self._queue_age.record(seconds, {api.MESSAGE_KIND: kind})
         trace.get_current_span().set_attribute(api.QUEUE_AGE_SECONDS, round(seconds, 3))
 
-    def webhook_event(self, received_at: object, action: object) -> AbstractContextManager[object]:
-        when = _parse_time(received_at)
-        if when is None:
+    def webhook_event(self, received_at: datetime | None, action: object) -> AbstractContextManager[object]:
+        if received_at is None or received_at.tzinfo is None:
             return api.NO_SPAN
-        return self._handling(when, str(action or ""))
+        return self._handling(received_at, str(action or ""))
 
     @contextmanager
     def _handling(self, received_at: datetime, action: str) -> Iterator[object]:
@@ -247,15 +324,6 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        return _aware(datetime.fromisoformat(value.strip().replace("Z", "+00:00")))
-    except ValueError:
-        return None
-
-
 def configure_azure_monitor(
     connection_string: str, *, credential: TokenCredential | None, keep_every_trace: bool
 ) -> Telemetry:
@@ -279,9 +347,13 @@ def configure_azure_monitor(
     options: dict[str, Any] = {
         "connection_string": connection_string,
         "logger_name": _LOGGER_NAME,
-        "span_processors": [ContextIdsSpanProcessor()],
+        "span_processors": [ContextIdsSpanProcessor(), StorageUrlSpanProcessor()],
         "log_record_processors": [ScrubbingLogProcessor()],
-        "instrumentation_options": {name: {"enabled": False} for name in _UNUSED_INSTRUMENTATIONS},
+        "instrumentation_options": {name: {"enabled": False} for name in _DISABLED_INSTRUMENTATIONS},
+        # On by default in the distro: a span and a log processor on every span and line, and a thread per
+        # instance that polls the live endpoint. Nothing here needs it: the host's own Live Metrics still
+        # shows requests and failures, and the app's rows are queried in Logs.
+        "enable_live_metrics": False,
     }
     if credential is not None:
         options["credential"] = credential

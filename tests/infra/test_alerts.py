@@ -90,6 +90,21 @@ def test_a_dead_letter_on_either_queue_alerts() -> None:
     assert (criterion["operator"], criterion["threshold"]) == ("GreaterThan", 0)
 
 
+def test_the_dead_letter_alert_explains_only_what_the_queues_can_do() -> None:
+    # The parking queue has no time to live and does not dead-letter on expiry (queues.json): its dead
+    # letters come from deliveries abandoned maxDeliveryCount times, never from expiry.
+    queues = json.loads((ROOT / "infra" / "queues.json").read_text())
+    parking = queues["parking"]["properties"]
+    assert parking["deadLetteringOnMessageExpiration"] is False
+    assert "defaultMessageTimeToLive" not in parking
+    description = by_name("app/alerts.bicep")["resources"]["deadLettered"]["config"]["properties"][
+        "description"
+    ]
+    after_parking = description.split("${parkingQueueName}", 1)[1]
+    assert "expired" not in after_parking
+    assert "maxDeliveryCount" in after_parking
+
+
 def test_a_parked_message_alerts() -> None:
     criterion = _metric_criteria()["ActiveMessages"]
     assert criterion["dimensions"] == [
@@ -319,11 +334,25 @@ def test_the_log_alerts_name_the_apps_event_constants() -> None:
 # --- the lines as shipped ----------------------------------------------------------------------------------
 
 
+# host.json's level for the category of the app's lines ("Function.<name>.User"): the host ships only these.
+HOST_LEVELS = {"Trace": 0, "Debug": 10, "Information": 20, "Warning": 30, "Error": 40, "Critical": 50}
+HOST_FUNCTION_LEVEL = HOST_LEVELS[
+    json.loads((ROOT / "host.json").read_text())["logging"]["logLevel"]["Function"]
+]
+
+
+def test_the_host_ships_only_the_app_lines_the_alerts_need() -> None:
+    # Every app line reaches Application Insights once through the app's OpenTelemetry handler; the host's
+    # copy is for the alerts' text branch (events at WARNING and ERROR) and for telemetry turned off.
+    assert HOST_FUNCTION_LEVEL == logging.WARNING
+
+
 class Sinks(logging.Handler):
     """Every record written under `shared`, shipped at emit time (the log context is read then) as:
 
-    - `host`: the Functions host's `traces` row. Its handler carries ContextFilter (shared.logs.configure)
-      and ships the formatted text (a traceback included); no app field reaches `customDimensions`.
+    - `host`: the Functions host's `traces` row, for lines at or above host.json's "Function" level (the
+      host drops the others). Its handler carries ContextFilter (shared.logs.configure) and ships the
+      formatted text (a traceback included); no app field reaches `customDimensions`.
     - `fields`: the app's JsonFormatter line read as a row, its fields (the record's extras and context ids)
       as `customDimensions`: the same extras the OpenTelemetry log record carries as attributes.
     - the OpenTelemetry log records themselves (`otel_rows`), as the Azure Monitor exporter gets them:
@@ -341,6 +370,8 @@ class Sinks(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         entry = json.loads(self._json.format(record))
         self.fields.append({"message": entry.pop("message"), "customDimensions": entry})
+        if record.levelno < HOST_FUNCTION_LEVEL:
+            return
         host_record = logging.makeLogRecord(dict(record.__dict__))
         ContextFilter().filter(host_record)
         self.host.append({"message": self._host.format(host_record), "customDimensions": {}})

@@ -10,7 +10,7 @@ from tests.infra.bicep import Resource, accessor, by_name, function, resources
 ROLE_NAMES = {
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
-    "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0": "Azure Service Bus Data Receiver",
+    "090c5cfd-751d-490a-894a-3ce6f1109419": "Azure Service Bus Data Owner",
     "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39": "Azure Service Bus Data Sender",
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
@@ -19,8 +19,10 @@ ROLE_NAMES = {
 EXPECTED = {
     ("Storage Blob Data Owner", "Microsoft.Storage/storageAccounts"),
     ("Storage Table Data Contributor", "Microsoft.Storage/storageAccounts"),
-    ("Azure Service Bus Data Receiver", "Microsoft.ServiceBus/namespaces/queues:eventsQueueName"),
-    ("Azure Service Bus Data Sender", "Microsoft.ServiceBus/namespaces/queues:eventsQueueName"),
+    # The trigger: receive, and Manage for the target-based scaler, which reads the queue's runtime properties
+    # (without it the scaler logs "Target scaler is not supported" and falls back). Owner includes Send, so
+    # the enqueuing entry points need no Sender here.
+    ("Azure Service Bus Data Owner", "Microsoft.ServiceBus/namespaces/queues:eventsQueueName"),
     ("Azure Service Bus Data Sender", "Microsoft.ServiceBus/namespaces/queues:parkingQueueName"),
     ("Key Vault Secrets User", "Microsoft.KeyVault/vaults"),
     ("Monitoring Metrics Publisher", "Microsoft.Insights/components"),

@@ -41,7 +41,18 @@ PARAMETERS = {
     "fulfillmentClientSecret",
     "pythonVersion",
     "publicBaseUrl",
+    "storageSku",
 }
+# Standard general-purpose v2 only: the Functions host needs Blob, Queue and Table (Premium has no tables or
+# queues); zone-redundant by default, locally or geo-redundant where the region has no zones.
+STORAGE_SKUS = [
+    "Standard_ZRS",
+    "Standard_LRS",
+    "Standard_GRS",
+    "Standard_RAGRS",
+    "Standard_GZRS",
+    "Standard_RAGZRS",
+]
 SECURE_PARAMETERS = {"sessionSecret", "ssoClientSecret", "fulfillmentClientSecret"}
 
 
@@ -103,6 +114,21 @@ def test_python_version_is_3_11_or_3_12_and_3_11_by_default() -> None:
         parameter = by_name(name)["parameters"]["pythonVersion"]
         assert decorators(parameter)["allowed"] == ["3.11", "3.12"], name
         assert parameter["default"] == "3.11", name
+
+
+def test_the_storage_sku_is_a_parameter_zone_redundant_by_default() -> None:
+    for name in ("main.bicep", "resources.bicep"):
+        parameter = by_name(name)["parameters"]["storageSku"]
+        assert decorators(parameter)["allowed"] == STORAGE_SKUS, name
+        assert parameter["default"] == "Standard_ZRS", name
+    module = by_name("resources.bicep")["modules"]["storage"]["config"]["params"]
+    assert module["skuName"] == "storageSku"
+    sku = by_name("app/storage.bicep")["parameters"]["skuName"]
+    assert decorators(sku)["allowed"] == STORAGE_SKUS
+    account = by_name("app/storage.bicep")["resources"]["account"]["config"]
+    assert account["sku"]["name"] == "skuName"
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["storageSku"]["value"] == "${STORAGE_SKU=Standard_ZRS}"
 
 
 def test_the_session_secret_is_generated_by_azd_long_enough_for_the_app() -> None:

@@ -28,8 +28,8 @@ APP_FILES = ("function_app.py", "host.json", "requirements.txt", ".funcignore")
 
 
 def contract_template() -> str:
-    """A stand-in for infra/main.bicep with the agreed parameters and outputs, for when it is not here yet."""
-    lines = ["// The interface of infra/main.bicep that the deployment scripts rely on (test copy only)."]
+    """A stand-in for infra/resources.bicep with the agreed parameters and outputs, when it is not here."""
+    lines = ["// The interface of infra/resources.bicep the deployment scripts rely on (test copy only)."]
     for name, required in CONTRACT_PARAMETERS.items():
         if name in ("sessionSecret", "ssoClientSecret"):
             lines.append("@secure()")
@@ -100,11 +100,13 @@ def cloud(tmp_path: Path) -> Cloud:
     (repo / "infra").mkdir(parents=True)
     for script in (ROOT / "infra").glob("*.sh"):
         shutil.copy2(script, repo / "infra" / script.name)
-    template = ROOT / "infra" / "main.bicep"
-    if template.exists():
-        shutil.copy2(template, repo / "infra" / "main.bicep")
-    else:
-        (repo / "infra" / "main.bicep").write_text(contract_template(), encoding="utf-8")
+    # Both entry points: deploy.sh deploys resources.bicep; main.bicep (azd's, subscription scope) is there
+    # too, as in the repository, so that a script taking the wrong one is refused as ARM refuses it.
+    for name in ("main.bicep", "resources.bicep"):
+        if (ROOT / "infra" / name).exists():
+            shutil.copy2(ROOT / "infra" / name, repo / "infra" / name)
+    if not (repo / "infra" / "resources.bicep").exists():
+        (repo / "infra" / "resources.bicep").write_text(contract_template(), encoding="utf-8")
     for name in APP_FILES:
         shutil.copy2(ROOT / name, repo / name)
 

@@ -37,10 +37,12 @@ import jmespath
 
 HERE = Path(__file__).resolve().parent
 TABLE = HERE / "az_commands.json"
+SUBSCRIPTION_SCOPE = re.compile(r"^\s*targetScope\s*=\s*'subscription'", re.MULTILINE)
 GRAPH_NOT_FOUND = (
     "Resource '{}' does not exist or one of its queried reference-property objects are not present."
 )
-# The template's parameters and outputs as agreed with infra/main.bicep; the real file is read when present.
+# The template's parameters and outputs as agreed with infra/resources.bicep (the template the az path deploys
+# into a resource group); the real file is read when present.
 CONTRACT_PARAMETERS = {
     "environmentName": True,
     "location": True,
@@ -51,6 +53,7 @@ CONTRACT_PARAMETERS = {
     "sessionSecret": True,
     "ssoClientSecret": False,
     "pythonVersion": False,
+    "storageSku": False,
 }
 CONTRACT_OUTPUTS = (
     "AZURE_FUNCTION_APP_NAME",
@@ -503,6 +506,15 @@ def deployment_create(world: World, args: dict[str, Any]) -> Any:
     template = Path(need(args, "template_file", "--template-file"))
     if not template.is_file():
         raise CliError(f"{template} does not exist")
+    if SUBSCRIPTION_SCOPE.search(template.read_text(encoding="utf-8")):
+        # ARM validates the scope before anything else: a subscription-scope template (one that creates the
+        # resource group, like infra/main.bicep) cannot be deployed into a resource group.
+        raise CliError(
+            "(InvalidSchema) The template schema 'https://schema.management.azure.com/schemas/2018-05-01/"
+            "subscriptionDeploymentTemplate.json#' is not supported. Supported versions are "
+            "'2014-04-01-preview,2015-01-01,2019-04-01'. Please use one of the supported schema versions "
+            "for deployment."
+        )
     declared, outputs = template_interface(template)
     given = _parameters(world, args.get("parameters", []))
     unknown = sorted(set(given) - set(declared))

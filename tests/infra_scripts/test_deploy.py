@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
 
 from tests.infra_scripts.conftest import ENV_NAME, TENANT, Cloud
 
@@ -42,7 +43,8 @@ def test_an_empty_subscription_is_deployed_in_order(cloud: Cloud) -> None:
 
     (deployment,) = [call for call in cloud.calls() if call.get("command") == "deployment group create"]
     assert option(deployment["argv"], "--resource-group") == f"rg-{ENV_NAME}"
-    assert option(deployment["argv"], "--template-file") == str(cloud.repo / "infra" / "main.bicep")
+    # The resource-group template: main.bicep is azd's, at subscription scope, and ARM refuses it here.
+    assert option(deployment["argv"], "--template-file") == str(cloud.repo / "infra" / "resources.bicep")
     parameters_argument = option(deployment["argv"], "--parameters")
     assert parameters_argument.startswith("@")
     sent = deployment["files"][parameters_argument]
@@ -113,6 +115,13 @@ def test_a_rotation_is_asked_for_not_implied(cloud: Cloud) -> None:
     assert second["parameters"]["ssoClientSecret"] == first["parameters"]["ssoClientSecret"]
 
 
+def test_the_storage_redundancy_is_passed_when_asked_for(cloud: Cloud) -> None:
+    deploy(cloud, STORAGE_SKU="Standard_LRS")  # a region without availability zones
+
+    (deployment,) = cloud.state["deployments"]
+    assert deployment["parameters"]["storageSku"] == "Standard_LRS"
+
+
 def test_a_first_publish_refused_by_storage_is_tried_again(cloud: Cloud) -> None:
     cloud.change(publish_failures=1)
 
@@ -150,3 +159,36 @@ def test_missing_settings_are_named(cloud: Cloud) -> None:
     assert run.returncode != 0
     assert "ALERT_EMAIL" in run.stderr
     assert cloud.calls() == []
+
+
+def test_a_subscription_scope_template_is_refused_at_group_scope(cloud: Cloud) -> None:
+    """As ARM does (InvalidSchema): `az deployment group create` cannot take main.bicep, made for azd."""
+    (cloud.repo / "params.json").write_text('{"parameters": {}}', encoding="utf-8")
+    cloud.change(groups={f"rg-{ENV_NAME}": {"id": f"/subscriptions/x/resourceGroups/rg-{ENV_NAME}"}})
+
+    refused = subprocess.run(
+        [
+            "az",
+            "deployment",
+            "group",
+            "create",
+            "--resource-group",
+            f"rg-{ENV_NAME}",
+            "--name",
+            ENV_NAME,
+            "--template-file",
+            str(cloud.repo / "infra" / "main.bicep"),
+            "--parameters",
+            f"@{cloud.repo / 'params.json'}",
+        ],
+        cwd=cloud.repo,
+        env=cloud.env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert refused.returncode == 1
+    assert "InvalidSchema" in refused.stderr
+    assert "subscriptionDeploymentTemplate" in refused.stderr
+    assert cloud.state["deployments"] == []

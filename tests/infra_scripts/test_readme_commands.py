@@ -17,6 +17,7 @@ from tests.infra_scripts.shell_blocks import (
     ROOT,
     az_commands_in_docs,
     commands_of,
+    logical_lines,
     shell_blocks,
 )
 
@@ -95,3 +96,19 @@ def test_the_azd_path_sets_what_the_template_reads() -> None:
     for value, parameter in AZD_VALUES.items():
         assert parameter in parameters, f"main.parameters.json has no {parameter}"
         assert f"${{{value}" in json.dumps(parameters[parameter]), f"{parameter} is not read from {value}"
+
+
+def test_the_azd_path_keeps_the_sign_in_secret_in_the_azd_environment() -> None:
+    """azd fills ${SSO_CLIENT_SECRET=} from its environment file or the shell. Given only to one `azd up`, the
+    next `azd up` or `azd provision` finds it empty and removes SSO_CLIENT_SECRET from the app: sign-in 500s.
+    So the README stores it with `azd env set`, and no azd command gets a value from a one-off variable."""
+    blocks = [code for _, code in shell_blocks(ROOT / "README.md") if "azd up" in code]
+    assert blocks, "README.md has no azd path"
+    for code in blocks:
+        stored = {
+            argv[2] for argv in commands_of(code, "azd") if argv[:2] == ["env", "set"] and len(argv) > 2
+        }
+        assert "SSO_CLIENT_SECRET" in stored
+        for line in logical_lines(code):
+            one_off = re.match(r"\s*((?:[A-Za-z_]\w*=\S*\s+)+)azd\b", line)
+            assert one_off is None, f"a value given to one azd command only: {line.strip()}"

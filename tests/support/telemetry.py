@@ -31,6 +31,7 @@ class Recorded:
     spans_exporter: InMemorySpanExporter
     metric_reader: InMemoryMetricReader
     logs_exporter: InMemoryLogRecordExporter
+    tracer_provider: TracerProvider
 
     def spans(self) -> list[ReadableSpan]:
         return list(self.spans_exporter.get_finished_spans())
@@ -69,7 +70,7 @@ def recording_telemetry(logger_name: str = "shared") -> Iterator[Recorded]:
     logger = logging.getLogger(logger_name)
     logger.addHandler(handler)
     try:
-        yield Recorded(spans, reader, logs)
+        yield Recorded(spans, reader, logs, tracer_provider)
     finally:
         logger.removeHandler(handler)
         telemetry.uninstall()

@@ -52,7 +52,7 @@ with telemetry.span("x", kind="client", parent={"traceparent": "x"}) as span:
 telemetry.annotate({"a": 1}); telemetry.fail("z"); telemetry.answered(True)
 telemetry.queue_age(None, "webhook"); telemetry.activation_failed("retry", "x")
 telemetry.dead_lettered("x", "y")
-with telemetry.webhook_event("2024-01-01T00:00:00+00:00", "ChangePlan"):
+with telemetry.webhook_event(None, "ChangePlan"):
     pass
 [message] = services().queue.messages
 print(json.dumps({
@@ -74,10 +74,19 @@ from shared.logs import log_context
 before = sorted(m for m in sys.modules if m.startswith(("opentelemetry", "azure.monitor")))
 services()
 from opentelemetry import trace
+from azure.core.settings import settings
 with log_context(subscription_id="sub-1"), telemetry.span("probe") as span:
     attributes = dict(trace.get_current_span().attributes)
     context = telemetry.trace_context()
+with trace.get_tracer("probe").start_as_current_span(
+    "GET", attributes={"http.url": "https://st1.table.core.windows.net/seats(PartitionKey='a',RowKey='u%3Ab%40c.d')"}
+) as storage_span:
+    storage_url = storage_span.attributes["http.url"]
+processors = [type(p).__name__ for p in trace.get_tracer_provider()._active_span_processor._span_processors]
 print(json.dumps({
+    "processors": processors,
+    "azure_sdk_tracing": repr(settings.tracing_implementation()),
+    "storage_url": storage_url,
     "before": before,
     "enabled": telemetry.enabled(),
     "distro": "azure.monitor.opentelemetry" in sys.modules,
@@ -141,3 +150,11 @@ def test_with_the_setting_the_distro_is_configured_lazily_with_the_apps_processo
     assert seen["attributes"]["subscriptionId"] == "sub-1", "the app's span processor is in the pipeline"
     assert seen["attributes"]["_MS.sampleRate"] == 100.0, "every trace is kept unless a sampler is named"
     assert seen["traceparent"].startswith("00-")
+    # The Azure SDKs' own tracing is off: their spans carry Table Storage URLs (buyers' addresses in the keys)
+    # and azure-servicebus would add a second traceparent to every message.
+    assert seen["azure_sdk_tracing"] == "None"
+    # Live Metrics off: no quickpulse processor on every span.
+    assert not [name for name in seen["processors"] if "Quickpulse" in name], seen["processors"]
+    assert seen["storage_url"] == "https://st1.table.core.windows.net/seats", (
+        "the URL processor is in the pipeline"
+    )
