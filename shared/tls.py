@@ -16,6 +16,10 @@ from typing import Any
 
 # requests' Session has `trust_env` and `verify`; typed loosely so this utility imports no HTTP stack.
 _Session = Any
+# Connections a client keeps open per host. The worker runs host.json's 16 sessions at once, each with up to
+# two decision reads beside it, and the HTTP host up to 100 requests: with requests' default of 10, a busy
+# instance threw connections away ("Connection pool is full") and shook hands again for the next call.
+POOL_CONNECTIONS = 64
 
 
 def tls_verify() -> str | bool:
@@ -47,11 +51,26 @@ def configure_session(session: _Session) -> _Session:
     and CA settings (hundreds of µs with an Azure-sized environment). The CA bundle is set here explicitly,
     so the scan only matters for a proxy, and is kept exactly when the environment names one.
     """
+    from requests.adapters import HTTPAdapter
+
     session.verify = tls_verify()
     session.trust_env = proxy_in_environment()
+    adapter = HTTPAdapter(pool_maxsize=POOL_CONNECTIONS)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
     return session
 
 
 def azure_transport_settings() -> dict[str, Any]:
-    """The same decision as keyword arguments for an Azure SDK client (azure-core's RequestsTransport)."""
-    return {"connection_verify": tls_verify(), "use_env_settings": proxy_in_environment()}
+    """The same decisions for an Azure SDK client: its transport over a session configured as above.
+
+    azure-core configures only a session it creates itself, so the one given here carries everything: trust
+    store, proxy decision and pool size. Retries stay azure-core's own policy (requests' adapter retries
+    nothing by default)."""
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+
+    session = configure_session(requests.Session())
+    return {
+        "transport": RequestsTransport(session=session, session_owner=False, connection_verify=tls_verify())
+    }

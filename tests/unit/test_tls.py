@@ -26,10 +26,9 @@ def test_without_a_proxy_the_session_skips_the_environment_but_keeps_the_ca_bund
     assert session.trust_env is False
     # requests reads REQUESTS_CA_BUNDLE only with trust_env on: the bundle must be set explicitly.
     assert session.verify == "/etc/example-ca.pem"
-    assert azure_transport_settings() == {
-        "connection_verify": "/etc/example-ca.pem",
-        "use_env_settings": False,
-    }
+    transport = azure_transport_settings()["transport"]
+    assert transport.session.trust_env is False
+    assert transport.connection_config.verify == "/etc/example-ca.pem"
 
 
 @pytest.mark.parametrize("variable", ["HTTPS_PROXY", "https_proxy", "NO_PROXY"])
@@ -38,4 +37,23 @@ def test_a_proxy_in_the_environment_keeps_the_scan_on(
 ) -> None:
     no_proxy_environment.setenv(variable, "http://127.0.0.1:3128")
     assert configure_session(requests.Session()).trust_env is True
-    assert azure_transport_settings()["use_env_settings"] is True
+    assert azure_transport_settings()["transport"].session.trust_env is True
+
+
+def _pool_size(session: requests.Session, url: str) -> int:
+    return int(session.get_adapter(url).poolmanager.connection_pool_kw["maxsize"])  # type: ignore[attr-defined]
+
+
+def test_clients_keep_a_connection_for_every_call_the_app_makes_at_once(
+    no_proxy_environment: pytest.MonkeyPatch,
+) -> None:
+    # The worker's sessions (host.json) each with its two decision reads: with requests' default pool of 10,
+    # a burst threw connections away and shook hands again ("Connection pool is full").
+    from devhost.queue_runner import max_concurrent_sessions
+
+    needed = max_concurrent_sessions() * 3
+    fulfillment = configure_session(requests.Session())
+    tables = azure_transport_settings()["transport"].session
+    for session in (fulfillment, tables):
+        assert _pool_size(session, "https://marketplaceapi.microsoft.com/api") >= needed
+        assert _pool_size(session, "http://127.0.0.1:10002/devstoreaccount1") >= needed
