@@ -3,13 +3,16 @@
 Microsoft waits about ten seconds for the publisher's answer to a ChangePlan or ChangeQuantity and then
 applies the change anyway (R34, R36). A webhook that waited in the queue for more than a moment means the
 worker is behind, typically in a burst of changes: every message still queued has less of its window left.
-Then the worker sends the answer and leaves the mirror of Microsoft's new state to the re-check it schedules
-anyway, a little later than usual so that it runs after the burst instead of inside it.
+Then the worker sends the answer and, where nothing reads the stored state before the re-check, leaves the
+mirror of Microsoft's new state to the re-check it schedules anyway, a little later than usual so that it
+runs after the burst instead of inside it.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+
+from shared.domain.status import Action
 
 ANSWER_WINDOW = timedelta(seconds=10)
 # How long a change may have waited before the worker counts itself behind: a fifth of the window, far above
@@ -31,3 +34,20 @@ def is_behind(received_at: datetime | None, now: datetime) -> bool:
 
 def recheck_delay(behind: bool) -> timedelta:
     return RECHECK_AFTER_WHEN_BEHIND if behind else RECHECK_AFTER
+
+
+def mirror_can_wait(
+    accepted: bool, action: Action, target_quantity: int | None, stored_quantity: int | None
+) -> bool:
+    """Whether the stored subscription may keep its old values until the re-check, after an answer.
+
+    A refusal changes nothing at Microsoft. An accepted seat increase only raises a limit nobody is refused
+    by in the meantime (a quantity decision reads the seats in use, not the stored quantity). An accepted plan
+    change or seat cut must be mirrored at once: the next plan decision reads the stored plan (a downgrade
+    judged from a stale one would pass as an upgrade), and seat assignment reads the stored quantity.
+    """
+    if not accepted:
+        return True
+    if action is not Action.CHANGE_QUANTITY or target_quantity is None or stored_quantity is None:
+        return False
+    return target_quantity >= stored_quantity

@@ -10,8 +10,8 @@ threads), and one durable write of the decision (the inbox row, inserted with th
 redelivered message finds that row and sends the same answer, never a new one. The decision's audit row, the
 re-check and the `acknowledged` mark come after the PATCH; then the mirror, which reuses the subscription read
 for the decision (under its ETag) instead of reading it again. A change that waited in the queue past
-`BEHIND_AFTER` (a burst) stops after the mark: the re-check mirrors it, after the burst, and its quantity
-decision skips the subscription read it would only have handed to the mirror. docs/design.md traces the path.
+`BEHIND_AFTER` (a burst) stops after the mark when its mirror can wait (a refusal, an accepted seat increase):
+the re-check mirrors it, after the burst. docs/design.md traces the path.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared.domain.answer_window import is_behind, recheck_delay
+from shared.domain.answer_window import is_behind, mirror_can_wait, recheck_delay
 from shared.domain.audit import AuditAction, AuditEntry, AuditSource
 from shared.domain.inbox import ANSWERED, InboxRecord, InboxState
 from shared.domain.policy import ChangeRequest, Decision, PublisherPolicy, decide
@@ -73,12 +73,11 @@ class _Facts:
 class _FactsAhead:
     """The reads started while GetOperation was on the wire; `result` waits for them."""
 
-    stored: Future[Subscription | None] | None  # None when behind and the decision does not need it
+    stored: Future[Subscription | None]
     seats: Future[int] | None
 
     def result(self) -> _Facts:
-        stored = self.stored.result() if self.stored is not None else None
-        return _Facts(stored, self.seats.result() if self.seats is not None else None)
+        return _Facts(self.stored.result(), self.seats.result() if self.seats is not None else None)
 
 
 def handle_announced_operation(
@@ -96,12 +95,12 @@ def handle_announced_operation(
         log.info("operation already handled; duplicate delivery ignored")
         return
     behind = is_behind(received_at, utcnow())
-    facts = _read_ahead(ports, subscription_id, record, payload, behind=behind)
+    facts = _read_ahead(ports, subscription_id, record, payload)
     operation = _verified_operation(ports, subscription_id, operation_id, payload, correlation_id)
     known: Subscription | None = None
     if operation.action in CHANGE_ACTIONS:
         record, known = _answer_change(ports, record, operation, facts, correlation_id, behind=behind)
-        if behind and record.state in ANSWERED and not operation.status.is_terminal:
+        if behind and _mirror_waits(record, operation, known):
             log.info("change answered while behind; its re-check mirrors it", extra={"behind": True})
             return
     else:
@@ -119,19 +118,19 @@ def handle_announced_operation(
     ports.inbox.save(replace(record, state=InboxState.DONE, outcome=outcome, updated_at=utcnow()))
 
 
+def _mirror_waits(record: InboxRecord, operation: Operation, known: Subscription | None) -> bool:
+    """Whether this answered change may leave its mirror to the re-check (`mirror_can_wait`)."""
+    if record.state not in ANSWERED or operation.status.is_terminal:
+        return False
+    stored_quantity = known.quantity if known is not None else None
+    return mirror_can_wait(record.decision == "accept", operation.action, operation.quantity, stored_quantity)
+
+
 def _read_ahead(
-    ports: OperationPorts,
-    subscription_id: str,
-    record: InboxRecord | None,
-    payload: dict[str, Any],
-    *,
-    behind: bool,
+    ports: OperationPorts, subscription_id: str, record: InboxRecord | None, payload: dict[str, Any]
 ) -> _FactsAhead | None:
     """Starts the policy's reads while GetOperation runs, when the webhook announces a change not yet
-    decided. The announced action only chooses what to read early; the decision uses Microsoft's.
-
-    A quantity decision needs only the seat count; the stored subscription is read beside it for the mirror
-    that follows, so a change handled while behind (no mirror) does not read it."""
+    decided. The announced action only chooses what to read early; the decision uses Microsoft's."""
     if record is not None and (record.decision or record.state in ANSWERED or record.initiated_by_publisher):
         return None
     action = parse_action(announced_action(payload))
@@ -140,11 +139,7 @@ def _read_ahead(
     # Both reads are submitted from this (the worker's) thread and neither waits on the pool: a task that
     # waited on another task of the same bounded pool deadlocks it as soon as every reader does so (a burst
     # over many sessions did exactly that). Log lines written on a reader thread keep this message's ids.
-    stored: Future[Subscription | None] | None = None
-    if not (behind and action is Action.CHANGE_QUANTITY):
-        stored = _readers.submit(
-            contextvars.copy_context().run, ports.sync.subscriptions.get, subscription_id
-        )
+    stored = _readers.submit(contextvars.copy_context().run, ports.sync.subscriptions.get, subscription_id)
     seats: Future[int] | None = None
     if action is Action.CHANGE_QUANTITY and ports.policy.refuse_quantity_below_assigned:
         seats = _readers.submit(contextvars.copy_context().run, ports.sync.seats.count, subscription_id)

@@ -20,11 +20,11 @@ from tests.support.sandbox import wait_until
 from tests.support.stack import Stack, running_stack
 from tests.support.storage_counter import CountingStorageProxy
 
-# While behind, per ChangeQuantity: before the PATCH the inbox lookup, the seat count and the inbox row with
-# the decision (no subscription read: only the mirror would use it); after it the decision's audit row and
-# the `acknowledged` mark. The mirror (a read, a $batch, the license index) waits for the re-check.
-EXPECTED_BEFORE_ANSWER = 3
-EXPECTED_TOTAL = 5
+# While behind, per accepted seat increase: before the PATCH the inbox lookup, the subscription and the seat
+# count read beside GetOperation, and the inbox row with the decision; after it the decision's audit row and
+# the `acknowledged` mark. The mirror (GetSubscription, a $batch, the license index) waits for the re-check.
+EXPECTED_BEFORE_ANSWER = 4
+EXPECTED_TOTAL = 6
 
 
 @pytest.fixture
@@ -103,3 +103,30 @@ def test_a_change_that_did_not_wait_is_mirrored_at_once(stack: Stack) -> None:
 
     wait_until(lambda: stack.stored(subscription_id).quantity == 6, 8)
     wait_until(lambda: stack.services.operations.get(subscription_id, operation_id).state == "done", 8)
+
+
+def test_an_accepted_plan_change_is_mirrored_at_once_even_when_behind(stack: Stack) -> None:
+    # The next plan decision reads the stored plan: left stale for a minute, a downgrade after this upgrade
+    # would be judged from the old plan and pass as an upgrade.
+    subscription_id = stack.buy_and_activate("basic")
+    stack.settled()
+    stack.control.settings(webhookUrl="http://127.0.0.1:9/nowhere", webhookMaxAttempts=1)
+    operation_id = stack.control.change_plan(subscription_id, "pro")["operationId"]
+
+    _announce(stack, subscription_id, operation_id, waited=BEHIND_AFTER + timedelta(seconds=1))
+
+    wait_until(lambda: stack.stored(subscription_id).plan_id == "pro", 8)
+    wait_until(lambda: stack.services.operations.get(subscription_id, operation_id).state == "done", 8)
+
+
+def test_an_accepted_seat_cut_is_mirrored_at_once_even_when_behind(stack: Stack) -> None:
+    # Seat assignment reads the stored quantity: left at the old, higher one, seats past the new limit could
+    # be handed out until the re-check.
+    subscription_id = stack.buy_and_activate("team-seats", quantity=8)
+    stack.settled()
+    stack.control.settings(webhookUrl="http://127.0.0.1:9/nowhere", webhookMaxAttempts=1)
+    operation_id = stack.control.change_quantity(subscription_id, 5)["operationId"]
+
+    _announce(stack, subscription_id, operation_id, waited=BEHIND_AFTER + timedelta(seconds=1))
+
+    wait_until(lambda: stack.stored(subscription_id).quantity == 5, 8)

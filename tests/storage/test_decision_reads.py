@@ -47,7 +47,7 @@ def test_decision_reads_started_by_many_messages_at_once_all_complete(
 
     def read_for_one_message() -> None:
         start_together.wait()
-        ahead = _read_ahead(ports, str(uuid.uuid4()), None, {"action": "ChangeQuantity"}, behind=False)
+        ahead = _read_ahead(ports, str(uuid.uuid4()), None, {"action": "ChangeQuantity"})
         assert ahead is not None
         results.append(ahead.result())
 

@@ -10,8 +10,10 @@ from shared.domain.answer_window import (
     RECHECK_AFTER,
     RECHECK_AFTER_WHEN_BEHIND,
     is_behind,
+    mirror_can_wait,
     recheck_delay,
 )
+from shared.domain.status import Action
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -33,3 +35,16 @@ def test_the_threshold_leaves_most_of_the_window_and_the_recheck_waits_longer_wh
     assert BEHIND_AFTER * 4 <= ANSWER_WINDOW < RECHECK_AFTER < RECHECK_AFTER_WHEN_BEHIND
     assert recheck_delay(False) == RECHECK_AFTER
     assert recheck_delay(True) == RECHECK_AFTER_WHEN_BEHIND
+
+
+def test_a_refusal_or_an_accepted_seat_increase_may_wait_for_the_recheck() -> None:
+    assert mirror_can_wait(False, Action.CHANGE_PLAN, None, None)
+    assert mirror_can_wait(False, Action.CHANGE_QUANTITY, 2, 10)
+    assert mirror_can_wait(True, Action.CHANGE_QUANTITY, 12, 10)
+    assert mirror_can_wait(True, Action.CHANGE_QUANTITY, 10, 10)
+
+
+def test_an_accepted_plan_change_or_seat_cut_is_mirrored_at_once() -> None:
+    assert not mirror_can_wait(True, Action.CHANGE_PLAN, None, 10)
+    assert not mirror_can_wait(True, Action.CHANGE_QUANTITY, 9, 10)
+    assert not mirror_can_wait(True, Action.CHANGE_QUANTITY, 12, None), "no stored quantity: mirror at once"
