@@ -33,8 +33,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_line(
             f"sweep: {report.listed} listed by Microsoft, {report.queued} reconcile message(s) queued,"
-            f" {report.unknown_locally} unknown here, {report.finished} left out (unsubscribed both"
-            f" sides); correlation id {args.correlation_id}"
+            f" {report.unknown_locally} unknown here, {report.in_step} left alone (in step"
+            f" with Microsoft); correlation id {args.correlation_id}"
         )
     return 0
 

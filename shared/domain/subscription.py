@@ -177,3 +177,18 @@ class Plan:
     min_quantity: int | None = None
     max_quantity: int | None = None
     term_units: tuple[str, ...] = ()
+
+
+def needs_reconcile(stored: Subscription | None, listed: MicrosoftSubscription) -> bool:
+    """Whether the sweep must reconcile a subscription Microsoft lists: not stored here, drifted in what the
+    marketplace decides (status, plan, quantity, term), or still waiting for its activation.
+
+    One in step is left alone: reconciling every subscription on every sweep floods the queue, and the
+    webhooks behind it then wait out Microsoft's answer window. An operation left unanswered is accepted by
+    Microsoft when its window closes, which shows up here as drift on the next sweep.
+    """
+    if stored is None or listed.status is SubscriptionStatus.PENDING_FULFILLMENT_START:
+        return True
+    ours = (stored.status, stored.plan_id, stored.quantity, stored.term)
+    theirs = (listed.status, listed.plan_id, listed.quantity, listed.term)
+    return ours != theirs

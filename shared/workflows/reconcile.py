@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from shared.domain.audit import AuditAction, AuditEntry, AuditSource
 from shared.domain.inbox import InboxState
 from shared.domain.status import SubscriptionStatus
-from shared.domain.subscription import MicrosoftSubscription, Operation, Subscription
+from shared.domain.subscription import MicrosoftSubscription, Operation, Subscription, needs_reconcile
 from shared.domain.transitions import Cause
 from shared.logs import get_logger
 from shared.queueing.messages import reconcile_message
@@ -44,7 +44,6 @@ SWEEP_BATCH = 100
 SWEEP_LOOKUPS = 16
 # Fields whose difference from Microsoft is drift worth naming in the log (the audit entry has them all).
 DRIFT_FIELDS = ("status", "plan_id", "quantity", "term")
-_UNSUBSCRIBED = SubscriptionStatus.UNSUBSCRIBED
 
 
 @dataclass(frozen=True)
@@ -58,12 +57,12 @@ class ReconcilePorts:
 @dataclass(frozen=True)
 class SweepReport:
     """What one sweep saw and did: subscriptions listed by Microsoft, reconcile messages queued, listed
-    subscriptions with no row of ours, and those left out as Unsubscribed on both sides."""
+    subscriptions with no row of ours, and those left out because ours is in step with Microsoft's."""
 
     listed: int = 0
     queued: int = 0
     unknown_locally: int = 0
-    finished: int = 0
+    in_step: int = 0
 
 
 @dataclass(frozen=True)
@@ -170,8 +169,9 @@ def sweep(
     batch: int = SWEEP_BATCH,
     lookups: int = SWEEP_LOOKUPS,
 ) -> SweepReport:
-    """Queues a reconcile message per subscription Microsoft lists, known to us or not; returns the counts."""
-    listed = queued = unknown = finished = 0
+    """Queues a reconcile message for each subscription Microsoft lists that is unknown here, drifted or
+    waiting for its activation (`needs_reconcile`); returns the counts."""
+    listed = queued = unknown = in_step = 0
     with ThreadPoolExecutor(max_workers=lookups, thread_name_prefix="sweep-lookups") as pool:
         for snapshots in _batches(marketplace.list_subscriptions(correlation_id=correlation_id), batch):
             rows = _lookup(pool, subscriptions, snapshots)
@@ -179,15 +179,15 @@ def sweep(
                 listed += 1
                 if stored is None:
                     unknown += 1
-                elif stored.status is _UNSUBSCRIBED and snapshot.status is _UNSUBSCRIBED:
-                    finished += 1
+                elif not needs_reconcile(stored, snapshot):
+                    in_step += 1
                     continue
                 events.send(reconcile_message(snapshot.id, "sweep", correlation_id))
                 queued += 1
-    report = SweepReport(listed=listed, queued=queued, unknown_locally=unknown, finished=finished)
+    report = SweepReport(listed=listed, queued=queued, unknown_locally=unknown, in_step=in_step)
     log.info(
         "reconciliation sweep queued",
-        extra={"listed": listed, "queued": queued, "unknown_locally": unknown, "finished": finished},
+        extra={"listed": listed, "queued": queued, "unknown_locally": unknown, "in_step": in_step},
     )
     return report
 

@@ -1,5 +1,5 @@
-"""The sweep streams Microsoft's list a batch at a time, queues every subscription but the finished ones,
-and counts what it saw."""
+"""The sweep streams Microsoft's list a batch at a time, queues the subscriptions that are unknown here,
+drifted or waiting for their activation, and counts what it saw."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from shared.workflows.reconcile import sweep
 
 SUBSCRIBED = SubscriptionStatus.SUBSCRIBED
 UNSUBSCRIBED = SubscriptionStatus.UNSUBSCRIBED
+SUSPENDED = SubscriptionStatus.SUSPENDED
+PENDING = SubscriptionStatus.PENDING_FULFILLMENT_START
 
 
 class Listing:
@@ -46,23 +48,43 @@ class Sent:
         self.pulled_when_sent.append(self.listing.pulled)
 
 
-def test_every_listed_subscription_is_queued_but_those_finished_on_both_sides() -> None:
-    statuses = [SUBSCRIBED] * 250 + [UNSUBSCRIBED] * 2
+def test_only_unknown_drifted_or_unactivated_subscriptions_are_queued() -> None:
+    statuses = [SUBSCRIBED] * 250 + [UNSUBSCRIBED] * 2 + [PENDING] * 2
     listing = Listing(statuses)
     rows = Rows(
         {
-            **{f"sub-{n}": Subscription(id=f"sub-{n}", status=SUBSCRIBED) for n in range(0, 200)},
+            **{f"sub-{n}": Subscription(id=f"sub-{n}", status=SUBSCRIBED) for n in range(0, 190)},  # in step
+            **{f"sub-{n}": Subscription(id=f"sub-{n}", status=SUSPENDED) for n in range(190, 200)},  # drifted
             "sub-250": Subscription(id="sub-250", status=UNSUBSCRIBED),  # finished on both sides
+            "sub-252": Subscription(id="sub-252", status=PENDING),  # confirmed here, never activated
         }
     )
     sent = Sent(listing)
     report = sweep("c", marketplace=listing, subscriptions=rows, events=sent, batch=100)  # type: ignore[arg-type]
-    assert report.listed == 252
-    assert report.unknown_locally == 51  # sub-200..249 and sub-251 (Unsubscribed, never seen: mirrored once)
-    assert report.finished == 1
-    assert report.queued == 251
-    assert {m.session_id for m in sent.messages} == {f"sub-{n}" for n in range(252)} - {"sub-250"}
+    assert report.listed == 254
+    assert report.unknown_locally == 52  # sub-200..249, sub-251 (Unsubscribed, never seen), sub-253
+    assert report.in_step == 191  # sub-0..189 and sub-250
+    assert report.queued == 63
+    expected = {f"sub-{n}" for n in range(190, 250)} | {"sub-251", "sub-252", "sub-253"}
+    assert {m.session_id for m in sent.messages} == expected
     assert all(m.body["kind"] == "reconcile" for m in sent.messages)
+
+
+def test_a_plan_quantity_or_term_that_differs_is_drift() -> None:
+    from datetime import UTC, datetime
+
+    from shared.domain.subscription import Term, needs_reconcile
+
+    listed = MicrosoftSubscription(id="s", status=SUBSCRIBED, plan_id="pro", quantity=5)
+    stored = Subscription(id="s", status=SUBSCRIBED, plan_id="pro", quantity=5)
+    assert not needs_reconcile(stored, listed)
+    assert needs_reconcile(Subscription(id="s", status=SUBSCRIBED, plan_id="basic", quantity=5), listed)
+    assert needs_reconcile(Subscription(id="s", status=SUBSCRIBED, plan_id="pro", quantity=4), listed)
+    renewed = Term(unit="P1M", start=datetime(2026, 12, 1, tzinfo=UTC))
+    assert needs_reconcile(
+        stored, MicrosoftSubscription(id="s", status=SUBSCRIBED, plan_id="pro", quantity=5, term=renewed)
+    )
+    assert needs_reconcile(None, listed)
 
 
 def test_the_sweep_holds_one_batch_at_a_time() -> None:
