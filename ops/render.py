@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 T = TypeVar("T")
 
@@ -62,7 +63,9 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*(text(cell) for cell in row))
+        # Cells hold buyer-controlled text (subscription names, addresses, dead-letter bodies): as Text they
+        # are shown as typed, never read as rich markup ("[link=...]" would be a hyperlink, "[/]" an error).
+        table.add_row(*(Text(text(cell)) for cell in row))
     _console().print(table)
 
 
