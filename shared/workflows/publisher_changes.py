@@ -61,6 +61,17 @@ class Requester:
     roles: frozenset[Role]
 
 
+def plan_names(subscription_id: str, *, fulfillment: Marketplace) -> dict[str, str]:
+    """Display names of the plans Microsoft offers the subscription, by plan id; empty when Microsoft cannot
+    say (the pages then show the plan id, set apart as an id)."""
+    try:
+        plans = fulfillment.list_available_plans(subscription_id)
+    except FulfillmentError as exc:
+        log.warning("listAvailablePlans failed; plan ids shown", extra={"status": exc.status_code})
+        return {}
+    return {plan.plan_id: plan.display_name for plan in plans if plan.display_name}
+
+
 def plan_choices(
     subscription: Subscription, *, fulfillment: Marketplace, policy: PublisherPolicy
 ) -> tuple[list[dict[str, Any]], str]:

@@ -66,7 +66,7 @@ def test_a_buyer_signs_in_with_every_port_moved(tmp_path: Path) -> None:
         assert back.headers["Location"] == "/api/landing/confirm"
         confirm = http.get(f"{app}/api/landing/confirm", allow_redirects=False, timeout=15)
         assert confirm.status_code == 200
-        assert 'data-field="plan">team-seats<' in confirm.text
+        assert '<span data-plan="team-seats">Team (per seat)</span>' in confirm.text
     finally:
         _, err = _stop(stack, signal.SIGTERM)
     assert stack.returncode == 0, err

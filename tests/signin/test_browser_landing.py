@@ -46,7 +46,7 @@ def test_buyer_signs_in_confirms_and_sees_the_subscription_become_active(
     page.click('button[data-username="adele.vance@contoso.onmicrosoft.com"]')
 
     expect(page).to_have_url(f"{app_stack.base_url}/api/landing/confirm")
-    expect(page.locator('[data-field="plan"]')).to_have_text("team-seats")
+    expect(page.locator('[data-field="plan"]')).to_have_text("Team (per seat)")  # the name, not the id
     expect(page.locator('[data-field="quantity"]')).to_have_text("3")
     expect(page.locator('[data-field="buyer-name"]')).to_have_text("Adele Vance")
     expect(page.locator("#contact_email")).to_have_value("adele.vance@contoso.com")
@@ -64,6 +64,7 @@ def test_buyer_signs_in_confirms_and_sees_the_subscription_become_active(
     # The status page refreshes itself every two seconds; no script, so the strict CSP holds.
     expect(status).to_have_attribute("data-status", "Subscribed", timeout=10_000)
     expect(status).to_have_text("Active")
+    expect(page.locator("dl.facts [data-plan]")).to_have_text("Team (per seat)")  # the plan's name, not its id
     expect(page.locator('[data-testid="manage"]')).to_be_visible()
     screenshot(page, "4-activation-done")
     sandbox_view = app_stack.control.subscription(bought["subscriptionId"])["subscription"]

@@ -74,7 +74,7 @@ def test_work_user_signs_in_and_sees_what_was_bought_before_anything_is_queued(a
     assert page.status_code == 200
     for expected in (
         'data-field="offer">contoso-analytics<',
-        'data-field="plan">team-seats<',
+        'data-field="plan"><span data-plan="team-seats">Team (per seat)</span><',
         'data-field="quantity">5<',
         'data-field="term">Monthly<',
         'data-field="trial">Yes',
