@@ -232,7 +232,7 @@ class Services:
     def tracking_ports(self) -> TrackingPorts:
         from shared.workflows.tracking import TrackingPorts
 
-        return TrackingPorts(self.sync_ports, self.operations, self.queue)
+        return TrackingPorts(self.sync_ports, self.operations, self.queue, self.audit)
 
     @cached_property
     def reconcile_ports(self) -> ReconcilePorts:

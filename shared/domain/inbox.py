@@ -53,6 +53,8 @@ class InboxRecord:
     plan_id: str = ""
     quantity: int | None = None
     initiated_by_publisher: bool = False
+    # A change answered while the worker was behind: its audit row and mirror are its re-check's to write.
+    left_to_recheck: bool = False
     correlation_id: str = ""
     created_at: datetime | None = None
     updated_at: datetime | None = None

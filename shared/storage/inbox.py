@@ -46,6 +46,7 @@ def to_entity(record: InboxRecord) -> dict[str, Any]:
         "RowKey": check_key(record.operation_id, "operation id"),
         "state": str(record.state.value),
         "initiated_by_publisher": record.initiated_by_publisher,
+        "left_to_recheck": record.left_to_recheck,
     }
     for name in _TEXT_FIELDS:
         entity[name] = check_string(name, getattr(record, name))
@@ -68,6 +69,7 @@ def from_entity(entity: Mapping[str, Any], etag: str = "") -> InboxRecord:
         plan_id=get_str(entity, "plan_id"),
         quantity=get_int(entity, "quantity"),
         initiated_by_publisher=get_bool(entity, "initiated_by_publisher"),
+        left_to_recheck=get_bool(entity, "left_to_recheck"),
         correlation_id=get_str(entity, "correlation_id"),
         created_at=get_datetime(entity, "created_at"),
         updated_at=get_datetime(entity, "updated_at"),

@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.domain.answer_window import is_behind, mirror_can_wait, recheck_delay
-from shared.domain.audit import AuditAction, AuditEntry, AuditSource
 from shared.domain.inbox import ANSWERED, InboxRecord, InboxState
 from shared.domain.policy import ChangeRequest, Decision, PublisherPolicy, decide
 from shared.domain.status import Action, OperationStatus, parse_action
@@ -34,6 +33,7 @@ from shared.fulfillment.errors import FulfillmentConflictError, FulfillmentNotFo
 from shared.fulfillment.models import announced_action
 from shared.logs import get_logger
 from shared.queueing.messages import track_message
+from shared.workflows.decision_audit import audit_decision
 from shared.workflows.errors import PermanentFailureError
 from shared.workflows.sync import SyncPorts, sync_from_microsoft, utcnow
 
@@ -100,8 +100,10 @@ def handle_announced_operation(
     known: Subscription | None = None
     if operation.action in CHANGE_ACTIONS:
         record, known = _answer_change(ports, record, operation, facts, correlation_id, behind=behind)
-        if behind and _mirror_waits(record, operation, known):
-            log.info("change answered while behind; its re-check mirrors it", extra={"behind": True})
+        if record.left_to_recheck and not operation.status.is_terminal:
+            log.info(
+                "change answered while behind; its re-check audits and mirrors it", extra={"behind": True}
+            )
             return
     else:
         if operation.action is Action.UNKNOWN:
@@ -113,15 +115,17 @@ def handle_announced_operation(
         operation.id, operation.action_raw, operation.request_source, operation.timestamp or utcnow()
     )
     sync_from_microsoft(ports.sync, subscription_id, cause, correlation_id, known=known)
+    if record.left_to_recheck:
+        # Final before its re-check ran: the decision's audit row is this delivery's to write.
+        audit_decision(ports.audit, record, operation, correlation_id)
     # A change we just answered is still InProgress here; the scheduled re-check records its outcome.
     outcome = operation.status.value if operation.status.is_terminal else record.outcome
-    ports.inbox.save(replace(record, state=InboxState.DONE, outcome=outcome, updated_at=utcnow()))
+    done = replace(record, state=InboxState.DONE, outcome=outcome, left_to_recheck=False, updated_at=utcnow())
+    ports.inbox.save(done)
 
 
-def _mirror_waits(record: InboxRecord, operation: Operation, known: Subscription | None) -> bool:
-    """Whether this answered change may leave its mirror to the re-check (`mirror_can_wait`)."""
-    if record.state not in ANSWERED or operation.status.is_terminal:
-        return False
+def _may_leave_to_recheck(record: InboxRecord, operation: Operation, known: Subscription | None) -> bool:
+    """Whether a change answered while behind may leave its audit row and mirror to the re-check."""
     stored_quantity = known.quantity if known is not None else None
     return mirror_can_wait(record.decision == "accept", operation.action, operation.quantity, stored_quantity)
 
@@ -265,22 +269,32 @@ def _answer_change(
     # --- answered: what follows is bookkeeping, and a crash here re-sends the recorded answer at worst ---
     faultpoint("worker.after_answer")
     # The re-check goes out before the `acknowledged` mark: once the mark is stored a redelivery does not
-    # answer again, and the re-check is then the one thing that still mirrors a change handled while behind.
+    # answer again, and the re-check is then the one thing that still audits and mirrors a change handled
+    # while behind.
     _schedule_recheck(ports, operation, correlation_id, after=recheck_delay(behind))
-    record = _close_decision(ports, record, operation, correlation_id)
+    leave = behind and _may_leave_to_recheck(record, operation, known)
+    record = _close_decision(ports, record, operation, correlation_id, leave_to_recheck=leave)
     return record, known
 
 
 def _close_decision(
-    ports: OperationPorts, record: InboxRecord, operation: Operation, correlation_id: str
+    ports: OperationPorts,
+    record: InboxRecord,
+    operation: Operation,
+    correlation_id: str,
+    *,
+    leave_to_recheck: bool = False,
 ) -> InboxRecord:
     """Audits the recorded decision, then marks it answered (`acknowledged` or `refused`).
 
     In that order, so a crash between the two repeats the audit row on redelivery: a decision may be
-    audited twice, never not at all."""
-    _audit_decision(ports, record, operation, correlation_id)
+    audited twice, never not at all. Left to the re-check (behind), the mark says so instead, and the
+    re-check (or a later delivery that finds the operation final) writes the audit row."""
+    if not leave_to_recheck:
+        audit_decision(ports.audit, record, operation, correlation_id)
     state = InboxState.ACKNOWLEDGED if record.decision == "accept" else InboxState.REFUSED
-    return ports.inbox.save(replace(record, state=state, updated_at=utcnow()))
+    marked = replace(record, state=state, left_to_recheck=leave_to_recheck, updated_at=utcnow())
+    return ports.inbox.save(marked)
 
 
 def _record_decision(
@@ -331,23 +345,6 @@ def _decide(
         seats_assigned=seats or 0,
     )
     return decide(ports.policy, request), read.subscription
-
-
-def _audit_decision(
-    ports: OperationPorts, record: InboxRecord, operation: Operation, correlation_id: str
-) -> None:
-    verdict = record.decision
-    ports.audit.append(
-        AuditEntry(
-            subscription_id=operation.subscription_id,
-            at=utcnow(),
-            action=AuditAction.decision_on(operation.action),
-            source=AuditSource.PUBLISHER_POLICY,
-            operation_id=operation.id,
-            changes={"decision": (None, verdict), "reason": (None, record.reason)},
-            correlation_id=correlation_id,
-        )
-    )
 
 
 def _schedule_recheck(

@@ -15,10 +15,11 @@ from shared.domain.inbox import ANSWERED, InboxState
 from shared.domain.transitions import Cause
 from shared.logs import get_logger
 from shared.queueing.messages import track_message
+from shared.workflows.decision_audit import audit_decision
 from shared.workflows.sync import SyncPorts, sync_from_microsoft, utcnow
 
 if TYPE_CHECKING:
-    from shared.workflows.ports import EventPublisher, Inbox
+    from shared.workflows.ports import AuditLog, EventPublisher, Inbox
 
 log = get_logger(__name__)
 POLL_EVERY = timedelta(seconds=5)
@@ -30,6 +31,7 @@ class TrackingPorts:
     sync: SyncPorts
     inbox: Inbox
     events: EventPublisher
+    audit: AuditLog  # for the decision of a change answered while the worker was behind
 
 
 def track_operation(
@@ -57,6 +59,9 @@ def track_operation(
     )
     sync_from_microsoft(ports.sync, subscription_id, cause, correlation_id)
     record = ports.inbox.get(subscription_id, operation_id)
+    if record is not None and record.left_to_recheck:
+        # Answered while the worker was behind: the decision's audit row was left to this re-check.
+        audit_decision(ports.audit, record, operation, correlation_id)
     # A change answered while the worker was behind stops at `acknowledged` or `refused`: this mirror was
     # its last step, so the record is done now.
     unfinished = record is not None and (record.state == InboxState.TRACKING or record.state in ANSWERED)
@@ -64,5 +69,6 @@ def track_operation(
         # Whoever handled the webhook may have finished the record before Microsoft finished the operation:
         # the outcome shown to the buyer is Microsoft's, recorded here whatever the record's state.
         state = InboxState.DONE if unfinished else record.state
-        ports.inbox.save(replace(record, state=state, outcome=operation.status.value, updated_at=utcnow()))
+        closed = replace(record, state=state, outcome=operation.status.value, left_to_recheck=False)
+        ports.inbox.save(replace(closed, updated_at=utcnow()))
     log.info("operation final", extra={"operation_status": operation.status.value})

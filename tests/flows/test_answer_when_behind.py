@@ -9,22 +9,26 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from shared.domain.answer_window import BEHIND_AFTER, RECHECK_AFTER_WHEN_BEHIND
+from shared.domain.audit import AuditAction
+from shared.domain.status import Action
 from shared.queueing.messages import MessageKind, track_message, webhook_message
 from tests.support.sandbox import wait_until
 from tests.support.stack import Stack, running_stack
 from tests.support.storage_counter import CountingStorageProxy
 
 # While behind, per accepted seat increase: before the PATCH the inbox lookup, the subscription and the seat
-# count read beside GetOperation, and the inbox row with the decision; after it the decision's audit row and
-# the `acknowledged` mark. The mirror (GetSubscription, a $batch, the license index) waits for the re-check.
+# count read beside GetOperation, and the inbox row with the decision; after it only the `acknowledged` mark.
+# The decision's audit row and the mirror (GetSubscription, $batch, license index) wait for the re-check.
 EXPECTED_BEFORE_ANSWER = 4
-EXPECTED_TOTAL = 6
+EXPECTED_TOTAL = 5
+DECISION = AuditAction.decision_on(Action.CHANGE_QUANTITY).value
 
 
 @pytest.fixture
@@ -77,7 +81,9 @@ def test_a_change_that_waited_is_answered_first_and_mirrored_by_its_recheck(
     seen = [request for request in proxy.labelled_requests() if "/Tables" not in request[2]]
     record = stack.services.operations.get(subscription_id, operation_id)
     assert record.state == "acknowledged"
+    assert record.left_to_recheck
     assert stack.stored(subscription_id).quantity == 3, "the mirror waits for the re-check"
+    assert DECISION not in stack.audit_actions(subscription_id), "so does the decision's audit row"
     due = _scheduled_rechecks(stack, operation_id)
     assert len(due) == 1, due
     assert due[0] > RECHECK_AFTER_WHEN_BEHIND.total_seconds() - 10, due
@@ -89,8 +95,11 @@ def test_a_change_that_waited_is_answered_first_and_mirrored_by_its_recheck(
     stack.queue.send(track_message(subscription_id, operation_id, "behind-test", attempt=1))
     wait_until(lambda: stack.stored(subscription_id).quantity == 7, 8)
     wait_until(lambda: stack.services.operations.get(subscription_id, operation_id).state == "done", 8)
-    assert stack.services.operations.get(subscription_id, operation_id).outcome == "Succeeded"
+    closed = stack.services.operations.get(subscription_id, operation_id)
+    assert closed.outcome == "Succeeded"
+    assert not closed.left_to_recheck
     assert "ChangeQuantity" in stack.audit_actions(subscription_id)
+    assert stack.audit_actions(subscription_id).count(DECISION) == 1
 
 
 def test_a_change_that_did_not_wait_is_mirrored_at_once(stack: Stack) -> None:
@@ -130,3 +139,25 @@ def test_an_accepted_seat_cut_is_mirrored_at_once_even_when_behind(stack: Stack)
     _announce(stack, subscription_id, operation_id, waited=BEHIND_AFTER + timedelta(seconds=1))
 
     wait_until(lambda: stack.stored(subscription_id).quantity == 5, 8)
+
+
+def test_a_redelivery_that_finds_the_change_final_writes_the_decision_left_to_the_recheck(
+    stack: Stack,
+) -> None:
+    subscription_id = stack.buy_and_activate("team-seats", quantity=3)
+    stack.settled()
+    stack.control.settings(webhookUrl="http://127.0.0.1:9/nowhere", webhookMaxAttempts=1)
+    operation_id = stack.control.change_quantity(subscription_id, 9)["operationId"]
+    _announce(stack, subscription_id, operation_id, waited=BEHIND_AFTER + timedelta(seconds=1))
+    wait_until(lambda: stack.services.operations.get(subscription_id, operation_id) is not None, 8)
+    wait_until(lambda: stack.services.operations.get(subscription_id, operation_id).left_to_recheck, 8)
+
+    # Microsoft sends the notification again after duplicate detection's window (a new message); the
+    # operation is final by now (our PATCH accepted it).
+    payload = stack.sandbox.marketplace.operation(subscription_id, operation_id)
+    again = webhook_message(payload, received_at=datetime.now(UTC).isoformat(), correlation_id="again")
+    stack.queue.send(replace(again, message_id=f"{again.message_id}-again"))
+
+    wait_until(lambda: stack.services.operations.get(subscription_id, operation_id).state == "done", 8)
+    assert stack.audit_actions(subscription_id).count(DECISION) == 1
+    assert stack.stored(subscription_id).quantity == 9
