@@ -4,7 +4,12 @@ Replaying sends a copy with a fresh message id to the events queue (duplicate de
 original id within its window) and only then removes the entry, so a crash in between leaves a replay and
 the entry, never neither; replaying twice is harmless because the worker keys its work on the operation or
 subscription, not on the message id. Every replay and discard is written to the subscription's audit trail
-with the operator's name; a discard must say why.
+with the operator's name, twice: the request (`DeadLetterReplayRequested` / `DeadLetterDiscardRequested`)
+before the queue acts, and the outcome (`DeadLetterReplayed` / `DeadLetterDiscarded`) after. A request that
+cannot be recorded is not carried out (FAILED), so no message leaves without a record; a request with no
+outcome after it was not carried out, or was and its outcome could not be recorded (the result's error and
+the log say so). A message naming no subscription is recorded under `UNASSIGNED_SUBSCRIPTION`. A discard
+must say why.
 
 Bulk actions yield one result per entry as they go, so a caller can show progress, and one entry's failure
 is reported on that entry instead of stopping the rest.
@@ -28,6 +33,10 @@ if TYPE_CHECKING:
     from shared.workflows.ports import AuditLog, DeadLetterBox
 
 log = get_logger(__name__)
+# The audit partition of a dead letter that names no subscription (no session, a body nobody could read).
+# Audit rows share the subscriptions table, but nothing lists this partition as a subscription: listings
+# read only RowKey `subscription`, and this partition holds audit rows only.
+UNASSIGNED_SUBSCRIPTION = "_unassigned"
 
 
 class NothingSelectedError(ValueError):
@@ -124,28 +133,54 @@ def _replay(
     entry: DeadLetterEntry, operator: str, correlation_id: str, ports: DeadLetterPorts
 ) -> DeadLetterResult:
     message = replay_message(entry, operator)
-    if not ports.box.replay(entry, message):
-        return DeadLetterResult(entry, DeadLetterOutcome.GONE)
     changes = {
         "message_id": (entry.message_id, message.message_id),
         "dead_letter_reason": (entry.reason, None),
     }
-    _audit(entry, AuditAction.DEAD_LETTER_REPLAYED, changes, operator, correlation_id, ports)
-    return DeadLetterResult(entry, DeadLetterOutcome.REPLAYED, replay_message_id=message.message_id)
+    _audit(entry, AuditAction.DEAD_LETTER_REPLAY_REQUESTED, changes, operator, correlation_id, ports)
+    if not ports.box.replay(entry, message):
+        return DeadLetterResult(entry, DeadLetterOutcome.GONE)
+    error = _audit_outcome(entry, AuditAction.DEAD_LETTER_REPLAYED, changes, operator, correlation_id, ports)
+    return DeadLetterResult(
+        entry, DeadLetterOutcome.REPLAYED, replay_message_id=message.message_id, error=error
+    )
 
 
 def _discard(
     entry: DeadLetterEntry, reason: str, operator: str, correlation_id: str, ports: DeadLetterPorts
 ) -> DeadLetterResult:
-    if not ports.box.discard(entry):
-        return DeadLetterResult(entry, DeadLetterOutcome.GONE)
     changes = {
         "message_id": (entry.message_id, None),
         "dead_letter_reason": (entry.reason, None),
         "discard_reason": (None, reason),
     }
-    _audit(entry, AuditAction.DEAD_LETTER_DISCARDED, changes, operator, correlation_id, ports)
-    return DeadLetterResult(entry, DeadLetterOutcome.DISCARDED)
+    _audit(entry, AuditAction.DEAD_LETTER_DISCARD_REQUESTED, changes, operator, correlation_id, ports)
+    if not ports.box.discard(entry):
+        return DeadLetterResult(entry, DeadLetterOutcome.GONE)
+    error = _audit_outcome(entry, AuditAction.DEAD_LETTER_DISCARDED, changes, operator, correlation_id, ports)
+    return DeadLetterResult(entry, DeadLetterOutcome.DISCARDED, error=error)
+
+
+def _audit_outcome(
+    entry: DeadLetterEntry,
+    action: AuditAction,
+    changes: Mapping[str, tuple[str | None, str | None]],
+    operator: str,
+    correlation_id: str,
+    ports: DeadLetterPorts,
+) -> str:
+    """Records what the queue did; the trail holds the request already, so a failure here is reported on
+    the result (the queue did act: FAILED would send the operator after an entry that is gone)."""
+    try:
+        _audit(entry, action, changes, operator, correlation_id, ports)
+    except Exception as exc:  # the request entry stands; the outcome is in the log line and the result
+        log.warning(
+            "dead letter settled but its outcome not audited",
+            extra={"key": entry.key, "action": action.value, "error": str(exc)},
+            exc_info=True,
+        )
+        return f"settled, but the outcome was not audited: {type(exc).__name__}: {exc}"
+    return ""
 
 
 def _audit(
@@ -156,10 +191,11 @@ def _audit(
     correlation_id: str,
     ports: DeadLetterPorts,
 ) -> None:
-    # Written after the queue acted, so the trail never claims what did not happen; the log line is the
-    # record for a message that names no subscription (a body nobody could read).
+    # The request is written before the queue acts (so nothing leaves the queue without a record, and a
+    # request that cannot be recorded is not carried out), the outcome after it. A message that names no
+    # subscription (a body nobody could read) is recorded in the fixed UNASSIGNED_SUBSCRIPTION partition.
     log.info(
-        "dead letter settled by an operator",
+        "dead letter action by an operator",
         extra={
             "action": action.value,
             "key": entry.key,
@@ -167,11 +203,9 @@ def _audit(
             "operator": operator,
         },
     )
-    if not entry.subscription_id:
-        return
     ports.audit.append(
         AuditEntry(
-            subscription_id=entry.subscription_id,
+            subscription_id=entry.subscription_id or UNASSIGNED_SUBSCRIPTION,
             at=utcnow(),
             action=action,
             source=AuditSource.OPERATOR,
