@@ -1,9 +1,11 @@
 """An operator lists, replays and discards the messages no worker could finish (the CLI and the console).
 
-Replaying sends a copy with a fresh message id to the events queue (duplicate detection would drop the
-original id within its window) and only then removes the entry, so a crash in between leaves a replay and
-the entry, never neither; replaying twice is harmless because the worker keys its work on the operation or
-subscription, not on the message id. Every replay and discard is written to the subscription's audit trail
+Replaying sends a copy with a message id of its own to the events queue (duplicate detection would drop
+the original id within its window) and only then removes the entry, so a crash in between leaves a replay
+and the entry, never neither. The copy's id is derived from the entry (`replay_message_id`), so a second try
+at the same entry sends the same id and duplicate detection drops it within its window; past the window,
+replaying twice is still harmless because the worker keys its work on the operation or subscription, not
+on the message id. Every replay and discard is written to the subscription's audit trail
 with the operator's name, twice: the request (`DeadLetterReplayRequested` / `DeadLetterDiscardRequested`)
 before the queue acts, and the outcome (`DeadLetterReplayed` / `DeadLetterDiscarded`) after. A request that
 cannot be recorded is not carried out (FAILED), so no message leaves without a record; a request with no
@@ -17,14 +19,18 @@ is reported on that entry instead of stopping the rest.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from shared.domain.audit import AuditAction, AuditEntry, AuditSource
-from shared.domain.dead_letters import DeadLetterEntry, DeadLetterSelection, replay_properties
+from shared.domain.dead_letters import (
+    DeadLetterEntry,
+    DeadLetterSelection,
+    replay_message_id,
+    replay_properties,
+)
 from shared.logs import get_logger
 from shared.queueing.messages import QueueMessage
 from shared.workflows.sync import utcnow
@@ -110,9 +116,9 @@ def discard_dead_letters(
 
 
 def replay_message(entry: DeadLetterEntry, operator: str) -> QueueMessage:
-    """The copy a replay sends: same body, session and correlation id; a fresh id naming the original."""
+    """The copy a replay sends: same body, session and correlation id; an id derived from the entry."""
     return QueueMessage(
-        message_id=f"replay-{uuid.uuid4()}",
+        message_id=replay_message_id(entry),
         session_id=entry.session_id or entry.subscription_id,
         body=dict(entry.body),
         content_type=entry.content_type,
