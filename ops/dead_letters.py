@@ -186,7 +186,8 @@ def _report(args: argparse.Namespace, results: list[DeadLetterResult]) -> int:
                 for r in results
             ),
         )
-    failed = any(r.outcome is DeadLetterOutcome.FAILED for r in results)
+    # An error on a settled entry (its outcome not audited) fails the command too: someone must look.
+    failed = any(r.outcome is DeadLetterOutcome.FAILED or r.error for r in results)
     return 1 if failed else 0
 
 

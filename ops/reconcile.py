@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
         print_line(
             f"sweep: {report.listed} listed by Microsoft, {report.queued} reconcile message(s) queued,"
             f" {report.unknown_locally} unknown here, {report.in_step} left alone (in step"
-            f" with Microsoft); correlation id {args.correlation_id}"
+            f" with Microsoft), {report.malformed} unreadable (see the log; those with an id are"
+            f" queued and park if their reconcile fails); correlation id {args.correlation_id}"
         )
     return 0
 

@@ -42,7 +42,9 @@ class AuditAction(StrEnum):
     # An operator's action (the CLI, later the console), with who in `actor`.
     RECONCILE_REQUESTED = "ReconcileRequested"
     ACTIVATION_RETRY_REQUESTED = "ActivationRetryRequested"
+    DEAD_LETTER_REPLAY_REQUESTED = "DeadLetterReplayRequested"  # written before the queue acts
     DEAD_LETTER_REPLAYED = "DeadLetterReplayed"
+    DEAD_LETTER_DISCARD_REQUESTED = "DeadLetterDiscardRequested"  # written before the queue acts
     DEAD_LETTER_DISCARDED = "DeadLetterDiscarded"
     # A Microsoft action this code does not know yet, or a stored string from an older version.
     UNKNOWN = "Unknown"

@@ -5,18 +5,25 @@ operation, a malformed body) with its own reason, and the broker's dead-letter s
 queue, where Service Bus (or the dev host's stand-in) moves a message whose every delivery failed. Both are
 listed, replayed and discarded the same way; `DeadLetterSource` says which one an entry came from.
 
-A replay is a new message with a fresh message id (duplicate detection would drop the original id within
+A replay is a new message with an id of its own (duplicate detection would drop the original id within
 its window) that names the original in `ORIGINAL_MESSAGE_ID`; the worker keys its work on the operation or
-subscription in the body, never on the message id, so a replayed message is handled exactly once.
+subscription in the body, never on the message id, so a replayed message is handled exactly once. The id is
+derived from the entry (`replay_message_id`), not random: a replay retried after its copy went out but the
+entry stayed (Service Bus: send succeeded, complete failed) sends the same id again, and duplicate detection
+drops that second copy within its window.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+# Service Bus refuses a longer MessageId.
+MAX_MESSAGE_ID = 128
 
 # Application properties a replay and a parked copy carry (names as Service Bus shows them).
 ORIGINAL_MESSAGE_ID = "originalMessageId"
@@ -141,3 +148,14 @@ def replay_properties(entry: DeadLetterEntry, operator: str) -> dict[str, str]:
         REPLAYED_BY: operator,
         REPLAY_COUNT: str(entry.replay_count + 1),
     }
+
+
+def replay_message_id(entry: DeadLetterEntry) -> str:
+    """The id of `entry`'s replay, the same every time that entry is replayed: the original id, the source
+    and the sequence number (each source numbers its own messages). An original id too long to fit is
+    replaced by its digest, so the id stays within Service Bus's limit and still names one entry."""
+    suffix = f"-{entry.source.value}-{entry.sequence_number}"
+    original = entry.original_message_id
+    if len("replay-") + len(original) + len(suffix) > MAX_MESSAGE_ID:
+        original = hashlib.sha256(original.encode("utf-8")).hexdigest()
+    return f"replay-{original}{suffix}"

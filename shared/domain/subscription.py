@@ -64,6 +64,16 @@ class MicrosoftSubscription:
 
 
 @dataclass(frozen=True)
+class UnreadableSubscription:
+    """An item of Microsoft's ListSubscriptions we could not read (an unknown status, a field of the wrong
+    shape, no id): its id when it had one, and why. The sweep counts it and, when it has an id, still queues
+    its reconcile, which then fails on GetSubscription and parks the message where an operator sees it."""
+
+    id: str
+    error: str
+
+
+@dataclass(frozen=True)
 class ResolvedPurchase:
     """The answer to Resolve (R6): the subscription id plus the subscription as it stands."""
 

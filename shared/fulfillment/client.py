@@ -27,7 +27,13 @@ from tenacity.stop import stop_base
 
 from shared import telemetry
 from shared.config import FULFILLMENT_API_VERSION, MARKETPLACE_API_SCOPE, Settings
-from shared.domain.subscription import MicrosoftSubscription, Operation, Plan, ResolvedPurchase
+from shared.domain.subscription import (
+    MicrosoftSubscription,
+    Operation,
+    Plan,
+    ResolvedPurchase,
+    UnreadableSubscription,
+)
 from shared.fulfillment import models
 from shared.fulfillment.credentials import build_credential
 from shared.fulfillment.errors import (
@@ -275,8 +281,11 @@ class FulfillmentClient:
         )
         return self._parse(self._send(call), models.parse_resolved)
 
-    def list_subscriptions(self, *, correlation_id: str | None = None) -> Iterator[MicrosoftSubscription]:
-        """Every subscription of the publisher, page by page along `@nextLink` (R21)."""
+    def list_subscriptions(
+        self, *, correlation_id: str | None = None
+    ) -> Iterator[MicrosoftSubscription | UnreadableSubscription]:
+        """Every subscription of the publisher, page by page along `@nextLink` (R21). An item that cannot be
+        read comes as an `UnreadableSubscription`, and the listing goes on."""
         call: _Call | None = self._call("GET", "/saas/subscriptions/", correlation_id=correlation_id)
         seen: set[str] = set()
         while call is not None:

@@ -4,7 +4,9 @@ Microsoft extends payloads without notice and its samples differ from the spec (
 quantities as strings, the .NET `0001-01-01T00:00:00` placeholder for "no date"), so unknown fields are
 ignored, unknown actions and operation statuses become UNKNOWN, and spelling is normalised. What the
 publisher acts on must not be guessed: a subscription without an id or with a status outside R30, an
-operation without an id, or a quantity that is not a whole number raise `MalformedResponseError`.
+operation without an id, or a quantity that is not a whole number raise `MalformedResponseError`. In a
+ListSubscriptions page such an item becomes an `UnreadableSubscription` instead, so one bad item never costs
+the rest of the page or the pages after it.
 
 Where Microsoft's documentation, its tools and its OpenAPI description spell the same thing differently,
 every documented spelling is read; docs/wire-variants.md lists each one and where it comes from.
@@ -24,6 +26,7 @@ from shared.domain.subscription import (
     Plan,
     ResolvedPurchase,
     Term,
+    UnreadableSubscription,
 )
 from shared.fulfillment.errors import MalformedResponseError
 from shared.logs import get_logger
@@ -297,11 +300,23 @@ def _items(data: object, key: str, what: str) -> list[Any]:
     return items
 
 
-def parse_subscription_page(data: object) -> tuple[list[MicrosoftSubscription], str]:
-    """One ListSubscriptions page: its subscriptions and the `@nextLink` ("" on the last page)."""
-    subscriptions = [parse_subscription(item) for item in _items(data, "subscriptions", "subscription page")]
+def parse_subscription_page(
+    data: object,
+) -> tuple[list[MicrosoftSubscription | UnreadableSubscription], str]:
+    """One ListSubscriptions page: its subscriptions and the `@nextLink` ("" on the last page). Items are
+    read one by one: one that `parse_subscription` refuses is an `UnreadableSubscription` (its id if it has
+    one, and why); a page that is not a page at all still raises."""
+    items = _items(data, "subscriptions", "subscription page")
     next_link = _text(data.get("@nextLink")) if isinstance(data, Mapping) else ""
-    return subscriptions, next_link
+    return [_page_item(item) for item in items], next_link
+
+
+def _page_item(item: object) -> MicrosoftSubscription | UnreadableSubscription:
+    try:
+        return parse_subscription(item)
+    except MalformedResponseError as exc:
+        subscription_id = _text(item.get("id")) if isinstance(item, Mapping) else ""
+        return UnreadableSubscription(id=subscription_id, error=str(exc))
 
 
 def parse_plan_list(data: object) -> list[Plan]:

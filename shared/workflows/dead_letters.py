@@ -1,10 +1,17 @@
 """An operator lists, replays and discards the messages no worker could finish (the CLI and the console).
 
-Replaying sends a copy with a fresh message id to the events queue (duplicate detection would drop the
-original id within its window) and only then removes the entry, so a crash in between leaves a replay and
-the entry, never neither; replaying twice is harmless because the worker keys its work on the operation or
-subscription, not on the message id. Every replay and discard is written to the subscription's audit trail
-with the operator's name; a discard must say why.
+Replaying sends a copy with a message id of its own to the events queue (duplicate detection would drop
+the original id within its window) and only then removes the entry, so a crash in between leaves a replay
+and the entry, never neither. The copy's id is derived from the entry (`replay_message_id`), so a second try
+at the same entry sends the same id and duplicate detection drops it within its window; past the window,
+replaying twice is still harmless because the worker keys its work on the operation or subscription, not
+on the message id. Every replay and discard is written to the subscription's audit trail
+with the operator's name, twice: the request (`DeadLetterReplayRequested` / `DeadLetterDiscardRequested`)
+before the queue acts, and the outcome (`DeadLetterReplayed` / `DeadLetterDiscarded`) after. A request that
+cannot be recorded is not carried out (FAILED), so no message leaves without a record; a request with no
+outcome after it was not carried out, or was and its outcome could not be recorded (the result's error and
+the log say so). A message naming no subscription is recorded under `UNASSIGNED_SUBSCRIPTION`. A discard
+must say why.
 
 Bulk actions yield one result per entry as they go, so a caller can show progress, and one entry's failure
 is reported on that entry instead of stopping the rest.
@@ -12,14 +19,18 @@ is reported on that entry instead of stopping the rest.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from shared.domain.audit import AuditAction, AuditEntry, AuditSource
-from shared.domain.dead_letters import DeadLetterEntry, DeadLetterSelection, replay_properties
+from shared.domain.dead_letters import (
+    DeadLetterEntry,
+    DeadLetterSelection,
+    replay_message_id,
+    replay_properties,
+)
 from shared.logs import get_logger
 from shared.queueing.messages import QueueMessage
 from shared.workflows.sync import utcnow
@@ -28,6 +39,10 @@ if TYPE_CHECKING:
     from shared.workflows.ports import AuditLog, DeadLetterBox
 
 log = get_logger(__name__)
+# The audit partition of a dead letter that names no subscription (no session, a body nobody could read).
+# Audit rows share the subscriptions table, but nothing lists this partition as a subscription: listings
+# read only RowKey `subscription`, and this partition holds audit rows only.
+UNASSIGNED_SUBSCRIPTION = "_unassigned"
 
 
 class NothingSelectedError(ValueError):
@@ -101,9 +116,9 @@ def discard_dead_letters(
 
 
 def replay_message(entry: DeadLetterEntry, operator: str) -> QueueMessage:
-    """The copy a replay sends: same body, session and correlation id; a fresh id naming the original."""
+    """The copy a replay sends: same body, session and correlation id; an id derived from the entry."""
     return QueueMessage(
-        message_id=f"replay-{uuid.uuid4()}",
+        message_id=replay_message_id(entry),
         session_id=entry.session_id or entry.subscription_id,
         body=dict(entry.body),
         content_type=entry.content_type,
@@ -124,28 +139,54 @@ def _replay(
     entry: DeadLetterEntry, operator: str, correlation_id: str, ports: DeadLetterPorts
 ) -> DeadLetterResult:
     message = replay_message(entry, operator)
-    if not ports.box.replay(entry, message):
-        return DeadLetterResult(entry, DeadLetterOutcome.GONE)
     changes = {
         "message_id": (entry.message_id, message.message_id),
         "dead_letter_reason": (entry.reason, None),
     }
-    _audit(entry, AuditAction.DEAD_LETTER_REPLAYED, changes, operator, correlation_id, ports)
-    return DeadLetterResult(entry, DeadLetterOutcome.REPLAYED, replay_message_id=message.message_id)
+    _audit(entry, AuditAction.DEAD_LETTER_REPLAY_REQUESTED, changes, operator, correlation_id, ports)
+    if not ports.box.replay(entry, message):
+        return DeadLetterResult(entry, DeadLetterOutcome.GONE)
+    error = _audit_outcome(entry, AuditAction.DEAD_LETTER_REPLAYED, changes, operator, correlation_id, ports)
+    return DeadLetterResult(
+        entry, DeadLetterOutcome.REPLAYED, replay_message_id=message.message_id, error=error
+    )
 
 
 def _discard(
     entry: DeadLetterEntry, reason: str, operator: str, correlation_id: str, ports: DeadLetterPorts
 ) -> DeadLetterResult:
-    if not ports.box.discard(entry):
-        return DeadLetterResult(entry, DeadLetterOutcome.GONE)
     changes = {
         "message_id": (entry.message_id, None),
         "dead_letter_reason": (entry.reason, None),
         "discard_reason": (None, reason),
     }
-    _audit(entry, AuditAction.DEAD_LETTER_DISCARDED, changes, operator, correlation_id, ports)
-    return DeadLetterResult(entry, DeadLetterOutcome.DISCARDED)
+    _audit(entry, AuditAction.DEAD_LETTER_DISCARD_REQUESTED, changes, operator, correlation_id, ports)
+    if not ports.box.discard(entry):
+        return DeadLetterResult(entry, DeadLetterOutcome.GONE)
+    error = _audit_outcome(entry, AuditAction.DEAD_LETTER_DISCARDED, changes, operator, correlation_id, ports)
+    return DeadLetterResult(entry, DeadLetterOutcome.DISCARDED, error=error)
+
+
+def _audit_outcome(
+    entry: DeadLetterEntry,
+    action: AuditAction,
+    changes: Mapping[str, tuple[str | None, str | None]],
+    operator: str,
+    correlation_id: str,
+    ports: DeadLetterPorts,
+) -> str:
+    """Records what the queue did; the trail holds the request already, so a failure here is reported on
+    the result (the queue did act: FAILED would send the operator after an entry that is gone)."""
+    try:
+        _audit(entry, action, changes, operator, correlation_id, ports)
+    except Exception as exc:  # the request entry stands; the outcome is in the log line and the result
+        log.warning(
+            "dead letter settled but its outcome not audited",
+            extra={"key": entry.key, "action": action.value, "error": str(exc)},
+            exc_info=True,
+        )
+        return f"settled, but the outcome was not audited: {type(exc).__name__}: {exc}"
+    return ""
 
 
 def _audit(
@@ -156,10 +197,11 @@ def _audit(
     correlation_id: str,
     ports: DeadLetterPorts,
 ) -> None:
-    # Written after the queue acted, so the trail never claims what did not happen; the log line is the
-    # record for a message that names no subscription (a body nobody could read).
+    # The request is written before the queue acts (so nothing leaves the queue without a record, and a
+    # request that cannot be recorded is not carried out), the outcome after it. A message that names no
+    # subscription (a body nobody could read) is recorded in the fixed UNASSIGNED_SUBSCRIPTION partition.
     log.info(
-        "dead letter settled by an operator",
+        "dead letter action by an operator",
         extra={
             "action": action.value,
             "key": entry.key,
@@ -167,11 +209,9 @@ def _audit(
             "operator": operator,
         },
     )
-    if not entry.subscription_id:
-        return
     ports.audit.append(
         AuditEntry(
-            subscription_id=entry.subscription_id,
+            subscription_id=entry.subscription_id or UNASSIGNED_SUBSCRIPTION,
             at=utcnow(),
             action=action,
             source=AuditSource.OPERATOR,

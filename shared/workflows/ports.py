@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         Plan,
         ResolvedPurchase,
         Subscription,
+        UnreadableSubscription,
     )
     from shared.domain.users import User
     from shared.queueing.messages import QueueMessage
@@ -38,7 +39,9 @@ class Marketplace(Protocol):
 
     def resolve(self, marketplace_token: str, *, correlation_id: str | None = None) -> ResolvedPurchase: ...
 
-    def list_subscriptions(self, *, correlation_id: str | None = None) -> Iterable[MicrosoftSubscription]: ...
+    def list_subscriptions(
+        self, *, correlation_id: str | None = None
+    ) -> Iterable[MicrosoftSubscription | UnreadableSubscription]: ...
 
     def get_subscription(
         self, subscription_id: str, *, correlation_id: str | None = None

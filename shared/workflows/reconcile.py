@@ -4,7 +4,11 @@
 queues one `reconcile` message per subscription, including those we have no row for, so the repairs run on
 the worker with each subscription's order kept. It holds one batch of listed subscriptions at a time (a
 page's worth), never the whole list, and looks their rows up concurrently. Only a subscription that is
-Unsubscribed on both sides is left out: nothing about it can drift any more.
+Unsubscribed on both sides is left out: nothing about it can drift any more. An item of the list that could
+not be read (`UnreadableSubscription`: an unknown status, a field of the wrong shape, no id) is logged and
+counted as `malformed`, and the sweep goes on; one with an id still gets its reconcile message, whose
+GetSubscription then fails and parks it, so an operator sees it among the dead letters instead of it being
+skipped in silence. One without an id cannot be reconciled; the log line is its only trace.
 
 `reconcile_subscription` repairs one subscription from Microsoft's truth: a mirror created from
 GetSubscription when we had none, status/plan/quantity/term drift mirrored, an activation the buyer
@@ -25,7 +29,13 @@ from typing import TYPE_CHECKING
 from shared.domain.audit import AuditAction, AuditEntry, AuditSource
 from shared.domain.inbox import InboxState
 from shared.domain.status import SubscriptionStatus
-from shared.domain.subscription import MicrosoftSubscription, Operation, Subscription, needs_reconcile
+from shared.domain.subscription import (
+    MicrosoftSubscription,
+    Operation,
+    Subscription,
+    UnreadableSubscription,
+    needs_reconcile,
+)
 from shared.domain.transitions import Cause
 from shared.logs import get_logger
 from shared.queueing.messages import reconcile_message
@@ -57,12 +67,14 @@ class ReconcilePorts:
 @dataclass(frozen=True)
 class SweepReport:
     """What one sweep saw and did: subscriptions listed by Microsoft, reconcile messages queued, listed
-    subscriptions with no row of ours, and those left out because ours is in step with Microsoft's."""
+    subscriptions with no row of ours, those left out because ours is in step with Microsoft's, and listed
+    items that could not be read (`malformed`; those with an id are queued, and counted in `queued` too)."""
 
     listed: int = 0
     queued: int = 0
     unknown_locally: int = 0
     in_step: int = 0
+    malformed: int = 0
 
 
 @dataclass(frozen=True)
@@ -171,9 +183,20 @@ def sweep(
 ) -> SweepReport:
     """Queues a reconcile message for each subscription Microsoft lists that is unknown here, drifted or
     waiting for its activation (`needs_reconcile`); returns the counts."""
-    listed = queued = unknown = in_step = 0
+    listed = queued = unknown = in_step = malformed = 0
     with ThreadPoolExecutor(max_workers=lookups, thread_name_prefix="sweep-lookups") as pool:
-        for snapshots in _batches(marketplace.list_subscriptions(correlation_id=correlation_id), batch):
+        for items in _batches(marketplace.list_subscriptions(correlation_id=correlation_id), batch):
+            snapshots = [item for item in items if isinstance(item, MicrosoftSubscription)]
+            for bad in (item for item in items if isinstance(item, UnreadableSubscription)):
+                listed += 1
+                malformed += 1
+                log.warning(
+                    "unreadable subscription in Microsoft's list",
+                    extra={"subscription_id": bad.id, "error": bad.error},
+                )
+                if bad.id:
+                    events.send(reconcile_message(bad.id, "sweep", correlation_id))
+                    queued += 1
             rows = _lookup(pool, subscriptions, snapshots)
             for snapshot, stored in zip(snapshots, rows, strict=True):
                 listed += 1
@@ -184,15 +207,25 @@ def sweep(
                     continue
                 events.send(reconcile_message(snapshot.id, "sweep", correlation_id))
                 queued += 1
-    report = SweepReport(listed=listed, queued=queued, unknown_locally=unknown, in_step=in_step)
+    report = SweepReport(
+        listed=listed, queued=queued, unknown_locally=unknown, in_step=in_step, malformed=malformed
+    )
     log.info(
         "reconciliation sweep queued",
-        extra={"listed": listed, "queued": queued, "unknown_locally": unknown, "in_step": in_step},
+        extra={
+            "listed": listed,
+            "queued": queued,
+            "unknown_locally": unknown,
+            "in_step": in_step,
+            "malformed": malformed,
+        },
     )
     return report
 
 
-def _batches(items: Iterable[MicrosoftSubscription], size: int) -> Iterator[list[MicrosoftSubscription]]:
+def _batches(
+    items: Iterable[MicrosoftSubscription | UnreadableSubscription], size: int
+) -> Iterator[list[MicrosoftSubscription | UnreadableSubscription]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk

@@ -155,7 +155,7 @@ def test_subscriptions_reconcile_and_activation_retry(
     ops("reconcile", "--subscription", str(uuid.uuid4()), expect=1)
     # The sweep: both listed, both in step with Microsoft, so nothing to queue.
     swept = ops_json("reconcile")
-    assert (swept["listed"], swept["queued"], swept["in_step"]) == (2, 0, 2)
+    assert (swept["listed"], swept["queued"], swept["in_step"], swept["malformed"]) == (2, 0, 2, 0)
     stack.settled()
 
     refused = ops("activation", "retry", subscription_id, expect=1)

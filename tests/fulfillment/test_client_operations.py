@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from shared.domain.status import Action, OperationStatus, SubscriptionStatus
+from shared.domain.subscription import UnreadableSubscription
 from shared.fulfillment.client import FulfillmentClient
 from shared.fulfillment.errors import FulfillmentNotFoundError, MalformedResponseError
 from tests.fulfillment import (
@@ -143,6 +144,44 @@ def test_list_subscriptions_follows_next_link_over_three_pages(
     assert [r.query.get("continuationToken") for r in requests] == [None, ["p2"], ["p3"]]
     assert {r.headers["x-ms-correlationid"] for r in requests} == {"11111111-2222-4333-8444-555555555555"}
     assert len({r.headers["x-ms-requestid"] for r in requests}) == 3
+
+
+def test_one_unreadable_item_does_not_cost_the_page_or_the_pages_after_it(
+    server: ScriptedServer, client: FulfillmentClient
+) -> None:
+    ids = [f"00000000-0000-4000-8000-00000000000{n}" for n in range(3)]
+    page_url = f"{server.base_url}{SUBSCRIPTIONS}/?continuationToken=p2&api-version=2018-08-31"
+    no_id = docs_subscription()
+    del no_id["id"]
+    server.script(
+        ScriptedResponse(
+            200,
+            body={
+                "subscriptions": [
+                    docs_subscription(id=ids[0]),
+                    docs_subscription(id=ids[1], saasSubscriptionStatus="Frozen"),
+                    no_id,
+                    "not an object",
+                ],
+                "@nextLink": page_url,
+            },
+        ),
+        ScriptedResponse(200, body={"subscriptions": [docs_subscription(id=ids[2])]}),
+    )
+
+    listed = list(client.list_subscriptions())
+
+    assert [(type(item).__name__, item.id) for item in listed] == [
+        ("MicrosoftSubscription", ids[0]),
+        ("UnreadableSubscription", ids[1]),
+        ("UnreadableSubscription", ""),
+        ("UnreadableSubscription", ""),
+        ("MicrosoftSubscription", ids[2]),
+    ]
+    unreadable = [item for item in listed if isinstance(item, UnreadableSubscription)]
+    assert "Frozen" in unreadable[0].error
+    assert "'id'" in unreadable[1].error
+    assert len(server.requests) == 2
 
 
 def test_list_subscriptions_parses_the_spec_shape(server: ScriptedServer, client: FulfillmentClient) -> None:

@@ -16,7 +16,11 @@ from typing import Any
 
 import pytest
 from azure.servicebus import ServiceBusMessage, ServiceBusSubQueue
-from azure.servicebus.exceptions import MessageNotFoundError, ServiceBusConnectionError
+from azure.servicebus.exceptions import (
+    MessageLockLostError,
+    MessageNotFoundError,
+    ServiceBusConnectionError,
+)
 
 from shared.domain.dead_letters import DeadLetterSource
 from shared.queueing.servicebus import ServiceBusEventQueue
@@ -52,10 +56,11 @@ class FakeBroker:
     receivers: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     sent: list[tuple[str, ServiceBusMessage]] = field(default_factory=list)
     send_failure: Exception | None = None
+    complete_failures: list[Exception] = field(default_factory=list)  # raised by the next completes
 
     def get_queue_receiver(self, queue_name: str, **kwargs: Any) -> FakeReceiver:
         self.receivers.append((queue_name, kwargs))
-        return FakeReceiver(self.entities.setdefault((queue_name, kwargs.get("sub_queue")), []))
+        return FakeReceiver(self.entities.setdefault((queue_name, kwargs.get("sub_queue")), []), self)
 
     def get_queue_sender(self, queue_name: str, **kwargs: Any) -> FakeSender:
         return FakeSender(self, queue_name)
@@ -78,6 +83,7 @@ class FakeSender:
 @dataclass
 class FakeReceiver:
     messages: list[FakeReceived]
+    broker: FakeBroker | None = None
     calls: list[str] = field(default_factory=list)
 
     def __enter__(self) -> FakeReceiver:
@@ -112,6 +118,8 @@ class FakeReceiver:
 
     def complete_message(self, message: FakeReceived) -> None:
         assert message.state == "locked"
+        if self.broker is not None and self.broker.complete_failures:
+            raise self.broker.complete_failures.pop(0)
         message.state = "completed"
 
     def defer_message(self, message: FakeReceived) -> None:
@@ -265,3 +273,28 @@ def test_a_replay_the_queue_refuses_leaves_the_entry_where_it_was(broker: FakeBr
     [message] = broker.entities[(EVENTS, ServiceBusSubQueue.DEAD_LETTER)]
     assert message.state == "active"  # the lock was released unsettled: it waits for the next try
     assert [e.key for e in box.list()][-1] == "deadletter:7"
+
+
+def test_a_replay_retried_after_its_complete_failed_sends_the_same_message_id(broker: FakeBroker) -> None:
+    box = adapter(broker)
+    entry = next(e for e in box.list() if e.key == "deadletter:7")
+    broker.complete_failures.append(MessageLockLostError(message="lock lost"))
+
+    with pytest.raises(MessageLockLostError):
+        box.replay(entry, replay_message(entry, "carol"))
+    # The copy went out but the entry stayed; the operator tries again, with a copy built afresh.
+    assert box.replay(entry, replay_message(entry, "carol"))
+
+    first, second = (message for _, message in broker.sent)
+    # One id for both: Service Bus duplicate detection (infra/queues.json) drops the second copy.
+    assert first.message_id == second.message_id == "replay-activate-sub-2-deadletter-7"
+    assert [m.state for m in broker.entities[(EVENTS, ServiceBusSubQueue.DEAD_LETTER)]] == ["completed"]
+
+
+def test_replay_ids_tell_the_two_places_and_each_entry_apart(broker: FakeBroker) -> None:
+    entries = adapter(broker).list()
+
+    ids = {replay_message(e, "dave").message_id for e in entries}
+
+    assert len(ids) == len(entries)
+    assert "replay-op-3-parking-3" in ids

@@ -8,6 +8,7 @@ from shared.domain.dead_letters import (
     DeadLetterEntry,
     DeadLetterSelection,
     DeadLetterSource,
+    replay_message_id,
     replay_properties,
 )
 from shared.domain.status import SubscriptionStatus
@@ -113,3 +114,14 @@ def test_subscription_query(query: SubscriptionQuery, matches: bool) -> None:
 def test_a_status_microsoft_never_sends_is_caught_before_it_quietly_matches_nothing() -> None:
     assert SubscriptionQuery(status="suspended").status_is_known()
     assert not SubscriptionQuery(status="Subscribd").status_is_known()
+
+
+def test_a_replay_id_names_the_original_and_stays_within_service_bus_limit() -> None:
+    replayed_once = entry(9, source=DeadLetterSource.DEAD_LETTER, originalMessageId="op-1")
+    assert replay_message_id(replayed_once) == "replay-op-1-deadletter-9"
+    assert replay_message_id(replayed_once) == replay_message_id(replayed_once)
+
+    long_one = entry(2**62, message_id="x" * 200)
+    long_other = entry(2**62, message_id="x" * 199 + "y")
+    assert len(replay_message_id(long_one)) <= 128
+    assert replay_message_id(long_one) != replay_message_id(long_other)

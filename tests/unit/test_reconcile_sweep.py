@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from shared.domain.status import SubscriptionStatus
-from shared.domain.subscription import MicrosoftSubscription, Subscription
+from shared.domain.subscription import MicrosoftSubscription, Subscription, UnreadableSubscription
 from shared.workflows.reconcile import sweep
 
 SUBSCRIBED = SubscriptionStatus.SUBSCRIBED
@@ -94,3 +94,37 @@ def test_the_sweep_holds_one_batch_at_a_time() -> None:
     # The first message goes out once the first batch is read, not after the whole list.
     assert sent.pulled_when_sent[0] == 100
     assert all(pulled <= (index // 100 + 1) * 100 for index, pulled in enumerate(sent.pulled_when_sent))
+
+
+class ListingWithUnreadable(Listing):
+    """Microsoft's list with unreadable items in its first batch: one with an id, one without."""
+
+    def list_subscriptions(
+        self, *, correlation_id: str | None = None
+    ) -> Iterator[MicrosoftSubscription | UnreadableSubscription]:
+        for number, item in enumerate(super().list_subscriptions(correlation_id=correlation_id)):
+            if number == 3:
+                yield UnreadableSubscription(
+                    id="sub-odd", error="subscription sub-odd: unknown status 'Frozen'"
+                )
+            if number == 4:
+                yield UnreadableSubscription(id="", error="subscription has no 'id'")
+            yield item
+
+
+def test_an_unreadable_item_is_counted_and_the_sweep_goes_on(caplog: Any) -> None:
+    listing = ListingWithUnreadable([SUBSCRIBED] * 150)
+    rows = Rows({f"sub-{n}": Subscription(id=f"sub-{n}", status=SUBSCRIBED) for n in range(150)})
+    sent = Sent(listing)
+
+    with caplog.at_level("INFO"):
+        report = sweep("c", marketplace=listing, subscriptions=rows, events=sent, batch=100)  # type: ignore[arg-type]
+
+    assert listing.pulled == 150  # the pages after the bad items were read too
+    assert (report.listed, report.malformed, report.in_step) == (152, 2, 150)
+    # The one with an id is still reconciled: GetSubscription fails on it and parks it for an operator.
+    assert [m.session_id for m in sent.messages] == ["sub-odd"]
+    assert report.queued == 1
+    [summary] = [r for r in caplog.records if r.getMessage() == "reconciliation sweep queued"]
+    assert summary.malformed == 2
+    assert sum(r.getMessage() == "unreadable subscription in Microsoft's list" for r in caplog.records) == 2
