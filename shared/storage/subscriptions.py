@@ -61,6 +61,7 @@ _DATETIME_FIELDS = (
     "last_operation_at",
     "last_synced_at",
     "unsubscribed_at",
+    "personal_data_purged_at",
     "created_at",
     "updated_at",
 )
@@ -129,6 +130,7 @@ def from_entity(entity: Mapping[str, Any], etag: str = "") -> Subscription:
         last_operation_at=get_datetime(entity, "last_operation_at"),
         last_synced_at=get_datetime(entity, "last_synced_at"),
         unsubscribed_at=get_datetime(entity, "unsubscribed_at"),
+        personal_data_purged_at=get_datetime(entity, "personal_data_purged_at"),
         created_at=get_datetime(entity, "created_at"),
         updated_at=get_datetime(entity, "updated_at"),
         etag=etag,
