@@ -64,7 +64,8 @@ def test_buyer_signs_in_confirms_and_sees_the_subscription_become_active(
     # The status page refreshes itself every two seconds; no script, so the strict CSP holds.
     expect(status).to_have_attribute("data-status", "Subscribed", timeout=10_000)
     expect(status).to_have_text("Active")
-    expect(page.locator("dl.facts [data-plan]")).to_have_text("Team (per seat)")  # the plan's name, not its id
+    # The plan's name, not its id.
+    expect(page.locator("dl.facts [data-plan]")).to_have_text("Team (per seat)")
     expect(page.locator('[data-testid="manage"]')).to_be_visible()
     screenshot(page, "4-activation-done")
     sandbox_view = app_stack.control.subscription(bought["subscriptionId"])["subscription"]
