@@ -13,7 +13,7 @@ from shared.config import check_fail_closed
 from shared.entrypoints.binding import entry_module
 
 if TYPE_CHECKING:  # the type checker sees the real modules; at run time each loads on its first call
-    from shared.entrypoints import auth, health, licenses, reconciliation, webhook, worker
+    from shared.entrypoints import auth, health, licenses, reconciliation, retention, webhook, worker
     from shared.entrypoints.landing import confirm, land, status
     from shared.entrypoints.portal import actions as portal_actions
     from shared.entrypoints.portal import pages as portal_pages
@@ -23,6 +23,7 @@ else:
     health = entry_module("shared.entrypoints.health")
     licenses = entry_module("shared.entrypoints.licenses")
     reconciliation = entry_module("shared.entrypoints.reconciliation")
+    retention = entry_module("shared.entrypoints.retention")
     webhook = entry_module("shared.entrypoints.webhook")
     worker = entry_module("shared.entrypoints.worker")
     land = entry_module("shared.entrypoints.landing.land")
@@ -74,6 +75,13 @@ def reconciliation_sweep(timer: func.TimerRequest) -> None:
     """On RECONCILE_SCHEDULE (every 30 minutes): queue a reconcile message per subscription Microsoft lists
     (R83). Not on startup: every scale-out instance would sweep again."""
     reconciliation.handle_timer(timer)
+
+
+@app.timer_trigger(schedule="%PURGE_SCHEDULE%", arg_name="timer", run_on_startup=False)
+def personal_data_purge(timer: func.TimerRequest) -> None:
+    """On PURGE_SCHEDULE (daily): delete or anonymise the personal data of subscriptions Unsubscribed for
+    longer than RETENTION_DAYS (R56, R58); billing fields and the audit trail, redacted, stay."""
+    retention.handle_timer(timer)
 
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

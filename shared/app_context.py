@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from shared.workflows.operator_requests import OperatorRequestPorts
     from shared.workflows.provisioning import ProvisioningHook
     from shared.workflows.reconcile import ReconcilePorts
+    from shared.workflows.retention import RetentionPorts
     from shared.workflows.subscription_views import SubscriptionViewPorts
     from shared.workflows.sync import SyncPorts
     from shared.workflows.tracking import TrackingPorts
@@ -239,6 +240,21 @@ class Services:
         from shared.workflows.reconcile import ReconcilePorts
 
         return ReconcilePorts(self.activation_ports, self.operation_ports)
+
+    @cached_property
+    def retention_ports(self) -> RetentionPorts:
+        from shared.workflows.retention import RetentionPorts
+
+        return RetentionPorts(
+            subscriptions=self.subscriptions,
+            audit=self.audit,
+            seats=self.seats,
+            licenses=self.licenses,
+            grants=self.admins,
+            users=self.users,
+            sessions=self.sessions,
+            setup_links=self.setup_links,
+        )
 
     @cached_property
     def confirmation_ports(self) -> ConfirmationPorts:

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from shared.domain.retention import DEFAULT_RETENTION_DAYS, MINIMUM_RETENTION_DAYS
+
 # The Microsoft-owned application behind the SaaS Fulfillment and Metering APIs (R43). Not a setting: it is
 # the same for every publisher, and a wrong value is the commonest cause of 403s (pitfall P3).
 MARKETPLACE_API_APP_ID = "20e940b3-4c77-4b0b-9a53-9e16a1b010a7"
@@ -186,6 +188,9 @@ class Settings:
     license_cache_seconds: int = 10
     log_level: str = "INFO"
 
+    # --- Data lifecycle: days an Unsubscribed subscription keeps its personal data (R56, R58).
+    retention_days: int = DEFAULT_RETENTION_DAYS
+
     # --- Telemetry: OpenTelemetry to Application Insights only when a connection string is set
     # (shared.telemetry); Entra ID auth when the authentication string says Authorization=AAD.
     applicationinsights_connection_string: str = field(default="", repr=False)
@@ -248,6 +253,7 @@ class Settings:
             session_lifetime_seconds=_int(env, "SESSION_LIFETIME_SECONDS", 8 * 3600),
             license_cache_seconds=_int(env, "LICENSE_CACHE_SECONDS", 10),
             log_level=env.get("LOG_LEVEL", "INFO").strip().upper(),
+            retention_days=_int(env, "RETENTION_DAYS", DEFAULT_RETENTION_DAYS),
             applicationinsights_connection_string=env.get(
                 "APPLICATIONINSIGHTS_CONNECTION_STRING", ""
             ).strip(),
@@ -269,6 +275,11 @@ class Settings:
         if not 0 <= self.license_cache_seconds <= 60:
             # Beyond the answer's own max-age a revoked seat would outlive what the caller was promised.
             raise ConfigurationError("LICENSE_CACHE_SECONDS must be between 0 and 60")
+        if self.retention_days < MINIMUM_RETENTION_DAYS:
+            # R58: Microsoft requires the data of an Unsubscribed subscription to be kept at least 7 days.
+            raise ConfigurationError(
+                f"RETENTION_DAYS must be at least {MINIMUM_RETENTION_DAYS} (Microsoft's rule R58)"
+            )
         if "#" in self.public_base_url:
             # R3: Microsoft cannot send buyers to a landing URL that contains '#'.
             raise ConfigurationError("PUBLIC_BASE_URL must not contain '#'")

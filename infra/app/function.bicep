@@ -157,6 +157,15 @@ var appSettings = [
     name: 'RECONCILE_SCHEDULE'
     value: '0 */30 * * * *'
   }
+  // ... and the retention purge's to %PURGE_SCHEDULE% (daily); RETENTION_DAYS is the period it waits (R58).
+  {
+    name: 'PURGE_SCHEDULE'
+    value: '0 30 3 * * *'
+  }
+  {
+    name: 'RETENTION_DAYS'
+    value: '30'
+  }
   {
     name: 'SSO_CLIENT_ID'
     value: ssoClientId

@@ -46,6 +46,8 @@ class AuditAction(StrEnum):
     DEAD_LETTER_REPLAYED = "DeadLetterReplayed"
     DEAD_LETTER_DISCARD_REQUESTED = "DeadLetterDiscardRequested"  # written before the queue acts
     DEAD_LETTER_DISCARDED = "DeadLetterDiscarded"
+    # The retention period ended: personal data deleted or anonymised, counts in `changes` (R58).
+    PERSONAL_DATA_PURGED = "PersonalDataPurged"
     # A Microsoft action this code does not know yet, or a stored string from an older version.
     UNKNOWN = "Unknown"
 
@@ -72,6 +74,7 @@ class AuditSource(StrEnum):
     RECONCILIATION = "reconciliation"
     PUBLISHER_POLICY = "publisher-policy"
     OPERATOR = "operator"  # the publisher's staff, by the CLI or the console; `actor` names the person
+    RETENTION = "retention"  # the purge timer, once a subscription's retention period ended
     # No requestSource on the operation, or a stored string from an older version.
     UNKNOWN = "Unknown"
 

@@ -137,6 +137,8 @@ class Subscription:
     last_operation_at: datetime | None = None
     last_synced_at: datetime | None = None
     unsubscribed_at: datetime | None = None
+    # Set once the retention period ended and the personal data was purged (shared.domain.retention).
+    personal_data_purged_at: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
     etag: str = ""  # the store's concurrency token; empty for a record not yet stored
@@ -152,8 +154,26 @@ class Subscription:
         """A new record mirroring Microsoft's view; bookkeeping fields start empty."""
         return cls(id=ms.id).mirrored(ms)
 
+    def without_personal_data(self) -> Subscription:
+        """This record with the people left out: the name (buyers often name a subscription after someone)
+        and the parties' e-mail, object id and puid. Tenants stay: they are organisations, and billing and
+        the license index are keyed by them."""
+        return replace(
+            self,
+            name="",
+            purchaser=Party(tenant_id=self.purchaser.tenant_id),
+            beneficiary=Party(tenant_id=self.beneficiary.tenant_id),
+        )
+
     def mirrored(self, ms: MicrosoftSubscription) -> Subscription:
-        """This record with every mirrored field replaced by Microsoft's (R22: Microsoft is the truth)."""
+        """This record with every mirrored field replaced by Microsoft's (R22: Microsoft is the truth).
+
+        A purged record stays without its people: a late webhook or an operator's reconcile must not bring
+        back what the retention period removed."""
+        mirrored = self._mirrored(ms)
+        return mirrored.without_personal_data() if self.personal_data_purged_at else mirrored
+
+    def _mirrored(self, ms: MicrosoftSubscription) -> Subscription:
         return replace(
             self,
             name=ms.name or self.name,

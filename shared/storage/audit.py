@@ -1,7 +1,11 @@
 """The audit trail: an append-only history of what happened to each subscription, and why.
 
 Rows are only ever created, never updated or upserted, so a bug or a replayed message cannot rewrite
-history. They live in the subscriptions table, in the subscription's own partition, so that a change to the
+history. The one exception is the retention purge (`rewrite_changes`): once a subscription's retention
+period ended, personal values in its entries' `changes` are redacted in place, under each row's ETag; what
+happened, when, why and by whom stays.
+
+Rows live in the subscriptions table, in the subscription's own partition, so that a change to the
 subscription and the entry that records it are written in one entity-group transaction
 (`SubscriptionStore.update` with a `Change` carrying an `AuditEntry`): a crash can never leave a change
 without its record. RowKey is `audit-` + the UTC time of the event + a random suffix, so key order is
@@ -16,16 +20,17 @@ import dataclasses
 import enum
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
+from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError
-from azure.data.tables import TableClient
+from azure.data.tables import TableClient, UpdateMode
 
 from shared.domain.audit import AuditAction, AuditEntry, AuditSource
 from shared.logs import get_logger, log_context
-from shared.storage.entities import check_key, check_string, get_datetime, get_str, to_utc
+from shared.storage.entities import check_key, check_string, etag_of, get_datetime, get_str, to_utc
 from shared.storage.errors import AlreadyExistsError
 
 _log = get_logger(__name__)
@@ -60,11 +65,16 @@ def _row_key(at: datetime) -> str:
     return f"{ROW_PREFIX}{to_utc(at, 'at'):%Y%m%dT%H%M%S.%fZ}-{uuid.uuid4().hex}"
 
 
+Changes = Mapping[str, tuple[Any, Any]]
+
+
+def _changes_json(changes: Changes) -> str:
+    return check_string("changes", to_json({name: [old, new] for name, (old, new) in changes.items()}))
+
+
 def to_entity(entry: AuditEntry) -> dict[str, Any]:
     """The row for `entry` (a new RowKey each time: entries are never rewritten), not yet written."""
-    changes_json = check_string(
-        "changes", to_json({name: [old, new] for name, (old, new) in entry.changes.items()})
-    )
+    changes_json = _changes_json(entry.changes)
     return {
         "PartitionKey": check_key(entry.subscription_id, "subscription id"),
         "RowKey": _row_key(entry.at),
@@ -129,7 +139,32 @@ class AuditTrail:
 
     def list(self, subscription_id: str) -> list[AuditEntry]:
         """A subscription's history, oldest first (the table returns rows in RowKey order)."""
-        rows = self._table.query_entities(
+        return [from_entity(entity) for entity in self._rows(subscription_id)]
+
+    def rewrite_changes(self, subscription_id: str, rewrite: Callable[[Changes], Changes]) -> int:
+        """Replaces each entry's `changes` with `rewrite(changes)` where that differs (the retention purge's
+        redaction); returns how many rows were rewritten. Rows stream a page at a time; each write is
+        guarded by the row's ETag, and nothing else in the row changes."""
+        rewritten = 0
+        for entity in self._rows(subscription_id):
+            new_json = _changes_json(rewrite(from_entity(entity).changes))
+            if new_json == get_str(entity, "changes", "{}"):
+                continue
+            self._table.update_entity(
+                entity={
+                    "PartitionKey": entity["PartitionKey"],
+                    "RowKey": entity["RowKey"],
+                    "changes": new_json,
+                },
+                mode=UpdateMode.MERGE,
+                etag=etag_of(entity),
+                match_condition=MatchConditions.IfNotModified,
+            )
+            rewritten += 1
+        return rewritten
+
+    def _rows(self, subscription_id: str) -> Any:
+        return self._table.query_entities(
             query_filter="PartitionKey eq @pk and RowKey ge @first and RowKey lt @end",
             parameters={
                 "pk": check_key(subscription_id, "subscription id"),
@@ -137,4 +172,3 @@ class AuditTrail:
                 "end": _ROW_END,
             },
         )
-        return [from_entity(entity) for entity in rows]

@@ -148,6 +148,30 @@ class LicenseIndex:
     def remove_seat(self, subscription: Subscription, tenant_id: str, object_id: str) -> None:
         self._remove(subscription, normalize_id(tenant_id, "tenant id"), normalize_id(object_id, "object id"))
 
+    def remove_subscription(self, subscription: Subscription, seat_holders: list[Person]) -> None:
+        """Deletes every row the subscription wrote (tenant-wide, personal owner, each seat holder); rows
+        another subscription owns stay (the retention purge)."""
+        beneficiary = (subscription.beneficiary.tenant_id or "").strip().lower()
+        if beneficiary and _ID.match(beneficiary):
+            self._remove(subscription, beneficiary, TENANT_WIDE)
+        owner = subscription.beneficiary
+        if is_personal_account(owner) and _ID.match((owner.object_id or "").strip().lower()):
+            self.remove_seat(subscription, owner.tenant_id, owner.object_id)
+        for holder in seat_holders:
+            self.remove_seat(subscription, holder.tenant_id, holder.object_id)
+        log.info("license rows removed", extra={"seat_rows": len(seat_holders)})
+
+    def licensed_elsewhere(self, tenant_id: str, object_id: str, subscription_id: str) -> bool:
+        """Whether the person holds a seat row of a subscription other than `subscription_id` (one
+        partition range read: their rows are "<object id>|<offer>")."""
+        oid = normalize_id(object_id, "object id")
+        rows = self._table.query_entities(
+            "PartitionKey eq @tid and RowKey gt @low and RowKey lt @high",
+            # '}' follows '|' in ASCII: every "<oid>|..." key sorts between the two.
+            parameters={"tid": normalize_id(tenant_id, "tenant id"), "low": f"{oid}|", "high": f"{oid}}}"},
+        )
+        return any(row.get("subscription_id") != subscription_id for row in rows)
+
     def refresh(self, subscription: Subscription, seat_holders: list[Person]) -> None:
         """Rewrites every row of the subscription from its current plan, status and seat holders."""
         beneficiary = (subscription.beneficiary.tenant_id or "").strip().lower()

@@ -36,6 +36,8 @@ log = get_logger(__name__)
 
 COUNTER_ROW = "counter"
 MAX_ATTEMPTS = 40
+# Operations one entity-group transaction may hold.
+_BATCH_LIMIT = 100
 # Codes of a transaction that lost a race: counter changed (412), row created meanwhile (409), row gone (404).
 _RACE_CODES = {"UpdateConditionNotSatisfied", "EntityAlreadyExists", "ResourceNotFound", "ConditionNotMet"}
 _ID_PART = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -198,6 +200,24 @@ class SeatStore:
         target = identity_row_key(tenant_id, object_id)
         with log_context(subscription_id=subscription_id):
             return self._retry(lambda: self._try_bind(subscription_id, normalize_user_key(user_key), target))
+
+    def remove_all(self, subscription_id: str) -> int:
+        """Deletes every seat of the subscription and its counter (the retention purge); returns how many
+        seats there were. A batch holds at most 100 deletes, the most one transaction takes."""
+        rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": subscription_id})
+        removed = 0
+        batch: _Operations = []
+        for entity in rows:
+            removed += entity.get("kind") == "seat"
+            batch.append(("delete", entity))
+            if len(batch) == _BATCH_LIMIT:
+                self._table.submit_transaction(batch)
+                batch = []
+        if batch:
+            self._table.submit_transaction(batch)
+        with log_context(subscription_id=subscription_id):
+            log.info("seats removed", extra={"seats": removed})
+        return removed
 
     # --- internals ---------------------------------------------------------------------------------------
 

@@ -87,6 +87,18 @@ class SessionStore:
             self._table.delete_entity(session_key(session_id), _ROW)
             log.info("session ended")
 
+    def end_all_for(self, tenant_id: str, object_id: str) -> int:
+        """Deletes every session record of one person (the retention purge forgets them); returns how many.
+        Sessions are keyed by the id's hash, so this filters the table; purges are rare."""
+        rows = self._table.query_entities(
+            "tenant_id eq @tid and object_id eq @oid", parameters={"tid": tenant_id, "oid": object_id}
+        )
+        removed = 0
+        for row in rows:
+            self._table.delete_entity(row["PartitionKey"], row["RowKey"])
+            removed += 1
+        return removed
+
 
 def session_table_name(table_users: str) -> str:
     """Beside the users table: a session belongs to one of its users."""

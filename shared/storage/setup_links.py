@@ -108,6 +108,16 @@ class SetupLinkStore:
         except (ResourceModifiedError, ResourceNotFoundError):
             raise SetupLinkError(USED) from None
 
+    def delete_for(self, subscription_id: str) -> int:
+        """Deletes every link of the subscription, used or not (the retention purge: they name who made
+        and who used them); returns how many. Links are keyed by code hash, so this filters the table."""
+        rows = self._table.query_entities("subscription_id eq @sub", parameters={"sub": subscription_id})
+        removed = 0
+        for row in rows:
+            self._table.delete_entity(row["PartitionKey"], row["RowKey"])
+            removed += 1
+        return removed
+
 
 def setup_link_table_name(table_users: str) -> str:
     """Beside the users table whose grants the links lead to."""

@@ -14,6 +14,7 @@ import dataclasses
 import random
 import time
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 from azure.core import MatchConditions
@@ -22,7 +23,7 @@ from azure.data.tables import TableClient, TableEntity, TableTransactionError, U
 
 from shared.domain.audit import AuditEntry
 from shared.domain.changes import Change, ChangeFunction, Updated
-from shared.domain.status import parse_status
+from shared.domain.status import SubscriptionStatus, parse_status
 from shared.domain.subscription import Party, Subscription, Term
 from shared.logs import get_logger, log_context
 from shared.storage import audit as audit_rows
@@ -36,6 +37,7 @@ from shared.storage.entities import (
     get_str,
     put_datetime,
     put_optional,
+    to_utc,
 )
 from shared.storage.errors import AlreadyExistsError, ConcurrencyError, InvalidEntityError
 
@@ -61,6 +63,7 @@ _DATETIME_FIELDS = (
     "last_operation_at",
     "last_synced_at",
     "unsubscribed_at",
+    "personal_data_purged_at",
     "created_at",
     "updated_at",
 )
@@ -129,6 +132,7 @@ def from_entity(entity: Mapping[str, Any], etag: str = "") -> Subscription:
         last_operation_at=get_datetime(entity, "last_operation_at"),
         last_synced_at=get_datetime(entity, "last_synced_at"),
         unsubscribed_at=get_datetime(entity, "unsubscribed_at"),
+        personal_data_purged_at=get_datetime(entity, "personal_data_purged_at"),
         created_at=get_datetime(entity, "created_at"),
         updated_at=get_datetime(entity, "updated_at"),
         etag=etag,
@@ -295,6 +299,24 @@ class SubscriptionStore:
     def list_all(self) -> Iterator[Subscription]:
         """Every stored subscription, page by page (for the reconciliation sweep)."""
         rows = self._table.query_entities(query_filter="RowKey eq @row", parameters={"row": ROW_KEY})
+        for entity in rows:
+            yield _read(entity)
+
+    def unsubscribed_before(self, cutoff: datetime, *, page_size: int = 100) -> Iterator[Subscription]:
+        """Subscriptions Unsubscribed at or before `cutoff` (purged ones too), for the retention purge.
+
+        The service applies the filter and hands them back `page_size` at a time; the generator holds one
+        page, never the table.
+        """
+        rows = self._table.query_entities(
+            query_filter="RowKey eq @row and status eq @status and unsubscribed_at le @cutoff",
+            parameters={
+                "row": ROW_KEY,
+                "status": SubscriptionStatus.UNSUBSCRIBED.value,
+                "cutoff": to_utc(cutoff, "cutoff"),
+            },
+            results_per_page=page_size,
+        )
         for entity in rows:
             yield _read(entity)
 

@@ -124,6 +124,18 @@ class UserStore:
                 mode=UpdateMode.REPLACE,
             )
 
+    def delete(self, tenant_id: str, object_id: str) -> bool:
+        """Forgets the user: their row and its address index rows (the retention purge). False when
+        there was no such user."""
+        user = self.get(tenant_id, object_id)
+        if user is None:
+            return False
+        row_key = f"{user.tenant_id}:{user.object_id}"
+        for address in user.addresses:
+            self._table.delete_entity(_address_partition(address), row_key)
+        self._table.delete_entity(user.tenant_id, user.object_id)
+        return True
+
     def get(self, tenant_id: str, object_id: str) -> User | None:
         try:
             entity = self._table.get_entity(_id(tenant_id, "tenant id"), _id(object_id, "object id"))
@@ -219,6 +231,20 @@ class AdminStore:
             parameters={"tid": _id(tenant_id, "tenant id"), "sub": _id(subscription_id, "subscription id")},
         )
         return sorted({Person.of(str(row["PartitionKey"]), str(row["object_id"])) for row in rows}, key=str)
+
+    def revoke_subscription(self, subscription_id: str, tenant_id: str) -> int:
+        """Removes every grant on the subscription held in `tenant_id` (the retention purge); returns how
+        many."""
+        tid, sub = _id(tenant_id, "tenant id"), _id(subscription_id, "subscription id")
+        rows = self._table.query_entities(
+            "PartitionKey eq @tid and kind eq 'grant' and subscription_id eq @sub",
+            parameters={"tid": tid, "sub": sub},
+        )
+        removed = 0
+        for row in rows:
+            self._table.delete_entity(tid, row["RowKey"])
+            removed += 1
+        return removed
 
     def subscriptions_for(self, tenant_id: str, object_id: str) -> list[str]:
         grants = self._grants(tenant_id, _grant_prefix(_id(object_id, "object id")))

@@ -7,10 +7,12 @@ workflow against real adapters on Azurite without HTTP and without the compositi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from shared.domain.access import Role
     from shared.domain.audit import AuditEntry
     from shared.domain.changes import ChangeFunction, Updated
@@ -216,3 +218,66 @@ class SetupLinkBook(Protocol):
     def check(self, code: str) -> SetupLink: ...
 
     def claim(self, link: SetupLink, used_by: str) -> None: ...
+
+
+# --- the retention purge (`shared.workflows.retention`): what it reads and deletes ---------------------
+
+
+class RetentionCandidates(Protocol):
+    """Unsubscribed subscriptions, streamed a page at a time, and the ETag-guarded update of one."""
+
+    def unsubscribed_before(self, cutoff: datetime, *, page_size: int = 100) -> Iterable[Subscription]: ...
+
+    def update(
+        self, subscription_id: str, change: ChangeFunction, *, current: Subscription | None = None
+    ) -> Updated: ...
+
+
+class AuditRedaction(Protocol):
+    """Rewrites the `changes` of a subscription's audit entries; returns how many were rewritten."""
+
+    def rewrite_changes(
+        self,
+        subscription_id: str,
+        rewrite: Callable[[Mapping[str, tuple[Any, Any]]], Mapping[str, tuple[Any, Any]]],
+    ) -> int: ...
+
+
+class SeatRemoval(Protocol):
+    """A subscription's seats read, then deleted with their counter."""
+
+    def list(self, subscription_id: str) -> list[Seat]: ...
+
+    def remove_all(self, subscription_id: str) -> int: ...
+
+
+class LicenseRemoval(Protocol):
+    """The license index rows a subscription wrote, and whether a person is licensed by another one."""
+
+    def remove_subscription(self, subscription: Subscription, seat_holders: list[Person]) -> None: ...
+
+    def licensed_elsewhere(self, tenant_id: str, object_id: str, subscription_id: str) -> bool: ...
+
+
+class GrantRemoval(Protocol):
+    """Admin grants: who holds one on a subscription, what else they hold, and removing them."""
+
+    def grantees(self, subscription_id: str, tenant_id: str) -> list[Person]: ...
+
+    def subscriptions_for(self, tenant_id: str, object_id: str) -> list[str]: ...
+
+    def revoke_subscription(self, subscription_id: str, tenant_id: str) -> int: ...
+
+
+class UserRemoval(Protocol):
+    """Forgetting a person: their user row (names, contact and vouched addresses) and their sessions."""
+
+    def delete(self, tenant_id: str, object_id: str) -> bool: ...
+
+
+class SessionRemoval(Protocol):
+    def end_all_for(self, tenant_id: str, object_id: str) -> int: ...
+
+
+class SetupLinkRemoval(Protocol):
+    def delete_for(self, subscription_id: str) -> int: ...

@@ -57,6 +57,7 @@ def test_it_serves_the_app_and_stops_on_a_signal(
     assert f"http://127.0.0.1:{port}/api/health" in output
     assert "events_worker: local queue" in output
     assert "reconciliation_sweep: timer 0 */30 * * * * (UTC)" in output, "dev.env's RECONCILE_SCHEDULE"
+    assert "personal_data_purge: timer 0 30 3 * * * (UTC)" in output, "dev.env's PURGE_SCHEDULE"
     assert (tmp_path / "queue.sqlite3").exists(), "the worker reads the queue under the data folder"
 
 

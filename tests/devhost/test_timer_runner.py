@@ -12,7 +12,7 @@ import azure.functions as func
 import pytest
 
 from devhost.schedules import Schedule, ScheduleError, resolve_references
-from devhost.timer_runner import TimerRunner, timer_functions
+from devhost.timer_runner import TimerFunction, TimerRunner, timer_functions
 from tests.support.sandbox import wait_until
 
 EVERY_SECOND = "* * * * * *"
@@ -44,15 +44,33 @@ def test_a_setting_reference_is_resolved_and_an_unset_one_refused() -> None:
         resolve_references("%RECONCILE_SCHEDULE%", {})
 
 
-def test_the_apps_sweep_follows_its_setting() -> None:
+def app_timers(**schedules: str) -> dict[str, TimerFunction]:
     import function_app
 
-    (sweep,) = timer_functions(function_app.app, {"RECONCILE_SCHEDULE": "*/5 * * * * *"})
-    assert sweep.name == "reconciliation_sweep"
+    environ = {"RECONCILE_SCHEDULE": "0 */30 * * * *", "PURGE_SCHEDULE": "0 30 3 * * *", **schedules}
+    return {timer.name: timer for timer in timer_functions(function_app.app, environ)}
+
+
+def test_the_apps_sweep_follows_its_setting() -> None:
+    sweep = app_timers(RECONCILE_SCHEDULE="*/5 * * * * *")["reconciliation_sweep"]
     assert sweep.schedule.expression == "*/5 * * * * *"
     assert sweep.run_on_startup is False
-    (default,) = timer_functions(function_app.app, {"RECONCILE_SCHEDULE": "0 */30 * * * *"})
+    default = app_timers()["reconciliation_sweep"]
     assert default.schedule.expression == "0 */30 * * * *"
+
+
+def test_the_apps_purge_follows_its_setting() -> None:
+    timers = app_timers(PURGE_SCHEDULE="0 0 4 * * *")
+    assert set(timers) == {"reconciliation_sweep", "personal_data_purge"}
+    assert timers["personal_data_purge"].schedule.expression == "0 0 4 * * *"
+    assert timers["personal_data_purge"].run_on_startup is False
+
+
+def test_the_purge_needs_its_setting() -> None:
+    import function_app
+
+    with pytest.raises(ScheduleError, match="PURGE_SCHEDULE"):
+        timer_functions(function_app.app, {"RECONCILE_SCHEDULE": "0 */30 * * * *"})
 
 
 def test_it_runs_on_schedule_and_stops_at_once() -> None:

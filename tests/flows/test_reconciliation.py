@@ -34,6 +34,7 @@ def sweeping(monkeypatch: pytest.MonkeyPatch) -> Iterator[TimerRunner]:
     import function_app
 
     monkeypatch.setenv("RECONCILE_SCHEDULE", FAST_SCHEDULE)
+    monkeypatch.setenv("PURGE_SCHEDULE", "0 0 0 1 1 *")  # the other timer, out of the way
     runner = TimerRunner.for_app(function_app.app)
     assert runner is not None
     runner.start()
