@@ -59,3 +59,9 @@ class InboxRecord:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     etag: str = ""  # the store's concurrency token; empty for a record not yet stored
+
+    @property
+    def owes_decision_audit(self) -> bool:
+        """Left to the re-check with a decision of ours (accept or refuse) whose audit row is not written yet;
+        a change Microsoft decided itself (its final status stands as the decision) owes none."""
+        return self.left_to_recheck and self.decision in ("accept", "refuse")

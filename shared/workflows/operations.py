@@ -100,7 +100,7 @@ def handle_announced_operation(
     known: Subscription | None = None
     if operation.action in CHANGE_ACTIONS:
         record, known = _answer_change(ports, record, operation, facts, correlation_id, behind=behind)
-        if record.left_to_recheck and not operation.status.is_terminal:
+        if record.left_to_recheck and (behind or not operation.status.is_terminal):
             log.info(
                 "change answered while behind; its re-check audits and mirrors it", extra={"behind": True}
             )
@@ -115,7 +115,7 @@ def handle_announced_operation(
         operation.id, operation.action_raw, operation.request_source, operation.timestamp or utcnow()
     )
     sync_from_microsoft(ports.sync, subscription_id, cause, correlation_id, known=known)
-    if record.left_to_recheck:
+    if record.owes_decision_audit:
         # Final before its re-check ran: the decision's audit row is this delivery's to write.
         audit_decision(ports.audit, record, operation, correlation_id)
     # A change we just answered is still InProgress here; the scheduled re-check records its outcome.
@@ -194,7 +194,13 @@ def _same_target(operation: Operation, payload: dict[str, Any]) -> bool:
 
 
 def _receive(
-    ports: OperationPorts, operation: Operation, correlation_id: str, *, decision: str = "", reason: str = ""
+    ports: OperationPorts,
+    operation: Operation,
+    correlation_id: str,
+    *,
+    decision: str = "",
+    reason: str = "",
+    left_to_recheck: bool = False,
 ) -> InboxRecord:
     """The operation's first inbox row (with the decision, when there is one: a single durable write), or
     the row another delivery stored first, which then wins: its decision is the one sent."""
@@ -207,6 +213,7 @@ def _receive(
         source=operation.request_source,
         decision=decision,
         reason=reason,
+        left_to_recheck=left_to_recheck,
         plan_id=operation.plan_id,
         quantity=operation.quantity,
         correlation_id=correlation_id,
@@ -250,9 +257,16 @@ def _answer_change(
         # Microsoft decided already (auto-accepted after the window, R36, or answered before a crash).
         log.info("change already final at Microsoft", extra={"operation_status": operation.status.value})
         final = operation.status.value
+        if behind:
+            # Nothing is owed to Microsoft any more: in a backlog the mirror goes to a re-check after it,
+            # so the changes still inside their window get the worker first.
+            _schedule_recheck(ports, operation, correlation_id, after=recheck_delay(True))
         if record is None:
-            return _receive(ports, operation, correlation_id, decision=final), None
-        return ports.inbox.save(replace(record, decision=final, updated_at=utcnow())), None
+            received = _receive(ports, operation, correlation_id, decision=final, left_to_recheck=behind)
+            return received, None
+        return ports.inbox.save(
+            replace(record, decision=final, left_to_recheck=behind, updated_at=utcnow())
+        ), None
     known: Subscription | None = None
     decided_now = record is None or not record.decision
     if decided_now:

@@ -59,12 +59,14 @@ def track_operation(
     )
     sync_from_microsoft(ports.sync, subscription_id, cause, correlation_id)
     record = ports.inbox.get(subscription_id, operation_id)
-    if record is not None and record.left_to_recheck:
+    if record is not None and record.owes_decision_audit:
         # Answered while the worker was behind: the decision's audit row was left to this re-check.
         audit_decision(ports.audit, record, operation, correlation_id)
     # A change answered while the worker was behind stops at `acknowledged` or `refused`: this mirror was
     # its last step, so the record is done now.
-    unfinished = record is not None and (record.state == InboxState.TRACKING or record.state in ANSWERED)
+    unfinished = record is not None and (
+        record.state == InboxState.TRACKING or record.state in ANSWERED or record.left_to_recheck
+    )
     if record is not None and (unfinished or record.outcome != operation.status.value):
         # Whoever handled the webhook may have finished the record before Microsoft finished the operation:
         # the outcome shown to the buyer is Microsoft's, recorded here whatever the record's state.

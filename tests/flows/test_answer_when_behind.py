@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.domain.answer_window import BEHIND_AFTER, RECHECK_AFTER_WHEN_BEHIND
+from shared.domain.answer_window import ANSWER_WINDOW, BEHIND_AFTER, RECHECK_AFTER_WHEN_BEHIND
 from shared.domain.audit import AuditAction
 from shared.domain.status import Action
 from shared.queueing.messages import MessageKind, track_message, webhook_message
@@ -161,3 +161,30 @@ def test_a_redelivery_that_finds_the_change_final_writes_the_decision_left_to_th
     wait_until(lambda: stack.services.operations.get(subscription_id, operation_id).state == "done", 8)
     assert stack.audit_actions(subscription_id).count(DECISION) == 1
     assert stack.stored(subscription_id).quantity == 9
+
+
+def test_a_change_microsoft_decided_while_it_waited_is_left_to_its_recheck(stack: Stack) -> None:
+    # Behind the window (auto-accepted already), nothing is owed to Microsoft: the mirror waits for the
+    # re-check, so the changes still inside their window get the worker first.
+    subscription_id = stack.buy_and_activate("team-seats", quantity=3)
+    stack.settled()
+    stack.control.settings(
+        webhookUrl="http://127.0.0.1:9/nowhere", webhookMaxAttempts=1, autoAcceptSeconds=0.2
+    )
+    operation_id = stack.control.change_quantity(subscription_id, 4)["operationId"]
+    wait_until(lambda: stack.control.operation(operation_id)["status"] == "Succeeded", 8)
+
+    _announce(stack, subscription_id, operation_id, waited=ANSWER_WINDOW + timedelta(seconds=1))
+
+    wait_until(lambda: stack.services.operations.get(subscription_id, operation_id) is not None, 8)
+    stack.settled()
+    record = stack.services.operations.get(subscription_id, operation_id)
+    assert record.left_to_recheck
+    assert record.decision == "Succeeded"
+    assert stack.stored(subscription_id).quantity == 3
+    assert len(_scheduled_rechecks(stack, operation_id)) == 1
+
+    stack.queue.send(track_message(subscription_id, operation_id, "behind-test", attempt=1))
+    wait_until(lambda: stack.stored(subscription_id).quantity == 4, 8)
+    wait_until(lambda: stack.services.operations.get(subscription_id, operation_id).state == "done", 8)
+    assert DECISION not in stack.audit_actions(subscription_id), "Microsoft decided: no decision of ours"
