@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from shared.config import Settings
-from shared.domain.dead_letters import DELIVERY_COUNT, FIRST_ENQUEUED_AT, DeadLetterEntry, DeadLetterSource
+from shared.domain.dead_letters import DeadLetterEntry, DeadLetterSource, parked_history
 from shared.logs import get_logger
 from shared.queueing.backends import register_dead_letter_backend, register_queue_backend
 from shared.queueing.messages import QueueMessage, QueueUnavailableError, send_traced
@@ -560,7 +560,9 @@ def to_entry(letter: DeadLetter) -> DeadLetterEntry:
     message = letter.message
     properties = message.application_properties
     parked = letter.source is DeadLetterSource.PARKING
-    recorded_first = properties.get(FIRST_ENQUEUED_AT)
+    deliveries, first_enqueued = (
+        parked_history(properties) if parked else (letter.delivery_count, letter.enqueued_time)
+    )
     return DeadLetterEntry(
         source=letter.source,
         sequence_number=letter.sequence_number,
@@ -572,13 +574,8 @@ def to_entry(letter: DeadLetter) -> DeadLetterEntry:
         content_type=message.content_type,
         correlation_id=message.correlation_id,
         application_properties=properties,
-        # A parked copy is a new message: what the worker saw of the original is in its properties.
-        delivery_count=int(properties.get(DELIVERY_COUNT) or 0) if parked else letter.delivery_count,
-        first_enqueued_at=(
-            (datetime.fromisoformat(recorded_first) if recorded_first else None)
-            if parked
-            else letter.enqueued_time
-        ),
+        delivery_count=deliveries,
+        first_enqueued_at=first_enqueued,
         dead_lettered_at=letter.dead_lettered_time,
     )
 

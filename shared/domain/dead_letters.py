@@ -137,6 +137,23 @@ class DeadLetterSelection:
         return [entry for entry in entries if self.matches(entry)]
 
 
+def parked_history(properties: Mapping[str, str]) -> tuple[int, datetime | None]:
+    """Deliveries and first enqueue time of the original, as the worker recorded them when it parked it.
+
+    A parked copy is a new message: its own delivery count and enqueue time say nothing of the original.
+    A value that cannot be read is unknown (0, None)."""
+    try:
+        deliveries = int(properties.get(DELIVERY_COUNT) or 0)
+    except ValueError:
+        deliveries = 0
+    try:
+        first = properties.get(FIRST_ENQUEUED_AT)
+        first_enqueued = datetime.fromisoformat(first) if first else None
+    except ValueError:
+        first_enqueued = None
+    return deliveries, first_enqueued
+
+
 def replay_properties(entry: DeadLetterEntry, operator: str) -> dict[str, str]:
     """The application properties of `entry`'s replay: the original's, minus what the parking added, plus
     the original id, who replayed it and how often it has been replayed."""

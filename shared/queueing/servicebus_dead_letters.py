@@ -26,12 +26,7 @@ from azure.servicebus import ServiceBusSubQueue
 from azure.servicebus.exceptions import MessageNotFoundError
 
 from shared.config import Settings
-from shared.domain.dead_letters import (
-    DELIVERY_COUNT,
-    FIRST_ENQUEUED_AT,
-    DeadLetterEntry,
-    DeadLetterSource,
-)
+from shared.domain.dead_letters import DeadLetterEntry, DeadLetterSource, parked_history
 from shared.logs import get_logger
 from shared.queueing.messages import EventQueue, QueueMessage
 from shared.queueing.servicebus import ServiceBusEventQueue, service_bus_client
@@ -178,6 +173,11 @@ class ServiceBusDeadLetters:
 def to_entry(source: DeadLetterSource, received: _Received) -> DeadLetterEntry:
     properties = {_text(k): _text(v) for k, v in (received.application_properties or {}).items()}
     parked = source is DeadLetterSource.PARKING
+    deliveries, first_enqueued = (
+        parked_history(properties)
+        if parked
+        else (int(received.delivery_count or 0), received.enqueued_time_utc)
+    )
     return DeadLetterEntry(
         source=source,
         sequence_number=int(received.sequence_number or 0),
@@ -194,8 +194,8 @@ def to_entry(source: DeadLetterSource, received: _Received) -> DeadLetterEntry:
         content_type=str(received.content_type or "application/json"),
         correlation_id=str(received.correlation_id or ""),
         application_properties=properties,
-        delivery_count=_int(properties.get(DELIVERY_COUNT)) if parked else int(received.delivery_count or 0),
-        first_enqueued_at=_time(properties.get(FIRST_ENQUEUED_AT)) if parked else received.enqueued_time_utc,
+        delivery_count=deliveries,
+        first_enqueued_at=first_enqueued,
         # On the parking queue, its own enqueue time is when the worker parked it; the sub-queue keeps the
         # original enqueue time and says nothing of when the broker moved the message.
         dead_lettered_at=received.enqueued_time_utc if parked else None,
@@ -213,17 +213,3 @@ def _body(raw: Any) -> dict[str, Any]:
 
 def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def _int(value: str | None) -> int:
-    try:
-        return int(value or 0)
-    except ValueError:
-        return 0
-
-
-def _time(value: str | None) -> datetime | None:
-    try:
-        return datetime.fromisoformat(value) if value else None
-    except ValueError:
-        return None
