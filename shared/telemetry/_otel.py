@@ -22,8 +22,8 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_http_instrumentation
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace import Span as SdkSpan
+from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -66,15 +66,6 @@ class ContextIdsSpanProcessor(SpanProcessor):
             if name is not None and name not in existing:
                 span.set_attribute(name, value)
 
-    def on_end(self, span: ReadableSpan) -> None:
-        return None
-
-    def shutdown(self) -> None:
-        return None
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
-
 
 def _table_address(url: str) -> str | None:
     """scheme://host/table for a Table Storage request's URL, None for any other URL.
@@ -114,15 +105,6 @@ class StorageUrlSpanProcessor(SpanProcessor):
             for part in _URL_PART_ATTRIBUTES:
                 if part in attributes:
                     span.set_attribute(part, urlsplit(reduced).path if part != "url.query" else "")
-
-    def on_end(self, span: ReadableSpan) -> None:
-        return None
-
-    def shutdown(self) -> None:
-        return None
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
 
 
 class ScrubbingLogProcessor(LogRecordProcessor):
