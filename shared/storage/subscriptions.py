@@ -297,7 +297,7 @@ class SubscriptionStore:
         )
 
     def list_all(self) -> Iterator[Subscription]:
-        """Every stored subscription, page by page (for the reconciliation sweep)."""
+        """Every stored subscription, page by page (for the operator's subscription list)."""
         rows = self._table.query_entities(query_filter="RowKey eq @row", parameters={"row": ROW_KEY})
         for entity in rows:
             yield _read(entity)
