@@ -14,6 +14,7 @@ from shared.entrypoints.binding import entry_module
 
 if TYPE_CHECKING:  # the type checker sees the real modules; at run time each loads on its first call
     from shared.entrypoints import auth, health, licenses, reconciliation, retention, webhook, worker
+    from shared.entrypoints.console import overview as console_overview
     from shared.entrypoints.landing import confirm, land, status
     from shared.entrypoints.portal import actions as portal_actions
     from shared.entrypoints.portal import pages as portal_pages
@@ -32,6 +33,7 @@ else:
     portal_actions = entry_module("shared.entrypoints.portal.actions")
     portal_pages = entry_module("shared.entrypoints.portal.pages")
     portal_setup_links = entry_module("shared.entrypoints.portal.setup")
+    console_overview = entry_module("shared.entrypoints.console.overview")
 
 # Before any function is registered: an unresolved Key Vault reference or a public dev secret stops the app
 # at start (the host logs the setting's name) instead of serving with a value anyone can read.
@@ -153,3 +155,11 @@ def portal_setup(req: func.HttpRequest) -> func.HttpResponse:
 def license_check(req: func.HttpRequest) -> func.HttpResponse:
     """The publisher's own app asks whether a user may use an offer; the function key authenticates it."""
     return licenses.handle_license_check(req)
+
+
+# --- The publisher's operations console (staff with Publisher.Admin / Publisher.Reader only).
+# Under "console", never "admin": the Functions host refuses routes starting with "admin" (its admin API).
+@app.route(route="console", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def console_home(req: func.HttpRequest) -> func.HttpResponse:
+    """Subscriptions by status, activity and answer latency per day, pending operations, dead letters."""
+    return console_overview.handle_overview(req)

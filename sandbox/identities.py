@@ -42,6 +42,10 @@ class TestUser:
     # Whether Entra has verified the owner of `mail`'s domain: the ID token's `xms_edov` claim. Optional in
     # the file (default true); false plays a mail attribute on a domain the tenant never verified.
     mail_domain_verified: bool = True
+    # App roles assigned to this user on the sign-in app, in the user's own tenant: the ID token's `roles`.
+    # Optional (default none). Staff of the publisher's tenant get Publisher.Admin / Publisher.Reader; a
+    # customer tenant can assign the same names to its users, which the app must ignore.
+    app_roles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -172,7 +176,11 @@ def _user(entry: Mapping[str, Any], where: str) -> TestUser:
     verified = entry.get("mail_domain_verified", True)
     if not isinstance(verified, bool):
         raise IdentitiesError(f"{where}.mail_domain_verified must be true or false")
+    roles = entry.get("app_roles", [])
+    if not isinstance(roles, list) or not all(isinstance(role, str) and role for role in roles):
+        raise IdentitiesError(f"{where}.app_roles must be a list of role names")
     return TestUser(
+        app_roles=tuple(roles),
         object_id=_guid(entry, "object_id", where),
         tenant_id=_guid(entry, "tenant_id", where),
         username=_text(entry, "username", where),
@@ -188,7 +196,9 @@ def _check_consistency(identities: Identities) -> None:
     for user in identities.users:
         if user.account_kind == "personal" and user.tenant_id != MSA_TENANT_ID:
             raise IdentitiesError(f"user {user.username}: personal accounts live in tenant {MSA_TENANT_ID}")
-        if user.account_kind == "work" and user.tenant_id not in customer_tenants:
+        # Work accounts live in a customer's tenant, or in the publisher's own (its staff: the console).
+        own = user.tenant_id == identities.publisher.tenant_id
+        if user.account_kind == "work" and user.tenant_id not in customer_tenants and not own:
             raise IdentitiesError(f"user {user.username}: tenant {user.tenant_id} is not listed in tenants")
     _check_unique([u.object_id for u in identities.users], "users[].object_id")
     _check_unique([t.tenant_id for t in identities.tenants], "tenants[].tenant_id")

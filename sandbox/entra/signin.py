@@ -107,7 +107,10 @@ class SignInPages:
             tenant=authorization.tenant,
             client_id=authorization.client_id,
             users=self.users_for(authorization.tenant),
-            tenant_names={t.tenant_id: t.display_name for t in self._identities.tenants},
+            tenant_names={
+                self._identities.publisher.tenant_id: "Publisher (your own tenant)",
+                **{t.tenant_id: t.display_name for t in self._identities.tenants},
+            },
             fields={name: parameters[name] for name in _CARRIED_PARAMETERS if name in parameters},
         )
         return html_response(html, 200)

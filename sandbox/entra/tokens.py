@@ -174,6 +174,8 @@ class TokenIssuer:
             # `email`: true when the owner of the address's domain is verified. Without it, `email` is
             # just an attribute someone typed.
             claims["xms_edov"] = user.mail_domain_verified
+        if user.app_roles:
+            claims["roles"] = list(user.app_roles)
         if issued.request.nonce is not None:
             claims["nonce"] = issued.request.nonce
         return claims

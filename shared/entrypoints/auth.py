@@ -17,12 +17,14 @@ server keeps no per-sign-in rows, so an abandoned sign-in leaves nothing to clea
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import azure.functions as func
 
 from shared.app_context import services
+from shared.domain.operators import operator_roles
 from shared.identity.signin import SignInError, finish_sign_in, start_sign_in
 from shared.logs import get_logger, log_context
 from shared.web import csrf
@@ -111,7 +113,12 @@ def _signed_in(
     app: Services, req: func.HttpRequest, result: SignInResult, next_path: str
 ) -> func.HttpResponse:
 
-    user = remember_user(result, users=app.users)
+    claims = result.claims
+    roles = operator_roles(claims.tenant_id, claims.roles, app.settings.publisher_tenant_id)
+    user = replace(remember_user(result, users=app.users), operator_roles=roles)
+    if claims.roles and not roles:
+        # A customer tenant can assign our role names to its own users: worth a line, never a role.
+        log.warning("app roles ignored: not the publisher's tenant", extra={"roles": sorted(claims.roles)})
     with log_context(tenant_id=user.tenant_id):
         bind_seats(result.claims, subscriptions=app.subscriptions, seats=app.seats, licenses=app.licenses)
         log.info("buyer signed in", extra={"object_id": user.object_id})

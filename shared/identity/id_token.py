@@ -25,6 +25,9 @@ class IdTokenClaims:
     # The addresses Entra ID vouches for (UPN / sign-in name, `email` when `xms_edov` is true, the
     # verified_*_email optional claims): the only ones a seat assigned by address may bind through.
     addresses: tuple[str, ...] = ()
+    # The app roles assigned to this person in *their* tenant (`roles`): which ones count is the console's
+    # decision (`shared.domain.operators`), as any tenant can assign our role names to its own users.
+    roles: tuple[str, ...] = ()
 
     @property
     def person(self) -> Person:
@@ -41,4 +44,12 @@ def claims_of(payload: dict[str, Any]) -> IdTokenClaims:
         email=str(payload.get("email") or ""),
         preferred_username=str(payload.get("preferred_username") or ""),
         addresses=entra_addresses(payload),
+        roles=_roles(payload.get("roles")),
     )
+
+
+def _roles(value: Any) -> tuple[str, ...]:
+    """The `roles` claim as strings; anything else (a string, a number) is no roles at all."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(role for role in value if isinstance(role, str))

@@ -37,7 +37,8 @@ log = get_logger(__name__)
 SIGN_IN_PATH = "/api/auth/signin"
 DEFAULT_AFTER_SIGN_IN = "/api/portal"
 SESSION_ID_KEY = "sid"
-_IDENTITY_KEYS = ("tid", "oid", "name", "email", "upn", SESSION_ID_KEY, ISSUED_AT_KEY)
+ROLES_KEY = "roles"
+_IDENTITY_KEYS = ("tid", "oid", "name", "email", "upn", ROLES_KEY, SESSION_ID_KEY, ISSUED_AT_KEY)
 
 
 class SessionRecords(Protocol):
@@ -62,6 +63,9 @@ class SignedInUser:
     name: str = ""
     email: str = ""
     upn: str = ""
+    # The operations console's roles (`shared.domain.operators`), kept from the ID token at sign-in; empty
+    # for every buyer. A role removed in Entra ends with the session (SESSION_LIFETIME_SECONDS at most).
+    operator_roles: frozenset[str] = frozenset()
 
     @property
     def person(self) -> Person:
@@ -125,7 +129,14 @@ def user_from_session(session: Mapping[str, Any]) -> SignedInUser | None:
         name=str(session.get("name") or ""),
         email=str(session.get("email") or ""),
         upn=str(session.get("upn") or ""),
+        operator_roles=_roles(session.get(ROLES_KEY)),
     )
+
+
+def _roles(value: Any) -> frozenset[str]:
+    if not isinstance(value, list):
+        return frozenset()
+    return frozenset(role for role in value if isinstance(role, str))
 
 
 def new_session(
@@ -145,6 +156,8 @@ def new_session(
         email=user.email,
         upn=user.upn,
     )
+    if user.operator_roles:
+        fresh[ROLES_KEY] = sorted(user.operator_roles)
     fresh[SESSION_ID_KEY] = session_id
     fresh[ISSUED_AT_KEY] = issued_at
     issue(fresh)

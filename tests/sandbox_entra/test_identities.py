@@ -32,7 +32,12 @@ def test_example_has_what_the_landing_page_scenarios_need() -> None:
     assert personal
     assert all(u.tenant_id == MSA_TENANT_ID for u in personal)
     for tenant in identities.tenants:
-        assert 2 <= sum(u.tenant_id == tenant.tenant_id for u in identities.users) <= 3
+        buyers = [u for u in identities.users if u.tenant_id == tenant.tenant_id and not u.app_roles]
+        assert 2 <= len(buyers) <= 3
+    staff = {
+        u.display_name: u.app_roles for u in identities.users if u.tenant_id == identities.publisher.tenant_id
+    }
+    assert staff == {"Olivia Operator": ("Publisher.Admin",), "Ravi Reader": ("Publisher.Reader",)}
     [sso] = identities.sso_apps
     assert "http://127.0.0.1:7071/api/auth/callback" in sso.redirect_uris
     assert "http://localhost:7071/api/auth/callback" in sso.redirect_uris
@@ -63,7 +68,9 @@ def _break(document: dict[str, Any], change: str) -> None:
     elif change == "unknown account kind":
         users[0]["account_kind"] = "guest"
     elif change == "personal outside the MSA tenant":
-        users[-1]["tenant_id"] = users[0]["tenant_id"]
+        next(u for u in users if u["account_kind"] == "personal")["tenant_id"] = users[0]["tenant_id"]
+    elif change == "app roles not a list":
+        users[0]["app_roles"] = "Publisher.Admin"
     elif change == "work user of an unlisted tenant":
         users[0]["tenant_id"] = "44444444-0000-4000-8000-000000000000"
     elif change == "duplicate object id":
@@ -88,6 +95,7 @@ BREAKAGES = {
     "users not a list": "users must be a list",
     "unknown account kind": "users[0].account_kind must be one of ['work', 'personal']",
     "personal outside the MSA tenant": f"personal accounts live in tenant {MSA_TENANT_ID}",
+    "app roles not a list": "users[0].app_roles must be a list of role names",
     "work user of an unlisted tenant": "tenant 44444444-0000-4000-8000-000000000000 is not listed",
     "duplicate object id": "users[].object_id must be unique",
     "mail not an address": "users[0].mail must be an e-mail address or null",
