@@ -17,7 +17,8 @@
 #    It needs a client secret: buyers sign in through msal's confidential-client authorization code flow
 #    with PKCE, which proves the app with SSO_CLIENT_SECRET (shared/identity/signin.py). A new secret is
 #    written to $STATE_DIR/sso-client-secret (mode 0600, never printed); infra/deploy.sh hands it to the
-#    template, which keeps it in Key Vault.
+#    template, which keeps it in Key Vault. The app roles Publisher.Admin and Publisher.Reader of the
+#    operations console (/api/console), which staff of this tenant are assigned to.
 #
 # Prints what to enter in Partner Center, and writes the ids the deployment needs to $STATE_DIR/apps.env.
 #
@@ -229,6 +230,33 @@ fi
 if [ -z "$redirect_uri" ]; then
   echo "  redirect URI: not yet (needs FUNCTION_APP_HOSTNAME; infra/deploy.sh adds it)"
 fi
+
+# The operations console's app roles (shared/domain/operators.py) on the sign-in app. Fixed ids: Graph refuses
+# a list that drops an enabled role, so every run must name the same ones. The app counts them only for
+# users of this tenant (a customer's tenant can assign the same names in its own copy of the app).
+cat >"$work/console-roles.json" <<'JSON'
+[
+  {"allowedMemberTypes": ["User"], "isEnabled": true, "value": "Publisher.Admin",
+   "id": "5f0c2a0e-6d1b-4c52-9a43-1e7b2d9c0a11", "displayName": "Console administrator",
+   "description": "Sees the operations console and acts: reconcile, retry, decide, cancel, replay."},
+  {"allowedMemberTypes": ["User"], "isEnabled": true, "value": "Publisher.Reader",
+   "id": "8b3e6f1d-2a4c-4e7b-b5d9-3c0f1a2e4b22", "displayName": "Console reader",
+   "description": "Sees the operations console; cannot act."}
+]
+JSON
+roles=$(graph_retry az ad app show --id "$sso_id" --query "appRoles[].value" -o tsv)
+if grep -qxF Publisher.Admin <<<"$roles" && grep -qxF Publisher.Reader <<<"$roles"; then
+  echo "  console roles found: Publisher.Admin, Publisher.Reader"
+elif [ -z "$roles" ]; then
+  graph_retry az ad app update --id "$sso_id" --app-roles "$work/console-roles.json" -o none
+  echo "  console roles added: Publisher.Admin, Publisher.Reader"
+else
+  # Someone defined other roles: replacing the list could disable theirs, so a person merges by hand.
+  echo "  the sign-in app has other app roles; add Publisher.Admin and Publisher.Reader to them by hand" \
+    "(Entra admin center > App registrations > $SSO_APP_NAME > App roles)" >&2
+fi
+echo "  give staff a console role: Entra admin center > Enterprise applications > $SSO_APP_NAME >" \
+  "Users and groups > Add user/group"
 
 secret_file="$STATE_DIR/sso-client-secret"
 secrets() {

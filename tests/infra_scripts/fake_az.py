@@ -328,6 +328,7 @@ def app_create(world: World, args: dict[str, Any]) -> Any:
         "passwordCredentials": [],
         "federatedIdentityCredentials": [],
         "identifierUris": [],
+        "appRoles": [],
     }
     world.data["applications"].append(app)
     world.data["lag"][app["appId"]] = world.data.get("propagation_lag", 0)
@@ -343,6 +344,17 @@ def app_update(world: World, args: dict[str, Any]) -> Any:
     app = world.app(need(args, "identifier", "--id"))
     if "web_redirect_uris" in args:
         app["web"]["redirectUris"] = list(args["web_redirect_uris"])
+    if "app_roles" in args:
+        roles = _json_argument(args["app_roles"])
+        if not isinstance(roles, list) or not all(
+            {"id", "value", "allowedMemberTypes"} <= set(r) for r in roles
+        ):
+            raise CliError("appRoles must be a list of {id, value, allowedMemberTypes, ...}")
+        kept = {r["id"] for r in roles}
+        if any(r.get("isEnabled") and r["id"] not in kept for r in app.get("appRoles", [])):
+            # Graph's rule: an enabled role must be disabled before it can be removed.
+            raise CliError("CannotDeleteOrUpdateEnabledEntitlement")
+        app["appRoles"] = roles
     return None
 
 

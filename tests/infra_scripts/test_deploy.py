@@ -36,7 +36,15 @@ def test_an_empty_subscription_is_deployed_in_order(cloud: Cloud) -> None:
     assert commands.index("ad app create") < commands.index("group create")
     assert commands.index("group create") < commands.index("deployment group create")
     assert commands.index("deployment group create") < commands.index("ad app federated-credential create")
-    assert commands.index("deployment group create") < commands.index("ad app update")
+    redirect_update = next(
+        i
+        for i, call in enumerate(cloud.calls())
+        if "--web-redirect-uris" in call["argv"] and "update" in call["argv"]
+    )
+    deployment_at = next(
+        i for i, call in enumerate(cloud.calls()) if call.get("command") == "deployment group create"
+    )
+    assert deployment_at < redirect_update
     (group,) = [call["argv"] for call in cloud.calls() if call.get("command") == "group create"]
     assert option(group, "--name") == f"rg-{ENV_NAME}"
     assert option(group, "--location") == LOCATION

@@ -51,6 +51,12 @@ def test_an_empty_tenant_gets_both_apps_the_principal_and_a_secret_nobody_sees(c
     assert argv_of(cloud, "ad sp create") == [
         ["ad", "sp", "create", "--id", fulfillment["appId"], "--query", "id", "-o", "tsv"]
     ]
+    # The console's roles, which the app counts only for staff of this tenant (shared/domain/operators.py).
+    assert {(r["value"], r["isEnabled"], tuple(r["allowedMemberTypes"])) for r in signin["appRoles"]} == {
+        ("Publisher.Admin", True, ("User",)),
+        ("Publisher.Reader", True, ("User",)),
+    }
+    assert fulfillment["appRoles"] == []
     # No managed identity and no host yet: neither a federated credential nor a redirect URI.
     assert fulfillment["federatedIdentityCredentials"] == []
     assert signin["web"]["redirectUris"] == []
@@ -219,3 +225,20 @@ def test_values_from_elsewhere_are_checked_before_anything_is_asked(cloud: Cloud
     assert "a GUID" in wrong_identity.stderr
     assert "no scheme" in wrong_host.stderr
     assert cloud.calls() == []
+
+
+def test_console_roles_beside_someone_elses_roles_are_left_to_a_person(cloud: Cloud) -> None:
+    cloud.run("register-apps.sh")
+    theirs = {"id": "0d6f1e2a-1111-4222-8333-444455556666", "value": "Billing.Viewer", "isEnabled": True}
+    applications = cloud.state["applications"]
+    for app in applications:
+        if app["displayName"] == SIGNIN:
+            app["appRoles"] = [{**theirs, "allowedMemberTypes": ["User"]}]
+    cloud.change(applications=applications)
+    cloud.forget_calls()
+
+    run = cloud.run("register-apps.sh")
+
+    assert [r["value"] for r in cloud.app_named(SIGNIN)["appRoles"]] == ["Billing.Viewer"]
+    assert "add Publisher.Admin and Publisher.Reader to them by hand" in run.stderr
+    assert changes(cloud) == []
