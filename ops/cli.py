@@ -8,19 +8,22 @@
     python -m ops deadletters discard [KEY|MESSAGE_ID ...] [--all] [--only-reason R] ... --reason WHY
     python -m ops activation retry ID
 
-Every command takes `--json` (one JSON document on stdout) and `--as NAME` (who the audit trail names).
+Every command takes `--json` (one JSON document on stdout) and, on the local stack, `--as NAME` (who the
+audit trail names); against Azure the audit names the account `az login` signed in.
 Exit status: 0 done, 1 refused or partly failed (the output says which), 2 a usage error.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import uuid
 from collections.abc import Callable, Sequence
 
 from ops import activation, dead_letters, environment, reconcile, subscriptions
 from ops.render import print_error
+from shared.app_context import services
 from shared.config import ConfigurationError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -29,7 +32,9 @@ Handler = Callable[[argparse.Namespace], int]
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
-    common.add_argument("--as", dest="operator", metavar="NAME", help="who the audit trail names")
+    common.add_argument(
+        "--as", dest="operator", metavar="NAME", help="who the audit trail names (local stack only)"
+    )
     parser = argparse.ArgumentParser(
         prog="python -m ops", description="Operate the marketplace SaaS app: the local stack, or Azure."
     )
@@ -44,7 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     environment.prepare()
-    args.operator = environment.operator_name(args.operator)
+    try:
+        args.operator = _operator(args.operator)
+    except environment.OperatorNameRefusedError as exc:
+        print_error(str(exc))
+        return 2
     # One correlation id per invocation: the worker's log lines for what this command queued carry it.
     args.correlation_id = f"ops-{uuid.uuid4()}"
     handler: Handler = args.handler
@@ -56,6 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print_error("interrupted")
         return 130
+
+
+def _operator(explicit: str | None) -> str:
+    if environment.uses_azure_identity():
+        return environment.signed_in_operator(services().azure_credential, explicit, os.environ)
+    return environment.operator_name(explicit)
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m ops` goes through ops/__main__.py

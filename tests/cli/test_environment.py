@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
-from ops.environment import operator_name, prepare
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import jwt
+import pytest
+
+from ops.cli import main
+from ops.environment import (
+    OperatorNameRefusedError,
+    operator_name,
+    prepare,
+    signed_in_operator,
+    uses_azure_identity,
+)
+from shared.app_context import reset_services, services
 from shared.config import LOCAL_STACK_MARKER
 
 
@@ -37,3 +53,65 @@ def test_the_operator_is_the_flag_else_the_setting_else_the_local_account() -> N
     assert operator_name("alice", {"OPS_OPERATOR": "bob"}) == "alice"
     assert operator_name(None, {"OPS_OPERATOR": "bob"}) == "bob"
     assert "@" in operator_name(None, {})
+
+
+def test_only_keyless_storage_means_azure_identity() -> None:
+    assert uses_azure_identity({"STORAGE_ACCOUNT_URL": "https://contososaas.table.core.windows.net"})
+    assert not uses_azure_identity({"STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true"})
+    assert not uses_azure_identity({})
+
+
+@pytest.fixture
+def signed_in_as(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Azure's identity endpoint on loopback, handing out a token of a publisher's staff member."""
+    claims = {"upn": "olivia.ops@publisher.example", "tid": "tenant-1", "oid": "object-1", "aud": "storage"}
+    token = jwt.encode(claims, "k" * 32, algorithm="HS256")
+
+    class Endpoint(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"access_token": token, "expires_on": "9999999999", "token_type": "Bearer"})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("IDENTITY_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}/msi/token")
+    monkeypatch.setenv("IDENTITY_HEADER", "header")
+    reset_services()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        reset_services()
+
+
+def test_against_azure_the_audit_names_the_signed_in_account(signed_in_as: None) -> None:
+    credential = services().azure_credential
+
+    assert signed_in_operator(credential, None, {}) == "olivia.ops@publisher.example (tenant-1:object-1)"
+
+
+def test_against_azure_a_typed_name_is_refused(signed_in_as: None) -> None:
+    credential = services().azure_credential
+
+    with pytest.raises(OperatorNameRefusedError):
+        signed_in_operator(credential, "mallory", {})
+    with pytest.raises(OperatorNameRefusedError):
+        signed_in_operator(credential, None, {"OPS_OPERATOR": "mallory"})
+
+
+def test_the_cli_refuses_as_against_azure_before_doing_anything(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("STORAGE_ACCOUNT_URL", "https://contososaas.table.core.windows.net")
+    monkeypatch.delenv("STORAGE_CONNECTION_STRING", raising=False)
+
+    assert main(["reconcile", "--subscription", "x", "--as", "mallory"]) == 2
+    assert "name the operator on the local stack only" in capsys.readouterr().err
