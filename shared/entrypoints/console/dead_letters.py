@@ -56,6 +56,10 @@ BODY_PREVIEW_CHARS = 400
 # Keys named in a notice: enough to find them, bounded so the address stays short.
 NOTICE_KEYS = 20
 
+# Why the page shows no entries: the queue keeps none the console can reach, or it could not be read now.
+NO_VIEW = "no-view"
+UNREADABLE = "unreadable"
+
 _KEY = re.compile(r"(?:parking|deadletter):[0-9]{1,19}")
 _ACTIONS = ("replay", "discard")
 
@@ -146,16 +150,20 @@ def handle_list(req: func.HttpRequest) -> func.HttpResponse:
         return visit
     filters = Filters.read(req.params)
     ports = _ports(visit)
-    if ports is None:
-        return _no_view(visit, filters)
-    read = list_dead_letters(None, ports=ports, limit=READ + 1)
+    if isinstance(ports, str):
+        return _no_view(visit, filters, ports, status=200 if ports == NO_VIEW else 503)
+    try:
+        read = list_dead_letters(None, ports=ports, limit=READ + 1)
+    except Exception:  # Service Bus unreachable or refusing the app's identity: say so on the page, not a 500
+        log.exception("console dead letters could not be read")
+        return _no_view(visit, filters, UNREADABLE, status=503)
     more_waiting = len(read) > READ
     read = read[:READ]
     matching = filters.selection.pick(read)
     log.info("console dead letters", extra={"read": len(read), "matching": len(matching)})
     return visit.render(
         "console_dead_letters.html",
-        available=True,
+        problem="",
         filters=filters,
         rows=[_row(entry) for entry in matching[:SHOWN]],
         matching=len(matching),
@@ -181,8 +189,8 @@ def handle_action(req: func.HttpRequest) -> func.HttpResponse:
     visit, form = opened
     ports = _ports(visit)
     filters = Filters.read(form)
-    if ports is None:
-        return _no_view(visit, filters)
+    if isinstance(ports, str):
+        return _no_view(visit, filters, ports, status=200 if ports == NO_VIEW else 503)
     key = form.get("key", "").strip()
     if key and not _KEY.fullmatch(key):
         return error_page(400, "That message cannot be named so", "The form named no waiting message.", _BACK)
@@ -190,10 +198,20 @@ def handle_action(req: func.HttpRequest) -> func.HttpResponse:
         return error_page(
             400, "Nothing was chosen", "Choose one message, or all the messages the filter shows.", _BACK
         )
+    confirmed = form.get("confirm") == "yes"
+    why = form.get("why", "")
+    if confirmed and action == "discard" and not why.strip():
+        # Refused before anything is read or touched; the workflow refuses it too (ReasonRequiredError).
+        return _reason_missing()
     selection = DeadLetterSelection(ids=frozenset({key})) if key else filters.selection
-    if form.get("confirm") != "yes":
-        return _confirmation(visit, action, key, filters, select_dead_letters(selection, ports=ports))
-    return _act(visit, action, key, filters, form, selection, ports)
+    try:
+        chosen = select_dead_letters(selection, ports=ports)
+    except Exception:  # the queue unreachable or refusing the app: nothing was touched, say so
+        log.exception("console dead letters could not be read")
+        return error_page(503, "The waiting messages could not be read", _UNREADABLE_MESSAGE, _BACK)
+    if not confirmed:
+        return _confirmation(visit, action, key, filters, chosen)
+    return _act(visit, action, key, filters, why, chosen, ports)
 
 
 def _act(
@@ -201,17 +219,13 @@ def _act(
     action: str,
     key: str,
     filters: Filters,
-    form: Mapping[str, str],
-    selection: DeadLetterSelection,
+    why: str,
+    chosen: list[DeadLetterEntry],
     ports: DeadLetterPorts,
 ) -> func.HttpResponse:
-    why = form.get("why", "")
-    if action == "discard" and not why.strip():
-        # Refused before anything is selected or touched; the workflow refuses it too (ReasonRequiredError).
-        return _reason_missing()
+    """Settles `chosen` one by one through the workflow, which audits each with the operator's name."""
     correlation_id = f"console-{uuid.uuid4()}"
     with log_context(correlation_id=correlation_id):
-        chosen = select_dead_letters(selection, ports=ports)
         try:
             if action == "replay":
                 results = list(
@@ -266,19 +280,24 @@ def _reason_missing() -> func.HttpResponse:
     )
 
 
-def _ports(visit: OperatorVisit) -> DeadLetterPorts | None:
-    """The workflow's ports, or None where the queue keeps no dead letters an operator can reach."""
+def _ports(visit: OperatorVisit) -> DeadLetterPorts | str:
+    """The workflow's ports, or why there are none: the queue keeps no dead letters an operator can reach
+    (NO_VIEW), or its view could not be opened (UNREADABLE: the local queue's file, for one)."""
     try:
         return visit.app.dead_letter_ports
     except ConfigurationError as exc:
         log.warning("console dead letters: no view of this queue", extra={"error": str(exc)})
-        return None
+        return NO_VIEW
+    except Exception:  # reported on the page; the next request tries again (the property is not cached)
+        log.exception("console dead letters: the queue's view could not be opened")
+        return UNREADABLE
 
 
-def _no_view(visit: OperatorVisit, filters: Filters) -> func.HttpResponse:
+def _no_view(visit: OperatorVisit, filters: Filters, problem: str, *, status: int = 200) -> func.HttpResponse:
     return visit.render(
         "console_dead_letters.html",
-        available=False,
+        status=status,
+        problem=problem,
         filters=filters,
         rows=[],
         matching=0,
@@ -388,3 +407,4 @@ def _keys(text: str) -> list[str]:
 
 
 _BACK = "Go back to the dead letters and try again."
+_UNREADABLE_MESSAGE = "Nothing was replayed or discarded. The app's log says why."
