@@ -67,9 +67,14 @@ SOURCE_NAMES = {
     DeadLetterSource.PARKING: "Set aside by the worker",
     DeadLetterSource.DEAD_LETTER: "Moved aside by the queue after every delivery failed",
 }
+# The reasons the worker and the queue give (shared.workflows, the worker's _park); any other (a refusal
+# of the Fulfillment API names its error class) is shown as recorded.
 REASON_NAMES = {
     "MaxDeliveryCountExceeded": "Failed on every delivery",
     "UnknownOperation": "Microsoft does not know this operation",
+    "OperationMismatch": "The notice and Microsoft's operation disagree",
+    "ActivationRefused": "Microsoft refused the activation",
+    "InboxRace": "The operation's record vanished while it was handled",
     "MalformedMessage": "The message could not be read",
 }
 KIND_NAMES = {
