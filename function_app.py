@@ -14,6 +14,7 @@ from shared.entrypoints.binding import entry_module
 
 if TYPE_CHECKING:  # the type checker sees the real modules; at run time each loads on its first call
     from shared.entrypoints import auth, health, licenses, reconciliation, retention, webhook, worker
+    from shared.entrypoints.console import dead_letters as console_dead_letters
     from shared.entrypoints.console import overview as console_overview
     from shared.entrypoints.landing import confirm, land, status
     from shared.entrypoints.portal import actions as portal_actions
@@ -34,6 +35,7 @@ else:
     portal_pages = entry_module("shared.entrypoints.portal.pages")
     portal_setup_links = entry_module("shared.entrypoints.portal.setup")
     console_overview = entry_module("shared.entrypoints.console.overview")
+    console_dead_letters = entry_module("shared.entrypoints.console.dead_letters")
 
 # Before any function is registered: an unresolved Key Vault reference or a public dev secret stops the app
 # at start (the host logs the setting's name) instead of serving with a value anyone can read.
@@ -163,3 +165,15 @@ def license_check(req: func.HttpRequest) -> func.HttpResponse:
 def console_home(req: func.HttpRequest) -> func.HttpResponse:
     """Subscriptions by status, activity and answer latency per day, pending operations, dead letters."""
     return console_overview.handle_overview(req)
+
+
+@app.route(route="console/dead-letters", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def console_dead_letters_list(req: func.HttpRequest) -> func.HttpResponse:
+    """The parked and dead-lettered messages, filtered by reason, place and subscription."""
+    return console_dead_letters.handle_list(req)
+
+
+@app.route(route="console/dead-letters/{action}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def console_dead_letters_action(req: func.HttpRequest) -> func.HttpResponse:
+    """replay or discard (admins, CSRF-checked): one entry or all the filter matches, after a confirmation."""
+    return console_dead_letters.handle_action(req)

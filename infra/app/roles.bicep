@@ -9,13 +9,18 @@
 // | Azure Service Bus Data Owner    | events queue               | the worker's trigger and its scaler (below);   |
 // |                                 |                            | webhook, landing, sweep and re-checks enqueue  |
 // | Azure Service Bus Data Sender   | parking queue              | the worker parks messages no retry can fix     |
+// | Azure Service Bus Data Receiver | parking queue              | the console lists, replays and discards them   |
 // | Key Vault Secrets User          | vault                      | Key Vault references (read secret values only) |
 // | Monitoring Metrics Publisher    | Application Insights       | telemetry with Entra auth (local auth is off)  |
 //
 // Not granted, on purpose: Storage Queue Data Contributor (the app uses no storage queues; Microsoft's Flex
 // quickstart grants it only for Durable Functions and MCP triggers), any Service Bus role on the namespace
-// (the trigger reads the events queue only), and any role that can read the parking queue (operators do
-// that with their own identity).
+// (the trigger reads the events queue only), and Manage on the parking queue (nothing there scales on it).
+//
+// Why Data Receiver on the parking queue: the operations console (/api/console/dead-letters) runs in the
+// app, so the app's identity peeks the parking queue and receives the entry an administrator replays or
+// discards. Who may do that is decided by the console's app roles (Publisher.Admin); the Service Bus role
+// only lets the app carry it out. The events queue's dead-letter sub-queue is covered by Owner on that queue.
 //
 // Why Azure Service Bus Data Owner on the events queue: Microsoft's identity table for the Service Bus
 // trigger lists Data Receiver and Data Owner. Receiving needs Listen only, but the target-based scaler reads
@@ -41,6 +46,7 @@ var roleIds = {
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   serviceBusDataOwner: '090c5cfd-751d-490a-894a-3ce6f1109419'
   serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39'
+  serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
 }
@@ -108,6 +114,16 @@ resource parkingSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: parkingQueue
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.serviceBusDataSender)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource parkingReceiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(parkingQueue.id, principalId, roleIds.serviceBusDataReceiver)
+  scope: parkingQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.serviceBusDataReceiver)
     principalId: principalId
     principalType: 'ServicePrincipal'
   }

@@ -20,7 +20,7 @@ is reported on that entry instead of stopping the rest.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -80,9 +80,12 @@ _Action = Callable[[DeadLetterEntry], DeadLetterResult]
 def list_dead_letters(
     selection: DeadLetterSelection | None = None, *, ports: DeadLetterPorts, limit: int | None = None
 ) -> list[DeadLetterEntry]:
-    """Entries of both sources (parking first), those `selection` matches when given."""
+    """Entries of both sources (parking first), those `selection`'s filters pass when given.
+
+    A listing filters with whatever is set, a place alone included: `is_empty` guards acting on
+    everything by accident, and a list acts on nothing."""
     entries = ports.box.list(limit=limit)
-    return entries if selection is None or selection.is_empty else selection.pick(entries)
+    return entries if selection is None else replace(selection, everything=True).pick(entries)
 
 
 def select_dead_letters(selection: DeadLetterSelection, *, ports: DeadLetterPorts) -> list[DeadLetterEntry]:

@@ -12,6 +12,7 @@ from azure.data.tables import TableServiceClient
 
 from devhost.local_queue import LocalDeadLetters, LocalQueue
 from shared.domain.audit import AuditAction, AuditEntry
+from shared.domain.dead_letters import DeadLetterSelection, DeadLetterSource
 from shared.queueing.messages import QueueMessage
 from shared.storage.audit import AuditTrail
 from shared.workflows.dead_letters import (
@@ -19,6 +20,7 @@ from shared.workflows.dead_letters import (
     DeadLetterOutcome,
     DeadLetterPorts,
     discard_dead_letters,
+    list_dead_letters,
     replay_dead_letters,
 )
 
@@ -151,3 +153,22 @@ def test_an_outcome_that_cannot_be_audited_still_reports_what_the_queue_did(
     assert "audit" in result.error
     assert box.list() == []
     assert [e.action for e in trail.list("sub-1")] == [A.DEAD_LETTER_DISCARD_REQUESTED]
+
+
+def test_a_listing_filtered_by_place_alone_shows_that_place_only(
+    queue: LocalQueue, trail: AuditTrail
+) -> None:
+    # `deadletters list --source parking`: a place alone selects nothing to act on, but it does filter a list.
+    queue.dead_letter(message("op-1"), "UnknownOperation", "forged")
+    queue.send(message("op-2"))
+    lease = queue.receive(timeout=1)
+    assert lease is not None
+    queue.abandon(lease, "RuntimeError: boom")  # the last allowed delivery: moved to the sub-queue
+    ports = DeadLetterPorts(box=LocalDeadLetters(queue), audit=trail)
+
+    parked = list_dead_letters(DeadLetterSelection(source=DeadLetterSource.PARKING), ports=ports)
+    exhausted = list_dead_letters(DeadLetterSelection(source=DeadLetterSource.DEAD_LETTER), ports=ports)
+
+    assert [e.message_id for e in parked] == ["op-1"]
+    assert [e.message_id for e in exhausted] == ["op-2"]
+    assert len(list_dead_letters(DeadLetterSelection(), ports=ports)) == 2

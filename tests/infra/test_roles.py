@@ -12,6 +12,7 @@ ROLE_NAMES = {
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
     "090c5cfd-751d-490a-894a-3ce6f1109419": "Azure Service Bus Data Owner",
     "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39": "Azure Service Bus Data Sender",
+    "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0": "Azure Service Bus Data Receiver",
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
 }
@@ -24,6 +25,8 @@ EXPECTED = {
     # the enqueuing entry points need no Sender here.
     ("Azure Service Bus Data Owner", "Microsoft.ServiceBus/namespaces/queues:eventsQueueName"),
     ("Azure Service Bus Data Sender", "Microsoft.ServiceBus/namespaces/queues:parkingQueueName"),
+    # The operations console lists, replays and discards parked messages from inside the app.
+    ("Azure Service Bus Data Receiver", "Microsoft.ServiceBus/namespaces/queues:parkingQueueName"),
     ("Key Vault Secrets User", "Microsoft.KeyVault/vaults"),
     ("Monitoring Metrics Publisher", "Microsoft.Insights/components"),
 }

@@ -1,0 +1,415 @@
+"""The console's dead letters: GET lists both places, POST replays or discards, after a confirmation.
+
+Everything goes through `shared.workflows.dead_letters`, the workflow the CLI uses, so the console and
+`python -m ops deadletters` list, select, settle and audit alike.
+
+An action takes two posts. The first (from a row's button, or the bulk buttons under the filters) shows
+what would happen; the second, with `confirm=yes`, acts and sends the operator back to the list with a
+notice. A row's button names its entry by key; a bulk action names the filter, which is read again when the
+operator confirms: an entry that arrived in between and matches is settled too, and the notice counts what
+was done, not what was shown. A discard needs a reason, kept in the subscription's audit trail.
+
+The notice travels in the query as numbers and entry keys only (never free text): a link someone crafts can
+at worst show a wrong count, never words of their choosing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urlencode
+
+import azure.functions as func
+
+from shared.config import ConfigurationError
+from shared.domain.dead_letters import DeadLetterEntry, DeadLetterSelection, DeadLetterSource
+from shared.entrypoints.console.visit import CONSOLE_HOME, OperatorVisit, open_console, open_console_action
+from shared.logs import get_logger, log_context
+from shared.web.pages import error_page, redirect
+from shared.workflows.dead_letters import (
+    DeadLetterOutcome,
+    DeadLetterResult,
+    ReasonRequiredError,
+    discard_dead_letters,
+    list_dead_letters,
+    replay_dead_letters,
+    select_dead_letters,
+)
+
+if TYPE_CHECKING:
+    from shared.workflows.dead_letters import DeadLetterPorts
+
+log = get_logger(__name__)
+
+PAGE_URL = f"{CONSOLE_HOME}/dead-letters"
+# Entries shown on one page, and entries read to fill it: a queue flooded by an outage must not make the
+# page read (or render) tens of thousands of messages. Past either bound the page says so.
+SHOWN = 200
+READ = 2000
+# A body longer than this is cut in the row; the whole of it is one click away (details/summary, no script).
+BODY_PREVIEW_CHARS = 400
+# Keys named in a notice: enough to find them, bounded so the address stays short.
+NOTICE_KEYS = 20
+
+# Why the page shows no entries: the queue keeps none the console can reach, or it could not be read now.
+NO_VIEW = "no-view"
+UNREADABLE = "unreadable"
+
+_KEY = re.compile(r"(?:parking|deadletter):[0-9]{1,19}")
+_ACTIONS = ("replay", "discard")
+
+SOURCE_NAMES = {
+    DeadLetterSource.PARKING: "Set aside by the worker",
+    DeadLetterSource.DEAD_LETTER: "Moved aside by the queue after every delivery failed",
+}
+# The reasons the worker and the queue give (shared.workflows, the worker's _park); any other (a refusal
+# of the Fulfillment API names its error class) is shown as recorded.
+REASON_NAMES = {
+    "MaxDeliveryCountExceeded": "Failed on every delivery",
+    "UnknownOperation": "Microsoft does not know this operation",
+    "OperationMismatch": "The notice and Microsoft's operation disagree",
+    "ActivationRefused": "Microsoft refused the activation",
+    "InboxRace": "The operation's record vanished while it was handled",
+    "MalformedMessage": "The message could not be read",
+}
+KIND_NAMES = {
+    "activate": "Activation of a purchase",
+    "webhook": "Notice from Microsoft",
+    "track": "Follow-up of a change we asked for",
+    "reconcile": "Check against Microsoft",
+}
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the operator narrowed the list to; the same fields on the page's query and on its forms."""
+
+    reason: str = ""
+    source: DeadLetterSource | None = None
+    subscription_id: str = ""
+
+    @classmethod
+    def read(cls, fields: Mapping[str, str]) -> Filters:
+        source = fields.get("source", "").strip()
+        known = {s.value: s for s in DeadLetterSource}
+        return cls(
+            reason=fields.get("reason", "").strip()[:200],
+            source=known.get(source),
+            subscription_id=fields.get("subscription", "").strip()[:100],
+        )
+
+    @property
+    def selection(self) -> DeadLetterSelection:
+        """All entries the filters pass (none set: every entry)."""
+        return DeadLetterSelection(
+            everything=True, reason=self.reason, source=self.source, subscription_id=self.subscription_id
+        )
+
+    @property
+    def fields(self) -> dict[str, str]:
+        return {
+            "reason": self.reason,
+            "source": self.source.value if self.source else "",
+            "subscription": self.subscription_id,
+        }
+
+    @property
+    def any(self) -> bool:
+        return bool(self.reason or self.source or self.subscription_id)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One entry as the page shows it: words next to the values, the body pretty and cut."""
+
+    key: str
+    source: str
+    source_name: str
+    reason: str
+    reason_name: str
+    description: str
+    subscription_id: str
+    subscription_href: str
+    kind: str
+    kind_name: str
+    message_id: str
+    first_delivery: str
+    last_delivery: str
+    deliveries: int
+    body_preview: str
+    body_full: str
+
+    @property
+    def body_cut(self) -> bool:
+        return self.body_full != self.body_preview
+
+
+def handle_list(req: func.HttpRequest) -> func.HttpResponse:
+    visit = open_console(req)
+    if isinstance(visit, func.HttpResponse):
+        return visit
+    filters = Filters.read(req.params)
+    ports = _ports(visit)
+    if isinstance(ports, str):
+        return _no_view(visit, filters, ports, status=200 if ports == NO_VIEW else 503)
+    try:
+        read = list_dead_letters(None, ports=ports, limit=READ + 1)
+    except Exception:  # Service Bus unreachable or refusing the app's identity: say so on the page, not a 500
+        log.exception("console dead letters could not be read")
+        return _no_view(visit, filters, UNREADABLE, status=503)
+    more_waiting = len(read) > READ
+    read = read[:READ]
+    matching = filters.selection.pick(read)
+    log.info("console dead letters", extra={"read": len(read), "matching": len(matching)})
+    return visit.render(
+        "console_dead_letters.html",
+        problem="",
+        filters=filters,
+        rows=[_row(entry) for entry in matching[:SHOWN]],
+        matching=len(matching),
+        shown=min(len(matching), SHOWN),
+        read_limit=READ,
+        more_waiting=more_waiting,
+        reasons=_choices(entry.reason for entry in read),
+        reason_names=REASON_NAMES,
+        source_names={source.value: name for source, name in SOURCE_NAMES.items()},
+        notice=_notice(req.params),
+        page_url=PAGE_URL,
+    )
+
+
+def handle_action(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /api/console/dead-letters/{replay|discard}: the confirmation, or with `confirm=yes` the act."""
+    action = req.route_params.get("action", "")
+    if action not in _ACTIONS:
+        return error_page(404, "Nothing here", "The console has no such action.", _BACK)
+    opened = open_console_action(req)
+    if isinstance(opened, func.HttpResponse):
+        return opened
+    visit, form = opened
+    ports = _ports(visit)
+    filters = Filters.read(form)
+    if isinstance(ports, str):
+        return _no_view(visit, filters, ports, status=200 if ports == NO_VIEW else 503)
+    key = form.get("key", "").strip()
+    if key and not _KEY.fullmatch(key):
+        return error_page(400, "That message cannot be named so", "The form named no waiting message.", _BACK)
+    if not key and form.get("scope") != "filter":
+        return error_page(
+            400, "Nothing was chosen", "Choose one message, or all the messages the filter shows.", _BACK
+        )
+    confirmed = form.get("confirm") == "yes"
+    why = form.get("why", "")
+    if confirmed and action == "discard" and not why.strip():
+        # Refused before anything is read or touched; the workflow refuses it too (ReasonRequiredError).
+        return _reason_missing()
+    selection = DeadLetterSelection(ids=frozenset({key})) if key else filters.selection
+    try:
+        chosen = select_dead_letters(selection, ports=ports)
+    except Exception:  # the queue unreachable or refusing the app: nothing was touched, say so
+        log.exception("console dead letters could not be read")
+        return error_page(503, "The waiting messages could not be read", _UNREADABLE_MESSAGE, _BACK)
+    if not confirmed:
+        return _confirmation(visit, action, key, filters, chosen)
+    return _act(visit, action, key, filters, why, chosen, ports)
+
+
+def _act(
+    visit: OperatorVisit,
+    action: str,
+    key: str,
+    filters: Filters,
+    why: str,
+    chosen: list[DeadLetterEntry],
+    ports: DeadLetterPorts,
+) -> func.HttpResponse:
+    """Settles `chosen` one by one through the workflow, which audits each with the operator's name."""
+    correlation_id = f"console-{uuid.uuid4()}"
+    with log_context(correlation_id=correlation_id):
+        try:
+            if action == "replay":
+                results = list(
+                    replay_dead_letters(
+                        chosen, operator=visit.actor, correlation_id=correlation_id, ports=ports
+                    )
+                )
+            else:
+                results = list(
+                    discard_dead_letters(
+                        chosen,
+                        reason=why,
+                        operator=visit.actor,
+                        correlation_id=correlation_id,
+                        ports=ports,
+                    )
+                )
+        except ReasonRequiredError:
+            return _reason_missing()
+        log.info(
+            "console dead letters settled",
+            extra={"action": action, "chosen": len(chosen), "key": key, "filtered": filters.any},
+        )
+    # A row's entry that is no longer there was settled by someone else since the page was shown.
+    vanished = 1 if key and not chosen else 0
+    outcome = _outcome(action, results, vanished=vanished)
+    return redirect(f"{PAGE_URL}?{urlencode({**_kept(filters), **outcome})}")
+
+
+def _confirmation(
+    visit: OperatorVisit, action: str, key: str, filters: Filters, chosen: list[DeadLetterEntry]
+) -> func.HttpResponse:
+    return visit.render(
+        "console_dead_letters_confirm.html",
+        action=action,
+        key=key,
+        filters=filters,
+        rows=[_row(entry) for entry in chosen[:SHOWN]],
+        chosen=len(chosen),
+        page_url=PAGE_URL,
+    )
+
+
+def _reason_missing() -> func.HttpResponse:
+    log.warning("console discard refused: no reason")
+    return error_page(
+        400,
+        "Say why before discarding",
+        "A discarded message is gone for good, so the reason is kept in the subscription's history. "
+        "Nothing was discarded.",
+        "Go back, write the reason and confirm again.",
+    )
+
+
+def _ports(visit: OperatorVisit) -> DeadLetterPorts | str:
+    """The workflow's ports, or why there are none: the queue keeps no dead letters an operator can reach
+    (NO_VIEW), or its view could not be opened (UNREADABLE: the local queue's file, for one)."""
+    try:
+        return visit.app.dead_letter_ports
+    except ConfigurationError as exc:
+        log.warning("console dead letters: no view of this queue", extra={"error": str(exc)})
+        return NO_VIEW
+    except Exception:  # reported on the page; the next request tries again (the property is not cached)
+        log.exception("console dead letters: the queue's view could not be opened")
+        return UNREADABLE
+
+
+def _no_view(visit: OperatorVisit, filters: Filters, problem: str, *, status: int = 200) -> func.HttpResponse:
+    return visit.render(
+        "console_dead_letters.html",
+        status=status,
+        problem=problem,
+        filters=filters,
+        rows=[],
+        matching=0,
+        shown=0,
+        read_limit=READ,
+        more_waiting=False,
+        reasons=[],
+        reason_names=REASON_NAMES,
+        source_names={source.value: name for source, name in SOURCE_NAMES.items()},
+        notice="",
+        page_url=PAGE_URL,
+    )
+
+
+def _row(entry: DeadLetterEntry) -> Row:
+    body = json.dumps(dict(entry.body), indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    preview = body if len(body) <= BODY_PREVIEW_CHARS else body[:BODY_PREVIEW_CHARS] + "\n…"
+    subscription = entry.subscription_id
+    return Row(
+        key=entry.key,
+        source=entry.source.value,
+        source_name=SOURCE_NAMES[entry.source],
+        reason=entry.reason,
+        reason_name=REASON_NAMES.get(entry.reason, ""),
+        description=entry.description,
+        subscription_id=subscription,
+        subscription_href=f"{CONSOLE_HOME}/subscriptions/{quote(subscription, safe='')}"
+        if subscription
+        else "",
+        kind=entry.kind,
+        kind_name=KIND_NAMES.get(entry.kind, ""),
+        message_id=entry.original_message_id,
+        first_delivery=_when(entry.first_enqueued_at),
+        last_delivery=_when(entry.dead_lettered_at),
+        deliveries=entry.delivery_count,
+        body_preview=preview,
+        body_full=body,
+    )
+
+
+def _subscription_href(subscription_id: str) -> str:
+    # Quoted whole ("/" too): the id may come from a message body the app could not trust.
+    return f"{CONSOLE_HOME}/subscriptions/{quote(subscription_id, safe='')}" if subscription_id else ""
+
+
+def _when(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC") if at else "Not known"
+
+
+def _choices(reasons: Iterable[str]) -> list[str]:
+    return sorted({reason for reason in reasons if reason})
+
+
+def _kept(filters: Filters) -> dict[str, str]:
+    return {name: value for name, value in filters.fields.items() if value}
+
+
+def _outcome(action: str, results: list[DeadLetterResult], *, vanished: int) -> dict[str, str]:
+    """The notice's numbers and first keys, as query fields (see the module docstring)."""
+    done = DeadLetterOutcome.REPLAYED if action == "replay" else DeadLetterOutcome.DISCARDED
+    failed = [r.entry.key for r in results if r.outcome is DeadLetterOutcome.FAILED]
+    unrecorded = [r.entry.key for r in results if r.outcome is done and r.error]
+    return {
+        "done": action,
+        "count": str(sum(1 for r in results if r.outcome is done)),
+        "failures": str(len(failed)),
+        "failed": ",".join(failed[:NOTICE_KEYS]),
+        "gone": str(vanished + sum(1 for r in results if r.outcome is DeadLetterOutcome.GONE)),
+        "unrecorded": ",".join(unrecorded[:NOTICE_KEYS]),
+    }
+
+
+def _notice(params: Mapping[str, str]) -> str:
+    """The sentence after an action, rebuilt from numbers and keys only."""
+    action = params.get("done", "")
+    if action not in _ACTIONS:
+        return ""
+    verb = "replayed" if action == "replay" else "discarded"
+    parts = [f"{_messages(_number(params.get('count', '')))} {verb}."]
+    failures = _number(params.get("failures", ""))
+    if failures:
+        named = _keys(params.get("failed", ""))
+        more = " and others" if failures > len(named) else ""
+        parts.append(
+            f"{_messages(failures)} could not be {verb} and still wait (the log says why): "
+            f"{', '.join(named)}{more}."
+        )
+    gone = _number(params.get("gone", ""))
+    if gone:
+        parts.append(f"{_messages(gone)} had already been handled by someone else.")
+    unrecorded = _keys(params.get("unrecorded", ""))
+    if unrecorded:
+        parts.append(f"{verb.capitalize()}, but missing from the history: {', '.join(unrecorded)}.")
+    return " ".join(parts)
+
+
+def _messages(count: int) -> str:
+    return f"{count} {'message' if count == 1 else 'messages'}"
+
+
+def _number(text: str) -> int:
+    return int(text) if text.isdigit() and len(text) < 7 else 0
+
+
+def _keys(text: str) -> list[str]:
+    return [key for key in text.split(",") if _KEY.fullmatch(key)][:NOTICE_KEYS]
+
+
+_BACK = "Go back to the dead letters and try again."
+_UNREADABLE_MESSAGE = "Nothing was replayed or discarded. The app's log says why."

@@ -1,0 +1,328 @@
+"""The console's dead letters on the running stack, with the dev host's local queue as the app's queue.
+
+The portal's usual queue (in memory) keeps no dead letters an operator can reach, so this module serves the
+app with QUEUE_BACKEND=local, as the dev host does; messages are parked and exhausted on the same SQLite file
+the way the worker and the queue would, and every page and action goes over HTTP to the served app.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from devhost.local_queue import LocalDeadLetters, LocalQueue, register_local_queue
+from shared.app_context import services
+from shared.domain.audit import AuditAction
+from shared.domain.dead_letters import DeadLetterEntry
+from shared.queueing.messages import QueueMessage
+from shared.web.current_user import SignedInUser
+from tests.console import BUYER, CONSOLE, OLIVIA, RAVI
+from tests.portal import Portal, csrf_token, running_portal, token_for
+
+PAGE = f"{CONSOLE}/dead-letters"
+XSS_BODY = "<script>alert('body')</script>"
+XSS_DESCRIPTION = "<img src=x onerror=alert('description')>"
+
+
+@dataclass
+class Stack:
+    portal: Portal
+    queue: LocalQueue
+
+    @property
+    def url(self) -> str:
+        return self.portal.url
+
+    def browser(self, user: SignedInUser | None = None) -> requests.Session:
+        return self.portal.browser(user)
+
+    def park(self, *, reason: str = "UnknownOperation", description: str = "forged", **body: str) -> Letter:
+        """A message the worker set aside (the parking queue), about a fresh subscription."""
+        subscription_id = str(uuid.uuid4())
+        message_id = f"op-{uuid.uuid4()}"
+        payload = {"id": message_id, "subscriptionId": subscription_id, **body}
+        self.queue.dead_letter(_message(message_id, subscription_id, payload), reason, description)
+        return Letter(self, message_id, subscription_id)
+
+    def exhaust(self) -> Letter:
+        """A message whose every delivery failed (the dead-letter sub-queue's stand-in)."""
+        subscription_id = str(uuid.uuid4())
+        message_id = f"op-{uuid.uuid4()}"
+        payload = {"id": message_id, "subscriptionId": subscription_id}
+        self.queue.send(_message(message_id, subscription_id, payload))
+        lease = self.queue.receive(timeout=2)
+        assert lease is not None
+        assert lease.message_id == message_id
+        self.queue.abandon(lease, "RuntimeError: the fulfillment API answered 500")
+        return Letter(self, message_id, subscription_id)
+
+    def waiting(self, message_id: str) -> DeadLetterEntry | None:
+        return next((e for e in LocalDeadLetters(self.queue).list() if e.message_id == message_id), None)
+
+    def queued_replays_of(self, message_id: str) -> list[QueueMessage]:
+        return [
+            queued.message
+            for queued in self.queue.peek_all()
+            if queued.message.application_properties.get("originalMessageId") == message_id
+        ]
+
+
+@dataclass
+class Letter:
+    stack: Stack
+    message_id: str
+    subscription_id: str
+
+    @property
+    def key(self) -> str:
+        entry = self.stack.waiting(self.message_id)
+        assert entry is not None, f"{self.message_id} is not waiting"
+        return entry.key
+
+    @property
+    def waits(self) -> bool:
+        return self.stack.waiting(self.message_id) is not None
+
+    def audit(self) -> list[tuple[str, str, dict[str, object]]]:
+        return [
+            (entry.action, entry.actor, dict(entry.changes))
+            for entry in services().audit.list(self.subscription_id)
+        ]
+
+
+def _message(message_id: str, subscription_id: str, payload: dict[str, str]) -> QueueMessage:
+    return QueueMessage(
+        message_id=message_id,
+        session_id=subscription_id,
+        body={"kind": "webhook", "payload": payload},
+        correlation_id="c-1",
+    )
+
+
+@pytest.fixture(scope="module")
+def stack(azurite_connection_string: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    path = Path(tmp_path_factory.mktemp("console-dead-letters")) / "queue.sqlite3"
+    register_local_queue()  # as the dev host does before serving the app
+    env = {"QUEUE_BACKEND": "local", "LOCAL_QUEUE_PATH": str(path)}
+    with (
+        running_portal(azurite_connection_string, "d" + uuid.uuid4().hex[:10], env=env) as portal,
+        LocalQueue(path, max_delivery_count=1) as queue,
+    ):
+        yield Stack(portal, queue)
+
+
+def _post(
+    client: requests.Session, stack: Stack, action: str, fields: dict[str, str], *, token: str | None = None
+) -> requests.Response:
+    token = token_for(client) if token is None else token
+    return client.post(
+        f"{stack.url}{PAGE}/{action}", data={"csrf_token": token, **fields}, allow_redirects=False
+    )
+
+
+def test_both_places_are_listed_with_words_links_and_the_body(stack: Stack) -> None:
+    parked = stack.park(reason="UnknownOperation", description="GetOperation does not know it")
+    exhausted = stack.exhaust()
+
+    page = stack.browser(RAVI).get(f"{stack.url}{PAGE}", allow_redirects=False)
+
+    assert page.status_code == 200, page.text
+    for letter, source in ((parked, "parking"), (exhausted, "deadletter")):
+        assert f'data-key="{letter.key}"' in page.text
+        assert f'data-source="{source}"' in page.text
+        assert f'href="{CONSOLE}/subscriptions/{letter.subscription_id}"' in page.text
+        assert letter.message_id in page.text
+    assert "Microsoft does not know this operation" in page.text
+    assert "GetOperation does not know it" in page.text
+    assert "Failed on every delivery" in page.text
+    assert "RuntimeError: the fulfillment API answered 500" in page.text
+    assert "Notice from Microsoft" in page.text
+    assert "&#34;subscriptionId&#34;: &#34;" in page.text or "&quot;subscriptionId&quot;" in page.text
+    # A reader sees no action forms.
+    assert 'data-row-action="replay"' not in page.text
+    assert 'data-bulk="replay"' not in page.text
+
+
+def test_filters_narrow_the_list(stack: Stack) -> None:
+    parked = stack.park(reason="FilterCheck")
+    exhausted = stack.exhaust()
+    reader = stack.browser(RAVI)
+
+    by_reason = reader.get(f"{stack.url}{PAGE}", params={"reason": "FilterCheck"}).text
+    assert f'data-key="{parked.key}"' in by_reason
+    assert f'data-key="{exhausted.key}"' not in by_reason
+    assert "1 message waits that matches this filter" in by_reason
+
+    by_source = reader.get(f"{stack.url}{PAGE}", params={"source": "parking"}).text
+    assert f'data-key="{parked.key}"' in by_source
+    assert 'data-source="deadletter"' not in by_source
+
+    by_subscription = reader.get(
+        f"{stack.url}{PAGE}", params={"subscription": exhausted.subscription_id}
+    ).text
+    assert f'data-key="{exhausted.key}"' in by_subscription
+    assert f'data-key="{parked.key}"' not in by_subscription
+
+
+def test_an_admin_confirms_then_replays_one_and_the_audit_names_them(stack: Stack) -> None:
+    letter = stack.exhaust()
+    key = letter.key
+    admin = stack.browser(OLIVIA)
+    listing = admin.get(f"{stack.url}{PAGE}").text
+    assert 'data-row-action="replay"' in listing
+
+    asked = _post(admin, stack, "replay", {"key": key}, token=csrf_token(listing))
+    assert asked.status_code == 200, asked.text
+    assert "Replay 1 message?" in asked.text
+    assert f'data-key="{key}"' in asked.text
+    assert letter.waits, "the first post only asks"
+    assert stack.queued_replays_of(letter.message_id) == []
+
+    done = _post(admin, stack, "replay", {"key": key, "confirm": "yes"}, token=csrf_token(asked.text))
+
+    assert done.status_code == 303, done.text
+    assert done.headers["Location"].startswith(PAGE)
+    assert not letter.waits
+    [copy] = stack.queued_replays_of(letter.message_id)
+    assert copy.session_id == letter.subscription_id
+    assert copy.body["payload"]["id"] == letter.message_id  # type: ignore[index]
+    assert copy.application_properties["replayedBy"] == _actor(OLIVIA)
+    trail = letter.audit()
+    assert (AuditAction.DEAD_LETTER_REPLAYED.value, _actor(OLIVIA)) in {(a, who) for a, who, _ in trail}
+    notice = admin.get(f"{stack.url}{done.headers['Location']}").text
+    assert "1 message replayed." in notice
+
+
+def test_an_admin_discards_one_with_a_reason_kept_in_the_audit(stack: Stack) -> None:
+    letter = stack.park()
+    admin = stack.browser(OLIVIA)
+
+    asked = _post(admin, stack, "discard", {"key": letter.key})
+    assert asked.status_code == 200
+    assert 'name="why"' in asked.text
+    assert letter.waits
+
+    why = "forged: Microsoft never started this operation"
+    done = _post(admin, stack, "discard", {"key": letter.key, "confirm": "yes", "why": why})
+
+    assert done.status_code == 303, done.text
+    assert not letter.waits
+    assert stack.queued_replays_of(letter.message_id) == []
+    discarded = [c for a, who, c in letter.audit() if a == AuditAction.DEAD_LETTER_DISCARDED.value]
+    assert discarded, letter.audit()
+    assert discarded[0]["discard_reason"] == [None, why] or discarded[0]["discard_reason"] == (None, why)
+    assert _actor(OLIVIA) in {who for _, who, _ in letter.audit()}
+    assert "1 message discarded." in admin.get(f"{stack.url}{done.headers['Location']}").text
+
+
+def test_a_discard_without_a_reason_is_refused_and_nothing_is_discarded(stack: Stack) -> None:
+    letter = stack.park()
+    key = letter.key
+
+    answer = _post(stack.browser(OLIVIA), stack, "discard", {"key": key, "confirm": "yes", "why": "   "})
+
+    assert answer.status_code == 400
+    assert "Say why before discarding" in answer.text
+    assert "Nothing was discarded" in answer.text
+    assert letter.key == key
+    assert letter.audit() == []
+
+
+def test_bulk_replay_acts_on_every_entry_the_filter_matches(stack: Stack) -> None:
+    reason = f"Bulk{uuid.uuid4().hex[:8]}"
+    first, second = stack.park(reason=reason), stack.park(reason=reason)
+    other = stack.park()
+    admin = stack.browser(OLIVIA)
+
+    asked = _post(admin, stack, "replay", {"scope": "filter", "reason": reason})
+    assert "Replay 2 messages?" in asked.text
+    done = _post(admin, stack, "replay", {"scope": "filter", "reason": reason, "confirm": "yes"})
+
+    assert done.status_code == 303
+    assert not first.waits
+    assert not second.waits
+    assert other.waits
+    assert "reason=" + reason in done.headers["Location"]
+    assert "2 messages replayed." in admin.get(f"{stack.url}{done.headers['Location']}").text
+
+
+def test_a_post_naming_nothing_is_refused(stack: Stack) -> None:
+    answer = _post(stack.browser(OLIVIA), stack, "replay", {"confirm": "yes"})
+    assert answer.status_code == 400
+    assert "Nothing was chosen" in answer.text
+
+
+@pytest.mark.parametrize("action", ["replay", "discard"])
+def test_a_reader_and_a_buyer_are_refused_every_action(stack: Stack, action: str) -> None:
+    letter = stack.park()
+    fields = {"key": letter.key, "confirm": "yes", "why": "no"}
+
+    assert _post(stack.browser(RAVI), stack, action, fields).status_code == 403
+    assert _post(stack.browser(BUYER), stack, action, fields).status_code == 403
+    assert stack.browser(BUYER).get(f"{stack.url}{PAGE}", allow_redirects=False).status_code == 403
+    assert letter.waits
+    assert letter.audit() == []
+
+
+def test_a_post_without_the_csrf_token_is_refused(stack: Stack) -> None:
+    letter = stack.park()
+    admin = stack.browser(OLIVIA)
+
+    missing = admin.post(
+        f"{stack.url}{PAGE}/replay", data={"key": letter.key, "confirm": "yes"}, allow_redirects=False
+    )
+    forged = _post(admin, stack, "replay", {"key": letter.key, "confirm": "yes"}, token="forged")
+
+    assert missing.status_code == 403
+    assert forged.status_code == 403
+    assert letter.waits
+    assert letter.audit() == []
+
+
+def test_markup_in_a_body_and_a_description_is_shown_as_text(stack: Stack) -> None:
+    letter = stack.park(reason="UnknownOperation", description=XSS_DESCRIPTION, note=XSS_BODY)
+    admin = stack.browser(OLIVIA)
+
+    page = admin.get(f"{stack.url}{PAGE}").text
+    asked = _post(admin, stack, "discard", {"key": letter.key}, token=csrf_token(page)).text
+
+    for text in (page, asked):
+        assert XSS_BODY not in text
+        assert XSS_DESCRIPTION not in text
+        assert "&lt;script&gt;alert(" in text
+        assert "&lt;img src=x onerror=alert(" in text
+
+
+def test_a_long_body_is_cut_with_the_whole_one_click_away(stack: Stack) -> None:
+    letter = stack.park(note="x" * 2000 + "END-OF-BODY")
+
+    page = stack.browser(RAVI).get(f"{stack.url}{PAGE}", params={"subscription": letter.subscription_id}).text
+
+    assert "Show the whole message" in page
+    preview = page.split("data-body-preview>", 1)[1].split("</pre>", 1)[0]
+    assert "END-OF-BODY" not in preview
+    assert "END-OF-BODY" in page.split("data-body-full>", 1)[1]
+
+
+def test_a_notice_is_rebuilt_from_numbers_and_keys_only(stack: Stack) -> None:
+    page = (
+        stack.browser(RAVI)
+        .get(
+            f"{stack.url}{PAGE}",
+            params={"done": "replay", "count": "3", "failures": "1", "failed": "parking:9,<b>evil</b>"},
+        )
+        .text
+    )
+
+    assert "3 messages replayed." in page
+    assert "parking:9" in page
+    assert "evil" not in page
+
+
+def _actor(user: SignedInUser) -> str:
+    return f"{user.upn} ({user.tenant_id}:{user.object_id})"
