@@ -345,6 +345,7 @@ def test_deciding_what_the_service_recorded_but_did_not_send_yet_is_refused(port
     )
     assert portal.services.operations.put_new(recorded) is not None
     fields = {"operation_id": operation_id, "verdict": "refuse", "confirm": "yes"}
+    assert f'data-decide="{operation_id}"' not in _get(portal, OLIVIA, subscription_id).text
     answer = _post(portal, OLIVIA, subscription_id, "decide", fields)
     assert answer.status_code == 409
     assert "already decided" in answer.text

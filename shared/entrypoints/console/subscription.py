@@ -68,7 +68,12 @@ def handle_subscription(req: func.HttpRequest) -> func.HttpResponse:
             return _not_found("unknown subscription id")
         live = microsoft_view(subscription_id, marketplace=visit.app.fulfillment, correlation_id=_new_id())
         fields = compare(detail.subscription, live.subscription)
-        decidable = [op for op in live.in_progress if op.action in CHANGE_ACTIONS and pending_status(op)]
+        decided = {record.operation_id for record in detail.operations if record.decision}
+        decidable = [
+            op
+            for op in live.in_progress
+            if op.action in CHANGE_ACTIONS and pending_status(op) and op.id not in decided
+        ]
         return visit.render(
             "console_subscription.html",
             detail=detail,
