@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # the type checker sees the real modules; at run time each lo
     from shared.entrypoints import auth, health, licenses, reconciliation, retention, webhook, worker
     from shared.entrypoints.console import dead_letters as console_dead_letters
     from shared.entrypoints.console import overview as console_overview
+    from shared.entrypoints.console import subscription as console_subscription
     from shared.entrypoints.landing import confirm, land, status
     from shared.entrypoints.portal import actions as portal_actions
     from shared.entrypoints.portal import pages as portal_pages
@@ -36,6 +37,7 @@ else:
     portal_setup_links = entry_module("shared.entrypoints.portal.setup")
     console_overview = entry_module("shared.entrypoints.console.overview")
     console_dead_letters = entry_module("shared.entrypoints.console.dead_letters")
+    console_subscription = entry_module("shared.entrypoints.console.subscription")
 
 # Before any function is registered: an unresolved Key Vault reference or a public dev secret stops the app
 # at start (the host logs the setting's name) instead of serving with a value anyone can read.
@@ -177,3 +179,21 @@ def console_dead_letters_list(req: func.HttpRequest) -> func.HttpResponse:
 def console_dead_letters_action(req: func.HttpRequest) -> func.HttpResponse:
     """replay or discard (admins, CSRF-checked): one entry or all the filter matches, after a confirmation."""
     return console_dead_letters.handle_action(req)
+
+
+@app.route(
+    route="console/subscriptions/{subscription_id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS
+)
+def console_subscription_page(req: func.HttpRequest) -> func.HttpResponse:
+    """One subscription: the stored mirror beside Microsoft's view, operations, audit trail, seats."""
+    return console_subscription.handle_subscription(req)
+
+
+@app.route(
+    route="console/subscriptions/{subscription_id}/{*action}",
+    methods=["POST"],
+    auth_level=func.AuthLevel.ANONYMOUS,
+)
+def console_subscription_action(req: func.HttpRequest) -> func.HttpResponse:
+    """An admin's action: reconcile, activation retry, accept/refuse a pending change, cancel."""
+    return console_subscription.handle_action(req)

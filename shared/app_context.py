@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from shared import logs, telemetry
 from shared.config import Settings, check_fail_closed
+from shared.storage import errors as _storage_errors
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from shared.workflows.operations import OperationPorts
     from shared.workflows.operator_requests import OperatorRequestPorts
     from shared.workflows.provisioning import ProvisioningHook
+    from shared.workflows.publisher_changes import ChangePorts
     from shared.workflows.reconcile import ReconcilePorts
     from shared.workflows.retention import RetentionPorts
     from shared.workflows.subscription_views import SubscriptionViewPorts
@@ -277,11 +279,23 @@ class Services:
         return OperatorRequestPorts(self.subscriptions, self.queue, self.audit)
 
     @cached_property
+    def change_ports(self) -> ChangePorts:
+        from shared.workflows.publisher_changes import ChangePorts
+
+        return ChangePorts(
+            fulfillment=self.fulfillment, operations=self.operations, queue=self.queue, policy=self.policy
+        )
+
+    @cached_property
     def subscription_view_ports(self) -> SubscriptionViewPorts:
         from shared.workflows.subscription_views import SubscriptionViewPorts
 
-        return SubscriptionViewPorts(self.subscriptions, self.operations, self.audit)
+        return SubscriptionViewPorts(self.subscriptions, self.operations, self.audit, self.seats)
 
+
+# A row another writer saved first (the worker and an operator deciding one change): entry points may not
+# import adapters, so the composition root names the error for them to word.
+RecordChangedError = _storage_errors.ConcurrencyError
 
 _services: Services | None = None
 _services_lock = threading.Lock()

@@ -42,6 +42,7 @@ class AuditAction(StrEnum):
     # An operator's action (the CLI, later the console), with who in `actor`.
     RECONCILE_REQUESTED = "ReconcileRequested"
     ACTIVATION_RETRY_REQUESTED = "ActivationRetryRequested"
+    CANCEL_REQUESTED = "CancelRequested"  # the DELETE Microsoft accepted; its operation id with it
     DEAD_LETTER_REPLAY_REQUESTED = "DeadLetterReplayRequested"  # written before the queue acts
     DEAD_LETTER_REPLAYED = "DeadLetterReplayed"
     DEAD_LETTER_DISCARD_REQUESTED = "DeadLetterDiscardRequested"  # written before the queue acts

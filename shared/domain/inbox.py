@@ -49,6 +49,8 @@ class InboxRecord:
     source: str = ""  # Microsoft's requestSource ("Azure", "Partner") or "portal"
     decision: str = ""  # accept | refuse for ChangePlan / ChangeQuantity, or Microsoft's final status
     reason: str = ""
+    # The operator who decided a change in the console (their audit name); empty when the policy decided.
+    decided_by: str = ""
     outcome: str = ""  # how Microsoft's operation ended (Succeeded, Failed, Conflict), once known
     plan_id: str = ""
     quantity: int | None = None

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
 from shared.domain.access import Role
+from shared.domain.audit import AuditAction
 from shared.domain.inbox import InboxState
 from shared.domain.status import Action, OperationStatus, SubscriptionStatus
 from shared.domain.transitions import ACTIVATE
@@ -149,6 +150,43 @@ STATE_NAMES: dict[str, str] = {
     InboxState.REFUSED.value: "Declined",
 }
 AWAITING_MICROSOFT = "Waiting for Microsoft"
+
+
+# --- the audit trail and the publisher's decisions (the operations console) ---------------------------------
+
+AUDIT_NAMES: dict[str, str] = {
+    AuditAction.ACTIVATE: "Activated",
+    AuditAction.RECONCILE: "Brought in line with Microsoft",
+    AuditAction.PROVISIONED: "Provisioned",
+    AuditAction.CONFIRM: "Buyer confirmed the purchase",
+    AuditAction.CONFIRM_ROLLED_BACK: "Buyer's confirmation rolled back",
+    AuditAction.CHANGE_PLAN_DECISION: "Plan change decided",
+    AuditAction.CHANGE_QUANTITY_DECISION: "Seat change decided",
+    AuditAction.RECONCILE_REQUESTED: "Reconcile requested",
+    AuditAction.ACTIVATION_RETRY_REQUESTED: "Activation retry requested",
+    AuditAction.CANCEL_REQUESTED: "Cancellation requested by the publisher",
+    AuditAction.DEAD_LETTER_REPLAY_REQUESTED: "Parked message replay requested",
+    AuditAction.DEAD_LETTER_REPLAYED: "Parked message replayed",
+    AuditAction.DEAD_LETTER_DISCARD_REQUESTED: "Parked message discard requested",
+    AuditAction.DEAD_LETTER_DISCARDED: "Parked message discarded",
+    AuditAction.PERSONAL_DATA_PURGED: "Personal data removed after the retention period",
+}
+DECISION_NAMES: dict[str, str] = {"accept": "Accepted", "refuse": "Refused"}
+
+
+def audit_name(action: object) -> str:
+    """What an audit row records, in words; Microsoft's own actions read as on the buyer's pages."""
+    key = _text(action).lower()
+    by_lower = {str(k).lower(): v for k, v in AUDIT_NAMES.items()}
+    return by_lower.get(key) or action_name(action)
+
+
+def decision_name(decision: object) -> str:
+    """The publisher's verdict on a change, or Microsoft's final status when Microsoft decided."""
+    key = _text(decision).lower()
+    if not key:
+        return "Not decided"
+    return DECISION_NAMES.get(key) or outcome_name(decision)
 
 
 def outcome_name(outcome: object) -> str:

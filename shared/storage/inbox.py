@@ -31,7 +31,16 @@ from shared.storage.entities import (
 )
 from shared.storage.errors import ConcurrencyError, InvalidEntityError
 
-_TEXT_FIELDS = ("action", "source", "decision", "reason", "outcome", "plan_id", "correlation_id")
+_TEXT_FIELDS = (
+    "action",
+    "source",
+    "decision",
+    "reason",
+    "decided_by",
+    "outcome",
+    "plan_id",
+    "correlation_id",
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _log = get_logger(__name__)
@@ -65,6 +74,7 @@ def from_entity(entity: Mapping[str, Any], etag: str = "") -> InboxRecord:
         source=get_str(entity, "source"),
         decision=get_str(entity, "decision"),
         reason=get_str(entity, "reason"),
+        decided_by=get_str(entity, "decided_by"),
         outcome=get_str(entity, "outcome"),
         plan_id=get_str(entity, "plan_id"),
         quantity=get_int(entity, "quantity"),

@@ -79,6 +79,9 @@ _WORDING_FILTERS: dict[str, Callable[..., str]] = {
     "action_name": wording.action_name,
     "state_name": wording.state_name,
     "operation_result": wording.operation_result,
+    "outcome_name": wording.outcome_name,
+    "audit_name": wording.audit_name,
+    "decision_name": wording.decision_name,
 }
 
 

@@ -28,6 +28,7 @@ from shared.domain.policy import ChangeRequest, Decision, PublisherPolicy, decid
 from shared.domain.status import Action, OperationStatus, parse_action
 from shared.domain.subscription import Operation, Subscription
 from shared.domain.transitions import Cause
+from shared.domain.wording import outcome_name
 from shared.faultpoints import faultpoint
 from shared.fulfillment.errors import FulfillmentConflictError, FulfillmentNotFoundError
 from shared.fulfillment.models import announced_action
@@ -205,21 +206,8 @@ def _receive(
     """The operation's first inbox row (with the decision, when there is one: a single durable write), or
     the row another delivery stored first, which then wins: its decision is the one sent."""
     now = utcnow()
-    record = InboxRecord(
-        subscription_id=operation.subscription_id,
-        operation_id=operation.id,
-        action=operation.action_raw or operation.action.value,
-        state=InboxState.RECEIVED,
-        source=operation.request_source,
-        decision=decision,
-        reason=reason,
-        left_to_recheck=left_to_recheck,
-        plan_id=operation.plan_id,
-        quantity=operation.quantity,
-        correlation_id=correlation_id,
-        created_at=now,
-        updated_at=now,
-    )
+    record = _first_record(operation, correlation_id, decision=decision, reason=reason)
+    record = replace(record, left_to_recheck=left_to_recheck)
     # put_new hands back the stored record with its ETag, so the first delivery reads nothing back.
     stored = ports.inbox.put_new(record)
     if stored is not None:
@@ -234,6 +222,27 @@ def _receive(
         # its ETag, or the save fails and the message is delivered again.
         return ports.inbox.save(replace(theirs, decision=decision, reason=reason, updated_at=now))
     return theirs
+
+
+def _first_record(
+    operation: Operation, correlation_id: str, *, decision: str, reason: str, decided_by: str = ""
+) -> InboxRecord:
+    now = utcnow()
+    return InboxRecord(
+        subscription_id=operation.subscription_id,
+        operation_id=operation.id,
+        action=operation.action_raw or operation.action.value,
+        state=InboxState.RECEIVED,
+        source=operation.request_source,
+        decision=decision,
+        reason=reason,
+        decided_by=decided_by,
+        plan_id=operation.plan_id,
+        quantity=operation.quantity,
+        correlation_id=correlation_id,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def _answer_change(
@@ -272,6 +281,20 @@ def _answer_change(
     if decided_now:
         record, known = _record_decision(ports, record, operation, facts, correlation_id)
     assert record is not None  # _record_decision always returns the stored record
+    return _send_recorded(ports, record, operation, correlation_id, behind=behind, known=known), known
+
+
+def _send_recorded(
+    ports: OperationPorts,
+    record: InboxRecord,
+    operation: Operation,
+    correlation_id: str,
+    *,
+    behind: bool,
+    known: Subscription | None,
+) -> InboxRecord:
+    """Sends the decision the record holds, schedules the re-check and closes the decision: the one answer
+    path, for the worker's policy and for an operator in the console alike."""
     faultpoint("worker.after_state_write")
     accept = record.decision == "accept"
     try:
@@ -287,8 +310,7 @@ def _answer_change(
     # while behind.
     _schedule_recheck(ports, operation, correlation_id, after=recheck_delay(behind))
     leave = behind and _may_leave_to_recheck(record, operation, known)
-    record = _close_decision(ports, record, operation, correlation_id, leave_to_recheck=leave)
-    return record, known
+    return _close_decision(ports, record, operation, correlation_id, leave_to_recheck=leave)
 
 
 def _close_decision(
@@ -372,3 +394,65 @@ def _schedule_recheck(
 
 def pending_status(operation: Operation) -> bool:
     return operation.status in {OperationStatus.IN_PROGRESS, OperationStatus.NOT_STARTED}
+
+
+class DecisionRefusedError(Exception):
+    """An operator's decision that was not recorded nor sent, with the words the operator reads."""
+
+
+def decide_as_operator(
+    subscription_id: str,
+    operation_id: str,
+    *,
+    accept: bool,
+    reason: str,
+    operator: str,
+    correlation_id: str,
+    ports: OperationPorts,
+) -> InboxRecord:
+    """An operator accepts or refuses a pending ChangePlan/ChangeQuantity while Microsoft's window is open.
+
+    The inbox record holds the one durable decision, for the worker and the operator alike: the operator's
+    verdict goes in only where no decision stands yet (an insert when the worker has not seen the
+    operation, a save under the ETag of an undecided row otherwise), so whoever writes first is the one
+    answer sent; the loser finds it recorded and sends nothing different. Then the worker's own answer path
+    (PATCH, re-check, audit row naming the operator, `acknowledged`/`refused` mark). A save that loses the
+    race raises the store's concurrency error: nothing was sent.
+    """
+    try:
+        operation = ports.sync.marketplace.get_operation(
+            subscription_id, operation_id, correlation_id=correlation_id
+        )
+    except FulfillmentNotFoundError:
+        raise DecisionRefusedError("Microsoft does not know this operation for this subscription.") from None
+    if operation.action not in CHANGE_ACTIONS:
+        raise DecisionRefusedError("Only a plan change or a seat change waits for the publisher's answer.")
+    if not pending_status(operation):
+        raise DecisionRefusedError(
+            "Microsoft's window to answer has closed: the change is already "
+            f"{outcome_name(operation.status).lower()} at Microsoft. Nothing was sent."
+        )
+    record = ports.inbox.get(subscription_id, operation_id)
+    verdict = "accept" if accept else "refuse"
+    reason = reason.strip() or f"decided by {operator}"
+    if record is None:
+        first = _first_record(operation, correlation_id, decision=verdict, reason=reason, decided_by=operator)
+        stored = ports.inbox.put_new(first)
+        if stored is None:
+            raise DecisionRefusedError(_ALREADY_DECIDED)
+        record = stored
+    elif record.decision or record.state is not InboxState.RECEIVED or record.initiated_by_publisher:
+        # Decided by the policy (or by another operator), answered, or asked for by our own portal, which
+        # the worker accepts: one answer per operation, never a second one.
+        raise DecisionRefusedError(_ALREADY_DECIDED)
+    else:
+        decided = replace(record, decision=verdict, reason=reason, decided_by=operator, updated_at=utcnow())
+        record = ports.inbox.save(decided)
+    log.info("change decided by an operator", extra={"accept": accept})
+    return _send_recorded(ports, record, operation, correlation_id, behind=False, known=None)
+
+
+_ALREADY_DECIDED = (
+    "The service has already decided this change (or answered it): one answer per change is sent to "
+    "Microsoft. Nothing was sent."
+)

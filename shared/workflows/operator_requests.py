@@ -1,8 +1,9 @@
-"""Work an operator asks the worker to do for one subscription: reconcile it now, or retry its activation.
+"""Work an operator asks for one subscription: reconcile it now, retry its activation, or cancel it.
 
 Both go through the events queue, in the subscription's session, so they run the worker's own workflows
 (`reconcile_subscription`, `activate_purchase`) in order with everything else for that subscription, and
-the operator's machine needs no Fulfillment API credentials. Each request is audited with who asked.
+the operator's machine needs no Fulfillment API credentials. A cancel goes to Microsoft at once through the
+portal's own DELETE (`publisher_changes`). Each request is audited with who asked.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from typing import TYPE_CHECKING
 from shared.domain.audit import AuditAction, AuditEntry, AuditSource
 from shared.domain.status import SubscriptionStatus
 from shared.queueing.messages import QueueMessage, activation_message, reconcile_message
+from shared.workflows.publisher_changes import cancel_for_publisher
 from shared.workflows.sync import utcnow
 
 if TYPE_CHECKING:
     from shared.domain.subscription import Subscription
     from shared.workflows.ports import AuditLog, EventPublisher, SubscriptionRecords
+    from shared.workflows.publisher_changes import ChangePorts
 
 
 class UnknownSubscriptionError(LookupError):
@@ -65,6 +68,30 @@ def request_activation_retry(
     return message
 
 
+def request_cancel(
+    subscription_id: str,
+    *,
+    typed: str,
+    operator: str,
+    correlation_id: str,
+    ports: OperatorRequestPorts,
+    changes: ChangePorts,
+) -> str:
+    """Cancels the subscription at Microsoft (DELETE) once the operator typed its name or id; returns the
+    operation id, which the portal's tracking follows to its end. Raises ChangeRefusedError (nothing sent)."""
+    stored = _stored(subscription_id, ports)
+    operation_id = cancel_for_publisher(stored, typed=typed, ports=changes)
+    _audit(
+        subscription_id,
+        AuditAction.CANCEL_REQUESTED,
+        operator,
+        correlation_id,
+        ports,
+        operation_id=operation_id,
+    )
+    return operation_id
+
+
 def _stored(subscription_id: str, ports: OperatorRequestPorts) -> Subscription:
     stored = ports.subscriptions.get(subscription_id)
     if stored is None:
@@ -73,13 +100,20 @@ def _stored(subscription_id: str, ports: OperatorRequestPorts) -> Subscription:
 
 
 def _audit(
-    subscription_id: str, action: AuditAction, operator: str, correlation_id: str, ports: OperatorRequestPorts
+    subscription_id: str,
+    action: AuditAction,
+    operator: str,
+    correlation_id: str,
+    ports: OperatorRequestPorts,
+    *,
+    operation_id: str = "",
 ) -> None:
     entry = AuditEntry(
         subscription_id=subscription_id,
         at=utcnow(),
         action=action,
         source=AuditSource.OPERATOR,
+        operation_id=operation_id,
         correlation_id=correlation_id,
         actor=operator,
     )

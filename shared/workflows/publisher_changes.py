@@ -1,4 +1,5 @@
-"""Publisher-side changes a buyer asks for in the portal: plan (PATCH), quantity (PATCH), cancel (DELETE).
+"""Publisher-side changes a buyer asks for in the portal: plan (PATCH), quantity (PATCH), cancel (DELETE);
+and the cancel an operator makes in the console, through the same DELETE, record and tracking.
 
 Each change is checked against the access rules and the plan's limits, sent to Microsoft, recorded in the
 inbox as publisher-initiated and followed by a `track` message, so the portal shows it in progress until the
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from shared.domain import access
 from shared.domain.inbox import InboxRecord, InboxState
 from shared.domain.policy import fits_plan_limits, is_downgrade
+from shared.domain.status import SubscriptionStatus
 from shared.fulfillment.errors import FulfillmentBadRequestError, FulfillmentConflictError, FulfillmentError
 from shared.logs import get_logger
 from shared.queueing.messages import track_message
@@ -164,6 +166,26 @@ def cancel(subscription: Subscription, *, confirmed: bool, requester: Requester,
     if not confirmed:
         raise ChangeRefusedError(400, "Please confirm", "Tick the box to confirm that you want to cancel.")
     return _send(subscription, "Unsubscribe", ports)
+
+
+def cancel_for_publisher(subscription: Subscription, *, typed: str, ports: ChangePorts) -> str:
+    """DELETEs the subscription at Microsoft on the publisher's own decision (an operator); returns the
+    operation id. No buyer role applies, so the confirmation is typed: the subscription's name or id, exactly
+    (surrounding spaces aside), or nothing is sent. Raises ChangeRefusedError."""
+    if not cancel_confirmed(subscription, typed):
+        raise ChangeRefusedError(
+            400,
+            "The confirmation does not match",
+            "Nothing was cancelled. Type the subscription's name (or its id) exactly as shown to confirm.",
+        )
+    if subscription.status is SubscriptionStatus.UNSUBSCRIBED:
+        raise ChangeRefusedError(409, "Already cancelled", "This subscription is already cancelled.")
+    return _send(subscription, "Unsubscribe", ports)
+
+
+def cancel_confirmed(subscription: Subscription, typed: str) -> bool:
+    words = typed.strip()
+    return bool(words) and words in {subscription.name.strip(), subscription.id}
 
 
 def _require_change_right(subscription: Subscription, requester: Requester) -> None:
