@@ -293,8 +293,14 @@ def _send_recorded(
     behind: bool,
     known: Subscription | None,
 ) -> InboxRecord:
-    """Sends the decision the record holds, schedules the re-check and closes the decision: the one answer
-    path, for the worker's policy and for an operator in the console alike."""
+    """Sends the decision the record holds, schedules the re-check and closes the decision: the worker's
+    answer path. An operator's goes through the same two steps and reads what `_deliver` says."""
+    _deliver(ports, record, operation, correlation_id)
+    return _after_answer(ports, record, operation, correlation_id, behind=behind, known=known)
+
+
+def _deliver(ports: OperationPorts, record: InboxRecord, operation: Operation, correlation_id: str) -> bool:
+    """PATCHes the recorded decision; False when Microsoft had already finished the operation (409)."""
     faultpoint("worker.after_state_write")
     accept = record.decision == "accept"
     try:
@@ -303,6 +309,19 @@ def _send_recorded(
         )
     except FulfillmentConflictError:
         log.info("operation finished before our answer reached Microsoft (409); state is re-read")
+        return False
+    return True
+
+
+def _after_answer(
+    ports: OperationPorts,
+    record: InboxRecord,
+    operation: Operation,
+    correlation_id: str,
+    *,
+    behind: bool,
+    known: Subscription | None,
+) -> InboxRecord:
     # --- answered: what follows is bookkeeping, and a crash here re-sends the recorded answer at worst ---
     faultpoint("worker.after_answer")
     # The re-check goes out before the `acknowledged` mark: once the mark is stored a redelivery does not
@@ -425,8 +444,14 @@ def decide_as_operator(
         )
     except FulfillmentNotFoundError:
         raise DecisionRefusedError("Microsoft does not know this operation for this subscription.") from None
+    if operation.subscription_id.lower() != subscription_id.lower():
+        raise DecisionRefusedError("This change belongs to another subscription. Nothing was sent.")
     if operation.action not in CHANGE_ACTIONS:
         raise DecisionRefusedError("Only a plan change or a seat change waits for the publisher's answer.")
+    if operation.request_source.lower() == "partner":
+        # Asked for through our own portal after the buyer confirmed it: the worker accepts these (R42, R49),
+        # and an operator refusing one would overrule the buyer behind their back.
+        raise DecisionRefusedError(_REQUESTED_BY_PORTAL)
     if not pending_status(operation):
         raise DecisionRefusedError(
             "Microsoft's window to answer has closed: the change is already "
@@ -449,9 +474,36 @@ def decide_as_operator(
         decided = replace(record, decision=verdict, reason=reason, decided_by=operator, updated_at=utcnow())
         record = ports.inbox.save(decided)
     log.info("change decided by an operator", extra={"accept": accept})
-    return _send_recorded(ports, record, operation, correlation_id, behind=False, known=None)
+    delivered = _deliver(ports, record, operation, correlation_id)
+    closed = _after_answer(ports, record, operation, correlation_id, behind=False, known=None)
+    if not delivered:
+        _too_late(ports, operation, accept, correlation_id)
+    return closed
 
 
+def _too_late(ports: OperationPorts, operation: Operation, accept: bool, correlation_id: str) -> None:
+    """Microsoft finished the operation between our read and our answer (409): the operator must not read
+    "refused" when Microsoft applied the change. The re-check sent with the answer mirrors what it did."""
+    final = ports.sync.marketplace.get_operation(
+        operation.subscription_id, operation.id, correlation_id=correlation_id
+    )
+    applied = final.status is OperationStatus.SUCCEEDED
+    if applied != accept:
+        log.warning("operator's answer arrived after Microsoft finished the operation")
+        raise DecisionTooLateError(
+            "Too late: Microsoft's window closed before the answer arrived, and the change is now "
+            f"{outcome_name(final.status).lower()} at Microsoft. The service's records follow Microsoft's."
+        )
+
+
+class DecisionTooLateError(DecisionRefusedError):
+    """The operator's answer reached Microsoft after it had finished the operation the other way."""
+
+
+_REQUESTED_BY_PORTAL = (
+    "The buyer asked for this change in the publisher's own portal, so the service accepts it. Nothing was "
+    "sent."
+)
 _ALREADY_DECIDED = (
     "The service has already decided this change (or answered it): one answer per change is sent to "
     "Microsoft. Nothing was sent."

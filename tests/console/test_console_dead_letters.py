@@ -20,7 +20,8 @@ from shared.app_context import services
 from shared.domain.audit import AuditAction
 from shared.domain.dead_letters import DeadLetterEntry
 from shared.queueing.messages import QueueMessage
-from shared.web.current_user import SignedInUser
+from shared.web import notices
+from shared.web.current_user import SignedInUser, session_codec
 from tests.console import BUYER, CONSOLE, OLIVIA, RAVI
 from tests.portal import Portal, csrf_token, running_portal, token_for
 
@@ -310,18 +311,39 @@ def test_a_long_body_is_cut_with_the_whole_one_click_away(stack: Stack) -> None:
 
 
 def test_a_notice_is_rebuilt_from_numbers_and_keys_only(stack: Stack) -> None:
-    page = (
-        stack.browser(RAVI)
-        .get(
-            f"{stack.url}{PAGE}",
-            params={"done": "replay", "count": "3", "failures": "1", "failed": "parking:9,<b>evil</b>"},
-        )
-        .text
-    )
+    client = stack.browser(RAVI)
+    client.get(f"{stack.url}{PAGE}")  # the page gives the session its CSRF secret, which signs notices
+    codec = session_codec(services().settings)
+    session = codec.load(f"{codec.cookie_name}={client.cookies.get(codec.cookie_name)}")
+    fields = {"done": "replay", "count": "3", "failures": "1", "failed": "parking:9,<b>evil</b>"}
+
+    page = client.get(f"{stack.url}{PAGE}?{notices.signed_query(session, PAGE, fields)}").text
 
     assert "3 messages replayed." in page
     assert "parking:9" in page
     assert "evil" not in page
+
+
+def test_a_crafted_notice_link_shows_nothing(stack: Stack) -> None:
+    crafted = {"done": "discard", "count": "40"}
+
+    page = stack.browser(RAVI).get(f"{stack.url}{PAGE}", params=crafted).text
+
+    assert "discarded" not in page
+
+
+@pytest.mark.parametrize("count", ["\u00b2", "\u2460"])
+def test_digits_that_are_not_ascii_are_no_count(stack: Stack, count: str) -> None:
+    client = stack.browser(RAVI)
+    client.get(f"{stack.url}{PAGE}")
+    codec = session_codec(services().settings)
+    session = codec.load(f"{codec.cookie_name}={client.cookies.get(codec.cookie_name)}")
+    fields = {"done": "replay", "count": count, "failures": count, "gone": count}
+
+    answer = client.get(f"{stack.url}{PAGE}?{notices.signed_query(session, PAGE, fields)}")
+
+    assert answer.status_code == 200
+    assert "0 messages replayed." in answer.text
 
 
 def _actor(user: SignedInUser) -> str:

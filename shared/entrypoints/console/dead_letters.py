@@ -30,6 +30,7 @@ from shared.config import ConfigurationError
 from shared.domain.dead_letters import DeadLetterEntry, DeadLetterSelection, DeadLetterSource
 from shared.entrypoints.console.visit import CONSOLE_HOME, OperatorVisit, open_console, open_console_action
 from shared.logs import get_logger, log_context
+from shared.web import notices
 from shared.web.pages import error_page, redirect
 from shared.workflows.dead_letters import (
     DeadLetterOutcome,
@@ -178,7 +179,7 @@ def handle_list(req: func.HttpRequest) -> func.HttpResponse:
         reasons=_choices(entry.reason for entry in read),
         reason_names=REASON_NAMES,
         source_names={source.value: name for source, name in SOURCE_NAMES.items()},
-        notice=_notice(req.params),
+        notice=_notice(notices.verified(visit.session, PAGE_URL, req.params, NOTICE_FIELDS)),
         page_url=PAGE_URL,
     )
 
@@ -257,7 +258,8 @@ def _act(
     # A row's entry that is no longer there was settled by someone else since the page was shown.
     vanished = 1 if key and not chosen else 0
     outcome = _outcome(action, results, vanished=vanished)
-    return redirect(f"{PAGE_URL}?{urlencode({**_kept(filters), **outcome})}")
+    signed = notices.signed_query(visit.session, PAGE_URL, outcome)
+    return redirect(f"{PAGE_URL}?{urlencode(_kept(filters))}&{signed}")
 
 
 def _confirmation(
@@ -375,6 +377,11 @@ def _outcome(action: str, results: list[DeadLetterResult], *, vanished: int) -> 
     }
 
 
+_COUNT = re.compile(r"[0-9]{1,6}")
+# What an action's redirect carries for its notice (`_outcome`), signed for the session that acted.
+NOTICE_FIELDS = ("done", "count", "failures", "failed", "gone", "unrecorded")
+
+
 def _notice(params: Mapping[str, str]) -> str:
     """The sentence after an action, rebuilt from numbers and keys only."""
     action = params.get("done", "")
@@ -404,7 +411,8 @@ def _messages(count: int) -> str:
 
 
 def _number(text: str) -> int:
-    return int(text) if text.isdigit() and len(text) < 7 else 0
+    # Not str.isdigit(): it is true for "²" and "①", which int() refuses.
+    return int(text) if _COUNT.fullmatch(text) else 0
 
 
 def _keys(text: str) -> list[str]:

@@ -26,6 +26,7 @@ from shared.domain.status import SubscriptionStatus
 from shared.entrypoints.console.visit import OperatorVisit, open_console, open_console_action
 from shared.fulfillment.errors import FulfillmentError
 from shared.logs import get_logger, log_context
+from shared.web import notices
 from shared.web.pages import error_page, redirect
 from shared.workflows import operator_requests
 from shared.workflows.operations import (
@@ -68,11 +69,15 @@ def handle_subscription(req: func.HttpRequest) -> func.HttpResponse:
             return _not_found("unknown subscription id")
         live = microsoft_view(subscription_id, marketplace=visit.app.fulfillment, correlation_id=_new_id())
         fields = compare(detail.subscription, live.subscription)
-        decided = {record.operation_id for record in detail.operations if record.decision}
+        # Not offered: what is decided already, and what our own portal asked for (the service accepts it).
+        settled = {r.operation_id for r in detail.operations if r.decision or r.initiated_by_publisher}
         decidable = [
             op
             for op in live.in_progress
-            if op.action in CHANGE_ACTIONS and pending_status(op) and op.id not in decided
+            if op.action in CHANGE_ACTIONS
+            and pending_status(op)
+            and op.id not in settled
+            and op.request_source.lower() != "partner"
         ]
         return visit.render(
             "console_subscription.html",
@@ -86,8 +91,13 @@ def handle_subscription(req: func.HttpRequest) -> func.HttpResponse:
             can_retry_activation=_can_retry_activation(detail.subscription),
             can_cancel=detail.subscription.status is not SubscriptionStatus.UNSUBSCRIBED,
             page_url=_page_url(subscription_id),
-            notice=NOTICES.get(req.params.get("notice", ""), ""),
+            notice=NOTICES.get(_notice_key(visit, subscription_id, req.params), ""),
         )
+
+
+def _notice_key(visit: OperatorVisit, subscription_id: str, params: Mapping[str, str]) -> str:
+    """The notice of this session's own action; a link someone else made shows none (shared.web.notices)."""
+    return notices.verified(visit.session, _page_url(subscription_id), params, ("notice",)).get("notice", "")
 
 
 def handle_action(req: func.HttpRequest) -> func.HttpResponse:
@@ -115,7 +125,7 @@ def reconcile(visit: OperatorVisit, subscription_id: str, form: Mapping[str, str
         correlation_id=_new_id(),
         ports=visit.app.operator_request_ports,
     )
-    return _done(subscription_id, "reconcile")
+    return _done(visit, subscription_id, "reconcile")
 
 
 def retry_activation(
@@ -137,7 +147,7 @@ def retry_activation(
             "Only a purchase the buyer confirmed and that is still waiting for activation can be activated "
             "again. This one is past activation, or its buyer has not confirmed it yet.",
         )
-    return _done(subscription_id, "activation-retry")
+    return _done(visit, subscription_id, "activation-retry")
 
 
 def decide(visit: OperatorVisit, subscription_id: str, form: Mapping[str, str]) -> func.HttpResponse:
@@ -160,6 +170,10 @@ def decide(visit: OperatorVisit, subscription_id: str, form: Mapping[str, str]) 
     except DecisionRefusedError as exc:
         return _refused(409, "This change cannot be decided here", str(exc))
     except RecordChangedError:
+        if _decided_by(visit, subscription_id, operation_id, verdict):
+            # The worker saved the row after our answer went out (it found our decision and sent the same):
+            # the conflict was on the bookkeeping, and the operator's answer is the one Microsoft has.
+            return _done(visit, subscription_id, "accepted" if verdict == "accept" else "refused")
         return _refused(
             409,
             "This change cannot be decided here",
@@ -174,7 +188,12 @@ def decide(visit: OperatorVisit, subscription_id: str, form: Mapping[str, str]) 
             "If the decision was recorded, the worker sends it when it next handles this change; reconcile "
             "the subscription to make that happen now.",
         )
-    return _done(subscription_id, "accepted" if verdict == "accept" else "refused")
+    return _done(visit, subscription_id, "accepted" if verdict == "accept" else "refused")
+
+
+def _decided_by(visit: OperatorVisit, subscription_id: str, operation_id: str, verdict: str) -> bool:
+    record = visit.app.operations.get(subscription_id, operation_id)
+    return record is not None and record.decided_by == visit.actor and record.decision == verdict
 
 
 def cancel(visit: OperatorVisit, subscription_id: str, form: Mapping[str, str]) -> func.HttpResponse:
@@ -189,7 +208,7 @@ def cancel(visit: OperatorVisit, subscription_id: str, form: Mapping[str, str]) 
         )
     except ChangeRefusedError as exc:
         return _refused(exc.status, exc.title, exc.message)
-    return _done(subscription_id, "cancel")
+    return _done(visit, subscription_id, "cancel")
 
 
 ACTIONS: dict[str, Callable[[OperatorVisit, str, Mapping[str, str]], func.HttpResponse]] = {
@@ -214,8 +233,9 @@ def _page_url(subscription_id: str) -> str:
     return f"{SUBSCRIPTIONS}/{quote(subscription_id)}"
 
 
-def _done(subscription_id: str, notice: str) -> func.HttpResponse:
-    return redirect(f"{_page_url(subscription_id)}?notice={notice}")
+def _done(visit: OperatorVisit, subscription_id: str, notice: str) -> func.HttpResponse:
+    page = _page_url(subscription_id)
+    return redirect(f"{page}?{notices.signed_query(visit.session, page, {'notice': notice})}")
 
 
 def _refused(status: int, title: str, message: str) -> func.HttpResponse:
