@@ -185,6 +185,9 @@ class Settings:
     session_secret: str = field(default="", repr=False)
     # Absolute: counted from sign-in, never extended by activity; only a new sign-in starts a new session.
     session_lifetime_seconds: int = 8 * 3600
+    # The operations console wants a sign-in at most this old: its roles are read from the ID token at
+    # sign-in, so this bounds how long a role removed in Entra still opens it.
+    console_signin_max_age_seconds: int = 3600
     license_cache_seconds: int = 10
     log_level: str = "INFO"
 
@@ -251,6 +254,7 @@ class Settings:
             public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/") or "http://127.0.0.1:7071",
             session_secret=env.get("SESSION_SECRET", ""),
             session_lifetime_seconds=_int(env, "SESSION_LIFETIME_SECONDS", 8 * 3600),
+            console_signin_max_age_seconds=_int(env, "CONSOLE_SIGNIN_MAX_AGE_SECONDS", 3600),
             license_cache_seconds=_int(env, "LICENSE_CACHE_SECONDS", 10),
             log_level=env.get("LOG_LEVEL", "INFO").strip().upper(),
             retention_days=_int(env, "RETENTION_DAYS", DEFAULT_RETENTION_DAYS),
@@ -272,6 +276,8 @@ class Settings:
             raise ConfigurationError("SESSION_SECRET must be at least 32 characters (it signs cookies)")
         if self.session_lifetime_seconds < 1:
             raise ConfigurationError("SESSION_LIFETIME_SECONDS must be at least 1")
+        if self.console_signin_max_age_seconds < 60:
+            raise ConfigurationError("CONSOLE_SIGNIN_MAX_AGE_SECONDS must be at least 60")
         if not 0 <= self.license_cache_seconds <= 60:
             # Beyond the answer's own max-age a revoked seat would outlive what the caller was promised.
             raise ConfigurationError("LICENSE_CACHE_SECONDS must be between 0 and 60")

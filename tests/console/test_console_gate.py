@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
+from devhost.http_host import http_functions
+from shared.app_context import services
 from shared.domain.operators import OperatorRole, can_act, can_look, operator_roles
+from shared.web.current_user import SignedInUser, session_codec, sign_in
 from tests.console import BUYER, CONSOLE, OLIVIA, PUBLISHER_TENANT, RAVI, SELF_PROMOTED
 from tests.portal import Portal
 from tests.signin.test_app_stack import AppStack, Buyer, running_app_stack
@@ -91,3 +96,43 @@ def test_staff_signed_in_through_entra_carry_their_role_from_the_id_token(app_st
 def test_a_role_assigned_in_a_customers_tenant_opens_nothing(app_stack: AppStack) -> None:
     answer = _signed_in_through_entra(app_stack, SELF_PROMOTED.object_id).get(CONSOLE)
     assert answer.status_code == 403
+
+
+def _signed_in_long_ago(user: SignedInUser, seconds_ago: float) -> requests.Session:
+    app = services()
+    session = sign_in(
+        {}, user, settings=app.settings, store=app.sessions, clock=lambda: time.time() - seconds_ago
+    )
+    name, _, rest = session_codec(app.settings).dump(session).partition("=")
+    client = requests.Session()
+    client.trust_env = False
+    client.cookies.set(name, rest.split(";", 1)[0], domain="127.0.0.1", path="/")
+    return client
+
+
+def test_a_sign_in_older_than_the_consoles_limit_must_be_renewed(portal: Portal) -> None:
+    # Roles are read from the ID token at sign-in: a fresh sign-in is what notices a role removed in Entra.
+    stale = _signed_in_long_ago(OLIVIA, 3600 + 60).get(f"{portal.url}{CONSOLE}", allow_redirects=False)
+    assert stale.status_code == 303
+    assert stale.headers["Location"] == "/api/auth/signin?next=%2Fapi%2Fconsole"
+
+    recent = _signed_in_long_ago(OLIVIA, 600).get(f"{portal.url}{CONSOLE}", allow_redirects=False)
+    assert recent.status_code == 200
+
+
+def test_a_form_posted_without_a_session_leads_back_to_the_console_not_to_the_action(portal: Portal) -> None:
+    answer = portal.browser().post(
+        f"{portal.url}{CONSOLE}/subscriptions/x/reconcile", data={"confirm": "yes"}, allow_redirects=False
+    )
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == "/api/auth/signin?next=%2Fapi%2Fconsole"
+
+
+def test_no_function_route_starts_with_admin() -> None:
+    # The Functions host refuses them ("conflicts with one or more built in routes"): such a route would
+    # work under the dev host and vanish in Azure.
+    import function_app
+
+    routes = [function.route for function in http_functions(function_app.app)]
+    assert len(routes) > 10, "the app registers its HTTP routes"
+    assert [route for route in routes if route.lower().lstrip("/").startswith("admin")] == []

@@ -8,6 +8,7 @@ request, so a session minted before PUBLISHER_TENANT_ID changed grants nothing. 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +20,9 @@ from shared.entrypoints.portal.visit import bad_form, form_expired, read_form
 from shared.entrypoints.portal.visit import render as render_with_csrf
 from shared.logs import get_logger
 from shared.web import csrf
-from shared.web.current_user import SignedInUser, require_session
-from shared.web.pages import error_page
+from shared.web.current_user import SignedInUser, current_path, require_session, sign_in_url
+from shared.web.pages import error_page, redirect
+from shared.web.sessions import ISSUED_AT_KEY
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -75,8 +77,15 @@ def open_console(req: func.HttpRequest) -> OperatorVisit | func.HttpResponse:
     app = services()
     signed_in = require_session(req, app.settings, store=app.sessions)
     if isinstance(signed_in, func.HttpResponse):
-        return signed_in
+        # A form post cannot be replayed after sign-in: come back to the console instead of to a 405.
+        return signed_in if req.method == "GET" else redirect(sign_in_url(CONSOLE_HOME))
     user, session = signed_in
+    signed_in_at = session.get(ISSUED_AT_KEY)
+    age = time.time() - signed_in_at if isinstance(signed_in_at, int) else float("inf")
+    if age > app.settings.console_signin_max_age_seconds:
+        # Roles come from the ID token at sign-in: a fresh one re-reads them (a removed role ends here).
+        log.info("console asks for a fresh sign-in", extra={"signed_in_seconds_ago": int(min(age, 1e9))})
+        return redirect(sign_in_url(current_path(req) if req.method == "GET" else CONSOLE_HOME))
     roles = operators.operator_roles(user.tenant_id, user.operator_roles, app.settings.publisher_tenant_id)
     if not operators.can_look(roles):
         log.warning("console refused: not an operator", extra={"tenant_id": user.tenant_id})
