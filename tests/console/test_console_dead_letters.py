@@ -242,7 +242,10 @@ def test_bulk_replay_acts_on_every_entry_the_filter_matches(stack: Stack) -> Non
 
     asked = _post(admin, stack, "replay", {"scope": "filter", "reason": reason})
     assert "Replay 2 messages?" in asked.text
-    done = _post(admin, stack, "replay", {"scope": "filter", "reason": reason, "confirm": "yes"})
+    assert 'name="expected" value="2"' in asked.text
+    done = _post(
+        admin, stack, "replay", {"scope": "filter", "reason": reason, "confirm": "yes", "expected": "2"}
+    )
 
     assert done.status_code == 303
     assert not first.waits
@@ -250,6 +253,23 @@ def test_bulk_replay_acts_on_every_entry_the_filter_matches(stack: Stack) -> Non
     assert other.waits
     assert "reason=" + reason in done.headers["Location"]
     assert "2 messages replayed." in admin.get(f"{stack.url}{done.headers['Location']}").text
+
+
+def test_a_bulk_action_asks_again_when_more_match_than_were_confirmed(stack: Stack) -> None:
+    reason = f"Grown{uuid.uuid4().hex[:8]}"
+    first = stack.park(reason=reason)
+    admin = stack.browser(OLIVIA)
+    asked = _post(admin, stack, "discard", {"scope": "filter", "reason": reason})
+    assert 'name="expected" value="1"' in asked.text
+    arrived = stack.park(reason=reason)  # after the operator saw the list
+
+    fields = {"scope": "filter", "reason": reason, "confirm": "yes", "expected": "1", "why": "duplicates"}
+    again = _post(admin, stack, "discard", fields)
+
+    assert again.status_code == 200
+    assert "More messages match now than when you confirmed" in again.text
+    assert first.waits
+    assert arrived.waits
 
 
 def test_a_post_naming_nothing_is_refused(stack: Stack) -> None:

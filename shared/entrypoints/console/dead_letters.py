@@ -217,6 +217,10 @@ def handle_action(req: func.HttpRequest) -> func.HttpResponse:
         return error_page(503, "The waiting messages could not be read", _UNREADABLE_MESSAGE, _BACK)
     if not confirmed:
         return _confirmation(visit, action, key, filters, chosen)
+    if not key and len(chosen) > _number(form.get("expected", "")):
+        # More match now than the operator saw and confirmed: never act on messages nobody looked at.
+        log.warning("console bulk action asked again: more messages match", extra={"now": len(chosen)})
+        return _confirmation(visit, action, key, filters, chosen, grown=True)
     return _act(visit, action, key, filters, why, chosen, ports)
 
 
@@ -263,10 +267,17 @@ def _act(
 
 
 def _confirmation(
-    visit: OperatorVisit, action: str, key: str, filters: Filters, chosen: list[DeadLetterEntry]
+    visit: OperatorVisit,
+    action: str,
+    key: str,
+    filters: Filters,
+    chosen: list[DeadLetterEntry],
+    *,
+    grown: bool = False,
 ) -> func.HttpResponse:
     return visit.render(
         "console_dead_letters_confirm.html",
+        grown=grown,
         action=action,
         key=key,
         filters=filters,
