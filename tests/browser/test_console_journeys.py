@@ -181,6 +181,10 @@ def test_an_admin_sees_the_drift_a_lost_webhook_left_and_reconciles_it_a_reader_
     expect(admin.locator("#drift-summary")).to_have_text("The stored copy matches Microsoft's view.")
     requested = admin.locator(f'#audit tr[data-audit="{AuditAction.RECONCILE_REQUESTED.value}"]')
     expect(requested.locator("[data-actor]")).to_contain_text(OLIVIA)
+    repaired = admin.locator(f'#audit tr[data-audit="{AuditAction.RECONCILE.value}"]')
+    expect(repaired).to_contain_text("The service, comparing with Microsoft")
+    expect(repaired).to_contain_text("Status: Active → Suspended (payment issue)")
+    expect(admin.locator("#audit")).not_to_contain_text("PendingFulfillmentStart")
     shot(admin, "05-reconciled")
 
 
@@ -218,6 +222,7 @@ def test_an_admin_refuses_a_seat_change_inside_microsofts_window_a_reader_cannot
     expect(inbox).to_have_attribute("data-decision", "refuse")
     expect(inbox).to_contain_text("call sales")
     expect(inbox).to_contain_text(OLIVIA)
+    expect(inbox).not_to_contain_text("Not known yet")
     expect(admin.locator(f'form[data-decide="{operation_id}"]')).to_have_count(0)
     shot(admin, "07-change-refused")
     assert stack.microsoft(subscription_id)["quantity"] == 5
