@@ -208,6 +208,7 @@ def test_an_admin_refuses_a_seat_change_inside_microsofts_window_a_reader_cannot
     expect(row).to_contain_text("In progress")
     expect(row).to_contain_text("8")
     form = admin.locator(f'form[data-decide="{operation_id}"]')
+    expect(form.get_by_role("heading")).to_have_text("Answer the seat quantity change to 8 seats")
     expect(form.get_by_label("Accept the change")).to_be_visible()
     expect(form.get_by_label("Refuse the change")).to_be_visible()
     shot(admin, "06-admin-sees-the-pending-change")

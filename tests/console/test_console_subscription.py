@@ -82,6 +82,8 @@ def test_the_page_lists_operations_audit_and_seats(portal: Portal) -> None:
     assert answer.status_code == 200, answer.text
     assert f'data-operation="{operation_id}"' in answer.text, "Microsoft's operation in progress is listed"
     assert f'data-decide="{operation_id}"' in answer.text, "an admin is offered the decision"
+    # A seat change carries the plan it stays on too: the heading names what changes, the seats.
+    assert "Answer the seat quantity change to 6 seats" in answer.text
     assert "megan.bowen@contoso.onmicrosoft.com" in answer.text
     assert "Activated" in answer.text, "the audit trail is shown in words"
     audit = answer.text.split('id="audit"')[1].split("</table>")[0]
