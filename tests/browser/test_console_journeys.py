@@ -154,6 +154,8 @@ def test_an_admin_sees_the_drift_a_lost_webhook_left_and_reconciles_it_a_reader_
         assert forge(reader, f"{url}/{action}", {**fields, "csrf_token": token}) == 403
         expect(reader.get_by_role("heading", name=READ_ONLY)).to_be_visible()
         assert forge(reader, f"{url}/{action}", fields) == 403
+    expect(reader.get_by_role("link", name="Back to the operations console")).to_be_visible()
+    expect(reader.get_by_role("link", name="Your subscriptions")).to_have_count(0)
     shot(reader, "02-reader-forged-a-post")
     assert stack.microsoft(subscription_id)["saasSubscriptionStatus"] == "Suspended"
     stack.settled()

@@ -185,6 +185,11 @@ def test_readers_and_buyers_are_refused_every_action(portal: Portal, action: str
     assert (
         portal.control.subscription(subscription_id)["subscription"]["saasSubscriptionStatus"] == "Subscribed"
     )
+    if who is RAVI:
+        # Staff, not a buyer: the way on is back to the console, and the page says what to do.
+        assert 'href="/api/console"' in answer.text
+        assert "Your subscriptions" not in answer.text
+        assert "<strong>What you can do:</strong> </p>" not in answer.text
 
 
 @pytest.mark.parametrize("action", sorted(ACTIONS))
