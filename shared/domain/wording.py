@@ -155,6 +155,7 @@ AWAITING_MICROSOFT = "Waiting for Microsoft"
 # --- the audit trail and the publisher's decisions (the operations console) ---------------------------------
 
 AUDIT_NAMES: dict[str, str] = {
+    AuditAction.RESOLVE: "Purchase recorded",
     AuditAction.ACTIVATE: "Activated",
     AuditAction.RECONCILE: "Brought in line with Microsoft",
     AuditAction.PROVISIONED: "Provisioned",

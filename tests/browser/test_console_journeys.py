@@ -187,6 +187,10 @@ def test_an_admin_sees_the_drift_a_lost_webhook_left_and_reconciles_it_a_reader_
     expect(repaired).to_contain_text("The service, comparing with Microsoft")
     expect(repaired).to_contain_text("Status: Active → Suspended (payment issue)")
     expect(admin.locator("#audit")).not_to_contain_text("PendingFulfillmentStart")
+    expect(admin.locator("#audit")).not_to_contain_text("Other change")
+    expect(admin.locator(f'#audit tr[data-audit="{AuditAction.RESOLVE.value}"]')).to_contain_text(
+        "Purchase recorded"
+    )
     shot(admin, "05-reconciled")
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from shared.domain import wording
 from shared.domain.access import Role
-from shared.domain.audit import AuditSource
+from shared.domain.audit import AuditAction, AuditSource
 from shared.domain.inbox import InboxState
 from shared.domain.status import Action, OperationStatus, SubscriptionStatus
 
@@ -190,3 +190,8 @@ def test_every_audit_source_has_a_name(source: AuditSource) -> None:
     assert source in wording.SOURCE_NAMES
     assert wording.source_name(source.value) == wording.SOURCE_NAMES[source]
     assert wording.source_name(source) != source.value
+
+
+def test_the_row_a_purchase_first_records_is_named() -> None:
+    # The landing mirrors a resolved purchase with the cause "Resolve": its row must not read "Other change".
+    assert wording.audit_name(AuditAction.parse("Resolve")) == "Purchase recorded"
