@@ -32,6 +32,7 @@ class AuditAction(StrEnum):
     UNSUBSCRIBE = Action.UNSUBSCRIBE.value
     RENEW = Action.RENEW.value
     # The publisher's own steps.
+    RESOLVE = "Resolve"  # the landing resolved a purchase token and recorded the subscription it names
     ACTIVATE = "Activate"
     RECONCILE = "Reconcile"
     PROVISIONED = "Provisioned"

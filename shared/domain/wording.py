@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
 from shared.domain.access import Role
-from shared.domain.audit import AuditAction
+from shared.domain.audit import AuditAction, AuditSource
 from shared.domain.inbox import InboxState
 from shared.domain.status import Action, OperationStatus, SubscriptionStatus
 from shared.domain.transitions import ACTIVATE
@@ -155,6 +155,7 @@ AWAITING_MICROSOFT = "Waiting for Microsoft"
 # --- the audit trail and the publisher's decisions (the operations console) ---------------------------------
 
 AUDIT_NAMES: dict[str, str] = {
+    AuditAction.RESOLVE: "Purchase recorded",
     AuditAction.ACTIVATE: "Activated",
     AuditAction.RECONCILE: "Brought in line with Microsoft",
     AuditAction.PROVISIONED: "Provisioned",
@@ -179,6 +180,102 @@ def audit_name(action: object) -> str:
     key = _text(action).lower()
     by_lower = {str(k).lower(): v for k, v in AUDIT_NAMES.items()}
     return by_lower.get(key) or action_name(action)
+
+
+# Who caused an audit row that names no person (an operator's rows name them in `actor`).
+SOURCE_NAMES: dict[AuditSource, str] = {
+    AuditSource.AZURE: "The customer, at Microsoft",
+    AuditSource.PARTNER: "The publisher, through Microsoft",
+    AuditSource.LANDING: "The buyer, on the landing page",
+    AuditSource.RECONCILIATION: "The service, comparing with Microsoft",
+    AuditSource.PUBLISHER_POLICY: "The service, by the publisher's rules",
+    AuditSource.OPERATOR: "An operator",
+    AuditSource.RETENTION: "The retention timer",
+    AuditSource.UNKNOWN: "Not recorded",
+}
+
+# The audited fields (Subscription's, and the few a workflow adds) as an operator reads them. The
+# subscription's own id is left out: the page it is shown on is that subscription's.
+CHANGE_LABELS: dict[str, str] = {
+    "name": "Name",
+    "status": "Status",
+    "offer_id": "Offer",
+    "plan_id": "Plan",
+    "quantity": "Seats",
+    "term": "Billing term",
+    "auto_renew": "Renews automatically",
+    "purchaser": "Purchaser",
+    "beneficiary": "Beneficiary",
+    "is_free_trial": "Free trial",
+    "is_test": "Test purchase",
+    "allowed_customer_operations": "The customer may",
+    "sandbox_type": "Sandbox",
+    "session_mode": "Session mode",
+    "created_at": "First recorded",
+    "activated_at": "Activated",
+    "provisioned": "Provisioned",
+    "decision": "Decision",
+    "reason": "Reason",
+    "unanswered_operation": "Unanswered operation",
+}
+_UNLABELLED = frozenset({"id"})
+_MOMENT = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})")
+
+
+def source_name(source: object) -> str:
+    known = next((member for member in AuditSource if member.value.lower() == _text(source).lower()), None)
+    return SOURCE_NAMES[known] if known is not None else _words(source)
+
+
+def audit_changes(changes: Mapping[str, tuple[object, object]]) -> list[str]:
+    """Each changed field of an audit row as "Label: old → new" in words ("Label: new" on first sight).
+
+    Values arrive as the audit table stores them (JSON: a term or a party is a dict, a moment an ISO
+    string), never as the identifiers or Python reprs an operator cannot read.
+    """
+    lines = []
+    for key, (old, new) in changes.items():
+        if key in _UNLABELLED:
+            continue
+        label = CHANGE_LABELS.get(key) or _words(key)
+        after = _change_value(key, new)
+        lines.append(f"{label}: {after}" if old is None else f"{label}: {_change_value(key, old)} → {after}")
+    return lines
+
+
+def _change_value(key: str, value: object) -> str:
+    # Microsoft's own "None" (sandboxType, sessionMode) means there is none, as an empty value does.
+    if value is None or value in ("", "None") or value == [] or value == {}:
+        return "none"
+    if key == "status":
+        return status_name(value)
+    if key == "decision":
+        return decision_name(value)
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, Mapping):
+        return _term(value) if key == "term" else _party(value)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ", ".join(_words(item).lower() for item in value)
+    moment = _MOMENT.match(str(value))
+    if moment:
+        return f"{moment.group(1)} {moment.group(2)} UTC"
+    return str(value)
+
+
+def _term(term: Mapping[object, object]) -> str:
+    unit = billing_term(term.get("unit"))
+    start, end = (_MOMENT.match(str(term.get(edge) or "")) for edge in ("start", "end"))
+    if start and end:
+        return f"{unit}, {start.group(1)} to {end.group(1)}"
+    return unit
+
+
+def _party(party: Mapping[object, object]) -> str:
+    # The address alone would hide a change of tenant behind the same address.
+    email = str(party.get("email") or "no address")
+    tenant = party.get("tenant_id")
+    return f"{email} (tenant {tenant})" if tenant else email
 
 
 def decision_name(decision: object) -> str:

@@ -82,6 +82,7 @@ _WORDING_FILTERS: dict[str, Callable[..., str]] = {
     "outcome_name": wording.outcome_name,
     "audit_name": wording.audit_name,
     "decision_name": wording.decision_name,
+    "source_name": wording.source_name,
 }
 
 
@@ -97,6 +98,7 @@ def _build_environment() -> Environment:
     env.filters["isolate"] = isolate
     env.filters["plan_label"] = plan_label
     env.filters.update(_WORDING_FILTERS)
+    env.filters["audit_changes"] = wording.audit_changes  # a list of lines, one per changed field
     return env
 
 

@@ -47,7 +47,12 @@ def land_purchase(token: str, correlation_id: str, *, sync: SyncPorts) -> Subscr
 
 def record_purchase(purchase: ResolvedPurchase, correlation_id: str, *, sync: SyncPorts) -> Subscription:
     """Mirrors the resolved subscription. Activation waits for the buyer's confirmation (R8, R12, R14)."""
-    cause = Cause(operation_id="", action="Resolve", source="landing", at=datetime.now(UTC))
+    cause = Cause(
+        operation_id="",
+        action=AuditAction.RESOLVE.value,
+        source=AuditSource.LANDING.value,
+        at=datetime.now(UTC),
+    )
     return mirror(sync, purchase.subscription, cause, correlation_id)
 
 

@@ -21,6 +21,7 @@ from shared.domain.audit import AuditAction, AuditSource
 from shared.domain.inbox import InboxRecord, InboxState
 from shared.domain.status import SubscriptionStatus
 from shared.domain.subscription import Subscription
+from shared.domain.wording import SOURCE_NAMES
 from shared.web.current_user import SignedInUser
 from shared.workflows.operations import handle_announced_operation
 from tests.console import BUYER, CONSOLE, OLIVIA, RAVI
@@ -93,8 +94,17 @@ def test_the_page_lists_operations_audit_and_seats(portal: Portal) -> None:
     assert answer.status_code == 200, answer.text
     assert f'data-operation="{operation_id}"' in answer.text, "Microsoft's operation in progress is listed"
     assert f'data-decide="{operation_id}"' in answer.text, "an admin is offered the decision"
+    # A seat change carries the plan it stays on too: the heading names what changes, the seats.
+    assert "Answer the seat quantity change to 6 seats" in answer.text
     assert "megan.bowen@contoso.onmicrosoft.com" in answer.text
     assert "Activated" in answer.text, "the audit trail is shown in words"
+    audit = answer.text.split('id="audit"')[1].split("</table>")[0]
+    assert "Billing term: Monthly, " in audit, "its changes too"
+    for unreadable in ("PendingFulfillmentStart", "charge_duration", "{", ">landing<"):
+        assert unreadable not in audit
+    actors = [cell.split("</td>")[0] for cell in audit.split("data-actor>")[1:]]
+    assert actors, "who did it is shown"
+    assert set(actors) <= set(SOURCE_NAMES.values()), "in words, when no person is named"
     reader = _get(portal, RAVI, subscription_id)
     assert f'data-operation="{operation_id}"' in reader.text
     assert "data-decide" not in reader.text
@@ -187,6 +197,11 @@ def test_readers_and_buyers_are_refused_every_action(portal: Portal, action: str
     assert (
         portal.control.subscription(subscription_id)["subscription"]["saasSubscriptionStatus"] == "Subscribed"
     )
+    if who is RAVI:
+        # Staff, not a buyer: the way on is back to the console, and the page says what to do.
+        assert 'href="/api/console"' in answer.text
+        assert "Your subscriptions" not in answer.text
+        assert "<strong>What you can do:</strong> </p>" not in answer.text
 
 
 @pytest.mark.parametrize("action", sorted(ACTIONS))
@@ -293,6 +308,10 @@ def test_an_admin_refuses_a_pending_change_inside_the_window(portal: Portal) -> 
     assert entry.actor == record.decided_by
     again = _post(portal, OLIVIA, subscription_id, "decide", {**fields, "verdict": "accept"})
     assert again.status_code == 409, "one answer per change"
+    page = _get(portal, OLIVIA, subscription_id).text
+    row = page.split(f'<tr data-operation="{operation_id}"')[1].split("</tr>")[0]
+    assert "Not known yet" not in row, "the refusal is the change's end: its outcome is known"
+    assert "Declined" in row
 
 
 def test_an_admin_accepts_a_pending_change(portal: Portal) -> None:

@@ -6,10 +6,13 @@ inbox state added later without wording fails here rather than showing its ident
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from shared.domain import wording
 from shared.domain.access import Role
+from shared.domain.audit import AuditAction, AuditSource
 from shared.domain.inbox import InboxState
 from shared.domain.status import Action, OperationStatus, SubscriptionStatus
 
@@ -141,3 +144,54 @@ def test_organisation_lines() -> None:
     assert "partner" in wording.organisation_line(wording.PARTNER, "northwind.com")
     assert wording.email_domain("ada#EXT#@contoso.onmicrosoft.com", "ada@Fabrikam.com") == "fabrikam.com"
     assert wording.email_domain("", "no-at-sign") == ""
+
+
+# --- the console's audit trail ------------------------------------------------------------------------------
+
+# A purchase's first audit row as the audit table gives it back (JSON values: dicts, ISO strings).
+_TERM = {"charge_duration": "", "unit": "P1M", "start": None, "end": None}
+_ACTIVE_TERM = {**_TERM, "start": "2026-12-01T00:00:00+00:00", "end": "2026-12-31T00:00:00+00:00"}
+_PARTY = {"email": "adele.vance@contoso.com", "object_id": "o", "puid": "p", "tenant_id": "t-1"}
+FIRST_SIGHT = {
+    "id": (None, "6f1c0000-0000-4000-8000-000000000001"),
+    "allowed_customer_operations": (None, ["Delete", "Read", "Update"]),
+    "purchaser": (None, _PARTY),
+    "created_at": (None, "2026-12-01T20:15:14.056518+00:00"),
+    "status": (None, "PendingFulfillmentStart"),
+    "term": (None, _TERM),
+    "sandbox_type": (None, "None"),
+    "auto_renew": (None, True),
+}
+ACTIVATED = {"status": ("PendingFulfillmentStart", "Subscribed"), "term": (_TERM, _ACTIVE_TERM)}
+
+
+def test_an_audit_rows_changes_read_as_words_not_identifiers_or_reprs() -> None:
+    lines = wording.audit_changes(FIRST_SIGHT) + wording.audit_changes(ACTIVATED)
+    assert "Status: Waiting for activation → Active" in lines
+    assert "Billing term: Monthly → Monthly, 2026-12-01 to 2026-12-31" in lines
+    assert "Purchaser: adele.vance@contoso.com (tenant t-1)" in lines
+    assert "First recorded: 2026-12-01 20:15 UTC" in lines
+    assert "Renews automatically: Yes" in lines
+    assert "The customer may: delete, read, update" in lines
+    text = "\n".join(lines)
+    for word in [*API_WORDS, "None"]:
+        assert not re.search(rf"\b{word}\b", text), word
+    for unreadable in ["{", "[", "_", "6f1c0000"]:
+        assert unreadable not in text
+
+
+def test_a_decision_row_reads_as_words() -> None:
+    lines = wording.audit_changes({"decision": (None, "refuse"), "reason": (None, "over budget")})
+    assert lines == ["Decision: Refused", "Reason: over budget"]
+
+
+@pytest.mark.parametrize("source", list(AuditSource))
+def test_every_audit_source_has_a_name(source: AuditSource) -> None:
+    assert source in wording.SOURCE_NAMES
+    assert wording.source_name(source.value) == wording.SOURCE_NAMES[source]
+    assert wording.source_name(source) != source.value
+
+
+def test_the_row_a_purchase_first_records_is_named() -> None:
+    # The landing mirrors a resolved purchase with the cause "Resolve": its row must not read "Other change".
+    assert wording.audit_name(AuditAction.parse("Resolve")) == "Purchase recorded"

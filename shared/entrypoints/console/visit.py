@@ -38,6 +38,7 @@ NOT_STAFF_MESSAGE = (
 NOT_STAFF_HINT = "Open your subscriptions, or sign out and sign in with your account at the publisher."
 READ_ONLY_TITLE = "Your role can look, not act"
 READ_ONLY_MESSAGE = "Ask a console administrator to do this, or to give you the administrator role."
+READ_ONLY_HINT = "Go back to the console: you can still look at everything there."
 
 
 @dataclass
@@ -104,7 +105,15 @@ def open_console_action(req: func.HttpRequest) -> tuple[OperatorVisit, Mapping[s
         return visit
     if not visit.can_act:
         log.warning("console action refused: reader role", extra={"path": req.url})
-        return error_page(403, READ_ONLY_TITLE, READ_ONLY_MESSAGE)
+        # A member of staff, not a buyer: the way on is the console, not the buyer's subscriptions.
+        return error_page(
+            403,
+            READ_ONLY_TITLE,
+            READ_ONLY_MESSAGE,
+            READ_ONLY_HINT,
+            back_url=CONSOLE_HOME,
+            back_label="Back to the operations console",
+        )
     form = read_form(req)
     if form is None:
         return bad_form()
