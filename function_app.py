@@ -15,6 +15,7 @@ from shared.entrypoints.binding import entry_module
 if TYPE_CHECKING:  # the type checker sees the real modules; at run time each loads on its first call
     from shared.entrypoints import auth, health, licenses, reconciliation, retention, webhook, worker
     from shared.entrypoints.console import overview as console_overview
+    from shared.entrypoints.console import subscriptions as console_subscriptions
     from shared.entrypoints.landing import confirm, land, status
     from shared.entrypoints.portal import actions as portal_actions
     from shared.entrypoints.portal import pages as portal_pages
@@ -34,6 +35,7 @@ else:
     portal_pages = entry_module("shared.entrypoints.portal.pages")
     portal_setup_links = entry_module("shared.entrypoints.portal.setup")
     console_overview = entry_module("shared.entrypoints.console.overview")
+    console_subscriptions = entry_module("shared.entrypoints.console.subscriptions")
 
 # Before any function is registered: an unresolved Key Vault reference or a public dev secret stops the app
 # at start (the host logs the setting's name) instead of serving with a value anyone can read.
@@ -163,3 +165,9 @@ def license_check(req: func.HttpRequest) -> func.HttpResponse:
 def console_home(req: func.HttpRequest) -> func.HttpResponse:
     """Subscriptions by status, activity and answer latency per day, pending operations, dead letters."""
     return console_overview.handle_overview(req)
+
+
+@app.route(route="console/subscriptions", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def console_subscriptions_list(req: func.HttpRequest) -> func.HttpResponse:
+    """Find, filter and page through subscriptions; `format=csv` exports every match as CSV."""
+    return console_subscriptions.handle_list(req)
