@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 # Listing a dead-letter queue reads each message; past this many the overview says "at least".
 DEAD_LETTER_LIMIT = 500
+STILL_COUNTING = "Subscriptions are still being counted on this server; this page reloads in 2 seconds."
 
 
 class RecentAudit(Protocol):
@@ -78,19 +79,23 @@ class Overview:
     dead_letters_capped: bool
     as_of: datetime
     problems: tuple[str, ...] = ()
+    counting: bool = False
 
 
-def overview(*, ports: OverviewPorts, days: int = DAYS) -> Overview:
+def overview(*, ports: OverviewPorts, days: int = DAYS, first_read_wait: float = 0.8) -> Overview:
     """The overview's figures. A source that fails is reported in `problems` and shows as zero, so one
-    unreachable queue never hides the rest."""
+    unreachable queue never hides the rest; so does the subscription list while an instance's first read
+    of it takes longer than `first_read_wait` seconds (`counting`: the page reloads itself)."""
     now = utcnow()
     window = last_days(now.date(), days)
     cutoff = datetime.combine(window[0], datetime.min.time(), tzinfo=now.tzinfo)
-    snapshot = ports.index.snapshot()
-    rows = snapshot.rows
+    snapshot = ports.index.snapshot_within(first_read_wait)
+    rows = snapshot.rows if snapshot is not None else ()
+    problems: list[str] = []
+    if snapshot is None:
+        problems.append(STILL_COUNTING)
     counted = count_by(rows, lambda row: row.status.value)
     by_status = {status: counted.get(status.value, 0) for status in SubscriptionStatus}
-    problems: list[str] = []
     activity = _activity(ports, cutoff, window, problems)
     try:
         latency = latency_per_day(ports.inbox.answered_since(cutoff), window)
@@ -116,8 +121,9 @@ def overview(*, ports: OverviewPorts, days: int = DAYS) -> Overview:
         pending_operations=pending,
         dead_letters=parked,
         dead_letters_capped=parked >= DEAD_LETTER_LIMIT,
-        as_of=snapshot.taken_at,
+        as_of=snapshot.taken_at if snapshot is not None else now,
         problems=tuple(problems),
+        counting=snapshot is None,
     )
 
 

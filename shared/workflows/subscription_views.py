@@ -4,13 +4,16 @@ Read-only; the stored mirror is shown as stored (Microsoft's live view is the co
 list walks the stored rows page by page and stops at the limit, so memory stays bounded by what is shown.
 
 The console's list answers from a `SummaryIndex`: one instance's copy of every subscription's list columns
-(`SubscriptionSummary`, about 1 kB each), read with a single projected query and kept for `max_age`
-seconds. Reading 10,000 full rows from Table Storage for each page, search or export took 3 to 4 s on
-Azurite, over the 1 s the console allows; the projection alone takes about 0.6 s, and a cached one
-answers in milliseconds. The price is bounded staleness: a page may miss changes made in the last
-`max_age` seconds plus one read, which the page says ("as of"); the one-subscription page reads the
-row itself, so an operator about to act always sees it fresh. Server-side filters would help exact-match
-fields only, not the substring search that is the list's main use, and Table Storage has no count.
+(`SubscriptionSummary`, under 1 kB each), read with a single projected query and kept for `max_age`
+seconds. Reading 10,000 full rows from Table Storage for each page, search or export took 3 to 4 s on an
+idle machine's Azurite, over the 1 s the console allows; the projection is about 2.4 times faster
+(bench/console_search.py) but still over it, while a cached copy answers in tens of milliseconds. The
+price is bounded staleness: a page may miss changes made in the last `max_age` seconds plus one read,
+which the page says ("as of"); the one-subscription page reads the row itself, so an operator about to
+act sees it fresh. An instance's first read is the one slow moment: pages wait for it at most
+`snapshot_within` seconds, then say it is still being read and reload themselves. Server-side filters
+would help exact-match fields only, not the substring search that is the list's main use, and Table
+Storage has no count.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ class SummaryIndex:
 
     Only the first read of an instance waits for the table. Past `max_age`, readers keep the copy they
     have while one background thread reads the table again, so a page is at most `max_age` plus one read
-    (about 0.6 s for 10,000 rows on Azurite) old. `clock` is monotonic seconds.
+    (seconds for 10,000 rows on Azurite) old. `clock` is monotonic seconds.
     """
 
     def __init__(
@@ -70,6 +73,8 @@ class SummaryIndex:
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._read_at = 0.0
+        self._loaded = threading.Event()  # set once a copy exists
+        self._failed = False
 
     @property
     def max_age(self) -> float:
@@ -85,14 +90,37 @@ class SummaryIndex:
                     self._refresh()
                 assert self._snapshot is not None
                 return self._snapshot
+        self._refresh_if_old()
+        return current
+
+    def snapshot_within(self, seconds: float) -> Snapshot | None:
+        """Like `snapshot`, but an instance's first read waits at most `seconds`: None means the table is
+        still being read in the background (a page says so and asks again), so no answer waits longer."""
+        current = self._snapshot
+        if current is not None:
+            self._refresh_if_old()
+            return current
+        if self._failed and self._lock.acquire(blocking=False):
+            # The last background read failed: read here, so the error reaches this caller.
+            try:
+                return self._snapshot or self._refresh()
+            finally:
+                self._failed = False
+                self._lock.release()
+        if self._lock.acquire(blocking=False):
+            threading.Thread(target=self._refresh_in_background, name="summary-index", daemon=True).start()
+        self._loaded.wait(seconds)
+        return self._snapshot
+
+    def _refresh_if_old(self) -> None:
         if self._clock() - self._read_at >= self._max_age and self._lock.acquire(blocking=False):
             threading.Thread(target=self._refresh_in_background, name="summary-index", daemon=True).start()
-        return current
 
     def _refresh_in_background(self) -> None:
         try:
             self._refresh()
         except Exception:  # the old copy keeps answering; the next read past max_age tries again
+            self._failed = True
             log.exception("subscription list could not be read again; the previous copy stays")
         finally:
             self._lock.release()
@@ -105,6 +133,7 @@ class SummaryIndex:
         """The next read goes to the table (after an operator's own change, or in tests)."""
         with self._lock:
             self._snapshot = None
+            self._loaded.clear()
 
     def _refresh(self) -> Snapshot:
         started = self._clock()
@@ -112,6 +141,7 @@ class SummaryIndex:
         rows = tuple(self._source.list_summaries())
         self._snapshot = Snapshot(rows, taken_at)
         self._read_at = self._clock()
+        self._loaded.set()
         log.info(
             "subscription list read", extra={"rows": len(rows), "seconds": round(self._read_at - started, 3)}
         )
@@ -145,11 +175,14 @@ def find_subscriptions(query: SubscriptionQuery, *, ports: SubscriptionViewPorts
 
 
 def search_subscriptions(
-    query: SubscriptionQuery, page: int, page_size: int, *, index: SummaryIndex
-) -> SearchResult:
+    query: SubscriptionQuery, page: int, page_size: int, *, index: SummaryIndex, wait: float | None = None
+) -> SearchResult | None:
     """One page of the subscriptions `query` matches (newest first, then by id) and how many match in all.
-    A page past the last one comes back empty, with the total, so the caller can say so."""
-    snapshot = index.snapshot()
+    A page past the last one comes back empty, with the total, so the caller can say so. With `wait`, an
+    instance's first read waits that long at most: None means the list is still being read."""
+    snapshot = index.snapshot() if wait is None else index.snapshot_within(wait)
+    if snapshot is None:
+        return None
     matching = [row for row in snapshot.rows if query.matches(row)]
     matching.sort(key=_list_order)
     found = Page(number=page, size=page_size, total=len(matching))

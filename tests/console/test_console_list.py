@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import re
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -15,8 +17,10 @@ from shared.domain.audit import AuditAction, AuditEntry, AuditSource
 from shared.domain.inbox import InboxRecord, InboxState
 from shared.domain.status import SubscriptionStatus
 from shared.domain.subscription import Party, Subscription
+from shared.workflows.subscription_views import SummaryIndex
 from tests.console import BUYER, CONSOLE, OLIVIA, RAVI
 from tests.portal import Portal
+from tests.support.sandbox import wait_until
 
 LIST = f"{CONSOLE}/subscriptions"
 MARK = "zq" + uuid.uuid4().hex[:6]  # in every name seeded here, so the searches ignore other rows
@@ -78,6 +82,7 @@ def seeded(portal: Portal) -> list[Subscription]:
         )
     app.operations.put_new(InboxRecord(first.id, f"op-{MARK}-pending", "Suspend", InboxState.RECEIVED))
     app.subscription_index.forget()
+    app.subscription_index.snapshot()  # read now: a slow machine must not turn pages into "still reading"
     return subs
 
 
@@ -238,3 +243,27 @@ def test_the_overview_counts_and_links(portal: Portal, seeded: list[Subscription
     svgs = re.findall(r"<svg.*?</svg>", html, re.S)
     assert svgs
     assert all("<script" not in svg and "style=" not in svg for svg in svgs)
+
+
+def test_while_an_instance_first_reads_the_list_the_page_says_so_and_reloads(
+    portal: Portal, seeded: list[Subscription], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = threading.Event()
+    store = services().subscriptions
+
+    class Slow:
+        def list_summaries(self) -> list[object]:
+            gate.wait(10)
+            return list(store.list_summaries())
+
+    monkeypatch.setitem(services().__dict__, "subscription_index", SummaryIndex(Slow()))  # type: ignore[arg-type]
+    started = time.monotonic()
+    answer = portal.browser(RAVI).get(f"{portal.url}{LIST}", params={"q": MARK})
+    assert time.monotonic() - started < 3
+    assert answer.status_code == 200
+    assert "still being read" in answer.text
+    assert '<meta http-equiv="refresh" content="2">' in answer.text
+    gate.set()
+    wait_until(
+        lambda: _total(portal.browser(RAVI).get(f"{portal.url}{LIST}", params={"q": MARK}).text) == 122, 10
+    )

@@ -102,3 +102,36 @@ def test_search_pages_and_counts_and_export_takes_every_match() -> None:
         "sub-119",
     }
     assert len(list(export_subscriptions(SubscriptionQuery(), index=index))) == 120
+
+
+def test_a_first_read_waits_only_so_long_then_the_copy_arrives_in_the_background() -> None:
+    source = Source(4)
+    source.gate = threading.Event()
+    index = SummaryIndex(source)
+    assert index.snapshot_within(0.05) is None, "still being read"
+    assert index.snapshot_within(0.05) is None
+    source.gate.set()
+    _settle(index)
+    assert source.reads == 1, "one read, however many pages asked meanwhile"
+    snapshot = index.snapshot_within(0.05)
+    assert snapshot is not None
+    assert len(snapshot.rows) == 4
+    assert search_subscriptions(SubscriptionQuery(), 1, 50, index=index, wait=0.05) is not None
+
+
+def test_a_failed_first_read_reaches_the_next_caller_as_an_error() -> None:
+    source = Source(1)
+
+    def broken() -> list[SubscriptionSummary]:
+        raise ConnectionError("table unreachable")
+
+    source.list_summaries = broken  # type: ignore[method-assign]
+    index = SummaryIndex(source)
+    assert index.snapshot_within(0.5) is None
+    _settle(index)
+    try:
+        index.snapshot_within(0.5)
+    except ConnectionError:
+        pass
+    else:
+        raise AssertionError("the failure was swallowed")

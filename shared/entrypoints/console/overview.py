@@ -32,6 +32,7 @@ def handle_overview(req: func.HttpRequest) -> func.HttpResponse:
         figures=figures,
         charts=_charts(figures),
         list_url=list_url,
+        refresh_after=2 if figures.counting else 0,
     )
 
 
