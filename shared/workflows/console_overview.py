@@ -82,7 +82,7 @@ class Overview:
     counting: bool = False
 
 
-def overview(*, ports: OverviewPorts, days: int = DAYS, first_read_wait: float = 0.8) -> Overview:
+def overview(*, ports: OverviewPorts, days: int = DAYS, first_read_wait: float = 0.5) -> Overview:
     """The overview's figures. A source that fails is reported in `problems` and shows as zero, so one
     unreachable queue never hides the rest; so does the subscription list while an instance's first read
     of it takes longer than `first_read_wait` seconds (`counting`: the page reloads itself)."""
