@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # the type checker sees the real modules; at run time each lo
     from shared.entrypoints.console import dead_letters as console_dead_letters
     from shared.entrypoints.console import overview as console_overview
     from shared.entrypoints.console import subscription as console_subscription
+    from shared.entrypoints.console import subscriptions as console_subscriptions
     from shared.entrypoints.landing import confirm, land, status
     from shared.entrypoints.portal import actions as portal_actions
     from shared.entrypoints.portal import pages as portal_pages
@@ -38,6 +39,7 @@ else:
     console_overview = entry_module("shared.entrypoints.console.overview")
     console_dead_letters = entry_module("shared.entrypoints.console.dead_letters")
     console_subscription = entry_module("shared.entrypoints.console.subscription")
+    console_subscriptions = entry_module("shared.entrypoints.console.subscriptions")
 
 # Before any function is registered: an unresolved Key Vault reference or a public dev secret stops the app
 # at start (the host logs the setting's name) instead of serving with a value anyone can read.
@@ -197,3 +199,9 @@ def console_subscription_page(req: func.HttpRequest) -> func.HttpResponse:
 def console_subscription_action(req: func.HttpRequest) -> func.HttpResponse:
     """An admin's action: reconcile, activation retry, accept/refuse a pending change, cancel."""
     return console_subscription.handle_action(req)
+
+
+@app.route(route="console/subscriptions", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def console_subscriptions_list(req: func.HttpRequest) -> func.HttpResponse:
+    """Find, filter and page through subscriptions; `format=csv` exports every match as CSV."""
+    return console_subscriptions.handle_list(req)

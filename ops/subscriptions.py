@@ -24,6 +24,9 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     listing.add_argument("--offer", default="")
     listing.add_argument("--tenant", default="", help="purchaser's or beneficiary's tenant id")
     listing.add_argument("--search", default="", help="part of an id, name, offer, plan, tenant or e-mail")
+    listing.add_argument("--id", default="", help="part of the subscription id")
+    listing.add_argument("--name", default="", help="part of the subscription's name")
+    listing.add_argument("--buyer", default="", help="part of either party's e-mail address")
     listing.add_argument(
         "--limit", type=int, default=DEFAULT_LIMIT, help=f"at most (default {DEFAULT_LIMIT})"
     )
@@ -40,10 +43,17 @@ def list_subscriptions(args: argparse.Namespace) -> int:
         offer=args.offer,
         tenant=args.tenant,
         search=args.search,
+        id=args.id,
+        name=args.name,
+        buyer=args.buyer,
         limit=args.limit if args.limit > 0 else None,
     )
     if not query.status_is_known():
         print_error(f"unknown status {args.status!r}")
+        return 1
+    problems = query.problems()
+    if problems:
+        print_error(problems[0])
         return 1
     found = find_subscriptions(query, ports=services().subscription_view_ports)
     if args.json:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from shared.storage.users import AdminStore, UserStore
     from shared.workflows.activation import ActivationPorts
     from shared.workflows.confirmation import ConfirmationPorts
+    from shared.workflows.console_overview import OverviewPorts
     from shared.workflows.dead_letters import DeadLetterPorts
     from shared.workflows.operations import OperationPorts
     from shared.workflows.operator_requests import OperatorRequestPorts
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from shared.workflows.publisher_changes import ChangePorts
     from shared.workflows.reconcile import ReconcilePorts
     from shared.workflows.retention import RetentionPorts
-    from shared.workflows.subscription_views import SubscriptionViewPorts
+    from shared.workflows.subscription_views import SubscriptionViewPorts, SummaryIndex
     from shared.workflows.sync import SyncPorts
     from shared.workflows.tracking import TrackingPorts
 
@@ -291,6 +292,21 @@ class Services:
         from shared.workflows.subscription_views import SubscriptionViewPorts
 
         return SubscriptionViewPorts(self.subscriptions, self.operations, self.audit, self.seats)
+
+    @cached_property
+    def subscription_index(self) -> SummaryIndex:
+        """The console list's per-instance copy of every subscription's list columns (30 s at most old)."""
+        from shared.workflows.subscription_views import SummaryIndex
+
+        return SummaryIndex(self.subscriptions)
+
+    @cached_property
+    def overview_ports(self) -> OverviewPorts:
+        from shared.workflows.console_overview import OverviewPorts
+
+        return OverviewPorts(
+            self.subscription_index, self.audit, self.operations, lambda: self.dead_letter_ports
+        )
 
 
 # A row another writer saved first (the worker and an operator deciding one change): entry points may not

@@ -60,6 +60,11 @@ class InboxRecord:
     correlation_id: str = ""
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # When the webhook took the operation in (its message's `receivedAt`) and when our answer (the PATCH)
+    # reached Microsoft: the console's webhook-to-answer latency. None when unknown (older rows, changes
+    # Microsoft decided itself, the publisher's own operations).
+    received_at: datetime | None = None
+    answered_at: datetime | None = None
     etag: str = ""  # the store's concurrency token; empty for a record not yet stored
 
     @property

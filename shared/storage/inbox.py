@@ -7,7 +7,7 @@ wins), then moves it through its states (shared/domain/inbox.py) with ETag-guard
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +28,7 @@ from shared.storage.entities import (
     get_str,
     put_datetime,
     put_optional,
+    to_utc,
 )
 from shared.storage.errors import ConcurrencyError, InvalidEntityError
 
@@ -62,6 +63,8 @@ def to_entity(record: InboxRecord) -> dict[str, Any]:
     put_optional(entity, "quantity", record.quantity)
     put_datetime(entity, "created_at", record.created_at)
     put_datetime(entity, "updated_at", record.updated_at)
+    put_datetime(entity, "received_at", record.received_at)
+    put_datetime(entity, "answered_at", record.answered_at)
     return entity
 
 
@@ -83,6 +86,8 @@ def from_entity(entity: Mapping[str, Any], etag: str = "") -> InboxRecord:
         correlation_id=get_str(entity, "correlation_id"),
         created_at=get_datetime(entity, "created_at"),
         updated_at=get_datetime(entity, "updated_at"),
+        received_at=get_datetime(entity, "received_at"),
+        answered_at=get_datetime(entity, "answered_at"),
         etag=etag,
     )
 
@@ -145,6 +150,29 @@ class OperationInbox:
                 _log.info("operation changed since it was read", extra={"error": type(exc).__name__})
             raise ConcurrencyError(f"operation {record.operation_id} changed since it was read") from exc
         return replace(record, etag=str(written["etag"]))
+
+    def answered_since(self, cutoff: datetime) -> Iterator[tuple[datetime, datetime]]:
+        """(received, answered) of every change the webhook took in from `cutoff` on and we answered."""
+        rows = self._table.query_entities(
+            query_filter="received_at ge @cutoff",
+            parameters={"cutoff": to_utc(cutoff, "cutoff")},
+            select=["received_at", "answered_at"],
+            results_per_page=1000,
+        )
+        for entity in rows:
+            received, answered = get_datetime(entity, "received_at"), get_datetime(entity, "answered_at")
+            if received is not None and answered is not None:
+                yield received, answered
+
+    def count_in_progress(self) -> int:
+        """How many operations are received and not answered, or followed until Microsoft finishes them."""
+        rows = self._table.query_entities(
+            query_filter="state eq @received or state eq @tracking",
+            parameters={"received": InboxState.RECEIVED.value, "tracking": InboxState.TRACKING.value},
+            select=["PartitionKey"],
+            results_per_page=1000,
+        )
+        return sum(1 for _ in rows)
 
     def list_for_subscription(self, subscription_id: str) -> list[InboxRecord]:
         """Every operation recorded for a subscription, oldest first."""

@@ -25,6 +25,7 @@ from shared.domain.audit import AuditEntry
 from shared.domain.changes import Change, ChangeFunction, Updated
 from shared.domain.status import SubscriptionStatus, parse_status
 from shared.domain.subscription import Party, Subscription, Term
+from shared.domain.subscription_query import SubscriptionSummary
 from shared.logs import get_logger, log_context
 from shared.storage import audit as audit_rows
 from shared.storage.entities import (
@@ -66,6 +67,21 @@ _DATETIME_FIELDS = (
     "personal_data_purged_at",
     "created_at",
     "updated_at",
+)
+# What the operator's list reads of each row (`list_summaries`).
+_SUMMARY_COLUMNS = (
+    "PartitionKey",
+    "name",
+    "offer_id",
+    "plan_id",
+    "quantity",
+    "status",
+    "purchaser_email",
+    "purchaser_tenant_id",
+    "beneficiary_email",
+    "beneficiary_tenant_id",
+    "created_at",
+    "last_synced_at",
 )
 _BACKOFF_BASE_SECONDS = 0.02
 _BACKOFF_CAP_SECONDS = 0.5
@@ -301,6 +317,37 @@ class SubscriptionStore:
         rows = self._table.query_entities(query_filter="RowKey eq @row", parameters={"row": ROW_KEY})
         for entity in rows:
             yield _read(entity)
+
+    def list_summaries(self, *, page_size: int = 1000) -> Iterator[SubscriptionSummary]:
+        """Every stored subscription as the operator's list shows it, page by page.
+
+        Only the list's columns travel ($select): on Azurite, 10,000 rows come back about 2.4 times faster
+        than whole rows (bench/console_search.py), most of a row being fields the list never shows.
+        """
+        rows = self._table.query_entities(
+            query_filter="RowKey eq @row",
+            parameters={"row": ROW_KEY},
+            select=list(_SUMMARY_COLUMNS),
+            results_per_page=page_size,
+        )
+        for entity in rows:
+            yield SubscriptionSummary(
+                id=get_str(entity, "PartitionKey"),
+                name=get_str(entity, "name"),
+                offer_id=get_str(entity, "offer_id"),
+                plan_id=get_str(entity, "plan_id"),
+                quantity=get_int(entity, "quantity"),
+                status=parse_status(get_str(entity, "status")),
+                purchaser=Party(
+                    email=get_str(entity, "purchaser_email"), tenant_id=get_str(entity, "purchaser_tenant_id")
+                ),
+                beneficiary=Party(
+                    email=get_str(entity, "beneficiary_email"),
+                    tenant_id=get_str(entity, "beneficiary_tenant_id"),
+                ),
+                created_at=get_datetime(entity, "created_at"),
+                last_synced_at=get_datetime(entity, "last_synced_at"),
+            )
 
     def unsubscribed_before(self, cutoff: datetime, *, page_size: int = 100) -> Iterator[Subscription]:
         """Subscriptions Unsubscribed at or before `cutoff` (purged ones too), for the retention purge.

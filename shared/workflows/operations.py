@@ -81,6 +81,14 @@ class _FactsAhead:
         return _Facts(self.stored.result(), self.seats.result() if self.seats is not None else None)
 
 
+@dataclass(frozen=True)
+class Answered:
+    """When the webhook took a change in and when our answer reached Microsoft (None: unknown)."""
+
+    received_at: datetime | None
+    answered_at: datetime
+
+
 def handle_announced_operation(
     payload: dict[str, Any],
     correlation_id: str,
@@ -100,7 +108,9 @@ def handle_announced_operation(
     operation = _verified_operation(ports, subscription_id, operation_id, payload, correlation_id)
     known: Subscription | None = None
     if operation.action in CHANGE_ACTIONS:
-        record, known = _answer_change(ports, record, operation, facts, correlation_id, behind=behind)
+        record, known = _answer_change(
+            ports, record, operation, facts, correlation_id, behind=behind, received_at=received_at
+        )
         if record.left_to_recheck and (behind or not operation.status.is_terminal):
             log.info(
                 "change answered while behind; its re-check audits and mirrors it", extra={"behind": True}
@@ -253,6 +263,7 @@ def _answer_change(
     correlation_id: str,
     *,
     behind: bool,
+    received_at: datetime | None = None,
 ) -> tuple[InboxRecord, Subscription | None]:
     """Records the decision once, sends it, then does the bookkeeping; returns the record and the
     subscription read for the decision (None when none was read), for the mirror to start from."""
@@ -281,7 +292,10 @@ def _answer_change(
     if decided_now:
         record, known = _record_decision(ports, record, operation, facts, correlation_id)
     assert record is not None  # _record_decision always returns the stored record
-    return _send_recorded(ports, record, operation, correlation_id, behind=behind, known=known), known
+    sent = _send_recorded(
+        ports, record, operation, correlation_id, behind=behind, known=known, received_at=received_at
+    )
+    return sent, known
 
 
 def _send_recorded(
@@ -292,11 +306,14 @@ def _send_recorded(
     *,
     behind: bool,
     known: Subscription | None,
+    received_at: datetime | None = None,
 ) -> InboxRecord:
     """Sends the decision the record holds, schedules the re-check and closes the decision: the worker's
     answer path. An operator's goes through the same two steps and reads what `_deliver` says."""
     _deliver(ports, record, operation, correlation_id)
-    return _after_answer(ports, record, operation, correlation_id, behind=behind, known=known)
+    return _after_answer(
+        ports, record, operation, correlation_id, behind=behind, known=known, received_at=received_at
+    )
 
 
 def _deliver(ports: OperationPorts, record: InboxRecord, operation: Operation, correlation_id: str) -> bool:
@@ -321,7 +338,11 @@ def _after_answer(
     *,
     behind: bool,
     known: Subscription | None,
+    received_at: datetime | None = None,
 ) -> InboxRecord:
+    # Stamped here, right after the PATCH, for the console's webhook-to-answer latency; a 409 still counts
+    # (our answer arrived, Microsoft had finished). Saved with the `acknowledged` mark below: no extra write.
+    answered = Answered(received_at=record.received_at or received_at, answered_at=utcnow())
     # --- answered: what follows is bookkeeping, and a crash here re-sends the recorded answer at worst ---
     faultpoint("worker.after_answer")
     # The re-check goes out before the `acknowledged` mark: once the mark is stored a redelivery does not
@@ -329,7 +350,9 @@ def _after_answer(
     # while behind.
     _schedule_recheck(ports, operation, correlation_id, after=recheck_delay(behind))
     leave = behind and _may_leave_to_recheck(record, operation, known)
-    return _close_decision(ports, record, operation, correlation_id, leave_to_recheck=leave)
+    return _close_decision(
+        ports, record, operation, correlation_id, leave_to_recheck=leave, answered=answered
+    )
 
 
 def _close_decision(
@@ -339,6 +362,7 @@ def _close_decision(
     correlation_id: str,
     *,
     leave_to_recheck: bool = False,
+    answered: Answered | None = None,
 ) -> InboxRecord:
     """Audits the recorded decision, then marks it answered (`acknowledged` or `refused`).
 
@@ -349,6 +373,8 @@ def _close_decision(
         audit_decision(ports.audit, record, operation, correlation_id)
     state = InboxState.ACKNOWLEDGED if record.decision == "accept" else InboxState.REFUSED
     marked = replace(record, state=state, left_to_recheck=leave_to_recheck, updated_at=utcnow())
+    if answered is not None:
+        marked = replace(marked, received_at=answered.received_at, answered_at=answered.answered_at)
     return ports.inbox.save(marked)
 
 

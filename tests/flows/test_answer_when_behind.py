@@ -112,6 +112,11 @@ def test_a_change_that_did_not_wait_is_mirrored_at_once(stack: Stack) -> None:
 
     wait_until(lambda: stack.stored(subscription_id).quantity == 6, 8)
     wait_until(lambda: stack.services.operations.get(subscription_id, operation_id).state == "done", 8)
+    # The console's webhook-to-answer latency: when the webhook took it in, when our PATCH got there.
+    record = stack.services.operations.get(subscription_id, operation_id)
+    assert record.received_at is not None
+    assert record.answered_at is not None
+    assert timedelta(0) <= record.answered_at - record.received_at < timedelta(seconds=10)
 
 
 def test_an_accepted_plan_change_is_mirrored_at_once_even_when_behind(stack: Stack) -> None:

@@ -179,3 +179,18 @@ def test_a_colliding_row_key_is_refused_not_overwritten(
     [kept] = trail.list("sub-1")
     assert kept.action is AuditAction.SUSPEND
     assert kept.changes == {"status": ("a", "b")}
+
+
+def test_since_reads_every_subscriptions_recent_entries_and_no_subscription_row(trail: AuditTrail) -> None:
+    trail.append(
+        entry("sub-a", AuditAction.ACTIVATE, AuditSource.LANDING, at=AT, changes={"status": ("a", "b")})
+    )
+    trail.append(entry("sub-b", AuditAction.CHANGE_PLAN, AuditSource.AZURE, at=AT + timedelta(days=1)))
+    trail.append(entry("sub-a", AuditAction.RENEW, AuditSource.AZURE, at=AT - timedelta(days=20)))
+    trail._table.upsert_entity({"PartitionKey": "sub-a", "RowKey": "subscription", "status": "Subscribed"})
+    recent = sorted(trail.since(AT - timedelta(days=1)), key=lambda e: e.at)
+    assert [(e.subscription_id, e.action) for e in recent] == [
+        ("sub-a", AuditAction.ACTIVATE),
+        ("sub-b", AuditAction.CHANGE_PLAN),
+    ]
+    assert recent[0].changes == {"status": ("a", "b")}

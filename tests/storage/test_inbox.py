@@ -46,6 +46,8 @@ def test_full_record_round_trips(inbox: OperationInbox) -> None:
         quantity=7,
         initiated_by_publisher=True,
         correlation_id="corr-1",
+        received_at=AT - timedelta(seconds=2),
+        answered_at=AT + timedelta(seconds=1),
     )
 
     written = inbox.put_new(record)
@@ -172,3 +174,18 @@ def test_a_stored_state_this_version_does_not_know_reads_as_received(
 
     assert stored is not None
     assert stored.state is InboxState.RECEIVED
+
+
+def test_answer_times_and_the_pending_count_read_across_subscriptions(inbox: OperationInbox) -> None:
+    answered = received(
+        "op-a", state=InboxState.ACKNOWLEDGED, received_at=AT, answered_at=AT + timedelta(seconds=3)
+    )
+    inbox.put_new(answered)
+    inbox.put_new(
+        received("op-old", state=InboxState.REFUSED, received_at=AT - timedelta(days=30), answered_at=AT)
+    )
+    inbox.put_new(received("op-open", subscription_id="sub-2", received_at=AT))  # taken in, not answered yet
+    inbox.put_new(received("op-tracked", subscription_id="sub-3", state=InboxState.TRACKING))
+    inbox.put_new(received("op-done", state=InboxState.DONE))
+    assert list(inbox.answered_since(AT - timedelta(days=1))) == [(AT, AT + timedelta(seconds=3))]
+    assert inbox.count_in_progress() == 2

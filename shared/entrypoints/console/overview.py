@@ -1,27 +1,71 @@
-"""GET /api/console: the overview an operator opens first."""
+"""GET /api/console: the overview an operator opens first (figures, and the same figures as pictures)."""
 
 from __future__ import annotations
 
-from collections import Counter
+from urllib.parse import urlencode
 
 import azure.functions as func
 
-from shared.domain.status import SubscriptionStatus
-from shared.entrypoints.console.visit import OperatorVisit, open_console
+from shared.domain.console_stats import Activity
+from shared.entrypoints.console.visit import open_console
 from shared.logs import get_logger
+from shared.web import charts
+from shared.workflows.console_overview import Overview, overview
 
 log = get_logger(__name__)
+LIST = "/api/console/subscriptions"
 
 
 def handle_overview(req: func.HttpRequest) -> func.HttpResponse:
     visit = open_console(req)
     if isinstance(visit, func.HttpResponse):
         return visit
-    by_status = _count_by_status(visit)
-    log.info("console overview", extra={"subscriptions": sum(by_status.values())})
-    return visit.render("console_overview.html", by_status=by_status, total=sum(by_status.values()))
+    figures = overview(ports=visit.app.overview_ports)
+    log.info(
+        "console overview",
+        extra={"subscriptions": figures.total, "problems": len(figures.problems)},
+    )
+    return visit.render(
+        "console_overview.html",
+        by_status=figures.by_status,
+        total=figures.total,
+        figures=figures,
+        charts=_charts(figures),
+        list_url=list_url,
+        refresh_after=2 if figures.counting else 0,
+    )
 
 
-def _count_by_status(visit: OperatorVisit) -> dict[SubscriptionStatus, int]:
-    counts = Counter(subscription.status for subscription in visit.app.subscriptions.list_all())
-    return {status: counts.get(status, 0) for status in SubscriptionStatus}
+def list_url(**filters: str) -> str:
+    """The subscription list filtered by `filters` (the link behind a figure)."""
+    return f"{LIST}?{urlencode(filters)}" if filters else LIST
+
+
+def _charts(figures: Overview) -> dict[str, object]:
+    def day(d: object) -> str:
+        return f"{d:%b %d}"
+
+    pictures: dict[str, object] = {
+        "status": charts.horizontal_bars(
+            "Subscriptions by status", [(status.value, count) for status, count in figures.by_status.items()]
+        ),
+        "offer": charts.horizontal_bars("Subscriptions by offer", list(figures.by_offer.items())),
+        "plan": charts.horizontal_bars("Subscriptions by plan", list(figures.by_plan.items())),
+        "p50": charts.bars_per_day(
+            "Webhook-to-answer latency per day, median (seconds)",
+            [(day(d.day), d.p50_seconds) for d in figures.latency],
+            unit=" s",
+        ),
+        "p99": charts.bars_per_day(
+            "Webhook-to-answer latency per day, 99th percentile (seconds)",
+            [(day(d.day), d.p99_seconds) for d in figures.latency],
+            unit=" s",
+        ),
+    }
+    for kind in Activity:
+        per_day = figures.activity[kind]
+        pictures[kind.value] = charts.bars_per_day(
+            f"{kind.value.capitalize()}s per day, last {len(figures.days)} days",
+            [(day(d), float(n)) for d, n in per_day.items()],
+        )
+    return pictures
