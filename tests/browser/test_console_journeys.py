@@ -11,13 +11,17 @@ the publisher's role are refused the console. Screenshots land in test-artifacts
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from shared.app_context import services
 from shared.domain.audit import AuditAction
+from shared.domain.status import SubscriptionStatus
+from shared.domain.subscription import Party, Subscription
 from tests.support.ports import free_port
 from tests.support.sandbox import wait_until
 from tests.support.stack import Stack, running_stack
@@ -249,3 +253,43 @@ def test_people_outside_the_publisher_are_refused_the_console(
     assert answer.status == 403
     expect(page.get_by_role("heading", name=NOT_STAFF)).to_be_visible()
     shot(page, f"08-refused-{username.split('@')[0]}")
+
+
+def seed_others(count: int) -> None:
+    """`count` other subscriptions, written straight to the store: the crowd the operator searches."""
+    store = services().subscriptions
+    for n in range(count):
+        store.insert(
+            Subscription(
+                id=str(uuid.uuid4()),
+                name=f"Workspace {n:04}",
+                offer_id="contoso-saas",
+                plan_id=("basic", "team-seats")[n % 2],
+                quantity=1 + n % 9,
+                status=SubscriptionStatus.SUBSCRIBED,
+                purchaser=Party(email=f"buyer{n}@example.com", tenant_id=str(uuid.uuid4())),
+                beneficiary=Party(email=f"buyer{n}@example.com", tenant_id=str(uuid.uuid4())),
+            )
+        )
+
+
+def test_an_admin_finds_one_subscription_among_many_and_opens_it(
+    new_page: Callable[[], Page], stack: Stack
+) -> None:
+    wanted = stack.buy_and_activate("basic", name="Northwind field sales")
+    seed_others(300)
+
+    admin = signed_in(new_page, stack, OLIVIA, f"{CONSOLE}/subscriptions")
+    # An instance's first read of the list may still be under way: the page says so and reloads itself.
+    expect(admin.locator("[data-total-matched]")).to_have_text("301", timeout=20_000)
+    shot(admin, "06-list-of-many")
+    admin.get_by_label("Search anything").fill("northwind field")
+    admin.get_by_role("button", name="Find").click()
+    expect(admin.locator("[data-total-matched]")).to_have_text("1")
+    shot(admin, "07-found-one")
+    admin.get_by_role("link", name="Northwind field sales").click()
+
+    expect(admin).to_have_url(f"{stack.app_url}{page_of(wanted)}")
+    expect(admin.get_by_role("heading", level=1)).to_contain_text("Northwind field sales")
+    expect(admin.locator("#drift-summary")).to_have_text("The stored copy matches Microsoft's view.")
+    shot(admin, "08-opened")
