@@ -215,13 +215,16 @@ class SubscriptionStore:
         change: ChangeFunction,
         *,
         current: Subscription | None = None,
+        absent: bool = False,
         attempts: int = 8,
     ) -> Updated:
         """Applies `change` to the stored subscription (None if absent) and stores its result atomically.
 
         `current`, when given, is the row as the caller read it (with its ETag): the first attempt starts
         from it instead of reading it again. It is safe because the write is guarded by that ETag; a row
-        changed since fails the write and the next attempt reads.
+        changed since fails the write and the next attempt reads. `absent=True` says the caller knows of no
+        row: the first attempt starts from None without reading, which is as safe, since that write is an
+        insert and a row stored meanwhile makes it fail and the next attempt read.
 
         On an ETag conflict the whole read-change-write starts again, so `change` may run several times and
         must not have side effects: whatever a caller needs from its decision comes back in the result
@@ -231,9 +234,13 @@ class SubscriptionStore:
         if attempts < 1:
             raise ValueError(f"attempts must be at least 1, got {attempts}")
         known = current if current is not None and current.etag and current.id == subscription_id else None
+        assumed_absent = absent and known is None
         for attempt in range(attempts):
             try:
-                return self._update_once(subscription_id, change, known if attempt == 0 else None)
+                first = attempt == 0
+                return self._update_once(
+                    subscription_id, change, known if first else None, absent=first and assumed_absent
+                )
             except (ConcurrencyError, AlreadyExistsError):
                 if attempt + 1 < attempts:
                     time.sleep(_backoff(attempt))
@@ -244,9 +251,14 @@ class SubscriptionStore:
         )
 
     def _update_once(
-        self, subscription_id: str, change: ChangeFunction, known: Subscription | None
+        self,
+        subscription_id: str,
+        change: ChangeFunction,
+        known: Subscription | None,
+        *,
+        absent: bool = False,
     ) -> Updated:
-        current = known if known is not None else self.get(subscription_id)
+        current = known if known is not None or absent else self.get(subscription_id)
         decided = change(current)
         if decided is None:
             return Updated(before=current, after=None)

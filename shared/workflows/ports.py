@@ -76,12 +76,18 @@ class Marketplace(Protocol):
 
 class SubscriptionRecords(Protocol):
     """Our mirror of each subscription; `update` applies a change under the record's ETag (starting from
-    `current`, a row the caller read with its ETag, when given, so it is not read twice)."""
+    `current`, a row the caller read with its ETag, when given, so it is not read twice; `absent=True` starts
+    from no row without reading, the insert then failing, and the loop reading, if a row is there)."""
 
     def get(self, subscription_id: str) -> Subscription | None: ...
 
     def update(
-        self, subscription_id: str, change: ChangeFunction, *, current: Subscription | None = None
+        self,
+        subscription_id: str,
+        change: ChangeFunction,
+        *,
+        current: Subscription | None = None,
+        absent: bool = False,
     ) -> Updated: ...
 
     def list_for_tenant(self, tenant_id: str) -> list[Subscription]: ...

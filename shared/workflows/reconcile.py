@@ -41,7 +41,7 @@ from shared.logs import get_logger
 from shared.queueing.messages import reconcile_message
 from shared.workflows.activation import ActivationPorts, activate_purchase
 from shared.workflows.operations import OperationPorts, handle_announced_operation, pending_status
-from shared.workflows.sync import sync_from_microsoft, utcnow
+from shared.workflows.sync import mirror_new, sync_from_microsoft, utcnow
 
 if TYPE_CHECKING:
     from shared.workflows.ports import EventPublisher, Marketplace, SubscriptionRecords
@@ -91,12 +91,22 @@ class Repairs:
         return self.unknown_locally or bool(self.drifted or self.answered) or self.activated
 
 
-def reconcile_subscription(subscription_id: str, correlation_id: str, *, ports: ReconcilePorts) -> Repairs:
+def reconcile_subscription(
+    subscription_id: str,
+    correlation_id: str,
+    *,
+    ports: ReconcilePorts,
+    listed: MicrosoftSubscription | None = None,
+) -> Repairs:
+    """`listed`: Microsoft's record as the sweep listed it, for a subscription it found unknown here."""
     sync = ports.operations.sync
-    stored = sync.subscriptions.get(subscription_id)
     cause = Cause(operation_id="", action=AuditAction.RECONCILE.value, source=SOURCE.value, at=utcnow())
     # The mirror writes the audit entry of whatever drifted (every field, for a row we did not have).
-    current = sync_from_microsoft(sync, subscription_id, cause, correlation_id, known=stored)
+    current = _created_from_list(subscription_id, listed, cause, correlation_id, ports=ports)
+    stored: Subscription | None = None
+    if current is None:
+        stored = sync.subscriptions.get(subscription_id)
+        current = sync_from_microsoft(sync, subscription_id, cause, correlation_id, known=stored)
     activated = _finish_activation(subscription_id, stored, current, correlation_id, ports=ports)
     answered: tuple[str, ...] = ()
     if current.status is SubscriptionStatus.SUBSCRIBED and not activated:
@@ -113,6 +123,30 @@ def reconcile_subscription(subscription_id: str, correlation_id: str, *, ports: 
             },
         )
     return repairs
+
+
+def _created_from_list(
+    subscription_id: str,
+    listed: MicrosoftSubscription | None,
+    cause: Cause,
+    correlation_id: str,
+    *,
+    ports: ReconcilePorts,
+) -> Subscription | None:
+    """The mirror of a subscription the sweep listed and found unknown here, created from the listed record
+    without GetSubscription; None when there is no such record or a row was stored since the sweep looked.
+
+    The listed record is Microsoft's truth at list time. While no row exists nothing of ours is newer, and
+    whatever Microsoft changes later is announced by a webhook that mirrors GetSubscription after this
+    message (same session, queued behind it). A row stored meanwhile (a webhook or the landing page got
+    there first) may be newer than the list, so it is not overwritten from it: the caller asks Microsoft.
+    """
+    if listed is None or listed.id != subscription_id:
+        return None
+    created = mirror_new(ports.operations.sync, listed, cause, correlation_id)
+    if created is None:
+        log.info("a row was stored since the sweep listed this subscription; asking Microsoft instead")
+    return created
 
 
 def _drifted(stored: Subscription | None, current: Subscription) -> tuple[str, ...]:
@@ -205,7 +239,10 @@ def sweep(
                 elif not needs_reconcile(stored, snapshot):
                     in_step += 1
                     continue
-                events.send(reconcile_message(snapshot.id, "sweep", correlation_id))
+                # An unknown one travels with its listed record: the worker creates the mirror from it
+                # instead of asking GetSubscription for what this page just said.
+                record = snapshot if stored is None else None
+                events.send(reconcile_message(snapshot.id, "sweep", correlation_id, listed=record))
                 queued += 1
     report = SweepReport(
         listed=listed, queued=queued, unknown_locally=unknown, in_step=in_step, malformed=malformed
