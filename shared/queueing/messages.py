@@ -15,7 +15,7 @@ in order and on one worker at a time. The body is JSON with a `kind`:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -285,6 +285,12 @@ class EventQueue(Protocol):
 
     def send(self, message: QueueMessage) -> None:
         """Returns only once the queue has durably accepted the message; else QueueUnavailableError."""
+        ...
+
+    def send_many(self, messages: Sequence[QueueMessage]) -> None:
+        """`send` for a page of messages in as few round trips (or transactions) as the queue allows.
+        QueueUnavailableError may leave some of them sent: their message ids make sending again harmless
+        within the duplicate detection window."""
         ...
 
     def dead_letter(self, message: QueueMessage, reason: str, description: str) -> None:

@@ -7,7 +7,7 @@ workflow against real adapters on Azurite without HTTP and without the compositi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -143,6 +143,8 @@ class EventPublisher(Protocol):
     """Hands work to the worker; returns once the queue holds it, else QueueUnavailableError."""
 
     def send(self, message: QueueMessage) -> None: ...
+
+    def send_many(self, messages: Sequence[QueueMessage]) -> None: ...
 
 
 class AdminGrants(Protocol):

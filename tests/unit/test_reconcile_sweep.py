@@ -56,6 +56,10 @@ class Sent:
         self.messages.append(message)
         self.pulled_when_sent.append(self.listing.pulled)
 
+    def send_many(self, messages: list[Any]) -> None:
+        for message in messages:
+            self.send(message)
+
 
 def test_only_unknown_drifted_or_unactivated_subscriptions_are_queued() -> None:
     statuses = [SUBSCRIBED] * 250 + [UNSUBSCRIBED] * 2 + [PENDING] * 2
