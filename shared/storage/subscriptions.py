@@ -45,7 +45,10 @@ ROW_KEY = "subscription"
 # Transaction failures that mean another writer got there first: re-read and try again.
 _RACE_CODES = {"UpdateConditionNotSatisfied", "EntityAlreadyExists", "ResourceNotFound", "ConditionNotMet"}
 # Bumped when the row layout changes, so a reader can recognise rows written by an older version.
-SCHEMA_VERSION = 1
+# 2: `personal_data_purged` (bool) on every row, so the purge's query leaves purged rows out.
+SCHEMA_VERSION = 2
+# Rows of this layout or newer carry `personal_data_purged`.
+PURGE_MARKER_SINCE = 2
 _PARTIES = ("purchaser", "beneficiary")
 _TEXT_FIELDS = (
     "name",
@@ -84,6 +87,8 @@ def to_entity(sub: Subscription) -> dict[str, Any]:
         "allowed_customer_operations": ",".join(sorted(sub.allowed_customer_operations)),
         "term_unit": sub.term.unit,
         "term_charge_duration": sub.term.charge_duration,
+        # Table Storage cannot filter on a property a row lacks, so the marker is written on every row.
+        "personal_data_purged": sub.personal_data_purged_at is not None,
     }
     for name in _TEXT_FIELDS:
         entity[name] = check_string(name, getattr(sub, name))
@@ -315,17 +320,24 @@ class SubscriptionStore:
             yield _read(entity)
 
     def unsubscribed_before(self, cutoff: datetime, *, page_size: int = 100) -> Iterator[Subscription]:
-        """Subscriptions Unsubscribed at or before `cutoff` (purged ones too), for the retention purge.
+        """Subscriptions Unsubscribed at or before `cutoff` whose personal data is not purged yet, for the
+        retention purge; a row written before the purge marker existed (`PURGE_MARKER_SINCE`) comes back
+        purged or not, until it is stored again.
 
         The service applies the filter and hands them back `page_size` at a time; the generator holds one
         page, never the table.
         """
         rows = self._table.query_entities(
-            query_filter="RowKey eq @row and status eq @status and unsubscribed_at le @cutoff",
+            query_filter=(
+                "RowKey eq @row and status eq @status and unsubscribed_at le @cutoff "
+                # Spaces around @marked: the SDK substitutes a parameter only where it stands alone.
+                "and (personal_data_purged eq false or schema_version lt @marked )"
+            ),
             parameters={
                 "row": ROW_KEY,
                 "status": SubscriptionStatus.UNSUBSCRIBED.value,
                 "cutoff": to_utc(cutoff, "cutoff"),
+                "marked": PURGE_MARKER_SINCE,
             },
             results_per_page=page_size,
         )

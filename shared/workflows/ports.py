@@ -232,7 +232,7 @@ class SetupLinkBook(Protocol):
 
 
 class RetentionCandidates(Protocol):
-    """Unsubscribed subscriptions, streamed a page at a time, and the ETag-guarded update of one."""
+    """Unsubscribed subscriptions not purged yet, a page at a time, and the ETag-guarded update of one."""
 
     def unsubscribed_before(self, cutoff: datetime, *, page_size: int = 100) -> Iterable[Subscription]: ...
 
