@@ -30,7 +30,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -280,6 +280,24 @@ class LocalQueue:
         """Stores the message (after duplicate detection); QueueUnavailableError if the file refuses. Its
         application properties (the trace context among them) are stored and handed back on receive."""
         send_traced(message, "local", self._store)
+
+    def send_many(self, messages: Sequence[QueueMessage]) -> None:
+        """Stores a page of messages in one transaction (one sync to disk, not one per message): all are
+        accepted (duplicates dropped) or, with QueueUnavailableError, none."""
+        traced: list[QueueMessage] = []
+        for message in messages:
+            send_traced(message, "local", traced.append)
+        try:
+            with self._transaction() as db:
+                now = self._clock()
+                accepted = [self._insert_row(db, message, now) for message in traced]
+        except sqlite3.Error as exc:
+            raise QueueUnavailableError(
+                f"local queue {self.path} did not accept the messages: {exc}"
+            ) from exc
+        for message, stored in zip(traced, accepted, strict=True):
+            if not stored:
+                _log.info("duplicate message dropped", extra={"message_id": message.message_id})
 
     def _store(self, message: QueueMessage) -> None:
         try:

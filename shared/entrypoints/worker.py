@@ -30,6 +30,7 @@ from shared.queueing.messages import (
     MessageKind,
     QueueMessage,
     decode_body,
+    listed_snapshot,
     received_at,
 )
 from shared.workflows.activation import activate_purchase
@@ -63,7 +64,7 @@ def _workflows() -> dict[str, Workflow]:
             ports=app.tracking_ports,
         ),
         MessageKind.RECONCILE: lambda app, body, cid: reconcile_subscription(
-            str(body["subscriptionId"]), cid, ports=app.reconcile_ports
+            str(body["subscriptionId"]), cid, ports=app.reconcile_ports, listed=listed_snapshot(body)
         ),
     }
 

@@ -7,6 +7,7 @@ entry point and not a broker. Nothing is delivered to a worker: the caller reads
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 from shared.queueing.messages import QueueMessage, send_traced
 
@@ -33,6 +34,10 @@ class InMemoryQueue:
 
     def send(self, message: QueueMessage) -> None:
         send_traced(message, "memory", self._append)
+
+    def send_many(self, messages: Sequence[QueueMessage]) -> None:
+        for message in messages:
+            self.send(message)
 
     def _append(self, message: QueueMessage) -> None:
         with self._lock:

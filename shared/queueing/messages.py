@@ -7,19 +7,23 @@ in order and on one worker at a time. The body is JSON with a `kind`:
 - `activate`: the landing page resolved a purchase; provision, then call Activate (R14, R15).
 - `webhook`: Microsoft announced an operation; verify it against the API and apply it (R33-R38).
 - `track`: the publisher started an operation (PATCH or DELETE from the portal); follow it to its end (R25).
-- `reconcile`: bring one subscription in line with GetSubscription and its pending operations (R83).
+- `reconcile`: bring one subscription in line with GetSubscription and its pending operations (R83). The
+  sweep adds `listed` for a subscription it found unknown locally: Microsoft's record as ListSubscriptions
+  gave it (`listed_body` / `listed_snapshot`), so the worker can create the mirror without asking again.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shared import telemetry
+from shared.domain.status import parse_status
+from shared.domain.subscription import MicrosoftSubscription, Party, Term
 
 if TYPE_CHECKING:
     from shared.domain.dead_letters import DeadLetterEntry
@@ -154,18 +158,107 @@ def track_message(
     )
 
 
-def reconcile_message(subscription_id: str, reason: str, correlation_id: str) -> QueueMessage:
+def reconcile_message(
+    subscription_id: str, reason: str, correlation_id: str, *, listed: MicrosoftSubscription | None = None
+) -> QueueMessage:
+    """`listed`: Microsoft's record from ListSubscriptions, for one the sweep found unknown here."""
+    body: dict[str, Any] = {
+        "kind": MessageKind.RECONCILE,
+        "subscriptionId": subscription_id,
+        "reason": reason,
+        "correlationId": correlation_id,
+    }
+    if listed is not None:
+        body["listed"] = listed_body(listed)
     return QueueMessage(
         message_id=f"reconcile-{subscription_id}-{correlation_id}",
         session_id=subscription_id,
-        body={
-            "kind": MessageKind.RECONCILE,
-            "subscriptionId": subscription_id,
-            "reason": reason,
-            "correlationId": correlation_id,
-        },
+        body=body,
         correlation_id=correlation_id,
     )
+
+
+def listed_body(snapshot: MicrosoftSubscription) -> dict[str, Any]:
+    """A listed subscription as JSON for a message body; `listed_snapshot` reads it back unchanged."""
+    return {
+        "id": snapshot.id,
+        "name": snapshot.name,
+        "offerId": snapshot.offer_id,
+        "planId": snapshot.plan_id,
+        "quantity": snapshot.quantity,
+        "status": snapshot.status.value,
+        "purchaser": _party_body(snapshot.purchaser),
+        "beneficiary": _party_body(snapshot.beneficiary),
+        "term": {
+            "unit": snapshot.term.unit,
+            "start": _time_body(snapshot.term.start),
+            "end": _time_body(snapshot.term.end),
+            "chargeDuration": snapshot.term.charge_duration,
+        },
+        "autoRenew": snapshot.auto_renew,
+        "isTest": snapshot.is_test,
+        "isFreeTrial": snapshot.is_free_trial,
+        "allowedCustomerOperations": sorted(snapshot.allowed_customer_operations),
+        "sandboxType": snapshot.sandbox_type,
+        "sessionMode": snapshot.session_mode,
+        "publisherId": snapshot.publisher_id,
+        "created": _time_body(snapshot.created),
+        "lastModified": _time_body(snapshot.last_modified),
+    }
+
+
+def listed_snapshot(body: dict[str, Any]) -> MicrosoftSubscription | None:
+    """The listed record a reconcile message carries; None when it carries none. A `listed` field that
+    does not read back raises MalformedMessageError: the app wrote it, so no retry can mend it."""
+    listed = body.get("listed")
+    if listed is None:
+        return None
+    try:
+        term = listed["term"]
+        return MicrosoftSubscription(
+            id=str(listed["id"]),
+            name=str(listed["name"]),
+            offer_id=str(listed["offerId"]),
+            plan_id=str(listed["planId"]),
+            quantity=None if listed["quantity"] is None else int(listed["quantity"]),
+            status=parse_status(listed["status"]),
+            purchaser=Party(**listed["purchaser"]),
+            beneficiary=Party(**listed["beneficiary"]),
+            term=Term(
+                unit=str(term["unit"]),
+                start=_time(term["start"]),
+                end=_time(term["end"]),
+                charge_duration=str(term["chargeDuration"]),
+            ),
+            auto_renew=bool(listed["autoRenew"]),
+            is_test=bool(listed["isTest"]),
+            is_free_trial=bool(listed["isFreeTrial"]),
+            allowed_customer_operations=frozenset(str(op) for op in listed["allowedCustomerOperations"]),
+            sandbox_type=str(listed["sandboxType"]),
+            session_mode=str(listed["sessionMode"]),
+            publisher_id=str(listed["publisherId"]),
+            created=_time(listed["created"]),
+            last_modified=_time(listed["lastModified"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedMessageError(f"reconcile message's listed subscription is unreadable: {exc}") from exc
+
+
+def _party_body(party: Party) -> dict[str, str]:
+    return {
+        "email": party.email,
+        "object_id": party.object_id,
+        "tenant_id": party.tenant_id,
+        "puid": party.puid,
+    }
+
+
+def _time_body(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _time(value: object) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(str(value))
 
 
 def send_traced(message: QueueMessage, destination: str, send: Callable[[QueueMessage], None]) -> None:
@@ -192,6 +285,12 @@ class EventQueue(Protocol):
 
     def send(self, message: QueueMessage) -> None:
         """Returns only once the queue has durably accepted the message; else QueueUnavailableError."""
+        ...
+
+    def send_many(self, messages: Sequence[QueueMessage]) -> None:
+        """`send` for a page of messages in as few round trips (or transactions) as the queue allows.
+        QueueUnavailableError may leave some of them sent: their message ids make sending again harmless
+        within the duplicate detection window."""
         ...
 
     def dead_letter(self, message: QueueMessage, reason: str, description: str) -> None:

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypedDict
 
 from azure.core.credentials import TokenCredential
-from azure.servicebus import ServiceBusClient, ServiceBusMessage
-from azure.servicebus.exceptions import ServiceBusError
+from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusMessageBatch
+from azure.servicebus.exceptions import MessageSizeExceededError, ServiceBusError
 
 from shared.config import ConfigurationError, Settings
 from shared.logs import get_logger
@@ -45,7 +45,9 @@ _TRACE_KEYS = {"traceparent": b"traceparent", "tracestate": b"tracestate"}
 
 
 class _Sender(Protocol):
-    def send_messages(self, message: ServiceBusMessage, **kwargs: Any) -> None: ...
+    def send_messages(self, message: ServiceBusMessage | ServiceBusMessageBatch, **kwargs: Any) -> None: ...
+
+    def create_message_batch(self) -> ServiceBusMessageBatch: ...
 
     def close(self) -> None: ...
 
@@ -73,6 +75,37 @@ class ServiceBusEventQueue:
 
     def send(self, message: QueueMessage) -> None:
         send_traced(message, self._queue_name, self._send_to_queue)
+
+    def send_many(self, messages: Sequence[QueueMessage]) -> None:
+        """Sends in as few batches as Service Bus's size limit allows (one round trip each, not one per
+        message); QueueUnavailableError when one is refused (the batches before it are sent)."""
+        traced: list[QueueMessage] = []
+        for message in messages:
+            send_traced(message, self._queue_name, traced.append)
+        sender = self._sender(self._queue_name)
+        try:
+            batch = sender.create_message_batch()
+            for message in traced:
+                sdk_message = _to_sdk_message(message, {})
+                try:
+                    batch.add_message(sdk_message)
+                except MessageSizeExceededError:
+                    if not len(batch):
+                        raise  # this one message alone is over the limit
+                    sender.send_messages(batch, timeout=SEND_TIMEOUT_SECONDS)
+                    batch = sender.create_message_batch()
+                    batch.add_message(sdk_message)
+            if len(batch):
+                sender.send_messages(batch, timeout=SEND_TIMEOUT_SECONDS)
+        except (ServiceBusError, OSError) as exc:
+            self._forget(self._queue_name, sender)
+            log.warning(
+                "Service Bus did not accept a batch of messages",
+                extra={"queue": self._queue_name, "messages": len(traced), "error": str(exc)},
+            )
+            raise QueueUnavailableError(
+                f"queue {self._queue_name!r} did not accept the messages: {exc}"
+            ) from exc
 
     def _send_to_queue(self, message: QueueMessage) -> None:
         self._send_to(self._queue_name, _to_sdk_message(message, {}))

@@ -46,7 +46,10 @@ ROW_KEY = "subscription"
 # Transaction failures that mean another writer got there first: re-read and try again.
 _RACE_CODES = {"UpdateConditionNotSatisfied", "EntityAlreadyExists", "ResourceNotFound", "ConditionNotMet"}
 # Bumped when the row layout changes, so a reader can recognise rows written by an older version.
-SCHEMA_VERSION = 1
+# 2: `personal_data_purged` (bool) on every row, so the purge's query leaves purged rows out.
+SCHEMA_VERSION = 2
+# Rows of this layout or newer carry `personal_data_purged`.
+PURGE_MARKER_SINCE = 2
 _PARTIES = ("purchaser", "beneficiary")
 _TEXT_FIELDS = (
     "name",
@@ -100,6 +103,8 @@ def to_entity(sub: Subscription) -> dict[str, Any]:
         "allowed_customer_operations": ",".join(sorted(sub.allowed_customer_operations)),
         "term_unit": sub.term.unit,
         "term_charge_duration": sub.term.charge_duration,
+        # Table Storage cannot filter on a property a row lacks, so the marker is written on every row.
+        "personal_data_purged": sub.personal_data_purged_at is not None,
     }
     for name in _TEXT_FIELDS:
         entity[name] = check_string(name, getattr(sub, name))
@@ -231,13 +236,16 @@ class SubscriptionStore:
         change: ChangeFunction,
         *,
         current: Subscription | None = None,
+        absent: bool = False,
         attempts: int = 8,
     ) -> Updated:
         """Applies `change` to the stored subscription (None if absent) and stores its result atomically.
 
         `current`, when given, is the row as the caller read it (with its ETag): the first attempt starts
         from it instead of reading it again. It is safe because the write is guarded by that ETag; a row
-        changed since fails the write and the next attempt reads.
+        changed since fails the write and the next attempt reads. `absent=True` says the caller knows of no
+        row: the first attempt starts from None without reading, which is as safe, since that write is an
+        insert and a row stored meanwhile makes it fail and the next attempt read.
 
         On an ETag conflict the whole read-change-write starts again, so `change` may run several times and
         must not have side effects: whatever a caller needs from its decision comes back in the result
@@ -247,9 +255,13 @@ class SubscriptionStore:
         if attempts < 1:
             raise ValueError(f"attempts must be at least 1, got {attempts}")
         known = current if current is not None and current.etag and current.id == subscription_id else None
+        assumed_absent = absent and known is None
         for attempt in range(attempts):
             try:
-                return self._update_once(subscription_id, change, known if attempt == 0 else None)
+                first = attempt == 0
+                return self._update_once(
+                    subscription_id, change, known if first else None, absent=first and assumed_absent
+                )
             except (ConcurrencyError, AlreadyExistsError):
                 if attempt + 1 < attempts:
                     time.sleep(_backoff(attempt))
@@ -260,9 +272,14 @@ class SubscriptionStore:
         )
 
     def _update_once(
-        self, subscription_id: str, change: ChangeFunction, known: Subscription | None
+        self,
+        subscription_id: str,
+        change: ChangeFunction,
+        known: Subscription | None,
+        *,
+        absent: bool = False,
     ) -> Updated:
-        current = known if known is not None else self.get(subscription_id)
+        current = known if known is not None or absent else self.get(subscription_id)
         decided = change(current)
         if decided is None:
             return Updated(before=current, after=None)
@@ -350,17 +367,24 @@ class SubscriptionStore:
             )
 
     def unsubscribed_before(self, cutoff: datetime, *, page_size: int = 100) -> Iterator[Subscription]:
-        """Subscriptions Unsubscribed at or before `cutoff` (purged ones too), for the retention purge.
+        """Subscriptions Unsubscribed at or before `cutoff` whose personal data is not purged yet, for the
+        retention purge; a row written before the purge marker existed (`PURGE_MARKER_SINCE`) comes back
+        purged or not, until it is stored again.
 
         The service applies the filter and hands them back `page_size` at a time; the generator holds one
         page, never the table.
         """
         rows = self._table.query_entities(
-            query_filter="RowKey eq @row and status eq @status and unsubscribed_at le @cutoff",
+            query_filter=(
+                "RowKey eq @row and status eq @status and unsubscribed_at le @cutoff "
+                # Spaces around @marked: the SDK substitutes a parameter only where it stands alone.
+                "and (personal_data_purged eq false or schema_version lt @marked )"
+            ),
             parameters={
                 "row": ROW_KEY,
                 "status": SubscriptionStatus.UNSUBSCRIBED.value,
                 "cutoff": to_utc(cutoff, "cutoff"),
+                "marked": PURGE_MARKER_SINCE,
             },
             results_per_page=page_size,
         )

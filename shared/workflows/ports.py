@@ -7,7 +7,7 @@ workflow against real adapters on Azurite without HTTP and without the compositi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -76,12 +76,18 @@ class Marketplace(Protocol):
 
 class SubscriptionRecords(Protocol):
     """Our mirror of each subscription; `update` applies a change under the record's ETag (starting from
-    `current`, a row the caller read with its ETag, when given, so it is not read twice)."""
+    `current`, a row the caller read with its ETag, when given, so it is not read twice; `absent=True` starts
+    from no row without reading, the insert then failing, and the loop reading, if a row is there)."""
 
     def get(self, subscription_id: str) -> Subscription | None: ...
 
     def update(
-        self, subscription_id: str, change: ChangeFunction, *, current: Subscription | None = None
+        self,
+        subscription_id: str,
+        change: ChangeFunction,
+        *,
+        current: Subscription | None = None,
+        absent: bool = False,
     ) -> Updated: ...
 
     def list_for_tenant(self, tenant_id: str) -> list[Subscription]: ...
@@ -137,6 +143,8 @@ class EventPublisher(Protocol):
     """Hands work to the worker; returns once the queue holds it, else QueueUnavailableError."""
 
     def send(self, message: QueueMessage) -> None: ...
+
+    def send_many(self, messages: Sequence[QueueMessage]) -> None: ...
 
 
 class AdminGrants(Protocol):
@@ -224,7 +232,7 @@ class SetupLinkBook(Protocol):
 
 
 class RetentionCandidates(Protocol):
-    """Unsubscribed subscriptions, streamed a page at a time, and the ETag-guarded update of one."""
+    """Unsubscribed subscriptions not purged yet, a page at a time, and the ETag-guarded update of one."""
 
     def unsubscribed_before(self, cutoff: datetime, *, page_size: int = 100) -> Iterable[Subscription]: ...
 

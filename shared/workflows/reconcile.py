@@ -3,16 +3,18 @@
 `sweep` walks every subscription Microsoft lists (ListSubscriptions, page by page along `@nextLink`) and
 queues one `reconcile` message per subscription, including those we have no row for, so the repairs run on
 the worker with each subscription's order kept. It holds one batch of listed subscriptions at a time (a
-page's worth), never the whole list, and looks their rows up concurrently. Only a subscription that is
-Unsubscribed on both sides is left out: nothing about it can drift any more. An item of the list that could
-not be read (`UnreadableSubscription`: an unknown status, a field of the wrong shape, no id) is logged and
-counted as `malformed`, and the sweep goes on; one with an id still gets its reconcile message, whose
+page's worth), never the whole list, looks their rows up concurrently and queues the batch's messages in
+one `send_many`. A subscription unknown here travels with its listed record, from which the worker creates
+the mirror (`reconcile_subscription`'s `listed`). Only a subscription that is Unsubscribed on both sides is
+left out: nothing about it can drift any more. An item of the list that could not be read
+(`UnreadableSubscription`: an unknown status, a field of the wrong shape, no id) is logged and counted as
+`malformed`, and the sweep goes on; one with an id still gets its reconcile message, whose
 GetSubscription then fails and parks it, so an operator sees it among the dead letters instead of it being
 skipped in silence. One without an id cannot be reconciled; the log line is its only trace.
 
-`reconcile_subscription` repairs one subscription from Microsoft's truth: a mirror created from
-GetSubscription when we had none, status/plan/quantity/term drift mirrored, an activation the buyer
-confirmed but that never succeeded performed (R15), and a pending ChangePlan/ChangeQuantity no webhook
+`reconcile_subscription` repairs one subscription from Microsoft's truth: a mirror created from the listed
+record (or GetSubscription) when we had none, status/plan/quantity/term drift mirrored, an activation the
+buyer confirmed but that never succeeded performed (R15), and a pending ChangePlan/ChangeQuantity no webhook
 brought us answered through the webhook path (R28). Every repair leaves an audit entry with source
 `reconciliation` saying what drifted, and one log line saying what was found.
 """
@@ -38,10 +40,10 @@ from shared.domain.subscription import (
 )
 from shared.domain.transitions import Cause
 from shared.logs import get_logger
-from shared.queueing.messages import reconcile_message
+from shared.queueing.messages import QueueMessage, reconcile_message
 from shared.workflows.activation import ActivationPorts, activate_purchase
 from shared.workflows.operations import OperationPorts, handle_announced_operation, pending_status
-from shared.workflows.sync import sync_from_microsoft, utcnow
+from shared.workflows.sync import mirror_new, sync_from_microsoft, utcnow
 
 if TYPE_CHECKING:
     from shared.workflows.ports import EventPublisher, Marketplace, SubscriptionRecords
@@ -91,12 +93,22 @@ class Repairs:
         return self.unknown_locally or bool(self.drifted or self.answered) or self.activated
 
 
-def reconcile_subscription(subscription_id: str, correlation_id: str, *, ports: ReconcilePorts) -> Repairs:
+def reconcile_subscription(
+    subscription_id: str,
+    correlation_id: str,
+    *,
+    ports: ReconcilePorts,
+    listed: MicrosoftSubscription | None = None,
+) -> Repairs:
+    """`listed`: Microsoft's record as the sweep listed it, for a subscription it found unknown here."""
     sync = ports.operations.sync
-    stored = sync.subscriptions.get(subscription_id)
     cause = Cause(operation_id="", action=AuditAction.RECONCILE.value, source=SOURCE.value, at=utcnow())
     # The mirror writes the audit entry of whatever drifted (every field, for a row we did not have).
-    current = sync_from_microsoft(sync, subscription_id, cause, correlation_id, known=stored)
+    current = _created_from_list(subscription_id, listed, cause, correlation_id, ports=ports)
+    stored: Subscription | None = None
+    if current is None:
+        stored = sync.subscriptions.get(subscription_id)
+        current = sync_from_microsoft(sync, subscription_id, cause, correlation_id, known=stored)
     activated = _finish_activation(subscription_id, stored, current, correlation_id, ports=ports)
     answered: tuple[str, ...] = ()
     if current.status is SubscriptionStatus.SUBSCRIBED and not activated:
@@ -113,6 +125,30 @@ def reconcile_subscription(subscription_id: str, correlation_id: str, *, ports: 
             },
         )
     return repairs
+
+
+def _created_from_list(
+    subscription_id: str,
+    listed: MicrosoftSubscription | None,
+    cause: Cause,
+    correlation_id: str,
+    *,
+    ports: ReconcilePorts,
+) -> Subscription | None:
+    """The mirror of a subscription the sweep listed and found unknown here, created from the listed record
+    without GetSubscription; None when there is no such record or a row was stored since the sweep looked.
+
+    The listed record is Microsoft's truth at list time. While no row exists nothing of ours is newer, and
+    whatever Microsoft changes later is announced by a webhook that mirrors GetSubscription after this
+    message (same session, queued behind it). A row stored meanwhile (a webhook or the landing page got
+    there first) may be newer than the list, so it is not overwritten from it: the caller asks Microsoft.
+    """
+    if listed is None or listed.id != subscription_id:
+        return None
+    created = mirror_new(ports.operations.sync, listed, cause, correlation_id)
+    if created is None:
+        log.info("a row was stored since the sweep listed this subscription; asking Microsoft instead")
+    return created
 
 
 def _drifted(stored: Subscription | None, current: Subscription) -> tuple[str, ...]:
@@ -187,6 +223,8 @@ def sweep(
     with ThreadPoolExecutor(max_workers=lookups, thread_name_prefix="sweep-lookups") as pool:
         for items in _batches(marketplace.list_subscriptions(correlation_id=correlation_id), batch):
             snapshots = [item for item in items if isinstance(item, MicrosoftSubscription)]
+            # One send per batch: the queue takes a page in one transaction or batch, not one per message.
+            outgoing: list[QueueMessage] = []
             for bad in (item for item in items if isinstance(item, UnreadableSubscription)):
                 listed += 1
                 malformed += 1
@@ -195,8 +233,7 @@ def sweep(
                     extra={"subscription_id": bad.id, "error": bad.error},
                 )
                 if bad.id:
-                    events.send(reconcile_message(bad.id, "sweep", correlation_id))
-                    queued += 1
+                    outgoing.append(reconcile_message(bad.id, "sweep", correlation_id))
             rows = _lookup(pool, subscriptions, snapshots)
             for snapshot, stored in zip(snapshots, rows, strict=True):
                 listed += 1
@@ -205,8 +242,13 @@ def sweep(
                 elif not needs_reconcile(stored, snapshot):
                     in_step += 1
                     continue
-                events.send(reconcile_message(snapshot.id, "sweep", correlation_id))
-                queued += 1
+                # An unknown one travels with its listed record: the worker creates the mirror from it
+                # instead of asking GetSubscription for what this page just said.
+                record = snapshot if stored is None else None
+                outgoing.append(reconcile_message(snapshot.id, "sweep", correlation_id, listed=record))
+            if outgoing:
+                events.send_many(outgoing)
+                queued += len(outgoing)
     report = SweepReport(
         listed=listed, queued=queued, unknown_locally=unknown, in_step=in_step, malformed=malformed
     )

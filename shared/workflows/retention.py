@@ -16,7 +16,8 @@ picks:
    `retention`) that holds counts only.
 
 Every step is idempotent, and the row is marked last: a run that fails half way leaves the subscription due,
-and the next run finishes it. A marked row is never due again, so a second run purges nothing.
+and the next run finishes it. A marked row is never due again, and the query leaves it out, so a second run
+neither purges nor reads it (a row purged before the marker existed is read once more and stored with it).
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class PurgeCounts:
 
 @dataclass(frozen=True)
 class PurgeReport:
-    """One run: candidates seen (Unsubscribed before the cut-off, purged ones included) and purged."""
+    """One run: candidates seen (Unsubscribed before the cut-off and not purged yet) and purged."""
 
     candidates: int = 0
     purged: int = 0
@@ -96,6 +97,11 @@ def purge_expired(
     cutoff = purge_cutoff(now, retention_days)
     for subscription in ports.subscriptions.unsubscribed_before(cutoff, page_size=page_size):
         candidates += 1
+        if subscription.personal_data_purged_at is not None:
+            # Handed back although purged: its row predates the purge marker. Stored again, it gets the
+            # marker, and no later run reads it.
+            ports.subscriptions.update(subscription.id, _unchanged, current=subscription)
+            continue
         if not due_for_purge(subscription, now, retention_days):
             continue
         with log_context(subscription_id=subscription.id):
@@ -105,6 +111,10 @@ def purge_expired(
         extra={"candidates": candidates, "purged": purged, "retention_days": retention_days},
     )
     return PurgeReport(candidates=candidates, purged=purged)
+
+
+def _unchanged(current: Subscription | None) -> Subscription | None:
+    return current
 
 
 def purge_subscription(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from shared.domain.audit import AuditAction, AuditEntry, AuditSource
-from shared.domain.changes import Change
+from shared.domain.changes import Change, Updated
 from shared.domain.subscription import MicrosoftSubscription, Subscription
 from shared.domain.transitions import Cause, apply_snapshot
 from shared.logs import get_logger
@@ -51,6 +52,33 @@ def mirror(
     `known` is the stored row as this message already read it (with its ETag): the write starts from it
     instead of reading it again, and a row changed since makes the ETag refuse it and the loop re-read.
     """
+    change = _applying(snapshot, cause, correlation_id, bookkeeping)
+    stored = _written(ports, ports.subscriptions.update(snapshot.id, change, current=known), cause)
+    assert stored is not None  # change() always returns a record to store
+    return stored
+
+
+def mirror_new(
+    ports: SyncPorts, snapshot: MicrosoftSubscription, cause: Cause, correlation_id: str
+) -> Subscription | None:
+    """Creates the mirror of a subscription we hold no row of from `snapshot`, with its audit entry, without
+    reading first; None, with nothing written, when a row is there after all (stored since the caller
+    looked): that row may be newer than `snapshot`, so the caller goes back to GetSubscription."""
+    apply = _applying(snapshot, cause, correlation_id, None)
+
+    def change(stored: Subscription | None) -> Change | None:
+        return apply(None) if stored is None else None
+
+    return _written(ports, ports.subscriptions.update(snapshot.id, change, absent=True), cause)
+
+
+def _applying(
+    snapshot: MicrosoftSubscription,
+    cause: Cause,
+    correlation_id: str,
+    bookkeeping: dict[str, object] | None,
+) -> Callable[[Subscription | None], Change]:
+    """The change function of a mirror: the stored row with the snapshot applied, and its audit entry."""
 
     def change(stored: Subscription | None) -> Change:
         outcome = apply_snapshot(stored, snapshot, cause, utcnow())
@@ -70,9 +98,14 @@ def mirror(
         )
         return Change(updated, audit=entry)
 
-    result = ports.subscriptions.update(snapshot.id, change, current=known)
+    return change
+
+
+def _written(ports: SyncPorts, result: Updated, cause: Cause) -> Subscription | None:
+    """What a mirror stored (None: nothing), logged, with the license index following its changes."""
     stored = result.after
-    assert stored is not None  # change() always returns a record to store
+    if stored is None:
+        return None
     # The audit entry carries the fields that changed: no entry, nothing changed.
     changed = set(result.audit.changes) if result.audit is not None else set()
     if changed:

@@ -308,3 +308,16 @@ def test_many_short_lived_sending_threads_do_not_add_connections(tmp_path: Path)
         assert queue.open_connections() <= 8, "no more connections than threads sending at once"
         assert _files_open_on(path) <= 3 * 8, "database, -wal and -shm of at most 8 connections"
         assert queue.counts().active == 720, "nothing lost"
+
+
+def test_send_many_stores_a_page_in_one_transaction_and_drops_duplicates(queue: LocalQueue) -> None:
+    queue.send(message("seen"))
+    queue.send_many([message("a", "sub-1"), message("seen", "sub-2"), message("b", "sub-3")])
+    assert [m.message.message_id for m in queue.peek_all()] == ["seen", "a", "b"]
+    assert drain_ids(queue) == ["seen", "a", "b"]
+
+    # One message the file cannot take: none of the page is stored, so a retried sweep starts clean.
+    unstorable = QueueMessage(message_id="bad", session_id="sub-4", body={"kind": "webhook", "x": object()})
+    with pytest.raises(TypeError):
+        queue.send_many([message("c", "sub-5"), unstorable])
+    assert queue.peek_all() == []

@@ -10,10 +10,11 @@ the test's prefix is then scanned for the addresses and names used.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from azure.data.tables import TableServiceClient
+from azure.data.tables import TableServiceClient, UpdateMode
 from azure.functions.timer import TimerRequest
 
 from shared.domain.audit import AuditAction, AuditEntry, AuditSource
@@ -175,12 +176,12 @@ def test_an_unsubscribed_subscription_loses_its_personal_data_after_the_retentio
     assert counts["audit_entries_redacted"] >= 2
     assert counts["retention_days"] == DAYS
 
-    # A second run, through the timer's own handler, finds nothing to do.
+    # A second run, through the timer's own handler, finds nothing to do and does not even read the row.
     from shared.entrypoints import retention
 
     much_later = unsubscribed_at + timedelta(days=400)
     again = retention.handle_timer(TimerRequest(past_due=False), now=much_later)
-    assert again == PurgeReport(candidates=1, purged=0)
+    assert again == PurgeReport(candidates=0, purged=0)
     assert stack.services.audit.list(subscription_id) == trail
     assert stack.stored(subscription_id) == after
     assert stack.stored(other_id).status is SubscriptionStatus.SUBSCRIBED
@@ -217,3 +218,29 @@ def test_within_the_retention_period_the_timer_changes_nothing(stack: Stack) -> 
     assert not any(
         e.action is AuditAction.PERSONAL_DATA_PURGED for e in stack.services.audit.list(subscription_id)
     )
+
+
+def test_a_row_purged_before_the_purge_marker_existed_is_read_once_more_then_never(
+    stack: Stack, azurite_connection_string: str, table_prefix: str
+) -> None:
+    subscription_id = stack.buy_and_activate("basic", buyer=ADELE_UPN)
+    unsubscribed_at = unsubscribe(stack, subscription_id).unsubscribed_at
+    assert purge(stack, unsubscribed_at + timedelta(days=DAYS + 1)).purged == 1
+    purged = stack.stored(subscription_id)
+    # The row as the previous layout wrote it: purged, without the marker.
+    table = TableServiceClient.from_connection_string(azurite_connection_string).get_table_client(
+        f"{table_prefix}subs"
+    )
+    old_layout = dict(table.get_entity(subscription_id, "subscription"))
+    del old_layout["personal_data_purged"]
+    old_layout["schema_version"] = 1
+    table.upsert_entity(old_layout, mode=UpdateMode.REPLACE)
+    trail = stack.services.audit.list(subscription_id)
+
+    later = unsubscribed_at + timedelta(days=DAYS + 2)
+    assert purge(stack, later) == PurgeReport(candidates=1, purged=0)
+    assert purge(stack, later) == PurgeReport(candidates=0, purged=0)
+    after = stack.stored(subscription_id)
+    assert after.personal_data_purged_at == purged.personal_data_purged_at
+    assert replace(after, etag="", updated_at=None) == replace(purged, etag="", updated_at=None)
+    assert stack.services.audit.list(subscription_id) == trail, "nothing purged twice, nothing audited"

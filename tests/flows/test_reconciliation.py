@@ -187,3 +187,37 @@ def confirmed_purchase(stack: Stack, plan_id: str) -> str:
 
     stack.services.subscriptions.update(subscription_id, confirm)
     return subscription_id
+
+
+def test_a_subscription_unknown_locally_is_created_from_the_listed_record_without_asking_again(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, azurite_connection_string: str, table_prefix: str
+) -> None:
+    # The sweep's page already holds Microsoft's record: a second GetSubscription per unknown subscription
+    # doubled the round trips of a first sweep (fresh deployment, lost storage). With every GetSubscription
+    # failing, the row can only come back from the listed record the reconcile message carries.
+    subscription_id = stack.buy_and_activate("basic")
+    lose_webhooks(stack)
+    tables = TableServiceClient.from_connection_string(azurite_connection_string)
+    tables.get_table_client(f"{table_prefix}subs").delete_entity(subscription_id, "subscription")
+    stack.control.add_fault(operation="FulfillmentOperations_GetSubscription", kind="500", share=1)
+
+    with sweeping(monkeypatch):
+        wait_until(lambda: stack.stored(subscription_id) is not None, 15)
+    recreated = stack.stored(subscription_id)
+    assert recreated.status.value == "Subscribed"
+    assert recreated.plan_id == "basic"
+    assert any(changes.get("status") for changes in reconciled(stack, subscription_id))
+
+
+def test_a_row_stored_since_the_sweep_listed_it_is_not_overwritten_from_the_list(stack: Stack) -> None:
+    # Listed while Subscribed; the suspension's webhook then created a newer row before the reconcile ran.
+    subscription_id = stack.buy_and_activate("basic")
+    listed = stack.services.fulfillment.get_subscription(subscription_id)
+    stack.control.suspend(subscription_id)
+    wait_until(lambda: stack.stored(subscription_id).status.value == "Suspended", 15)
+    stack.settled()
+
+    stack.queue.send(reconcile_message(subscription_id, "sweep", "test-stale-list", listed=listed))
+    stack.settled()
+    assert stack.stored(subscription_id).status.value == "Suspended"
+    assert stack.microsoft(subscription_id)["saasSubscriptionStatus"] == "Suspended"

@@ -355,3 +355,31 @@ def test_an_attempt_that_loses_a_race_leaves_no_audit_row(
     assert result.before.quantity == 10
     # The first attempt's transaction failed as a whole: only the winning attempt's row exists.
     assert [e.changes["quantity"] for e in table_set.audit.list(sub_id)] == [(10, 11)]
+
+
+def test_update_from_a_known_absence_inserts_without_reading_and_reads_when_a_row_is_there(
+    store: SubscriptionStore,
+) -> None:
+    seen: list[Subscription | None] = []
+
+    def create(current: Subscription | None) -> Change:
+        seen.append(current)
+        return Change(Subscription(id="fresh", quantity=1 if current is None else current.quantity + 1))
+
+    created = store.update("fresh", create, absent=True)
+    assert created.before is None
+    assert created.after is not None
+    assert created.after.etag
+    assert seen == [None]
+
+    # Stored since the caller looked: the insert is refused and the next attempt starts from the row.
+    seen.clear()
+    again = store.update("fresh", create, absent=True)
+    assert seen[0] is None
+    assert seen[1] is not None
+    assert seen[1].quantity == 1
+    assert again.after is not None
+    assert again.after.quantity == 2
+    stored = store.get("fresh")
+    assert stored is not None
+    assert stored.quantity == 2

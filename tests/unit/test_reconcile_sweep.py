@@ -6,8 +6,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
 from shared.domain.status import SubscriptionStatus
-from shared.domain.subscription import MicrosoftSubscription, Subscription, UnreadableSubscription
+from shared.domain.subscription import (
+    MicrosoftSubscription,
+    Party,
+    Subscription,
+    Term,
+    UnreadableSubscription,
+)
+from shared.queueing.messages import MalformedMessageError, decode_body, listed_snapshot, reconcile_message
 from shared.workflows.reconcile import sweep
 
 SUBSCRIBED = SubscriptionStatus.SUBSCRIBED
@@ -46,6 +55,10 @@ class Sent:
     def send(self, message: Any) -> None:
         self.messages.append(message)
         self.pulled_when_sent.append(self.listing.pulled)
+
+    def send_many(self, messages: list[Any]) -> None:
+        for message in messages:
+            self.send(message)
 
 
 def test_only_unknown_drifted_or_unactivated_subscriptions_are_queued() -> None:
@@ -128,3 +141,58 @@ def test_an_unreadable_item_is_counted_and_the_sweep_goes_on(caplog: Any) -> Non
     [summary] = [r for r in caplog.records if r.getMessage() == "reconciliation sweep queued"]
     assert summary.malformed == 2
     assert sum(r.getMessage() == "unreadable subscription in Microsoft's list" for r in caplog.records) == 2
+
+
+def test_only_a_subscription_unknown_here_travels_with_its_listed_record() -> None:
+    # A known one may have been mirrored from a newer GetSubscription than the list: its worker asks again.
+    listing = Listing([SUBSCRIBED, SUSPENDED])
+    rows = Rows({"sub-0": Subscription(id="sub-0", status=SUSPENDED)})
+    sent = Sent(listing)
+    sweep("c", marketplace=listing, subscriptions=rows, events=sent)  # type: ignore[arg-type]
+    assert [m.session_id for m in sent.messages] == ["sub-0", "sub-1"]
+    assert listed_snapshot(sent.messages[0].body) is None  # drifted: known here
+    assert listed_snapshot(sent.messages[1].body) == MicrosoftSubscription(id="sub-1", status=SUSPENDED)
+
+
+def test_a_listed_record_reads_back_unchanged_from_a_message_body() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    snapshot = MicrosoftSubscription(
+        id="sub-9",
+        name="Contoso's seats",
+        offer_id="offer",
+        plan_id="pro",
+        quantity=12,
+        status=SUSPENDED,
+        purchaser=Party(email="a@contoso.com", object_id="o1", tenant_id="t1", puid="p1"),
+        beneficiary=Party(email="b@fabrikam.com", object_id="o2", tenant_id="t2", puid="p2"),
+        term=Term(
+            unit="P1Y",
+            start=datetime(2026, 1, 1, tzinfo=UTC),
+            end=datetime(2026, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=1))),
+            charge_duration="P1M",
+        ),
+        auto_renew=False,
+        is_test=True,
+        is_free_trial=True,
+        allowed_customer_operations=frozenset({"Read", "Update"}),
+        sandbox_type="Csp",
+        session_mode="DryRun",
+        publisher_id="contoso",
+        created=datetime(2025, 12, 1, 8, 0, tzinfo=UTC),
+        last_modified=None,
+    )
+    message = reconcile_message("sub-9", "sweep", "c", listed=snapshot)
+    # Through the queue as bytes, as the worker receives it.
+    assert listed_snapshot(decode_body(message.encode())) == snapshot
+    assert listed_snapshot(reconcile_message("sub-9", "operator", "c").body) is None
+
+
+def test_a_listed_record_that_does_not_read_back_is_a_malformed_message() -> None:
+    body = reconcile_message("sub-9", "sweep", "c", listed=MicrosoftSubscription(id="sub-9")).body
+    body["listed"]["status"] = "Paused"
+    with pytest.raises(MalformedMessageError):
+        listed_snapshot(body)
+    del body["listed"]["term"]
+    with pytest.raises(MalformedMessageError):
+        listed_snapshot(body)

@@ -9,12 +9,12 @@ import uuid
 from typing import Any
 
 import pytest
-from azure.servicebus import ServiceBusMessage
+from azure.servicebus import ServiceBusMessage, ServiceBusMessageBatch
 from azure.servicebus.exceptions import ServiceBusConnectionError
 
 from shared.config import ConfigurationError, Settings
 from shared.queueing.memory import InMemoryQueue
-from shared.queueing.messages import QueueMessage, QueueUnavailableError, webhook_message
+from shared.queueing.messages import QueueMessage, QueueUnavailableError, reconcile_message, webhook_message
 from shared.queueing.servicebus import ServiceBusEventQueue
 from tests.support.ports import free_port
 
@@ -206,3 +206,66 @@ def test_a_scheduled_message_reaches_the_sdk_with_its_enqueue_time():
 
     [sent] = client.sent_to(QUEUE)
     assert sent.scheduled_enqueue_time_utc == later
+
+
+class BatchingSender(RecordingSender):
+    """A sender whose batches hold little, as Service Bus's size limit does, to show the page is split."""
+
+    def __init__(self, failure: Exception | None = None, batch_bytes: int = 2_000) -> None:
+        super().__init__(failure)
+        self.batches: list[list[str]] = []
+        self.batch_bytes = batch_bytes
+
+    def create_message_batch(self) -> ServiceBusMessageBatch:
+        return ServiceBusMessageBatch(max_size_in_bytes=self.batch_bytes)
+
+    def send_messages(self, message: Any, **kwargs: Any) -> None:
+        if self.failure is not None:
+            raise self.failure
+        inner = message._messages  # the SDK keeps a batch's messages here
+        self.batches.append([m.message_id for m in inner])
+
+
+def a_reconcile_message(number: int) -> QueueMessage:
+    return reconcile_message(f"sub-{number}", "sweep", "sweep-1")
+
+
+def test_send_many_fills_batches_up_to_the_size_limit_and_sends_each_once() -> None:
+    sender = BatchingSender()
+    queue = ServiceBusEventQueue(SingleSenderClient(sender), QUEUE, DEAD_LETTERS)
+    queue.send_many([a_reconcile_message(n) for n in range(12)])
+    assert len(sender.batches) > 1  # 12 did not fit one small batch
+    assert all(len(batch) > 1 for batch in sender.batches[:-1])  # each batch filled before the next
+    assert [i for batch in sender.batches for i in batch] == [
+        a_reconcile_message(n).message_id for n in range(12)
+    ]
+
+
+def test_send_many_refused_becomes_queue_unavailable_and_forgets_the_sender() -> None:
+    sender = BatchingSender(failure=ServiceBusConnectionError(message="link detached"))
+    client = SingleSenderClient(sender)
+    queue = ServiceBusEventQueue(client, QUEUE, DEAD_LETTERS)
+    with pytest.raises(QueueUnavailableError):
+        queue.send_many([a_reconcile_message(1)])
+    assert sender.closed
+    with pytest.raises(QueueUnavailableError):
+        queue.send_many([a_reconcile_message(1)])
+    assert client.opened == 2
+
+
+def test_send_many_refuses_a_message_too_big_for_any_batch() -> None:
+    sender = BatchingSender(batch_bytes=60)
+    queue = ServiceBusEventQueue(SingleSenderClient(sender), QUEUE, DEAD_LETTERS)
+    with pytest.raises(QueueUnavailableError):
+        queue.send_many([a_reconcile_message(1)])
+    assert sender.batches == []
+
+
+class SingleSenderClient:
+    def __init__(self, sender: BatchingSender) -> None:
+        self.sender = sender
+        self.opened = 0
+
+    def get_queue_sender(self, queue_name: str, **kwargs: Any) -> BatchingSender:
+        self.opened += 1
+        return self.sender
