@@ -171,6 +171,12 @@ def console_home(req: func.HttpRequest) -> func.HttpResponse:
     return console_overview.handle_overview(req)
 
 
+@app.route(route="console/sweep", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def console_sweep(req: func.HttpRequest) -> func.HttpResponse:
+    """An administrator asks for the reconciliation sweep now; the worker runs it in the app's identity."""
+    return console_overview.handle_sweep(req)
+
+
 @app.route(route="console/dead-letters", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def console_dead_letters_list(req: func.HttpRequest) -> func.HttpResponse:
     """The parked and dead-lettered messages, filtered by reason, place and subscription."""

@@ -6,10 +6,11 @@ import argparse
 from dataclasses import asdict
 from typing import Any
 
+from ops import environment
 from ops.render import print_error, print_json, print_line
 from shared.app_context import services
 from shared.workflows.operator_requests import UnknownSubscriptionError, request_reconcile
-from shared.workflows.reconcile import sweep
+from shared.workflows.reconcile import request_sweep, sweep_and_record
 
 
 def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -23,10 +24,31 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.subscription:
         return _one(args)
-    # The timer's own sweep: it lists Microsoft's subscriptions, so it needs the Fulfillment API settings.
     app = services()
-    report = sweep(
-        args.correlation_id, marketplace=app.fulfillment, subscriptions=app.subscriptions, events=app.queue
+    if environment.uses_azure_identity():
+        # Against Azure the operator's machine has no Fulfillment API credentials (the app signs in as its
+        # managed identity): the worker runs the sweep, and its counts land in the console's overview.
+        message = request_sweep(
+            requested_by=args.operator, correlation_id=args.correlation_id, events=app.queue, audit=app.audit
+        )
+        if args.json:
+            print_json(
+                {"sweepQueued": True, "messageId": message.message_id, "correlationId": args.correlation_id}
+            )
+        else:
+            print_line(
+                f"sweep queued for the worker (message {message.message_id}); its counts appear on the"
+                f" console's overview and in the log under correlation id {args.correlation_id}"
+            )
+        return 0
+    # The local stack: the sandbox's credentials are at hand, so the sweep runs here and reports at once.
+    report = sweep_and_record(
+        args.correlation_id,
+        marketplace=app.fulfillment,
+        subscriptions=app.subscriptions,
+        events=app.queue,
+        audit=app.audit,
+        requested_by=args.operator,
     )
     if args.json:
         print_json({**asdict(report), "correlationId": args.correlation_id})

@@ -50,6 +50,10 @@ class AuditAction(StrEnum):
     DEAD_LETTER_DISCARDED = "DeadLetterDiscarded"
     # The retention period ended: personal data deleted or anonymised, counts in `changes` (R58).
     PERSONAL_DATA_PURGED = "PersonalDataPurged"
+    # A reconciliation sweep ran: its counts in `changes`, who asked in `actor` (the timer: none). Kept in
+    # the fixed partition SWEEPS_PARTITION, as a sweep is about every subscription.
+    SWEEP = "Sweep"
+    SWEEP_REQUESTED = "SweepRequested"
     # A Microsoft action this code does not know yet, or a stored string from an older version.
     UNKNOWN = "Unknown"
 

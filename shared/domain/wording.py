@@ -171,6 +171,8 @@ AUDIT_NAMES: dict[str, str] = {
     AuditAction.DEAD_LETTER_DISCARD_REQUESTED: "Parked message discard requested",
     AuditAction.DEAD_LETTER_DISCARDED: "Parked message discarded",
     AuditAction.PERSONAL_DATA_PURGED: "Personal data removed after the retention period",
+    AuditAction.SWEEP: "Reconciliation sweep",
+    AuditAction.SWEEP_REQUESTED: "Reconciliation sweep requested",
 }
 DECISION_NAMES: dict[str, str] = {"accept": "Accepted", "refuse": "Refused"}
 

@@ -8,7 +8,7 @@ import azure.functions as func
 
 from shared.app_context import services
 from shared.logs import get_logger, log_context
-from shared.workflows.reconcile import SweepReport, sweep
+from shared.workflows.reconcile import SweepReport, sweep_and_record
 
 log = get_logger(__name__)
 
@@ -21,6 +21,10 @@ def handle_timer(timer: func.TimerRequest) -> SweepReport:
         if timer.past_due:
             log.warning("reconciliation sweep is running late")
         app = services()
-        return sweep(
-            correlation_id, marketplace=app.fulfillment, subscriptions=app.subscriptions, events=app.queue
+        return sweep_and_record(
+            correlation_id,
+            marketplace=app.fulfillment,
+            subscriptions=app.subscriptions,
+            events=app.queue,
+            audit=app.audit,
         )

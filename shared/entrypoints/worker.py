@@ -36,7 +36,7 @@ from shared.queueing.messages import (
 from shared.workflows.activation import activate_purchase
 from shared.workflows.errors import PermanentFailureError
 from shared.workflows.operations import handle_announced_operation
-from shared.workflows.reconcile import reconcile_subscription
+from shared.workflows.reconcile import reconcile_subscription, sweep_and_record
 from shared.workflows.tracking import track_operation
 
 if TYPE_CHECKING:
@@ -65,6 +65,14 @@ def _workflows() -> dict[str, Workflow]:
         ),
         MessageKind.RECONCILE: lambda app, body, cid: reconcile_subscription(
             str(body["subscriptionId"]), cid, ports=app.reconcile_ports, listed=listed_snapshot(body)
+        ),
+        MessageKind.SWEEP: lambda app, body, cid: sweep_and_record(
+            cid,
+            marketplace=app.fulfillment,
+            subscriptions=app.subscriptions,
+            events=app.queue,
+            audit=app.audit,
+            requested_by=str(body.get("requestedBy") or ""),
         ),
     }
 

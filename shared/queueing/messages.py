@@ -10,6 +10,8 @@ in order and on one worker at a time. The body is JSON with a `kind`:
 - `reconcile`: bring one subscription in line with GetSubscription and its pending operations (R83). The
   sweep adds `listed` for a subscription it found unknown locally: Microsoft's record as ListSubscriptions
   gave it (`listed_body` / `listed_snapshot`), so the worker can create the mirror without asking again.
+- `sweep`: run the reconciliation sweep now, in the app's own identity (an operator asked, from the CLI or
+  the console); its session is `SWEEP_SESSION`, so two requests never sweep at once.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class MessageKind(StrEnum):
     WEBHOOK = "webhook"
     TRACK = "track"
     RECONCILE = "reconcile"
+    SWEEP = "sweep"
 
     @classmethod
     def parse(cls, value: object) -> MessageKind | None:
@@ -174,6 +177,19 @@ def reconcile_message(
         message_id=f"reconcile-{subscription_id}-{correlation_id}",
         session_id=subscription_id,
         body=body,
+        correlation_id=correlation_id,
+    )
+
+
+SWEEP_SESSION = "_sweep"
+
+
+def sweep_message(requested_by: str, correlation_id: str) -> QueueMessage:
+    """A request to sweep now; the worker runs it with the app's Fulfillment API identity."""
+    return QueueMessage(
+        message_id=f"sweep-{correlation_id}",
+        session_id=SWEEP_SESSION,
+        body={"kind": MessageKind.SWEEP, "requestedBy": requested_by, "correlationId": correlation_id},
         correlation_id=correlation_id,
     )
 

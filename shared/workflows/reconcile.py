@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from itertools import islice
 from typing import TYPE_CHECKING
 
@@ -40,13 +40,19 @@ from shared.domain.subscription import (
 )
 from shared.domain.transitions import Cause
 from shared.logs import get_logger
-from shared.queueing.messages import QueueMessage, reconcile_message
+from shared.queueing.messages import QueueMessage, reconcile_message, sweep_message
 from shared.workflows.activation import ActivationPorts, activate_purchase
 from shared.workflows.operations import OperationPorts, handle_announced_operation, pending_status
 from shared.workflows.sync import mirror_new, sync_from_microsoft, utcnow
 
 if TYPE_CHECKING:
-    from shared.workflows.ports import EventPublisher, Marketplace, SubscriptionRecords
+    from shared.workflows.ports import (
+        AuditHistory,
+        AuditLog,
+        EventPublisher,
+        Marketplace,
+        SubscriptionRecords,
+    )
 
 log = get_logger(__name__)
 SOURCE = AuditSource.RECONCILIATION
@@ -281,3 +287,54 @@ def _lookup(
         pool.submit(contextvars.copy_context().run, subscriptions.get, snapshot.id) for snapshot in snapshots
     ]
     return [future.result() for future in futures]
+
+
+# --- a sweep asked for by an operator, and the record of every sweep ------------------------------------
+
+SWEEPS_PARTITION = "_sweeps"  # the audit trail's partition for sweeps: they concern every subscription
+
+
+def request_sweep(
+    *, requested_by: str, correlation_id: str, events: EventPublisher, audit: AuditLog
+) -> QueueMessage:
+    """Queues a sweep for the worker, which runs it with the app's own Fulfillment API identity: an
+    operator's machine (the CLI against Azure) or the console's request never needs its credentials."""
+    message = sweep_message(requested_by, correlation_id)
+    events.send(message)
+    audit.append(_sweep_entry(AuditAction.SWEEP_REQUESTED, requested_by, correlation_id, {}))
+    return message
+
+
+def sweep_and_record(
+    correlation_id: str,
+    *,
+    marketplace: Marketplace,
+    subscriptions: SubscriptionRecords,
+    events: EventPublisher,
+    audit: AuditLog,
+    requested_by: str = "",
+) -> SweepReport:
+    """`sweep`, then its counts in the audit trail (SWEEPS_PARTITION), where the console shows them."""
+    report = sweep(correlation_id, marketplace=marketplace, subscriptions=subscriptions, events=events)
+    counts = {name: (None, value) for name, value in asdict(report).items()}
+    audit.append(_sweep_entry(AuditAction.SWEEP, requested_by, correlation_id, counts))
+    return report
+
+
+def recent_sweeps(audit: AuditHistory, limit: int = 5) -> list[AuditEntry]:
+    """The last sweeps and requests, newest first."""
+    return list(reversed(audit.list(SWEEPS_PARTITION)))[:limit]
+
+
+def _sweep_entry(
+    action: AuditAction, requested_by: str, correlation_id: str, changes: dict[str, tuple[None, int]]
+) -> AuditEntry:
+    return AuditEntry(
+        subscription_id=SWEEPS_PARTITION,
+        at=utcnow(),
+        action=action,
+        source=AuditSource.OPERATOR if requested_by else AuditSource.RECONCILIATION,
+        correlation_id=correlation_id,
+        changes=changes,
+        actor=requested_by,
+    )

@@ -1,19 +1,24 @@
-"""GET /api/console: the overview an operator opens first (figures, and the same figures as pictures)."""
+"""GET /api/console: the overview an operator opens first (figures, and the same figures as pictures);
+POST /api/console/sweep: an administrator asks for a reconciliation sweep now."""
 
 from __future__ import annotations
 
+import uuid
 from urllib.parse import urlencode
 
 import azure.functions as func
 
 from shared.domain.console_stats import Activity
-from shared.entrypoints.console.visit import open_console
-from shared.logs import get_logger
-from shared.web import charts
+from shared.entrypoints.console.visit import OperatorVisit, open_console, open_console_action
+from shared.logs import get_logger, log_context
+from shared.web import charts, notices
+from shared.web.pages import error_page, redirect
 from shared.workflows.console_overview import Overview, overview
+from shared.workflows.reconcile import recent_sweeps, request_sweep
 
 log = get_logger(__name__)
 LIST = "/api/console/subscriptions"
+HOME = "/api/console"
 
 
 def handle_overview(req: func.HttpRequest) -> func.HttpResponse:
@@ -33,7 +38,39 @@ def handle_overview(req: func.HttpRequest) -> func.HttpResponse:
         charts=_charts(figures),
         list_url=list_url,
         refresh_after=2 if figures.counting else 0,
+        sweeps=recent_sweeps(visit.app.audit),
+        sweep_notice=SWEEP_QUEUED if _sweep_asked(visit, req) else "",
     )
+
+
+SWEEP_QUEUED = (
+    "Sweep queued. The worker runs it with the app's own access to Microsoft; reload this page to see its "
+    "counts, and the subscriptions' pages for what it repaired."
+)
+
+
+def _sweep_asked(visit: OperatorVisit, req: func.HttpRequest) -> bool:
+    return notices.verified(visit.session, HOME, req.params, ("notice",)).get("notice") == "sweep"
+
+
+def handle_sweep(req: func.HttpRequest) -> func.HttpResponse:
+    """Queues a sweep for the worker (admins, CSRF-checked, confirmed); audited with who asked."""
+    opened = open_console_action(req)
+    if isinstance(opened, func.HttpResponse):
+        return opened
+    visit, form = opened
+    if form.get("confirm") != "yes":
+        return error_page(400, "Please confirm", "Tick the box to confirm, then send the form again.")
+    correlation_id = f"console-{uuid.uuid4()}"
+    with log_context(correlation_id=correlation_id):
+        request_sweep(
+            requested_by=visit.actor,
+            correlation_id=correlation_id,
+            events=visit.app.queue,
+            audit=visit.app.audit,
+        )
+        log.info("console sweep requested")
+    return redirect(f"{HOME}?{notices.signed_query(visit.session, HOME, {'notice': 'sweep'})}")
 
 
 def list_url(**filters: str) -> str:
