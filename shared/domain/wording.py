@@ -219,6 +219,11 @@ CHANGE_LABELS: dict[str, str] = {
     "decision": "Decision",
     "reason": "Reason",
     "unanswered_operation": "Unanswered operation",
+    "last_operation_action": "Last change from Microsoft",
+    "last_operation_at": "Last change at",
+    "last_operation_id": "Last operation id",
+    "confirmed_by": "Confirmed by",
+    "contact_email": "Contact e-mail",
 }
 _UNLABELLED = frozenset({"id"})
 _MOMENT = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})")
@@ -253,6 +258,8 @@ def _change_value(key: str, value: object) -> str:
         return status_name(value)
     if key == "decision":
         return decision_name(value)
+    if key == "last_operation_action":
+        return action_name(value)
     if isinstance(value, bool):
         return "Yes" if value else "No"
     if isinstance(value, Mapping):

@@ -27,7 +27,8 @@ def _text(value: object) -> str:
 
 
 def _fmt(value: float) -> str:
-    return f"{value:g}" if value != int(value) else str(int(value))
+    # Whole numbers as they are; fractions (seconds of latency) to two significant decimals, not 0.041369.
+    return str(int(value)) if value == int(value) else f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def _short(label: str) -> str:

@@ -243,6 +243,9 @@ def test_the_overview_counts_and_links(portal: Portal, seeded: list[Subscription
     svgs = re.findall(r"<svg.*?</svg>", html, re.S)
     assert svgs
     assert all("<script" not in svg and "style=" not in svg for svg in svgs)
+    # People read statuses in words, pictures included.
+    assert "PendingFulfillmentStart" not in "".join(svgs)
+    assert "Waiting for activation" in svgs[0]
 
 
 def test_while_an_instance_first_reads_the_list_the_page_says_so_and_reloads(

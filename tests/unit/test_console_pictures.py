@@ -65,3 +65,9 @@ def test_cells_that_a_spreadsheet_would_run_get_an_apostrophe(value: object, cel
 def test_csv_lines_read_back_as_written() -> None:
     text = "".join(csv_lines(("id", "name"), [("a", 'x,"y"\nz'), ("b", "=1+1")]))
     assert list(csv.reader(io.StringIO(text))) == [["id", "name"], ["a", 'x,"y"\nz'], ["b", "'=1+1"]]
+
+
+def test_fractions_of_a_second_read_as_two_decimals_not_six() -> None:
+    picture = str(bars_per_day("Latency", [("Dec 01", 0.041369)], unit=" s"))
+    assert "0.04 s" in picture
+    assert "0.041369" not in picture

@@ -195,3 +195,8 @@ def test_every_audit_source_has_a_name(source: AuditSource) -> None:
 def test_the_row_a_purchase_first_records_is_named() -> None:
     # The landing mirrors a resolved purchase with the cause "Resolve": its row must not read "Other change".
     assert wording.audit_name(AuditAction.parse("Resolve")) == "Purchase recorded"
+
+
+def test_the_last_change_from_microsoft_reads_as_words_not_as_its_action_name() -> None:
+    lines = wording.audit_changes({"last_operation_action": (None, "ChangeQuantity")})
+    assert lines == ["Last change from Microsoft: Seat quantity change"]

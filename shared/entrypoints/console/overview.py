@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 import azure.functions as func
 
+from shared.domain import wording
 from shared.domain.console_stats import Activity
 from shared.entrypoints.console.visit import OperatorVisit, open_console, open_console_action
 from shared.logs import get_logger, log_context
@@ -84,7 +85,8 @@ def _charts(figures: Overview) -> dict[str, object]:
 
     pictures: dict[str, object] = {
         "status": charts.horizontal_bars(
-            "Subscriptions by status", [(status.value, count) for status, count in figures.by_status.items()]
+            "Subscriptions by status",
+            [(wording.status_name(status), count) for status, count in figures.by_status.items()],
         ),
         "offer": charts.horizontal_bars("Subscriptions by offer", list(figures.by_offer.items())),
         "plan": charts.horizontal_bars("Subscriptions by plan", list(figures.by_plan.items())),
