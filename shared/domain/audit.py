@@ -21,6 +21,10 @@ def _norm(value: object) -> str:
     return str(value or "").strip().lower()
 
 
+# The audit trail's partition for reconciliation sweeps: a sweep concerns every subscription, not one.
+SWEEPS_PARTITION = "_sweeps"
+
+
 class AuditAction(StrEnum):
     """What an entry records. Microsoft's actions keep Microsoft's spelling (they are `Action` values)."""
 

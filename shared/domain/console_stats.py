@@ -37,7 +37,8 @@ def activities(changes: Mapping[str, tuple[Any, Any]]) -> set[Activity]:
         SubscriptionStatus.PENDING_FULFILLMENT_START,
     ):
         found.add(Activity.ACTIVATION)
-    if new_status == SubscriptionStatus.UNSUBSCRIBED.value and old_status != new_status:
+    # A first sight of one already cancelled (a first sweep over old purchases) is no cancellation today.
+    if new_status == SubscriptionStatus.UNSUBSCRIBED.value and old_status not in (None, "", new_status):
         found.add(Activity.CANCELLATION)
     # A first sight (old None) records what the subscription was bought with, not a change of it.
     if "plan_id" in changes and changes["plan_id"][0] not in (None, ""):
@@ -59,9 +60,18 @@ def count_per_day(moments: Iterable[datetime], days: list[date]) -> dict[date, i
 
 
 def count_by(items: Iterable[T], key: Callable[[T], str]) -> dict[str, int]:
-    """How many items share each key, largest first (ties by key, so the order is stable)."""
-    counts = Counter(key(item) for item in items)
-    return dict(sorted(counts.items(), key=lambda pair: (-pair[1], pair[0])))
+    """How many items share each key, largest first (ties by key, so the order is stable).
+
+    Keys that differ only in case are one group, shown as first seen: the list's filters ignore case, so
+    "Analytics" and "analytics" counted apart would each link to a list of both."""
+    counts: Counter[str] = Counter()
+    shown: dict[str, str] = {}
+    for item in items:
+        label = key(item)
+        group = label.casefold()
+        shown.setdefault(group, label)
+        counts[group] += 1
+    return dict(sorted(((shown[g], n) for g, n in counts.items()), key=lambda pair: (-pair[1], pair[0])))
 
 
 def percentile(values: list[float], q: float) -> float | None:

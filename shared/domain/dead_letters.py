@@ -34,6 +34,10 @@ REPLAY_COUNT = "replayCount"
 FIRST_ENQUEUED_AT = "firstEnqueuedTimeUtc"
 DELIVERY_COUNT = "deliveryCount"
 
+# The events queue's session for a requested reconciliation sweep (shared.queueing.messages.sweep_message):
+# the one session id that names no subscription.
+SWEEP_SESSION = "_sweep"
+
 
 class DeadLetterSource(StrEnum):
     """Where an entry waits: the worker's parking queue, or the broker's dead-letter sub-queue."""
@@ -76,7 +80,9 @@ class DeadLetterEntry:
 
     @property
     def subscription_id(self) -> str:
-        """The session id (always the subscription id), else what the body names."""
+        """The session id (the subscription id, but for a sweep's), else what the body names."""
+        if self.session_id == SWEEP_SESSION:
+            return ""  # a sweep is about every subscription, not one
         if self.session_id:
             return self.session_id
         payload = self.body.get("payload")

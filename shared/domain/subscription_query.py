@@ -106,12 +106,18 @@ class SubscriptionQuery:
         """False for a status Microsoft never sends (a typo would otherwise quietly match nothing)."""
         return not self.status or self.status.strip().lower() in STATUSES
 
-    def problems(self) -> list[str]:
-        """What is wrong with the query as asked, in words an operator can act on; empty when usable."""
+    def problems(self, *, for_people: bool = False) -> list[str]:
+        """What is wrong with the query as asked, in words an operator can act on; empty when usable.
+
+        The CLI's operator types Microsoft's status values, so it is offered those; a page (`for_people`)
+        offers the statuses as its list shows them."""
         found = []
         if not self.status_is_known():
-            known = ", ".join(status.value for status in SubscriptionStatus)
-            found.append(f"There is no status {_quoted(self.status)}. Choose one of: {known}.")
+            if for_people:
+                choice = "Choose a status from the list."
+            else:
+                choice = "Choose one of: " + ", ".join(status.value for status in SubscriptionStatus) + "."
+            found.append(f"There is no status {_quoted(self.status)}. {choice}")
         for label, value in self.texts().items():
             if len(value) > MAX_TEXT:
                 found.append(

@@ -22,6 +22,7 @@ from shared.domain.dead_letters import (
     ORIGINAL_MESSAGE_ID,
     REPLAY_COUNT,
     REPLAYED_BY,
+    SWEEP_SESSION,
 )
 from shared.fulfillment.errors import FulfillmentError, is_transient
 from shared.logs import get_logger, log_context
@@ -81,7 +82,9 @@ def handle_message(msg: func.ServiceBusMessage) -> None:
 
     app = services()
     raw = msg.get_body()
-    ids = {"message_id": msg.message_id, "subscription_id": msg.session_id or None}
+    # A sweep's session names no subscription: its lines carry none rather than "_sweep".
+    subscription_id = msg.session_id if msg.session_id and msg.session_id != SWEEP_SESSION else None
+    ids = {"message_id": msg.message_id, "subscription_id": subscription_id}
     with (
         log_context(**ids, delivery_count=str(msg.delivery_count or "")),
         # The trace the sender started (webhook, landing, re-check) goes on here: its context rides in the

@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shared import telemetry
+from shared.domain.dead_letters import SWEEP_SESSION
 from shared.domain.status import parse_status
 from shared.domain.subscription import MicrosoftSubscription, Party, Term
 
@@ -179,9 +180,6 @@ def reconcile_message(
         body=body,
         correlation_id=correlation_id,
     )
-
-
-SWEEP_SESSION = "_sweep"
 
 
 def sweep_message(requested_by: str, correlation_id: str) -> QueueMessage:

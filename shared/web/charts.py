@@ -26,6 +26,12 @@ def _text(value: object) -> str:
     return escape(str(value), quote=True)
 
 
+def _label(value: object) -> str:
+    """A label someone else chose (an offer or plan id): escaped, and isolated with FSI/PDI so right-to-left
+    or override characters in it cannot reorder what follows (its count), as `| bdi` does in pages."""
+    return _text(f"\u2068{value}\u2069")
+
+
 def _fmt(value: float) -> str:
     # Whole numbers as they are; fractions (seconds of latency) to two significant decimals, not 0.041369.
     return str(int(value)) if value == int(value) else f"{value:.2f}".rstrip("0").rstrip(".")
@@ -55,12 +61,12 @@ def bars_per_day(title: str, points: Sequence[tuple[str, float | None]], *, unit
         shown = "no data" if value is None else _fmt(value) + unit
         parts.append(
             f'<rect x="{x + step * 0.15:.1f}" y="{y:.1f}" width="{step * 0.7:.1f}" '
-            f'height="{bar_height:.1f}" fill="{BAR}"><title>{_text(label)}: {_text(shown)}</title></rect>'
+            f'height="{bar_height:.1f}" fill="{BAR}"><title>{_label(label)}: {_text(shown)}</title></rect>'
         )
         if len(points) <= 16 or position % 2 == 0:
             parts.append(
                 f'<text x="{x + step / 2:.1f}" y="{height - bottom + 14}" font-size="10" '
-                f'text-anchor="middle" fill="{MUTED}">{_text(_short(label))}</text>'
+                f'text-anchor="middle" fill="{MUTED}">{_label(_short(label))}</text>'
             )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every text in it went through _text (html.escape)
@@ -82,11 +88,11 @@ def horizontal_bars(title: str, items: Sequence[tuple[str, float]]) -> Markup:
         bar = 0.0 if not value else max(1.0, room * value / largest)
         parts.append(
             f'<text x="{label_width - 8}" y="{y + 13}" font-size="12" text-anchor="end" '
-            f'fill="{INK}">{_text(_short(label))}</text>'
+            f'fill="{INK}">{_label(_short(label))}</text>'
         )
         parts.append(
             f'<rect x="{label_width}" y="{y}" width="{bar:.1f}" height="{row - gap}" fill="{BAR}">'
-            f"<title>{_text(label)}: {_text(_fmt(value))}</title></rect>"
+            f"<title>{_label(label)}: {_text(_fmt(value))}</title></rect>"
         )
         parts.append(
             f'<text x="{label_width + bar + 6:.1f}" y="{y + 13}" font-size="12" '

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from shared.domain.audit import AuditAction, AuditEntry, AuditSource
+from shared.domain.audit import SWEEPS_PARTITION, AuditAction, AuditEntry, AuditSource
 from shared.domain.dead_letters import (
     DeadLetterEntry,
     DeadLetterSelection,
@@ -32,7 +32,7 @@ from shared.domain.dead_letters import (
     replay_properties,
 )
 from shared.logs import get_logger
-from shared.queueing.messages import QueueMessage
+from shared.queueing.messages import MessageKind, QueueMessage
 from shared.workflows.sync import utcnow
 
 if TYPE_CHECKING:
@@ -214,7 +214,7 @@ def _audit(
     )
     ports.audit.append(
         AuditEntry(
-            subscription_id=entry.subscription_id or UNASSIGNED_SUBSCRIPTION,
+            subscription_id=entry.subscription_id or _partition_without_subscription(entry),
             at=utcnow(),
             action=action,
             source=AuditSource.OPERATOR,
@@ -224,3 +224,9 @@ def _audit(
             actor=operator,
         )
     )
+
+
+def _partition_without_subscription(entry: DeadLetterEntry) -> str:
+    """Where an entry naming no subscription is audited: a sweep's beside the sweeps (the console's overview
+    lists them), anything else in UNASSIGNED_SUBSCRIPTION."""
+    return SWEEPS_PARTITION if entry.kind == MessageKind.SWEEP else UNASSIGNED_SUBSCRIPTION

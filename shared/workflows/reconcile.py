@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from itertools import islice
 from typing import TYPE_CHECKING
 
-from shared.domain.audit import AuditAction, AuditEntry, AuditSource
+from shared.domain.audit import SWEEPS_PARTITION, AuditAction, AuditEntry, AuditSource
 from shared.domain.inbox import InboxState
 from shared.domain.status import SubscriptionStatus
 from shared.domain.subscription import (
@@ -290,8 +290,6 @@ def _lookup(
 
 
 # --- a sweep asked for by an operator, and the record of every sweep ------------------------------------
-
-SWEEPS_PARTITION = "_sweeps"  # the audit trail's partition for sweeps: they concern every subscription
 
 
 def request_sweep(

@@ -17,9 +17,9 @@ import requests
 
 from devhost.local_queue import LocalDeadLetters, LocalQueue, register_local_queue
 from shared.app_context import services
-from shared.domain.audit import AuditAction
+from shared.domain.audit import SWEEPS_PARTITION, AuditAction
 from shared.domain.dead_letters import DeadLetterEntry
-from shared.queueing.messages import QueueMessage
+from shared.queueing.messages import QueueMessage, sweep_message
 from shared.web import notices
 from shared.web.current_user import SignedInUser, session_codec
 from tests.console import BUYER, CONSOLE, OLIVIA, RAVI
@@ -368,3 +368,20 @@ def test_digits_that_are_not_ascii_are_no_count(stack: Stack, count: str) -> Non
 
 def _actor(user: SignedInUser) -> str:
     return f"{user.upn} ({user.tenant_id}:{user.object_id})"
+
+
+def test_a_parked_sweep_names_no_subscription_and_its_discard_is_kept_with_the_sweeps(stack: Stack) -> None:
+    requested = sweep_message("olivia (t:o)", f"c-{uuid.uuid4()}")
+    stack.queue.dead_letter(requested, "ListSubscriptionsFailed", "Microsoft answered 500 on every page")
+    entry = stack.waiting(requested.message_id)
+    assert entry is not None
+    assert entry.subscription_id == ""
+
+    page = stack.browser(RAVI).get(f"{stack.url}{PAGE}").text
+    assert "Reconciliation sweep of every subscription" in page
+    assert "/api/console/subscriptions/_sweep" not in page, "no link to a subscription that does not exist"
+
+    fields = {"key": entry.key, "confirm": "yes", "why": "the sweep ran again on its schedule"}
+    assert _post(stack.browser(OLIVIA), stack, "discard", fields).status_code == 303
+    kept = [e.action for e in services().audit.list(SWEEPS_PARTITION)]
+    assert AuditAction.DEAD_LETTER_DISCARDED in kept

@@ -206,6 +206,10 @@ def test_hostile_queries_get_a_clear_answer(portal: Portal, params: dict[str, st
         answer = portal.browser(RAVI).get(f"{portal.url}{LIST}", params={**params, **extra})
         assert answer.status_code == 400
         assert words in answer.text
+        said = (
+            " ".join(re.findall(r"data-problem>(.*?)</p>", answer.text, re.S)) if not extra else answer.text
+        )
+        assert "PendingFulfillmentStart" not in said, "statuses in words, as the list offers them"
         if extra:
             assert answer.headers["Content-Type"].startswith("text/plain")
             assert answer.headers["Content-Security-Policy"].startswith("default-src 'none'")
@@ -220,6 +224,15 @@ def test_a_page_past_the_end_says_so(portal: Portal, seeded: list[Subscription])
     assert answer.status_code == 200
     assert "Page 500 is past the last page (3)" in answer.text
     assert _ids(answer.text) == []
+    assert re.search(r'href="[^"]*page=3[^"]*" rel="prev"', answer.text), "back to the last page, not to 499"
+
+
+def test_a_page_past_the_end_of_no_matches_says_so_too(portal: Portal, seeded: list[Subscription]) -> None:
+    answer = portal.browser(RAVI).get(
+        f"{portal.url}{LIST}", params={"q": "no such thing at all", "page": "3"}
+    )
+    assert answer.status_code == 200
+    assert "Page 3 is past the last page (1)" in answer.text
 
 
 def test_the_overview_counts_and_links(portal: Portal, seeded: list[Subscription]) -> None:

@@ -9,11 +9,11 @@ import pytest
 import requests
 from azure.functions.servicebus import ServiceBusMessage
 
-from shared.domain.audit import AuditAction, AuditSource
+from shared.domain.audit import SWEEPS_PARTITION, AuditAction, AuditSource
+from shared.domain.dead_letters import SWEEP_SESSION
 from shared.entrypoints import worker
-from shared.queueing.messages import SWEEP_SESSION, MessageKind, QueueMessage
+from shared.queueing.messages import MessageKind, QueueMessage, QueueUnavailableError
 from shared.web.current_user import SignedInUser
-from shared.workflows.reconcile import SWEEPS_PARTITION
 from tests.console import BUYER, CONSOLE, OLIVIA, RAVI
 from tests.portal import Portal, token_for
 
@@ -98,3 +98,23 @@ def test_a_reader_sees_the_sweeps_but_no_button(portal: Portal) -> None:
     page = portal.browser(RAVI).get(f"{portal.url}{CONSOLE}", allow_redirects=False).text
     assert "Reconciliation with Microsoft" in page
     assert 'id="sweep-form"' not in page
+
+
+class _RefusingQueue:
+    """The events queue during an outage (Service Bus unreachable): every send is refused."""
+
+    def send(self, message: QueueMessage) -> None:
+        raise QueueUnavailableError("service bus unreachable")
+
+
+def test_a_sweep_the_queue_refuses_says_so_and_records_nothing(
+    portal: Portal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = len(portal.services.audit.list(SWEEPS_PARTITION))
+    monkeypatch.setattr(portal.services, "queue", _RefusingQueue())
+
+    answer = _ask(portal, OLIVIA, {"confirm": "yes"})
+
+    assert answer.status_code == 503
+    assert "The sweep could not be queued" in answer.text
+    assert len(portal.services.audit.list(SWEEPS_PARTITION)) == before

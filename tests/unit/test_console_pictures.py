@@ -54,6 +54,10 @@ def test_chart_labels_are_escaped_and_kept_as_text() -> None:
         ("\tx", "'\tx"),
         ("\rx", "'\rx"),
         ("Contoso = fine", "Contoso = fine"),
+        (" =HYPERLINK(1)", "' =HYPERLINK(1)"),
+        ("\u00a0=1", "'\u00a0=1"),
+        ("\uff1dHYPERLINK(1)", "'\uff1dHYPERLINK(1)"),
+        ("\uff0b1", "'\uff0b1"),
         (None, ""),
         (5, "5"),
     ],
@@ -64,10 +68,24 @@ def test_cells_that_a_spreadsheet_would_run_get_an_apostrophe(value: object, cel
 
 def test_csv_lines_read_back_as_written() -> None:
     text = "".join(csv_lines(("id", "name"), [("a", 'x,"y"\nz'), ("b", "=1+1")]))
-    assert list(csv.reader(io.StringIO(text))) == [["id", "name"], ["a", 'x,"y"\nz'], ["b", "'=1+1"]]
+    assert text.startswith("\ufeff")  # spreadsheets then read names in any script as UTF-8
+    rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
+    assert rows == [["id", "name"], ["a", 'x,"y"\nz'], ["b", "'=1+1"]]
+
+
+def test_a_semicolon_separated_reading_finds_no_cell_that_starts_a_formula() -> None:
+    # Excel in de-DE or fr-FR splits on ";": quoting keeps "a;=cmd..." one cell there too.
+    text = "".join(csv_lines(("name",), [("a;=cmd|' /C calc'!A0;b",)])).removeprefix("\ufeff")
+    for row in csv.reader(io.StringIO(text), delimiter=";"):
+        assert not any(cell.lstrip().startswith("=") for cell in row), row
 
 
 def test_fractions_of_a_second_read_as_two_decimals_not_six() -> None:
     picture = str(bars_per_day("Latency", [("Dec 01", 0.041369)], unit=" s"))
     assert "0.04 s" in picture
     assert "0.041369" not in picture
+
+
+def test_a_label_with_a_right_to_left_override_cannot_reorder_its_count() -> None:
+    picture = str(horizontal_bars("By offer", [("\u202eevil", 12.0)]))
+    assert "<title>\u2068\u202eevil\u2069: 12</title>" in picture

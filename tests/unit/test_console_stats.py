@@ -49,6 +49,15 @@ def test_count_by_puts_the_largest_first_with_a_stable_order() -> None:
     assert list(count_by(["b", "a", "b", "c", "a"], str).items()) == [("a", 2), ("b", 2), ("c", 1)]
 
 
+def test_count_by_groups_keys_that_differ_only_in_case_as_the_lists_filters_do() -> None:
+    assert count_by(["Analytics", "analytics", "ANALYTICS", "backup"], str) == {"Analytics": 3, "backup": 1}
+
+
+def test_a_first_sight_of_a_subscription_already_cancelled_is_no_cancellation_today() -> None:
+    assert activities({"status": (None, "Unsubscribed")}) == set()
+    assert activities({"status": ("Subscribed", "Unsubscribed")}) == {Activity.CANCELLATION}
+
+
 @pytest.mark.parametrize(
     ("values", "q", "expected"),
     [

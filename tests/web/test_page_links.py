@@ -30,3 +30,11 @@ def test_configured_help_links_appear_in_the_footer(monkeypatch: pytest.MonkeyPa
     assert '<a href="mailto:help@fabrikam.example">Support</a>' in html
     assert '<a href="https://docs.fabrikam.example/">Documentation</a>' in html
     assert "Fabrikam Insights" in html
+
+
+def test_the_product_name_leads_to_a_page_of_this_app_never_to_the_hosts_root() -> None:
+    buyer = render("error.html", csp_nonce="n0nce", title="Oops", message="Something went wrong.")
+    assert 'class="product-name" href="/api/portal"' in buyer
+    console = render("error.html", csp_nonce="n0nce", title="Oops", message="x", home_url="/api/console")
+    assert 'class="product-name" href="/api/console"' in console
+    assert 'href="/"' not in buyer + console

@@ -83,6 +83,7 @@ KIND_NAMES = {
     "webhook": "Notice from Microsoft",
     "track": "Follow-up of a change we asked for",
     "reconcile": "Check against Microsoft",
+    "sweep": "Reconciliation sweep of every subscription",
 }
 
 

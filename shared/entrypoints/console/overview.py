@@ -12,6 +12,7 @@ from shared.domain import wording
 from shared.domain.console_stats import Activity
 from shared.entrypoints.console.visit import OperatorVisit, open_console, open_console_action
 from shared.logs import get_logger, log_context
+from shared.queueing.messages import QueueUnavailableError
 from shared.web import charts, notices
 from shared.web.pages import error_page, redirect
 from shared.workflows.console_overview import Overview, overview
@@ -64,12 +65,21 @@ def handle_sweep(req: func.HttpRequest) -> func.HttpResponse:
         return error_page(400, "Please confirm", "Tick the box to confirm, then send the form again.")
     correlation_id = f"console-{uuid.uuid4()}"
     with log_context(correlation_id=correlation_id):
-        request_sweep(
-            requested_by=visit.actor,
-            correlation_id=correlation_id,
-            events=visit.app.queue,
-            audit=visit.app.audit,
-        )
+        try:
+            request_sweep(
+                requested_by=visit.actor,
+                correlation_id=correlation_id,
+                events=visit.app.queue,
+                audit=visit.app.audit,
+            )
+        except QueueUnavailableError:
+            log.exception("console sweep not queued: the events queue refused it")
+            return error_page(
+                503,
+                "The sweep could not be queued",
+                "Nothing was started. The events queue did not take the request; the app's log says why.",
+                "Try again in a minute. The scheduled sweep still runs on its own.",
+            )
         log.info("console sweep requested")
     return redirect(f"{HOME}?{notices.signed_query(visit.session, HOME, {'notice': 'sweep'})}")
 

@@ -72,7 +72,7 @@ def handle_list(req: func.HttpRequest) -> func.HttpResponse:
         return visit
     params = _params(req)
     query = _query(params)
-    problems = query.problems()
+    problems = query.problems(for_people=True)
     page = parse_page(params.get("page", ""))
     if page is None:
         problems.append("The page number must be a whole number from 1 up; the list starts again at page 1.")
@@ -112,8 +112,9 @@ def handle_list(req: func.HttpRequest) -> func.HttpResponse:
             refresh_after=2,
         )
     notices = []
-    if result.page.total and page > result.page.count:
-        notices.append(f"Page {page} is past the last page ({result.page.count}).")
+    past_the_end = page > result.page.count
+    if past_the_end:
+        notices.append(f"Page {page} is past the last page ({result.page.count}); it has no subscriptions.")
     log.info("console list", extra={"matched": result.page.total, "page": page})
     filters = _filters(params)
     return visit.render(
@@ -123,7 +124,10 @@ def handle_list(req: func.HttpRequest) -> func.HttpResponse:
         rows=result.rows,
         result=result,
         links={
-            "previous": _url(filters, page=result.page.number - 1) if result.page.has_previous else "",
+            # Past the end, "Previous" leads to the last page, not to the (just as empty) page before.
+            "previous": _url(filters, page=result.page.count)
+            if past_the_end
+            else (_url(filters, page=result.page.number - 1) if result.page.has_previous else ""),
             "next": _url(filters, page=result.page.number + 1) if result.page.has_next else "",
         },
         csv_url=_url(filters, format="csv"),

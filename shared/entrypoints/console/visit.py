@@ -68,6 +68,7 @@ class OperatorVisit:
             self.user,
             status=status,
             console_roles=sorted(self.roles),
+            home_url=CONSOLE_HOME,
             can_act=self.can_act,
             **context,
         )
