@@ -62,7 +62,12 @@ _NO_TIME = datetime.min.replace(tzinfo=UTC)
 
 def _row_key(at: datetime) -> str:
     # Fixed-width UTC time sorts as text in time order; the uuid keeps same-instant rows apart.
-    return f"{ROW_PREFIX}{to_utc(at, 'at'):%Y%m%dT%H%M%S.%fZ}-{uuid.uuid4().hex}"
+    return f"{_key_from(at, 'at')}-{uuid.uuid4().hex}"
+
+
+def _key_from(at: datetime, name: str) -> str:
+    """The lowest RowKey of an entry at or after `at`."""
+    return f"{ROW_PREFIX}{to_utc(at, name):%Y%m%dT%H%M%S.%fZ}"
 
 
 Changes = Mapping[str, tuple[Any, Any]]
@@ -137,6 +142,20 @@ class AuditTrail:
         # What was sent is what is stored: no read back.
         return from_entity(entity)
 
+    def list_since(self, subscription_id: str, cutoff: datetime) -> list[AuditEntry]:
+        """A subscription's entries from `cutoff` on, oldest first. Table Storage returns a partition in
+        ascending key order only, so "the newest N" is read as "since a time": the key starts with the
+        entry's time, so the service filters and only those rows travel."""
+        rows = self._table.query_entities(
+            query_filter="PartitionKey eq @pk and RowKey ge @first and RowKey lt @end",
+            parameters={
+                "pk": check_key(subscription_id, "subscription id"),
+                "first": _key_from(cutoff, "cutoff"),
+                "end": _ROW_END,
+            },
+        )
+        return [from_entity(entity) for entity in rows]
+
     def list(self, subscription_id: str) -> list[AuditEntry]:
         """A subscription's history, oldest first (the table returns rows in RowKey order)."""
         return [from_entity(entity) for entity in self._rows(subscription_id)]
@@ -170,7 +189,7 @@ class AuditTrail:
         rows = self._table.query_entities(
             query_filter="RowKey ge @first and RowKey lt @end",
             parameters={
-                "first": f"{ROW_PREFIX}{to_utc(cutoff, 'cutoff'):%Y%m%dT%H%M%S.%fZ}",
+                "first": _key_from(cutoff, "cutoff"),
                 "end": _ROW_END,
             },
             select=["PartitionKey", "RowKey", "at", "action", "source", "changes"],

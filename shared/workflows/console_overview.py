@@ -33,7 +33,12 @@ from shared.domain.console_stats import (
 from shared.domain.status import SubscriptionStatus
 from shared.logs import get_logger
 from shared.workflows.dead_letters import DeadLetterPorts, list_dead_letters
-from shared.workflows.subscription_views import SummaryIndex
+from shared.workflows.subscription_views import (
+    LIST_UNREADABLE,
+    SummaryIndex,
+    SummaryIndexUnreadableError,
+    index_notes,
+)
 from shared.workflows.sync import utcnow
 
 if TYPE_CHECKING:
@@ -85,15 +90,21 @@ class Overview:
 def overview(*, ports: OverviewPorts, days: int = DAYS, first_read_wait: float = 0.5) -> Overview:
     """The overview's figures. A source that fails is reported in `problems` and shows as zero, so one
     unreachable queue never hides the rest; so does the subscription list while an instance's first read
-    of it takes longer than `first_read_wait` seconds (`counting`: the page reloads itself)."""
+    of it takes longer than `first_read_wait` seconds (`counting`: the page reloads itself), or fails."""
     now = utcnow()
     window = last_days(now.date(), days)
     cutoff = datetime.combine(window[0], datetime.min.time(), tzinfo=now.tzinfo)
-    snapshot = ports.index.snapshot_within(first_read_wait)
-    rows = snapshot.rows if snapshot is not None else ()
     problems: list[str] = []
-    if snapshot is None:
-        problems.append(STILL_COUNTING)
+    counting = False
+    try:
+        snapshot = ports.index.snapshot_within(first_read_wait)
+    except SummaryIndexUnreadableError:
+        snapshot = None
+        problems.append(LIST_UNREADABLE)
+    else:
+        counting = snapshot is None
+        problems.extend([STILL_COUNTING] if snapshot is None else index_notes(snapshot, ports.index))
+    rows = snapshot.rows if snapshot is not None else ()
     counted = count_by(rows, lambda row: row.status.value)
     by_status = {status: counted.get(status.value, 0) for status in SubscriptionStatus}
     activity = _activity(ports, cutoff, window, problems)
@@ -123,7 +134,7 @@ def overview(*, ports: OverviewPorts, days: int = DAYS, first_read_wait: float =
         dead_letters_capped=parked >= DEAD_LETTER_LIMIT,
         as_of=snapshot.taken_at if snapshot is not None else now,
         problems=tuple(problems),
-        counting=snapshot is None,
+        counting=counting,
     )
 
 

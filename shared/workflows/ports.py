@@ -117,6 +117,12 @@ class AuditHistory(AuditLog, Protocol):
     def list(self, subscription_id: str) -> list[AuditEntry]: ...
 
 
+class RecentAuditHistory(Protocol):
+    """One partition's audit entries from a time on, oldest first (`AuditTrail.list_since`)."""
+
+    def list_since(self, subscription_id: str, cutoff: datetime) -> list[AuditEntry]: ...
+
+
 class SubscriptionCatalog(Protocol):
     """Every stored subscription, page by page (`shared.storage.subscriptions.SubscriptionStore`)."""
 

@@ -25,6 +25,7 @@ import contextvars
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from itertools import islice
 from typing import TYPE_CHECKING
 
@@ -47,10 +48,10 @@ from shared.workflows.sync import mirror_new, sync_from_microsoft, utcnow
 
 if TYPE_CHECKING:
     from shared.workflows.ports import (
-        AuditHistory,
         AuditLog,
         EventPublisher,
         Marketplace,
+        RecentAuditHistory,
         SubscriptionRecords,
     )
 
@@ -291,6 +292,9 @@ def _lookup(
 
 # --- a sweep asked for by an operator, and the record of every sweep ------------------------------------
 
+# How far back `recent_sweeps` looks: a day first (about 48 sweeps), then a month for a sweep long stopped.
+SWEEP_WINDOWS = (timedelta(days=1), timedelta(days=31))
+
 
 def request_sweep(
     *, requested_by: str, correlation_id: str, events: EventPublisher, audit: AuditLog
@@ -319,9 +323,18 @@ def sweep_and_record(
     return report
 
 
-def recent_sweeps(audit: AuditHistory, limit: int = 5) -> list[AuditEntry]:
-    """The last sweeps and requests, newest first."""
-    return list(reversed(audit.list(SWEEPS_PARTITION)))[:limit]
+def recent_sweeps(audit: RecentAuditHistory, limit: int = 5) -> list[AuditEntry]:
+    """The last `limit` sweeps and requests, newest first, from the last day's rows, or the last
+    `SWEEP_WINDOWS[-1]` when the day holds fewer. `_sweeps` grows by about 48 rows a day for ever and Table
+    Storage reads a partition oldest first only, so the overview, which asks on every load, reads a recent
+    window rather than the whole partition."""
+    now = utcnow()
+    entries: list[AuditEntry] = []
+    for window in SWEEP_WINDOWS:
+        entries = audit.list_since(SWEEPS_PARTITION, now - window)
+        if len(entries) >= limit:
+            break
+    return entries[::-1][:limit]
 
 
 def _sweep_entry(

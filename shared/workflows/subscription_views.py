@@ -13,7 +13,9 @@ idle machine's Azurite, over the 1 s the console allows; the projection is about
 price is bounded staleness: a page may miss changes made in the last `max_age` seconds plus one read,
 which the page says ("as of"); the one-subscription page reads the row itself, so an operator about to
 act sees it fresh. An instance's first read is the one slow moment: pages wait for it at most
-`snapshot_within` seconds, then say it is still being read and reload themselves. Server-side filters
+`snapshot_within` seconds, then say it is still being read and reload themselves. A stored row that
+cannot be read is left out and counted, and a read that fails is said on the page (`index_notes`,
+`SummaryIndexUnreadableError`) rather than shown as "still being read" or a 500. Server-side filters
 would help exact-match fields only, not the substring search that is the list's main use, and Table
 Storage has no count.
 """
@@ -51,20 +53,31 @@ MICROSOFT_SILENT = (
 )
 OPERATIONS_SILENT = "Microsoft did not list its operations in progress just now; reload the page in a minute."
 
-log = get_logger(__name__)
 DEFAULT_MAX_AGE_SECONDS = 30.0
 
 
 class SummarySource(Protocol):
-    """Every stored subscription's list columns (`SubscriptionStore.list_summaries`)."""
+    """Every stored subscription's list columns (`SubscriptionStore.list_summaries`); the ids of rows that
+    could not be read are added to `unreadable` instead."""
 
-    def list_summaries(self) -> Iterable[SubscriptionSummary]: ...
+    def list_summaries(self, *, unreadable: list[str] | None = None) -> Iterable[SubscriptionSummary]: ...
 
 
 @dataclass(frozen=True)
 class Snapshot:
     rows: tuple[SubscriptionSummary, ...]
     taken_at: datetime
+    unreadable: int = 0  # stored rows left out of `rows` because they could not be read
+
+
+class SummaryIndexUnreadableError(Exception):
+    """The subscriptions could not be read, and this instance has no earlier copy to show instead."""
+
+
+LIST_UNREADABLE = (
+    "The stored subscriptions could not be read just now, so they are not shown; the log says why. "
+    "Reload the page in a minute."
+)
 
 
 class SummaryIndex:
@@ -72,7 +85,8 @@ class SummaryIndex:
 
     Only the first read of an instance waits for the table. Past `max_age`, readers keep the copy they
     have while one background thread reads the table again, so a page is at most `max_age` plus one read
-    (seconds for 10,000 rows on Azurite) old. `clock` is monotonic seconds.
+    (seconds for 10,000 rows on Azurite) old, unless reads fail: then `failed_since` says since when, so a
+    page can say its copy is older than it claims. `clock` is monotonic seconds.
     """
 
     def __init__(
@@ -85,60 +99,82 @@ class SummaryIndex:
         self._source = source
         self._max_age = max_age
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held by whoever is reading the table
         self._snapshot: Snapshot | None = None
         self._read_at = 0.0
         self._loaded = threading.Event()  # set once a copy exists
-        self._failed = False
+        self._failed_at: datetime | None = None  # the first failed read since the last good one
 
     @property
     def max_age(self) -> float:
         return self._max_age
 
+    @property
+    def failed_since(self) -> datetime | None:
+        """When reads of the table began to fail (None while the last read succeeded)."""
+        return self._failed_at
+
     def snapshot(self) -> Snapshot:
         """The copy, read first if there is none. A copy past `max_age` is still returned at once, while
-        one background thread reads the table again: no reader after an instance's first waits for it."""
+        one background thread reads the table again: no reader after an instance's first waits for it.
+        Raises SummaryIndexUnreadableError when there is no copy and the table cannot be read."""
         current = self._snapshot
         if current is None:
             with self._lock:
                 if self._snapshot is None:
-                    self._refresh()
-                assert self._snapshot is not None
+                    try:
+                        return self._refresh()
+                    except Exception as exc:
+                        self._note_failure()
+                        log.exception("subscription list could not be read")
+                        raise SummaryIndexUnreadableError("the subscriptions could not be read") from exc
                 return self._snapshot
         self._refresh_if_old()
         return current
 
     def snapshot_within(self, seconds: float) -> Snapshot | None:
         """Like `snapshot`, but an instance's first read waits at most `seconds`: None means the table is
-        still being read in the background (a page says so and asks again), so no answer waits longer."""
+        still being read in the background (a page says so and asks again), so no answer waits longer.
+        Once a read failed, and until one succeeds, raises SummaryIndexUnreadableError instead of None, so
+        a page reports the failure rather than "still reading" forever."""
         current = self._snapshot
         if current is not None:
             self._refresh_if_old()
             return current
-        if self._failed and self._lock.acquire(blocking=False):
-            # The last background read failed: read here, so the error reaches this caller.
-            try:
-                return self._snapshot or self._refresh()
-            finally:
-                self._failed = False
-                self._lock.release()
-        if self._lock.acquire(blocking=False):
-            threading.Thread(target=self._refresh_in_background, name="summary-index", daemon=True).start()
+        self._start_refresh()
         self._loaded.wait(seconds)
-        return self._snapshot
+        current = self._snapshot
+        if current is None and self._failed_at is not None:
+            raise SummaryIndexUnreadableError("the subscriptions could not be read")
+        return current
 
     def _refresh_if_old(self) -> None:
-        if self._clock() - self._read_at >= self._max_age and self._lock.acquire(blocking=False):
+        if self._clock() - self._read_at >= self._max_age:
+            self._start_refresh()
+
+    def _start_refresh(self) -> None:
+        if not self._lock.acquire(blocking=False):
+            return  # a read is already under way
+        try:
             threading.Thread(target=self._refresh_in_background, name="summary-index", daemon=True).start()
+        except Exception:
+            # No thread owns the lock now: without this release no read would ever start again.
+            self._lock.release()
+            self._note_failure()
+            log.exception("subscription list: no thread to read it again; the previous copy stays")
 
     def _refresh_in_background(self) -> None:
         try:
             self._refresh()
         except Exception:  # the old copy keeps answering; the next read past max_age tries again
-            self._failed = True
+            self._note_failure()
             log.exception("subscription list could not be read again; the previous copy stays")
         finally:
             self._lock.release()
+
+    def _note_failure(self) -> None:
+        if self._failed_at is None:
+            self._failed_at = utcnow()
 
     def expire(self) -> None:
         """Treats the copy as past `max_age`: the next read starts a background read (benches, tests)."""
@@ -148,19 +184,45 @@ class SummaryIndex:
         """The next read goes to the table (after an operator's own change, or in tests)."""
         with self._lock:
             self._snapshot = None
+            self._failed_at = None
             self._loaded.clear()
 
     def _refresh(self) -> Snapshot:
         started = self._clock()
         taken_at = utcnow()
-        rows = tuple(self._source.list_summaries())
-        self._snapshot = Snapshot(rows, taken_at)
+        unreadable: list[str] = []
+        rows = tuple(self._source.list_summaries(unreadable=unreadable))
+        self._snapshot = Snapshot(rows, taken_at, len(unreadable))
         self._read_at = self._clock()
+        self._failed_at = None
         self._loaded.set()
         log.info(
-            "subscription list read", extra={"rows": len(rows), "seconds": round(self._read_at - started, 3)}
+            "subscription list read",
+            extra={
+                "rows": len(rows),
+                "unreadable": len(unreadable),
+                "seconds": round(self._read_at - started, 3),
+            },
         )
         return self._snapshot
+
+
+def index_notes(snapshot: Snapshot, index: SummaryIndex) -> list[str]:
+    """What a page shown from `snapshot` must say besides its rows: stored rows it could not read, and a
+    copy older than the page's "read again every 30 seconds" because reading again keeps failing."""
+    notes = []
+    if snapshot.unreadable:
+        many = snapshot.unreadable != 1
+        notes.append(
+            f"{snapshot.unreadable} stored subscription row{'s' if many else ''} could not be read and "
+            f"{'are' if many else 'is'} left out here; the log names {'them' if many else 'it'} by id."
+        )
+    if index.failed_since is not None:
+        notes.append(
+            f"The subscription list could not be refreshed since {snapshot.taken_at:%Y-%m-%d %H:%M:%S} UTC: "
+            f"what is shown is the copy read then (tried again every {index.max_age:.0f} seconds)."
+        )
+    return notes
 
 
 @dataclass(frozen=True)
@@ -168,6 +230,7 @@ class SearchResult:
     rows: list[SubscriptionSummary]
     page: Page
     as_of: datetime
+    notes: tuple[str, ...] = ()  # `index_notes`
 
 
 @dataclass(frozen=True)
@@ -206,14 +269,16 @@ def search_subscriptions(
 ) -> SearchResult | None:
     """One page of the subscriptions `query` matches (newest first, then by id) and how many match in all.
     A page past the last one comes back empty, with the total, so the caller can say so. With `wait`, an
-    instance's first read waits that long at most: None means the list is still being read."""
+    instance's first read waits that long at most: None means the list is still being read. Raises
+    SummaryIndexUnreadableError when the list cannot be read and there is no earlier copy."""
     snapshot = index.snapshot() if wait is None else index.snapshot_within(wait)
     if snapshot is None:
         return None
     matching = [row for row in snapshot.rows if query.matches(row)]
     matching.sort(key=_list_order)
     found = Page(number=page, size=page_size, total=len(matching))
-    return SearchResult(matching[found.start : found.start + page_size], found, snapshot.taken_at)
+    rows = matching[found.start : found.start + page_size]
+    return SearchResult(rows, found, snapshot.taken_at, tuple(index_notes(snapshot, index)))
 
 
 def export_subscriptions(query: SubscriptionQuery, *, index: SummaryIndex) -> Iterator[SubscriptionSummary]:

@@ -268,9 +268,9 @@ def test_while_an_instance_first_reads_the_list_the_page_says_so_and_reloads(
     store = services().subscriptions
 
     class Slow:
-        def list_summaries(self) -> list[object]:
+        def list_summaries(self, *, unreadable: list[str] | None = None) -> list[object]:
             gate.wait(10)
-            return list(store.list_summaries())
+            return list(store.list_summaries(unreadable=unreadable))
 
     monkeypatch.setitem(services().__dict__, "subscription_index", SummaryIndex(Slow()))  # type: ignore[arg-type]
     started = time.monotonic()

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from shared.domain.subscription_query import SubscriptionQuery, SubscriptionSummary
-from shared.workflows.subscription_views import SummaryIndex, export_subscriptions, search_subscriptions
+from shared.workflows.subscription_views import (
+    SummaryIndex,
+    SummaryIndexUnreadableError,
+    export_subscriptions,
+    search_subscriptions,
+)
 
 
 class Source:
@@ -14,7 +21,7 @@ class Source:
         self.reads = 0
         self.gate: threading.Event | None = None
 
-    def list_summaries(self) -> list[SubscriptionSummary]:
+    def list_summaries(self, *, unreadable: list[str] | None = None) -> list[SubscriptionSummary]:
         self.reads += 1
         if self.gate is not None:
             self.gate.wait(5)
@@ -68,7 +75,7 @@ def test_a_failed_background_read_keeps_the_old_copy() -> None:
     index.snapshot()
     clock.now = 5
 
-    def broken() -> list[SubscriptionSummary]:
+    def broken(*, unreadable: list[str] | None = None) -> list[SubscriptionSummary]:
         raise ConnectionError("table unreachable")
 
     source.list_summaries = broken  # type: ignore[method-assign]
@@ -119,19 +126,23 @@ def test_a_first_read_waits_only_so_long_then_the_copy_arrives_in_the_background
     assert search_subscriptions(SubscriptionQuery(), 1, 50, index=index, wait=0.05) is not None
 
 
-def test_a_failed_first_read_reaches_the_next_caller_as_an_error() -> None:
+def test_a_failed_first_read_is_reported_to_every_caller_until_a_read_succeeds() -> None:
+    # Not None ("still reading") on every other call: a page would reload itself forever.
     source = Source(1)
+    working = source.list_summaries
 
-    def broken() -> list[SubscriptionSummary]:
+    def broken(*, unreadable: list[str] | None = None) -> list[SubscriptionSummary]:
         raise ConnectionError("table unreachable")
 
     source.list_summaries = broken  # type: ignore[method-assign]
     index = SummaryIndex(source)
-    assert index.snapshot_within(0.5) is None
-    _settle(index)
-    try:
-        index.snapshot_within(0.5)
-    except ConnectionError:
-        pass
-    else:
-        raise AssertionError("the failure was swallowed")
+    for _ in range(3):
+        with pytest.raises(SummaryIndexUnreadableError):
+            index.snapshot_within(0.2)
+        _settle(index)
+    assert index.failed_since is not None
+    source.list_summaries = working  # type: ignore[method-assign]
+    snapshot = index.snapshot_within(1)
+    assert snapshot is not None
+    assert len(snapshot.rows) == 1
+    assert index.failed_since is None

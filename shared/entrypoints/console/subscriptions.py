@@ -28,7 +28,12 @@ from shared.entrypoints.console.visit import open_console
 from shared.logs import get_logger
 from shared.web.csv_export import csv_lines
 from shared.web.security import api_security_headers
-from shared.workflows.subscription_views import export_subscriptions, search_subscriptions
+from shared.workflows.subscription_views import (
+    LIST_UNREADABLE,
+    SummaryIndexUnreadableError,
+    export_subscriptions,
+    search_subscriptions,
+)
 
 if TYPE_CHECKING:
     from shared.workflows.subscription_views import SummaryIndex
@@ -98,7 +103,20 @@ def handle_list(req: func.HttpRequest) -> func.HttpResponse:
     if wants_csv:
         return _csv(query, index)
     assert page is not None
-    result = search_subscriptions(query, page, PAGE_SIZE, index=index, wait=FIRST_READ_WAIT_SECONDS)
+    try:
+        result = search_subscriptions(query, page, PAGE_SIZE, index=index, wait=FIRST_READ_WAIT_SECONDS)
+    except SummaryIndexUnreadableError:
+        # Said in words with the form still usable, not a bare 500; the index logged the cause.
+        return visit.render(
+            "console_subscriptions.html",
+            status=503,
+            **_form(params),
+            problems=[LIST_UNREADABLE],
+            rows=[],
+            result=None,
+            links={},
+            csv_url="",
+        )
     if result is None:
         log.info("console list: the instance is still reading the list")
         return visit.render(
@@ -111,7 +129,7 @@ def handle_list(req: func.HttpRequest) -> func.HttpResponse:
             csv_url="",
             refresh_after=2,
         )
-    notices = []
+    notices = list(result.notes)
     past_the_end = page > result.page.count
     if past_the_end:
         notices.append(f"Page {page} is past the last page ({result.page.count}); it has no subscriptions.")
@@ -175,7 +193,10 @@ def _form(params: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _csv(query: SubscriptionQuery, index: SummaryIndex) -> func.HttpResponse:
-    rows = export_subscriptions(query, index=index)
+    try:
+        rows = list(export_subscriptions(query, index=index))
+    except SummaryIndexUnreadableError:
+        return _text(503, LIST_UNREADABLE)
     # The Functions host takes a whole body, so the lines are joined here; 10,000 rows are about 2 MB.
     body = "".join(csv_lines(CSV_HEADER, (_csv_row(row) for row in rows)))
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
