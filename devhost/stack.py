@@ -271,6 +271,10 @@ def summary(config: StackConfig, services: list[Service]) -> str:
             f"https://{HOST}:{config.sandbox_https_port}/ (CA: {config.state_dir}/sandbox/tls/ca.pem)",
         ),
         ("Function app", f"http://{HOST}:{config.devhost_port}/api/health"),
+        (
+            "Operations console",
+            f"http://{HOST}:{config.devhost_port}/api/console (Olivia: admin, Ravi: reader)",
+        ),
         ("Azurite tables", f"http://{HOST}:{config.azurite_port}/devstoreaccount1"),
     ]
     width = max(len(name) for name, _ in rows)

@@ -156,12 +156,13 @@ def test_the_stack_runs_stops_on_ctrl_c_and_restarts_on_the_same_data(tmp_path: 
         table = _table(env)
         table.create_table()
         table.create_entity({"PartitionKey": "p", "RowKey": "r", "note": "kept"})
-        printed = _read_until(first, "/api/health")
+        printed = _read_until(first, "Data: ")  # the last line of the table: every address is in it
     finally:
         out, err = _stop(first, signal.SIGINT, printed)
     assert first.returncode == 0, err
     assert f"http://127.0.0.1:{env['SANDBOX_HTTP_PORT']}/" in out
     assert f"http://127.0.0.1:{env['DEVHOST_PORT']}/api/health" in out
+    assert f"http://127.0.0.1:{env['DEVHOST_PORT']}/api/console" in out
     assert "Local stack stopped." in out
     for name in ("azurite", "sandbox", "devhost"):
         assert (tmp_path / "logs" / f"{name}.log").stat().st_size > 0
