@@ -415,12 +415,9 @@ def _summary(entity: Mapping[str, Any]) -> SubscriptionSummary:
         plan_id=get_str(entity, "plan_id"),
         quantity=get_int(entity, "quantity"),
         status=parse_status(get_str(entity, "status")),
-        purchaser=Party(
-            email=get_str(entity, "purchaser_email"), tenant_id=get_str(entity, "purchaser_tenant_id")
-        ),
-        beneficiary=Party(
-            email=get_str(entity, "beneficiary_email"), tenant_id=get_str(entity, "beneficiary_tenant_id")
-        ),
+        # The projection selects only the address and tenant of each party; the rest reads as empty.
+        purchaser=_party(entity, "purchaser"),
+        beneficiary=_party(entity, "beneficiary"),
         created_at=get_datetime(entity, "created_at"),
         last_synced_at=get_datetime(entity, "last_synced_at"),
     )

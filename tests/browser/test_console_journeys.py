@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Page, expect
 
 from shared.app_context import services
 from shared.domain.audit import AuditAction
@@ -51,22 +51,6 @@ def stack(
         auto_accept_seconds=60.0,
     ) as running:
         yield running
-
-
-@pytest.fixture
-def new_page(browser: Browser) -> Iterator[Callable[[], Page]]:
-    """Opens a page in a fresh browser context (its own cookies: one person each), closed after the test."""
-    contexts: list[BrowserContext] = []
-
-    def open_page() -> Page:
-        context = browser.new_context(ignore_https_errors=True, viewport={"width": 1200, "height": 900})
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield open_page
-    for context in contexts:
-        context.close()
 
 
 def shot(page: Page, name: str) -> None:

@@ -10,12 +10,13 @@ test-artifacts/portal-journeys/ (git-ignored).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
+from tests.browser.conftest import NewPage
 from tests.support.sandbox import FABRIKAM_TENANT, wait_until
 from tests.support.stack import Stack
 
@@ -29,31 +30,8 @@ FABRIKAM_GUEST_OID = "22222222-0000-4000-8000-000000000002"
 NESTOR = "nestor.wilke@northwindpartners.onmicrosoft.com"
 CHANGE_FORMS = ("plan", "quantity", "cancel")
 
-NewPage = Callable[[], Page]
 
-
-# --- fixtures ------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def new_page(browser: Browser) -> Iterator[NewPage]:
-    """Opens a page in a fresh browser context (its own cookies: one person each)."""
-    contexts = []
-
-    def open_page() -> Page:
-        context = browser.new_context(ignore_https_errors=True, viewport={"width": 1200, "height": 900})
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        return context.new_page()
-
-    try:
-        yield open_page
-    finally:
-        for context in contexts:
-            context.close()
-
-
-# --- helpers -------------------------------------------------------------------------------------------
+# --- helpers (the `new_page` fixture is in tests/browser/conftest.py) -------------------------------
 
 
 def shot(page: Page, name: str) -> None:

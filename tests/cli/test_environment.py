@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
@@ -18,8 +15,9 @@ from ops.environment import (
     signed_in_operator,
     uses_azure_identity,
 )
-from shared.app_context import reset_services, services
+from shared.app_context import services
 from shared.config import LOCAL_STACK_MARKER
+from tests.support.identity_endpoint import identity_endpoint
 
 
 def test_with_nothing_configured_it_fills_the_local_stacks_settings() -> None:
@@ -65,31 +63,8 @@ def test_only_keyless_storage_means_azure_identity() -> None:
 def signed_in_as(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Azure's identity endpoint on loopback, handing out a token of a publisher's staff member."""
     claims = {"upn": "olivia.ops@publisher.example", "tid": "tenant-1", "oid": "object-1", "aud": "storage"}
-    token = jwt.encode(claims, "k" * 32, algorithm="HS256")
-
-    class Endpoint(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = json.dumps({"access_token": token, "expires_on": "9999999999", "token_type": "Bearer"})
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body.encode())
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("IDENTITY_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}/msi/token")
-    monkeypatch.setenv("IDENTITY_HEADER", "header")
-    reset_services()
-    try:
+    with identity_endpoint(monkeypatch, token=jwt.encode(claims, "k" * 32, algorithm="HS256")):
         yield
-    finally:
-        server.shutdown()
-        reset_services()
 
 
 def test_against_azure_the_audit_names_the_signed_in_account(signed_in_as: None) -> None:

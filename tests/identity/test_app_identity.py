@@ -6,45 +6,18 @@ credential is the composition root's, built from settings as in Azure.
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from shared.app_context import reset_services, services
+from shared.app_context import services
+from tests.support.identity_endpoint import identity_endpoint as loopback_identity_endpoint
 
 
 @pytest.fixture
 def identity_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, list[str]]]]:
-    asked: list[dict[str, list[str]]] = []
-
-    class Endpoint(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            asked.append(parse_qs(urlsplit(self.path).query))
-            body = json.dumps({"access_token": "t", "expires_on": "9999999999", "token_type": "Bearer"})
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body.encode())
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("IDENTITY_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}/msi/token")
-    monkeypatch.setenv("IDENTITY_HEADER", "header")
-    reset_services()
-    try:
+    with loopback_identity_endpoint(monkeypatch) as asked:
         yield asked
-    finally:
-        server.shutdown()
-        reset_services()
 
 
 def test_the_app_credential_asks_for_the_configured_user_assigned_identity(
