@@ -9,32 +9,37 @@ notice. A row's button names its entry by key; a bulk action names the filter, w
 operator confirms: an entry that arrived in between and matches is settled too, and the notice counts what
 was done, not what was shown. A discard needs a reason, kept in the subscription's audit trail.
 
-The notice travels in the query as numbers and entry keys only (never free text): a link someone crafts can
-at worst show a wrong count, never words of their choosing.
+How an entry and the notice after an action read is `dead_letter_views`.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import azure.functions as func
 
 from shared.config import ConfigurationError
 from shared.domain.dead_letters import DeadLetterEntry, DeadLetterSelection, DeadLetterSource
+from shared.entrypoints.console.dead_letter_views import (
+    ACTIONS,
+    KEY,
+    NOTICE_FIELDS,
+    REASON_NAMES,
+    SOURCE_NAMES,
+    count_in,
+    notice_sentence,
+    outcome_fields,
+    row_of,
+)
 from shared.entrypoints.console.visit import CONSOLE_HOME, OperatorVisit, open_console, open_console_action
 from shared.logs import get_logger, log_context
 from shared.web import notices
 from shared.web.pages import error_page, redirect
 from shared.workflows.dead_letters import (
-    DeadLetterOutcome,
-    DeadLetterResult,
     ReasonRequiredError,
     discard_dead_letters,
     list_dead_letters,
@@ -52,39 +57,10 @@ PAGE_URL = f"{CONSOLE_HOME}/dead-letters"
 # page read (or render) tens of thousands of messages. Past either bound the page says so.
 SHOWN = 200
 READ = 2000
-# A body longer than this is cut in the row; the whole of it is one click away (details/summary, no script).
-BODY_PREVIEW_CHARS = 400
-# Keys named in a notice: enough to find them, bounded so the address stays short.
-NOTICE_KEYS = 20
 
 # Why the page shows no entries: the queue keeps none the console can reach, or it could not be read now.
 NO_VIEW = "no-view"
 UNREADABLE = "unreadable"
-
-_KEY = re.compile(r"(?:parking|deadletter):[0-9]{1,19}")
-_ACTIONS = ("replay", "discard")
-
-SOURCE_NAMES = {
-    DeadLetterSource.PARKING: "Set aside by the worker",
-    DeadLetterSource.DEAD_LETTER: "Moved aside by the queue after every delivery failed",
-}
-# The reasons the worker and the queue give (shared.workflows, the worker's _park); any other (a refusal
-# of the Fulfillment API names its error class) is shown as recorded.
-REASON_NAMES = {
-    "MaxDeliveryCountExceeded": "Failed on every delivery",
-    "UnknownOperation": "Microsoft does not know this operation",
-    "OperationMismatch": "The notice and Microsoft's operation disagree",
-    "ActivationRefused": "Microsoft refused the activation",
-    "InboxRace": "The operation's record vanished while it was handled",
-    "MalformedMessage": "The message could not be read",
-}
-KIND_NAMES = {
-    "activate": "Activation of a purchase",
-    "webhook": "Notice from Microsoft",
-    "track": "Follow-up of a change we asked for",
-    "reconcile": "Check against Microsoft",
-    "sweep": "Reconciliation sweep of every subscription",
-}
 
 
 @dataclass(frozen=True)
@@ -125,32 +101,6 @@ class Filters:
         return bool(self.reason or self.source or self.subscription_id)
 
 
-@dataclass(frozen=True)
-class Row:
-    """One entry as the page shows it: words next to the values, the body pretty and cut."""
-
-    key: str
-    source: str
-    source_name: str
-    reason: str
-    reason_name: str
-    description: str
-    subscription_id: str
-    subscription_href: str
-    kind: str
-    kind_name: str
-    message_id: str
-    first_delivery: str
-    last_delivery: str
-    deliveries: int
-    body_preview: str
-    body_full: str
-
-    @property
-    def body_cut(self) -> bool:
-        return self.body_full != self.body_preview
-
-
 def handle_list(req: func.HttpRequest) -> func.HttpResponse:
     visit = open_console(req)
     if isinstance(visit, func.HttpResponse):
@@ -172,7 +122,7 @@ def handle_list(req: func.HttpRequest) -> func.HttpResponse:
         "console_dead_letters.html",
         problem="",
         filters=filters,
-        rows=[_row(entry) for entry in matching[:SHOWN]],
+        rows=[row_of(entry) for entry in matching[:SHOWN]],
         matching=len(matching),
         shown=min(len(matching), SHOWN),
         read_limit=READ,
@@ -180,7 +130,7 @@ def handle_list(req: func.HttpRequest) -> func.HttpResponse:
         reasons=_choices(entry.reason for entry in read),
         reason_names=REASON_NAMES,
         source_names={source.value: name for source, name in SOURCE_NAMES.items()},
-        notice=_notice(notices.verified(visit.session, PAGE_URL, req.params, NOTICE_FIELDS)),
+        notice=notice_sentence(notices.verified(visit.session, PAGE_URL, req.params, NOTICE_FIELDS)),
         page_url=PAGE_URL,
     )
 
@@ -188,7 +138,7 @@ def handle_list(req: func.HttpRequest) -> func.HttpResponse:
 def handle_action(req: func.HttpRequest) -> func.HttpResponse:
     """POST /api/console/dead-letters/{replay|discard}: the confirmation, or with `confirm=yes` the act."""
     action = req.route_params.get("action", "")
-    if action not in _ACTIONS:
+    if action not in ACTIONS:
         return error_page(404, "Nothing here", "The console has no such action.", _BACK)
     opened = open_console_action(req)
     if isinstance(opened, func.HttpResponse):
@@ -199,7 +149,7 @@ def handle_action(req: func.HttpRequest) -> func.HttpResponse:
     if isinstance(ports, str):
         return _no_view(visit, filters, ports, status=200 if ports == NO_VIEW else 503)
     key = form.get("key", "").strip()
-    if key and not _KEY.fullmatch(key):
+    if key and not KEY.fullmatch(key):
         return error_page(400, "That message cannot be named so", "The form named no waiting message.", _BACK)
     if not key and form.get("scope") != "filter":
         return error_page(
@@ -218,7 +168,7 @@ def handle_action(req: func.HttpRequest) -> func.HttpResponse:
         return error_page(503, "The waiting messages could not be read", _UNREADABLE_MESSAGE, _BACK)
     if not confirmed:
         return _confirmation(visit, action, key, filters, chosen)
-    if not key and len(chosen) > _number(form.get("expected", "")):
+    if not key and len(chosen) > count_in(form.get("expected", "")):
         # More match now than the operator saw and confirmed: never act on messages nobody looked at.
         log.warning("console bulk action asked again: more messages match", extra={"now": len(chosen)})
         return _confirmation(visit, action, key, filters, chosen, grown=True)
@@ -262,7 +212,7 @@ def _act(
         )
     # A row's entry that is no longer there was settled by someone else since the page was shown.
     vanished = 1 if key and not chosen else 0
-    outcome = _outcome(action, results, vanished=vanished)
+    outcome = outcome_fields(action, results, vanished=vanished)
     signed = notices.signed_query(visit.session, PAGE_URL, outcome)
     return redirect(f"{PAGE_URL}?{urlencode(_kept(filters))}&{signed}")
 
@@ -282,7 +232,7 @@ def _confirmation(
         action=action,
         key=key,
         filters=filters,
-        rows=[_row(entry) for entry in chosen[:SHOWN]],
+        rows=[row_of(entry) for entry in chosen[:SHOWN]],
         chosen=len(chosen),
         page_url=PAGE_URL,
     )
@@ -331,104 +281,12 @@ def _no_view(visit: OperatorVisit, filters: Filters, problem: str, *, status: in
     )
 
 
-def _row(entry: DeadLetterEntry) -> Row:
-    body = json.dumps(dict(entry.body), indent=2, sort_keys=True, ensure_ascii=False, default=str)
-    preview = body if len(body) <= BODY_PREVIEW_CHARS else body[:BODY_PREVIEW_CHARS] + "\n…"
-    subscription = entry.subscription_id
-    return Row(
-        key=entry.key,
-        source=entry.source.value,
-        source_name=SOURCE_NAMES[entry.source],
-        reason=entry.reason,
-        reason_name=REASON_NAMES.get(entry.reason, ""),
-        description=entry.description,
-        subscription_id=subscription,
-        subscription_href=f"{CONSOLE_HOME}/subscriptions/{quote(subscription, safe='')}"
-        if subscription
-        else "",
-        kind=entry.kind,
-        kind_name=KIND_NAMES.get(entry.kind, ""),
-        message_id=entry.original_message_id,
-        first_delivery=_when(entry.first_enqueued_at),
-        last_delivery=_when(entry.dead_lettered_at),
-        deliveries=entry.delivery_count,
-        body_preview=preview,
-        body_full=body,
-    )
-
-
-def _subscription_href(subscription_id: str) -> str:
-    # Quoted whole ("/" too): the id may come from a message body the app could not trust.
-    return f"{CONSOLE_HOME}/subscriptions/{quote(subscription_id, safe='')}" if subscription_id else ""
-
-
-def _when(at: datetime | None) -> str:
-    return at.strftime("%Y-%m-%d %H:%M:%S UTC") if at else "Not known"
-
-
 def _choices(reasons: Iterable[str]) -> list[str]:
     return sorted({reason for reason in reasons if reason})
 
 
 def _kept(filters: Filters) -> dict[str, str]:
     return {name: value for name, value in filters.fields.items() if value}
-
-
-def _outcome(action: str, results: list[DeadLetterResult], *, vanished: int) -> dict[str, str]:
-    """The notice's numbers and first keys, as query fields (see the module docstring)."""
-    done = DeadLetterOutcome.REPLAYED if action == "replay" else DeadLetterOutcome.DISCARDED
-    failed = [r.entry.key for r in results if r.outcome is DeadLetterOutcome.FAILED]
-    unrecorded = [r.entry.key for r in results if r.outcome is done and r.error]
-    return {
-        "done": action,
-        "count": str(sum(1 for r in results if r.outcome is done)),
-        "failures": str(len(failed)),
-        "failed": ",".join(failed[:NOTICE_KEYS]),
-        "gone": str(vanished + sum(1 for r in results if r.outcome is DeadLetterOutcome.GONE)),
-        "unrecorded": ",".join(unrecorded[:NOTICE_KEYS]),
-    }
-
-
-_COUNT = re.compile(r"[0-9]{1,6}")
-# What an action's redirect carries for its notice (`_outcome`), signed for the session that acted.
-NOTICE_FIELDS = ("done", "count", "failures", "failed", "gone", "unrecorded")
-
-
-def _notice(params: Mapping[str, str]) -> str:
-    """The sentence after an action, rebuilt from numbers and keys only."""
-    action = params.get("done", "")
-    if action not in _ACTIONS:
-        return ""
-    verb = "replayed" if action == "replay" else "discarded"
-    parts = [f"{_messages(_number(params.get('count', '')))} {verb}."]
-    failures = _number(params.get("failures", ""))
-    if failures:
-        named = _keys(params.get("failed", ""))
-        more = " and others" if failures > len(named) else ""
-        parts.append(
-            f"{_messages(failures)} could not be {verb} and still wait (the log says why): "
-            f"{', '.join(named)}{more}."
-        )
-    gone = _number(params.get("gone", ""))
-    if gone:
-        parts.append(f"{_messages(gone)} had already been handled by someone else.")
-    unrecorded = _keys(params.get("unrecorded", ""))
-    if unrecorded:
-        parts.append(f"{verb.capitalize()}, but missing from the history: {', '.join(unrecorded)}.")
-    return " ".join(parts)
-
-
-def _messages(count: int) -> str:
-    return f"{count} {'message' if count == 1 else 'messages'}"
-
-
-def _number(text: str) -> int:
-    # Not str.isdigit(): it is true for "²" and "①", which int() refuses.
-    return int(text) if _COUNT.fullmatch(text) else 0
-
-
-def _keys(text: str) -> list[str]:
-    return [key for key in text.split(",") if _KEY.fullmatch(key)][:NOTICE_KEYS]
 
 
 _BACK = "Go back to the dead letters and try again."
