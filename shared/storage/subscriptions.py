@@ -13,9 +13,9 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -329,11 +329,11 @@ class SubscriptionStore:
             audit=audit_rows.from_entity(audit_entity),
         )
 
-    def list_all(self) -> Iterator[Subscription]:
-        """Every stored subscription, page by page (for the operator's subscription list)."""
+    def list_all(self, *, unreadable: list[str] | None = None) -> Iterator[Subscription]:
+        """Every stored subscription, page by page (for the operator's subscription list); a row that cannot
+        be read is left out as in `list_summaries`."""
         rows = self._table.query_entities(query_filter="RowKey eq @row", parameters={"row": ROW_KEY})
-        for entity in rows:
-            yield _read(entity)
+        yield from _readable(rows, _read, unreadable)
 
     def list_summaries(
         self, *, page_size: int = 1000, unreadable: list[str] | None = None
@@ -351,23 +351,7 @@ class SubscriptionStore:
             select=list(_SUMMARY_COLUMNS),
             results_per_page=page_size,
         )
-        for entity in rows:
-            try:
-                summary = _summary(entity)
-            except (InvalidEntityError, ValueError, TypeError) as exc:
-                # Keys and the error's type only: the message may quote a field, the row holds personal data.
-                _log.warning(
-                    "subscription row unreadable; left out of the list",
-                    extra={
-                        "partition_key": entity.get("PartitionKey"),
-                        "row_key": ROW_KEY,
-                        "error": type(exc).__name__,
-                    },
-                )
-                if unreadable is not None:
-                    unreadable.append(str(entity.get("PartitionKey")))
-                continue
-            yield summary
+        yield from _readable(rows, _summary, unreadable)
 
     def unsubscribed_before(self, cutoff: datetime, *, page_size: int = 100) -> Iterator[Subscription]:
         """Subscriptions Unsubscribed at or before `cutoff` whose personal data is not purged yet, for the
@@ -426,3 +410,29 @@ def _summary(entity: Mapping[str, Any]) -> SubscriptionSummary:
 def _backoff(attempt: int) -> float:
     # Full jitter: racing writers spread out instead of colliding again in lockstep.
     return _jitter.uniform(0, min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2**attempt))
+
+
+T = TypeVar("T")
+E = TypeVar("E", bound=Mapping[str, Any])
+
+
+def _readable(rows: Iterable[E], parse: Callable[[E], T], unreadable: list[str] | None) -> Iterator[T]:
+    """Each row `parse` can read; one it cannot (an unknown status, a field of the wrong type) is logged by
+    its keys and the error's type only (the message may quote a field, and the row holds personal data), its
+    id added to `unreadable`, and left out: one bad row must not take a whole list down with it."""
+    for entity in rows:
+        try:
+            parsed = parse(entity)
+        except (InvalidEntityError, ValueError, TypeError) as exc:
+            _log.warning(
+                "subscription row unreadable; left out of the list",
+                extra={
+                    "partition_key": entity.get("PartitionKey"),
+                    "row_key": ROW_KEY,
+                    "error": type(exc).__name__,
+                },
+            )
+            if unreadable is not None:
+                unreadable.append(str(entity.get("PartitionKey")))
+            continue
+        yield parsed

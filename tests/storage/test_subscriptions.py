@@ -235,6 +235,20 @@ def test_list_all_returns_every_subscription(store: SubscriptionStore) -> None:
     assert sorted(s.id for s in store.list_all()) == ["a1", "a2", "a3"]
 
 
+def test_list_all_leaves_out_a_row_it_cannot_read_and_names_it(
+    store: SubscriptionStore, table_set: TableSet, settings: Settings
+) -> None:
+    # The operator's CLI lists through list_all: one bad row must not stop it (as the console's list).
+    store.insert(Subscription(id="a1"))
+    table_set.table(settings.table_subscriptions).create_entity(
+        {"PartitionKey": "bad", "RowKey": "subscription", "status": "Bogus"}
+    )
+    unreadable: list[str] = []
+
+    assert [s.id for s in store.list_all(unreadable=unreadable)] == ["a1"]
+    assert unreadable == ["bad"]
+
+
 def test_list_for_tenant_matches_purchaser_or_beneficiary_only(store: SubscriptionStore) -> None:
     store.insert(
         Subscription(id="bought", purchaser=Party(tenant_id="t-1"), beneficiary=Party(tenant_id="t-1"))
