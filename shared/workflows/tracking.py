@@ -1,17 +1,18 @@
 """Following an operation to its end: the publisher's own changes (R25) and re-checks after a decision.
 
-A `track` message reads the operation; while it is still running it schedules the next look a few seconds
-later (bounded), and once it is final it mirrors the subscription, so the portal shows the outcome even if
+A `track` message reads the operation; while it is still running it schedules the next look
+(`shared.domain.tracking_schedule`: seconds apart at first, then up to an hour, for two days), and once it is
+final it mirrors the subscription, so the portal shows the outcome even if
 the matching webhook never arrives.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from shared.domain.inbox import ANSWERED, InboxState
+from shared.domain.tracking_schedule import next_look
 from shared.domain.transitions import Cause
 from shared.logs import get_logger
 from shared.queueing.messages import track_message
@@ -22,8 +23,6 @@ if TYPE_CHECKING:
     from shared.workflows.ports import AuditLog, EventPublisher, Inbox
 
 log = get_logger(__name__)
-POLL_EVERY = timedelta(seconds=5)
-MAX_POLLS = 60  # five minutes; after that the periodic reconciliation takes over (R83)
 
 
 @dataclass(frozen=True)
@@ -41,8 +40,12 @@ def track_operation(
         subscription_id, operation_id, correlation_id=correlation_id
     )
     if not operation.status.is_terminal:
-        if attempt + 1 >= MAX_POLLS:
-            log.warning("operation still running; leaving it to reconciliation", extra={"attempt": attempt})
+        wait = next_look(attempt)
+        if wait is None:
+            log.warning(
+                "operation still running after two days of looks; left to an operator",
+                extra={"attempt": attempt},
+            )
             return
         ports.events.send(
             track_message(
@@ -50,7 +53,7 @@ def track_operation(
                 operation_id,
                 correlation_id,
                 attempt=attempt + 1,
-                scheduled_at=utcnow() + POLL_EVERY,
+                scheduled_at=utcnow() + wait,
             )
         )
         return
