@@ -22,6 +22,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from shared.domain.subscription import SWEEP_SESSION
+
 # Service Bus refuses a longer MessageId.
 MAX_MESSAGE_ID = 128
 
@@ -33,10 +35,6 @@ REPLAY_COUNT = "replayCount"
 # enqueue time and delivery count belong to the original).
 FIRST_ENQUEUED_AT = "firstEnqueuedTimeUtc"
 DELIVERY_COUNT = "deliveryCount"
-
-# The events queue's session for a requested reconciliation sweep (shared.queueing.messages.sweep_message):
-# the one session id that names no subscription.
-SWEEP_SESSION = "_sweep"
 
 
 class DeadLetterSource(StrEnum):

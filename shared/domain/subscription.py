@@ -11,6 +11,10 @@ from datetime import datetime
 
 from shared.domain.status import Action, OperationStatus, SubscriptionStatus
 
+# Every message on the events queue is in its subscription's session (the subscription id), but for a
+# requested reconciliation sweep (shared.queueing.messages.sweep_message): this one names no subscription.
+SWEEP_SESSION = "_sweep"
+
 
 @dataclass(frozen=True)
 class Party:

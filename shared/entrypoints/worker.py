@@ -22,8 +22,8 @@ from shared.domain.dead_letters import (
     ORIGINAL_MESSAGE_ID,
     REPLAY_COUNT,
     REPLAYED_BY,
-    SWEEP_SESSION,
 )
+from shared.domain.subscription import SWEEP_SESSION
 from shared.fulfillment.errors import FulfillmentError, is_transient
 from shared.logs import get_logger, log_context
 from shared.queueing.messages import (

@@ -24,9 +24,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shared import telemetry
-from shared.domain.dead_letters import SWEEP_SESSION
 from shared.domain.status import parse_status
-from shared.domain.subscription import MicrosoftSubscription, Party, Term
+from shared.domain.subscription import SWEEP_SESSION, MicrosoftSubscription, Party, Term
 
 if TYPE_CHECKING:
     from shared.domain.dead_letters import DeadLetterEntry

@@ -10,7 +10,7 @@ import requests
 from azure.functions.servicebus import ServiceBusMessage
 
 from shared.domain.audit import SWEEPS_PARTITION, AuditAction, AuditSource
-from shared.domain.dead_letters import SWEEP_SESSION
+from shared.domain.subscription import SWEEP_SESSION
 from shared.entrypoints import worker
 from shared.queueing.messages import MessageKind, QueueMessage, QueueUnavailableError
 from shared.web.current_user import SignedInUser
