@@ -42,14 +42,7 @@ def run(args: argparse.Namespace) -> int:
             )
         return 0
     # The local stack: the sandbox's credentials are at hand, so the sweep runs here and reports at once.
-    report = sweep_and_record(
-        args.correlation_id,
-        marketplace=app.fulfillment,
-        subscriptions=app.subscriptions,
-        events=app.queue,
-        audit=app.audit,
-        requested_by=args.operator,
-    )
+    report = sweep_and_record(args.correlation_id, ports=app.sweep_ports, requested_by=args.operator)
     if args.json:
         print_json({**asdict(report), "correlationId": args.correlation_id})
     else:

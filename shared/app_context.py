@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from shared.workflows.operator_requests import OperatorRequestPorts
     from shared.workflows.provisioning import ProvisioningHook
     from shared.workflows.publisher_changes import ChangePorts
-    from shared.workflows.reconcile import ReconcilePorts
+    from shared.workflows.reconcile import ReconcilePorts, SweepPorts
     from shared.workflows.retention import RetentionPorts
     from shared.workflows.subscription_views import SubscriptionViewPorts, SummaryIndex
     from shared.workflows.sync import SyncPorts
@@ -243,6 +243,12 @@ class Services:
         from shared.workflows.reconcile import ReconcilePorts
 
         return ReconcilePorts(self.activation_ports, self.operation_ports)
+
+    @cached_property
+    def sweep_ports(self) -> SweepPorts:
+        from shared.workflows.reconcile import SweepPorts
+
+        return SweepPorts(self.fulfillment, self.subscriptions, self.queue, self.audit)
 
     @cached_property
     def retention_ports(self) -> RetentionPorts:

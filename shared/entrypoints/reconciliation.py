@@ -21,10 +21,4 @@ def handle_timer(timer: func.TimerRequest) -> SweepReport:
         if timer.past_due:
             log.warning("reconciliation sweep is running late")
         app = services()
-        return sweep_and_record(
-            correlation_id,
-            marketplace=app.fulfillment,
-            subscriptions=app.subscriptions,
-            events=app.queue,
-            audit=app.audit,
-        )
+        return sweep_and_record(correlation_id, ports=app.sweep_ports)

@@ -68,12 +68,7 @@ def _workflows() -> dict[str, Workflow]:
             str(body["subscriptionId"]), cid, ports=app.reconcile_ports, listed=listed_snapshot(body)
         ),
         MessageKind.SWEEP: lambda app, body, cid: sweep_and_record(
-            cid,
-            marketplace=app.fulfillment,
-            subscriptions=app.subscriptions,
-            events=app.queue,
-            audit=app.audit,
-            requested_by=str(body.get("requestedBy") or ""),
+            cid, ports=app.sweep_ports, requested_by=str(body.get("requestedBy") or "")
         ),
     }
 

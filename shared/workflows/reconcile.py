@@ -307,19 +307,23 @@ def request_sweep(
     return message
 
 
-def sweep_and_record(
-    correlation_id: str,
-    *,
-    marketplace: Marketplace,
-    subscriptions: SubscriptionRecords,
-    events: EventPublisher,
-    audit: AuditLog,
-    requested_by: str = "",
-) -> SweepReport:
+@dataclass(frozen=True)
+class SweepPorts:
+    """What a recorded sweep needs: Microsoft's list, our rows, the queue it fills and the audit trail."""
+
+    marketplace: Marketplace
+    subscriptions: SubscriptionRecords
+    events: EventPublisher
+    audit: AuditLog
+
+
+def sweep_and_record(correlation_id: str, *, ports: SweepPorts, requested_by: str = "") -> SweepReport:
     """`sweep`, then its counts in the audit trail (SWEEPS_PARTITION), where the console shows them."""
-    report = sweep(correlation_id, marketplace=marketplace, subscriptions=subscriptions, events=events)
+    report = sweep(
+        correlation_id, marketplace=ports.marketplace, subscriptions=ports.subscriptions, events=ports.events
+    )
     counts = {name: (None, value) for name, value in asdict(report).items()}
-    audit.append(_sweep_entry(AuditAction.SWEEP, requested_by, correlation_id, counts))
+    ports.audit.append(_sweep_entry(AuditAction.SWEEP, requested_by, correlation_id, counts))
     return report
 
 
