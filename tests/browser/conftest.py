@@ -1,12 +1,14 @@
 """What the browser journeys share: a fresh browser context per person (the `browser` fixture itself is the
-session-wide one in tests/conftest.py)."""
+session-wide one in tests/conftest.py), and signing in on the sandbox's Entra page."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from tests.support.stack import Stack
 
 NewPage = Callable[[], Page]
 
@@ -27,3 +29,18 @@ def new_page(browser: Browser) -> Iterator[NewPage]:
     finally:
         for context in contexts:
             context.close()
+
+
+def pick_account(page: Page, username: str) -> None:
+    """On the sandbox's Entra sign-in page, choose the test user (the app's callback follows)."""
+    expect(page.get_by_role("heading", name="Pick an account")).to_be_visible()
+    page.click(f'button[data-username="{username}"]')
+
+
+def signed_in(new_page: NewPage, stack: Stack, username: str, path: str) -> Page:
+    """Opens `path` as `username`: the app sends them to sign in and brings them back to `path`."""
+    page = new_page()
+    page.goto(f"{stack.app_url}{path}")
+    pick_account(page, username)
+    expect(page).to_have_url(f"{stack.app_url}{path}")
+    return page

@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from shared.app_context import services
 from shared.domain.audit import AuditAction
+from tests.browser.conftest import NewPage, signed_in
 from tests.cli.test_cli import forge_webhook
 from tests.support.sandbox import wait_until
 from tests.support.stack import Stack, running_stack
@@ -50,19 +51,8 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def signed_in_on_the_page(browser: Browser, stack: Stack, username: str) -> Page:
-    context = browser.new_context(ignore_https_errors=True, viewport={"width": 1200, "height": 900})
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    page.goto(f"{stack.app_url}{PAGE}")
-    expect(page.get_by_role("heading", name="Pick an account")).to_be_visible()
-    page.click(f'button[data-username="{username}"]')
-    expect(page).to_have_url(f"{stack.app_url}{PAGE}")
-    return page
-
-
 def test_an_admin_replays_after_the_fix_and_discards_with_a_reason_a_reader_only_looks(
-    browser: Browser, stack: Stack
+    new_page: NewPage, stack: Stack
 ) -> None:
     subscription_id = stack.buy_and_activate("basic")
     forged_id = forge_webhook(stack, subscription_id)
@@ -71,13 +61,13 @@ def test_an_admin_replays_after_the_fix_and_discards_with_a_reason_a_reader_only
     stack.control.suspend(subscription_id)
     wait_until(lambda: len(stack.queue.dead_letters()) == 2, 30)
 
-    reader = signed_in_on_the_page(browser, stack, RAVI)
+    reader = signed_in(new_page, stack, RAVI, PAGE)
     expect(reader.locator("article.dead-letter")).to_have_count(2)
     expect(reader.locator("[data-row-action], [data-bulk]")).to_have_count(0)
     shot(reader, "01-reader")
 
     stack.control.clear_faults()
-    admin = signed_in_on_the_page(browser, stack, OLIVIA)
+    admin = signed_in(new_page, stack, OLIVIA, PAGE)
     admin.click('article[data-source="deadletter"] [data-row-action="replay"]')
     expect(admin.get_by_role("heading", name="Replay 1 message?")).to_be_visible()
     shot(admin, "02-confirm-replay")

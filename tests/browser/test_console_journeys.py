@@ -22,6 +22,7 @@ from shared.app_context import services
 from shared.domain.audit import AuditAction
 from shared.domain.status import SubscriptionStatus
 from shared.domain.subscription import Party, Subscription
+from tests.browser.conftest import pick_account, signed_in
 from tests.support.ports import free_port
 from tests.support.sandbox import wait_until
 from tests.support.stack import Stack, running_stack
@@ -56,21 +57,6 @@ def stack(
 def shot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def sign_in(page: Page, username: str) -> None:
-    """On the sandbox's Entra sign-in page, the person clicks their account (the app's callback follows)."""
-    expect(page.get_by_role("heading", name="Pick an account")).to_be_visible()
-    page.click(f'button[data-username="{username}"]')
-
-
-def signed_in(new_page: Callable[[], Page], stack: Stack, username: str, path: str) -> Page:
-    """Opens `path` as `username`: the console sends them to sign in and brings them back to `path`."""
-    page = new_page()
-    page.goto(f"{stack.app_url}{path}")
-    sign_in(page, username)
-    expect(page).to_have_url(f"{stack.app_url}{path}")
-    return page
 
 
 def page_of(subscription_id: str) -> str:
@@ -230,7 +216,7 @@ def test_people_outside_the_publisher_are_refused_the_console(
 ) -> None:
     page = new_page()
     page.goto(f"{stack.app_url}{CONSOLE}")
-    sign_in(page, username)
+    pick_account(page, username)
     expect(page.get_by_role("heading", name=NOT_STAFF)).to_be_visible()
     answer = page.goto(f"{stack.app_url}{CONSOLE}")
     assert answer is not None

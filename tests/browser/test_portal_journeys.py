@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import NewPage
+from tests.browser.conftest import NewPage, pick_account
 from tests.support.sandbox import FABRIKAM_TENANT, wait_until
 from tests.support.stack import Stack
 
@@ -37,12 +37,6 @@ CHANGE_FORMS = ("plan", "quantity", "cancel")
 def shot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def pick_account(page: Page, username: str) -> None:
-    """On the sandbox's Entra sign-in page, choose the test user (the app's callback follows)."""
-    expect(page.get_by_role("heading", name="Pick an account")).to_be_visible()
-    page.click(f'button[data-username="{username}"]')
 
 
 def subscription_url(stack: Stack, subscription_id: str) -> str:
