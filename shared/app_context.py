@@ -311,7 +311,7 @@ class Services:
         from shared.workflows.console_overview import OverviewPorts
 
         return OverviewPorts(
-            self.subscription_index, self.audit, self.operations, lambda: self.dead_letter_ports
+            self.subscription_index, self.audit, self.operations, lambda: self.dead_letter_ports, self.audit
         )
 
 

@@ -33,6 +33,7 @@ from shared.domain.console_stats import (
 from shared.domain.status import SubscriptionStatus
 from shared.logs import get_logger
 from shared.workflows.dead_letters import DeadLetterPorts, list_dead_letters
+from shared.workflows.reconcile import recent_sweeps
 from shared.workflows.subscription_views import (
     LIST_UNREADABLE,
     SummaryIndex,
@@ -43,6 +44,7 @@ from shared.workflows.sync import utcnow
 
 if TYPE_CHECKING:
     from shared.domain.audit import AuditEntry
+    from shared.workflows.ports import RecentAuditHistory
 
 log = get_logger(__name__)
 # Listing a dead-letter queue reads each message; past this many the overview says "at least".
@@ -68,6 +70,7 @@ class OverviewPorts:
     # Built on first use: a queue backend with no dead-letter view (the in-memory one) refuses to build it,
     # and the overview then says so instead of failing.
     dead_letters: Callable[[], DeadLetterPorts]
+    sweeps: RecentAuditHistory
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ class Overview:
     as_of: datetime
     problems: tuple[str, ...] = ()
     counting: bool = False
+    # The latest sweeps and requests, newest first; None when their record could not be read.
+    sweeps: tuple[AuditEntry, ...] | None = ()
 
 
 def overview(*, ports: OverviewPorts, days: int = DAYS, first_read_wait: float = 0.5) -> Overview:
@@ -135,7 +140,16 @@ def overview(*, ports: OverviewPorts, days: int = DAYS, first_read_wait: float =
         as_of=snapshot.taken_at if snapshot is not None else now,
         problems=tuple(problems),
         counting=counting,
+        sweeps=_sweeps(ports),
     )
+
+
+def _sweeps(ports: OverviewPorts) -> tuple[AuditEntry, ...] | None:
+    try:
+        return tuple(recent_sweeps(ports.sweeps))
+    except Exception as exc:  # the page says so in the sweeps' own section; the rest still shows
+        log.warning("overview: recent sweeps unreadable", extra={"error": type(exc).__name__})
+        return None
 
 
 def _activity(

@@ -65,7 +65,7 @@ def _use_index(monkeypatch: pytest.MonkeyPatch, index: SummaryIndex) -> None:
     """The list and the overview both answer from `index` (each takes it from the app once)."""
     app = services()
     monkeypatch.setitem(app.__dict__, "subscription_index", index)
-    ports = OverviewPorts(index, app.audit, app.operations, lambda: app.dead_letter_ports)
+    ports = OverviewPorts(index, app.audit, app.operations, lambda: app.dead_letter_ports, app.audit)
     monkeypatch.setitem(app.__dict__, "overview_ports", ports)
 
 

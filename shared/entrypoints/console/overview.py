@@ -9,7 +9,6 @@ from urllib.parse import urlencode
 import azure.functions as func
 
 from shared.domain import wording
-from shared.domain.audit import AuditEntry
 from shared.domain.console_stats import Activity
 from shared.entrypoints.console.visit import OperatorVisit, open_console, open_console_action
 from shared.logs import get_logger, log_context
@@ -17,7 +16,7 @@ from shared.queueing.messages import QueueUnavailableError
 from shared.web import charts, notices
 from shared.web.pages import error_page, redirect
 from shared.workflows.console_overview import Overview, overview
-from shared.workflows.reconcile import recent_sweeps, request_sweep
+from shared.workflows.reconcile import request_sweep
 
 log = get_logger(__name__)
 LIST = "/api/console/subscriptions"
@@ -41,7 +40,7 @@ def handle_overview(req: func.HttpRequest) -> func.HttpResponse:
         charts=_charts(figures),
         list_url=list_url,
         refresh_after=2 if figures.counting else 0,
-        sweeps=_recent_sweeps(visit),
+        sweeps=figures.sweeps,
         sweep_notice=SWEEP_QUEUED if _sweep_asked(visit, req) else "",
     )
 
@@ -50,15 +49,6 @@ SWEEP_QUEUED = (
     "Sweep queued. The worker runs it with the app's own access to Microsoft; reload this page to see its "
     "counts, and the subscriptions' pages for what it repaired."
 )
-
-
-def _recent_sweeps(visit: OperatorVisit) -> list[AuditEntry] | None:
-    """The latest sweeps, or None when they cannot be read (the page says so; the rest still shows)."""
-    try:
-        return recent_sweeps(visit.app.audit)
-    except Exception:
-        log.exception("overview: recent sweeps unreadable")
-        return None
 
 
 def _sweep_asked(visit: OperatorVisit, req: func.HttpRequest) -> bool:
