@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from devhost.http_host import http_functions
-from shared.app_context import services
 from shared.domain.operators import OperatorRole, can_act, can_look, operator_roles
-from shared.web.current_user import SignedInUser, session_codec, sign_in
 from tests.console import BUYER, CONSOLE, OLIVIA, PUBLISHER_TENANT, RAVI, SELF_PROMOTED
 from tests.portal import Portal
 from tests.signin.test_app_stack import AppStack, Buyer, running_app_stack
@@ -98,25 +94,15 @@ def test_a_role_assigned_in_a_customers_tenant_opens_nothing(app_stack: AppStack
     assert answer.status_code == 403
 
 
-def _signed_in_long_ago(user: SignedInUser, seconds_ago: float) -> requests.Session:
-    app = services()
-    session = sign_in(
-        {}, user, settings=app.settings, store=app.sessions, clock=lambda: time.time() - seconds_ago
-    )
-    name, _, rest = session_codec(app.settings).dump(session).partition("=")
-    client = requests.Session()
-    client.trust_env = False
-    client.cookies.set(name, rest.split(";", 1)[0], domain="127.0.0.1", path="/")
-    return client
-
-
 def test_a_sign_in_older_than_the_consoles_limit_must_be_renewed(portal: Portal) -> None:
     # Roles are read from the ID token at sign-in: a fresh sign-in is what notices a role removed in Entra.
-    stale = _signed_in_long_ago(OLIVIA, 3600 + 60).get(f"{portal.url}{CONSOLE}", allow_redirects=False)
+    stale = portal.browser(OLIVIA, signed_in_ago=3600 + 60).get(
+        f"{portal.url}{CONSOLE}", allow_redirects=False
+    )
     assert stale.status_code == 303
     assert stale.headers["Location"] == "/api/auth/signin?next=%2Fapi%2Fconsole"
 
-    recent = _signed_in_long_ago(OLIVIA, 600).get(f"{portal.url}{CONSOLE}", allow_redirects=False)
+    recent = portal.browser(OLIVIA, signed_in_ago=600).get(f"{portal.url}{CONSOLE}", allow_redirects=False)
     assert recent.status_code == 200
 
 

@@ -9,6 +9,7 @@ in the way the Entra sign-in will do it: a session cookie minted by the app's ow
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,12 +63,13 @@ class Portal:
     def services(self) -> Services:
         return services()
 
-    def browser(self, user: SignedInUser | None = None) -> requests.Session:
-        """An HTTP client; with `user`, signed in through a real session cookie. Redirects not followed."""
+    def browser(self, user: SignedInUser | None = None, *, signed_in_ago: float = 0.0) -> requests.Session:
+        """An HTTP client; with `user`, signed in (`signed_in_ago` seconds ago) through a real session cookie.
+        Redirects not followed."""
         session = requests.Session()
         session.trust_env = False
         if user is not None:
-            name, value = session_cookie(user)
+            name, value = session_cookie(user, signed_in_ago=signed_in_ago)
             session.cookies.set(name, value, domain="127.0.0.1", path="/")
         return session
 
@@ -94,10 +96,11 @@ class Portal:
         return f"{self.url}/api/portal/subscriptions/{subscription_id}"
 
 
-def session_cookie(user: SignedInUser) -> tuple[str, str]:
+def session_cookie(user: SignedInUser, *, signed_in_ago: float = 0.0) -> tuple[str, str]:
     """The (name, value) of the cookie the app sets after a successful sign-in of `user`."""
     app = services()
-    session = sign_in({}, user, settings=app.settings, store=app.sessions)
+    clock = lambda: time.time() - signed_in_ago  # noqa: E731 - the sign-in's own clock, moved back
+    session = sign_in({}, user, settings=app.settings, store=app.sessions, clock=clock)
     set_cookie = session_codec(app.settings).dump(session)
     name, _, rest = set_cookie.partition("=")
     return name, rest.split(";", 1)[0]
