@@ -4,10 +4,11 @@ The body of a webhook is a claim, not a fact. Nothing changes until GetOperation
 exists with the announced action and target (R38); the new state itself always comes from GetSubscription.
 
 For ChangePlan and ChangeQuantity the publisher has about ten seconds to refuse (R34, R36), so the answer
-comes first. Before the PATCH the worker does only what the decision needs: the inbox lookup, GetOperation
-(with the stored subscription and, for a quantity the policy guards, the seat count read beside it, on two
-threads), and one durable write of the decision (the inbox row, inserted with the decision in it). A
-redelivered message finds that row and sends the same answer, never a new one. The decision's audit row, the
+comes first. Before the PATCH the worker does only what the decision needs: GetOperation (with the stored
+subscription and, for a quantity the policy guards, the seat count read beside it, on two threads), and one
+durable write of the decision (the inbox row, inserted with the decision in it; a change is not looked up
+first). A redelivered message cannot insert that row again: it is handled from the stored row and sends the
+same answer, never a new one. The decision's audit row, the
 re-check and the `acknowledged` mark come after the PATCH; then the mirror, which reuses the subscription read
 for the decision (under its ETag) instead of reading it again. A change that waited in the queue past
 `BEHIND_AFTER` (a burst) stops after the mark when its mirror can wait (a refusal, an accepted seat increase):
@@ -99,40 +100,100 @@ def handle_announced_operation(
     """Handles one announced operation; `received_at` is when the webhook took it (None: unknown)."""
     subscription_id = str(payload.get("subscriptionId", "")).strip()
     operation_id = str(payload.get("id", "")).strip()
-    record = ports.inbox.get(subscription_id, operation_id)
-    if record is not None and record.state == InboxState.DONE:
-        log.info("operation already handled; duplicate delivery ignored")
+    # A change is not looked up first: nearly every one is new, and the lookup was a Table round trip inside
+    # Microsoft's window. Its decision goes in as the operation's first row; if a row is there already (a
+    # redelivery, our portal's own request, an operator's decision), the insert fails before anything is
+    # sent and the handling starts again from that row, exactly as if the lookup had found it.
+    announces_change = parse_action(announced_action(payload)) in CHANGE_ACTIONS
+    record = None if announces_change else ports.inbox.get(subscription_id, operation_id)
+    if _already_done(record):
         return
     behind = is_behind(received_at, utcnow())
     facts = _read_ahead(ports, subscription_id, record, payload)
     operation = _verified_operation(ports, subscription_id, operation_id, payload, correlation_id)
-    known: Subscription | None = None
-    if operation.action in CHANGE_ACTIONS:
-        record, known = _answer_change(
-            ports, record, operation, facts, correlation_id, behind=behind, received_at=received_at
-        )
-        if record.left_to_recheck and (behind or not operation.status.is_terminal):
-            log.info(
-                "change answered while behind; its re-check audits and mirrors it", extra={"behind": True}
-            )
-            return
-    else:
-        if operation.action is Action.UNKNOWN:
-            log.warning(
-                "unknown action: mirroring the subscription only", extra={"action": operation.action_raw}
-            )
-        record = record or _receive(ports, operation, correlation_id)
-    cause = Cause(
-        operation.id, operation.action_raw, operation.request_source, operation.timestamp or utcnow()
+    handling = _Handling(
+        ports=ports,
+        subscription_id=subscription_id,
+        operation=operation,
+        facts=facts,
+        correlation_id=correlation_id,
+        behind=behind,
+        received_at=received_at,
     )
-    sync_from_microsoft(ports.sync, subscription_id, cause, correlation_id, known=known)
-    if record.owes_decision_audit:
-        # Final before its re-check ran: the decision's audit row is this delivery's to write.
-        audit_decision(ports.audit, record, operation, correlation_id)
-    # A change we just answered is still InProgress here; the scheduled re-check records its outcome.
-    outcome = operation.status.value if operation.status.is_terminal else record.outcome
-    done = replace(record, state=InboxState.DONE, outcome=outcome, left_to_recheck=False, updated_at=utcnow())
-    ports.inbox.save(done)
+    try:
+        handling.run(record)
+    except _AlreadyRecordedError:
+        stored = ports.inbox.get(subscription_id, operation_id)
+        if stored is None:
+            # Inserted by someone, then gone (deleted by hand?): retrying the message starts clean.
+            raise PermanentFailureError(
+                "InboxRace", "the inbox row vanished between insert and read"
+            ) from None
+        if not _already_done(stored):
+            handling.run(stored)
+
+
+def _already_done(record: InboxRecord | None) -> bool:
+    if record is not None and record.state == InboxState.DONE:
+        log.info("operation already handled; duplicate delivery ignored")
+        return True
+    return False
+
+
+class _AlreadyRecordedError(Exception):
+    """The operation's first row could not go in: one is stored already, and nothing was sent yet."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Handling:
+    """One verified operation, handled from its inbox row (None: none is stored, as far as we know)."""
+
+    ports: OperationPorts
+    subscription_id: str
+    operation: Operation
+    facts: _FactsAhead | None
+    correlation_id: str
+    behind: bool
+    received_at: datetime | None
+
+    def run(self, record: InboxRecord | None) -> None:
+        ports, operation, correlation_id = self.ports, self.operation, self.correlation_id
+        known: Subscription | None = None
+        if operation.action in CHANGE_ACTIONS:
+            record, known = _answer_change(
+                ports,
+                record,
+                operation,
+                self.facts,
+                correlation_id,
+                behind=self.behind,
+                received_at=self.received_at,
+            )
+            if record.left_to_recheck and (self.behind or not operation.status.is_terminal):
+                log.info(
+                    "change answered while behind; its re-check audits and mirrors it",
+                    extra={"behind": True},
+                )
+                return
+        else:
+            if operation.action is Action.UNKNOWN:
+                log.warning(
+                    "unknown action: mirroring the subscription only", extra={"action": operation.action_raw}
+                )
+            record = record or _receive(ports, operation, correlation_id)
+        cause = Cause(
+            operation.id, operation.action_raw, operation.request_source, operation.timestamp or utcnow()
+        )
+        sync_from_microsoft(ports.sync, self.subscription_id, cause, correlation_id, known=known)
+        if record.owes_decision_audit:
+            # Final before its re-check ran: the decision's audit row is this delivery's to write.
+            audit_decision(ports.audit, record, operation, correlation_id)
+        # A change we just answered is still InProgress here; the scheduled re-check records its outcome.
+        outcome = operation.status.value if operation.status.is_terminal else record.outcome
+        done = replace(
+            record, state=InboxState.DONE, outcome=outcome, left_to_recheck=False, updated_at=utcnow()
+        )
+        ports.inbox.save(done)
 
 
 def _may_leave_to_recheck(record: InboxRecord, operation: Operation, known: Subscription | None) -> bool:
@@ -213,25 +274,18 @@ def _receive(
     reason: str = "",
     left_to_recheck: bool = False,
 ) -> InboxRecord:
-    """The operation's first inbox row (with the decision, when there is one: a single durable write), or
-    the row another delivery stored first, which then wins: its decision is the one sent."""
-    now = utcnow()
+    """The operation's first inbox row (with the decision, when there is one: a single durable write).
+
+    Raises `_AlreadyRecordedError` when a row is stored already: the handling then starts again from that row,
+    so a decision stored first (another delivery's, an operator's) is the one sent."""
     record = _first_record(operation, correlation_id, decision=decision, reason=reason)
     record = replace(record, left_to_recheck=left_to_recheck)
     # put_new hands back the stored record with its ETag, so the first delivery reads nothing back.
     stored = ports.inbox.put_new(record)
-    if stored is not None:
-        return stored
-    # Another delivery recorded it between our lookup and our insert: continue from its record.
-    theirs = ports.inbox.get(operation.subscription_id, operation.id)
-    if theirs is None:
-        # Inserted, then gone (deleted by hand?): retrying the message starts clean.
-        raise PermanentFailureError("InboxRace", "the inbox row vanished between insert and read")
-    if decision and not theirs.decision and theirs.state not in ANSWERED:
-        # Their row predates a decision (an older version, or a non-change record): ours goes in under
-        # its ETag, or the save fails and the message is delivered again.
-        return ports.inbox.save(replace(theirs, decision=decision, reason=reason, updated_at=now))
-    return theirs
+    if stored is None:
+        # Stored since (or before: a change is not looked up first); handled again from that row.
+        raise _AlreadyRecordedError
+    return stored
 
 
 def _first_record(

@@ -23,11 +23,11 @@ from tests.support.sandbox import wait_until
 from tests.support.stack import Stack, running_stack
 from tests.support.storage_counter import CountingStorageProxy
 
-# While behind, per accepted seat increase: before the PATCH the inbox lookup, the subscription and the seat
-# count read beside GetOperation, and the inbox row with the decision; after it only the `acknowledged` mark.
+# While behind, per accepted seat increase: before the PATCH the subscription and the seat count read beside
+# GetOperation, and the inbox row with the decision (no lookup first); after it only the `acknowledged` mark.
 # The decision's audit row and the mirror (GetSubscription, $batch, license index) wait for the re-check.
-EXPECTED_BEFORE_ANSWER = 4
-EXPECTED_TOTAL = 5
+EXPECTED_BEFORE_ANSWER = 3
+EXPECTED_TOTAL = 4
 DECISION = AuditAction.decision_on(Action.CHANGE_QUANTITY).value
 
 
