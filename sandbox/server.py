@@ -34,7 +34,7 @@ from sandbox.keepalive import KeepAliveRequestHandler
 from sandbox.marketplace.service import Marketplace
 from sandbox.marketplace.settings import SandboxSettings
 from sandbox.tls import ensure_certificates, ensure_signing_key, ssl_context
-from sandbox.webhooks import WebhookSender
+from sandbox.webhooks import ReusedToken, WebhookSender
 
 log = logging.getLogger("sandbox.server")
 
@@ -191,7 +191,7 @@ def start_sandbox(
     faults = Faults()
     webhooks = WebhookSender(
         settings=lambda: marketplace.settings,
-        mint_token=entra.mint_webhook_token,
+        mint_token=ReusedToken(entra.mint_webhook_token, entra.webhook_token_claims),
         on_answer=marketplace.record_webhook_answer,
     )
     marketplace.connect_webhooks(webhooks.send)

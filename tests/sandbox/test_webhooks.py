@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import itertools
 import ssl
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
 import requests
 
 from sandbox.server import RunningSandbox
+from sandbox.webhooks import ReusedToken
 from tests.support.ports import refusing_port
 from tests.support.sandbox import ControlClient, WebhookReceiver, running_sandbox, wait_until
 
@@ -155,3 +158,74 @@ def test_reset_abandons_pending_retries(
     wait_until(lambda: sandbox.webhooks.in_flight() == 0)  # the abandoned retry has woken up and ended
     assert len(receiver.received) == 1
     assert control.deliveries() == []
+
+
+def test_webhooks_reuse_one_token_as_microsofts_client_does(
+    sandbox: RunningSandbox, control: ControlClient, receiver: WebhookReceiver
+) -> None:
+    subscription_id = subscribed(control, sandbox)
+    control.suspend(subscription_id)
+    first = receiver.wait_for(1)[0]
+    control.reinstate(subscription_id)
+    second = receiver.wait_for(2)[1]
+    assert first.headers["authorization"] == second.headers["authorization"]
+
+
+def test_a_reused_token_is_renewed_before_it_expires_and_when_its_claims_change() -> None:
+    now = [1_000_000.0]
+    claims = {"aud": "app-1", "tid": "tenant-1"}
+    minted: list[str] = []
+
+    def mint() -> str:
+        token = jwt.encode(
+            {**claims, "exp": int(now[0]) + 3600, "n": len(minted)}, "k" * 32, algorithm="HS256"
+        )
+        minted.append(token)
+        return token
+
+    token = ReusedToken(
+        mint, lambda: {**claims, "iat": int(now[0]), "exp": int(now[0]) + 3600}, lambda: now[0]
+    )
+    assert token() == token() == minted[0]
+    now[0] += 3600 - ReusedToken.RENEW_BEFORE_SECONDS - 1
+    assert token() == minted[0], "still more than the margin left"
+    now[0] += 2
+    assert token() == minted[1], "renewed inside the margin before expiry"
+    claims["aud"] = "app-2"
+    assert token() == minted[2], "another app registration: another token"
+    assert len(minted) == 3
+
+
+def test_deliveries_keep_their_connection_open_between_webhooks(
+    sandbox: RunningSandbox, control: ControlClient
+) -> None:
+    ports: list[int] = []
+
+    class KeepAlive(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            ports.append(self.client_address[1])
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), KeepAlive)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        control.settings(webhookUrl=f"http://127.0.0.1:{server.server_port}/api/webhook")
+        subscription_id = subscribed(control, sandbox)
+        for round_ in range(3):
+            control.suspend(subscription_id)
+            wait_until(lambda expected=2 * round_ + 1: len(ports) >= expected, 5)
+            control.reinstate(subscription_id)
+            wait_until(lambda expected=2 * round_ + 2: len(ports) >= expected, 5)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(ports) == 6
+    assert len(set(ports)) == 1, ports
