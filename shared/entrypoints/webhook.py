@@ -195,10 +195,10 @@ def parse_webhook_body(raw: bytes) -> dict[str, Any]:
 
 
 def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [key for key, _ in pairs]
-    if len(set(keys)) != len(keys):
+    obj = dict(pairs)
+    if len(obj) != len(pairs):  # a repeated key kept one entry for two pairs
         raise InvalidWebhookBodyError("body has duplicate keys")
-    return dict(pairs)
+    return obj
 
 
 def _refuse_constant(name: str) -> Any:
@@ -238,6 +238,8 @@ def _check_shape(payload: dict[str, Any]) -> None:
 
 
 def _check_text(text: str) -> None:
+    if text.isascii():  # no surrogate is ASCII; most of Microsoft's text is
+        return
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
