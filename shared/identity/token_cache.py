@@ -3,12 +3,14 @@
 Microsoft's webhook client reuses one Entra access token for up to an hour, so a burst of hundreds of
 webhooks carries the same bytes, and each full validation is mostly one RSA signature check. After a token
 passes every rule, its claims are kept here, keyed by the SHA-256 digest of the token (never the token
-itself: this memory holds no bearer credential), with the signing key it was verified against.
+itself: this memory holds no bearer credential), with what it was verified against (its basis: the signing
+key and the validator's reading of the metadata document, as the objects the caches hold).
 
 A hit is no blank cheque; `TokenValidator` uses it only when all of these still hold:
 - the token's `kid` still names, in the current key set (the same `SigningKeys` lookup, refresh rule and
-  lifespan as the full path), the very key object the signature was checked with: a key Entra removes
-  stops being accepted as soon as the key set is refreshed, and any refresh starts every token afresh;
+  lifespan as the full path), the very key object the signature was checked with, and the metadata (which
+  names the accepted issuers) is the same document: a key Entra removes stops being accepted as soon as
+  the key set is refreshed, and any refresh of either starts every token afresh;
 - `exp`, `nbf` and `iat` are checked again against the clock with the policy's leeway, as PyJWT does;
 - the entry is younger than `max_age_seconds` (5 minutes by default), whatever the token's own lifetime.
 Only successes are stored, so a forged or refused token never enters and is validated in full every time;
@@ -32,7 +34,7 @@ MAX_AGE_SECONDS = 300.0
 
 class _Validated(NamedTuple):
     claims: dict[str, Any]
-    key: object
+    basis: tuple[object, ...]
     stored_at: float
 
 
@@ -57,24 +59,24 @@ class ValidatedTokens:
         self._entries: OrderedDict[bytes, _Validated] = OrderedDict()
         self._lock = threading.Lock()
 
-    def claims(self, digest: bytes, key: object) -> dict[str, Any] | None:
-        """A copy of the claims of the token with this `token_digest` when it was validated against `key`;
-        None when not remembered, too old, or validated against another key object (the key set was
-        refreshed since)."""
+    def claims(self, digest: bytes, basis: tuple[object, ...]) -> dict[str, Any] | None:
+        """A copy of the claims of the token with this `token_digest` when it was validated against these very
+        `basis` objects; None when not remembered, too old, or validated against others (a key set or
+        metadata document refreshed since)."""
         with self._lock:
             entry = self._entries.get(digest)
             if entry is None:
                 return None
-            if entry.key is not key or self._clock() - entry.stored_at >= self._max_age:
+            if not _same(entry.basis, basis) or self._clock() - entry.stored_at >= self._max_age:
                 del self._entries[digest]
                 return None
             self._entries.move_to_end(digest)
         return dict(entry.claims)
 
-    def remember(self, digest: bytes, key: object, claims: dict[str, Any]) -> None:
-        """Stores the claims of the token with this `token_digest`, which has just passed every rule with
-        `key`; for nothing else."""
-        entry = _Validated(dict(claims), key, self._clock())
+    def remember(self, digest: bytes, basis: tuple[object, ...], claims: dict[str, Any]) -> None:
+        """Stores the claims of the token with this `token_digest`, which has just passed every rule against
+        `basis`; for nothing else."""
+        entry = _Validated(dict(claims), basis, self._clock())
         with self._lock:
             self._entries[digest] = entry
             self._entries.move_to_end(digest)
@@ -94,6 +96,10 @@ class ValidatedTokens:
         """The stored keys, oldest first: digests, what the memory holds instead of tokens."""
         with self._lock:
             return list(self._entries)
+
+
+def _same(stored: tuple[object, ...], current: tuple[object, ...]) -> bool:
+    return len(stored) == len(current) and all(a is b for a, b in zip(stored, current, strict=True))
 
 
 def token_digest(token: str) -> bytes:

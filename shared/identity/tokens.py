@@ -83,26 +83,29 @@ class TokenValidator:
         `nonce`, when given, must equal the token's (the sign-in that asked for this token).
         """
         kid = _key_id(token)
+        issuers = self._accepted_issuers()
         try:
             key = self._keys.signing_key(self.policy.metadata_url, kid)
         except UnknownSigningKeyError as exc:
             raise InvalidTokenError("token is signed with an unknown key") from exc
         cache = self._cache if nonce is None else None
         if cache is None:
-            return self._verify(token, key, nonce)
+            return self._verify(token, key, issuers, nonce)
+        # What the token was checked against: a new key set or metadata document means new objects.
+        basis = (key, issuers)
         digest = token_digest(token)
-        cached = cache.claims(digest, key)
+        cached = cache.claims(digest, basis)
         if cached is not None:
             _check_lifetime(cached, self.policy.leeway_seconds, cache.wall_clock())
             return cached
-        claims = self._verify(token, key, nonce)
-        cache.remember(digest, key, claims)
+        claims = self._verify(token, key, issuers, nonce)
+        cache.remember(digest, basis, claims)
         return claims
 
-    def _verify(self, token: str, key: jwt.PyJWK, nonce: str | None) -> dict[str, Any]:
+    def _verify(self, token: str, key: jwt.PyJWK, issuers: _Issuers, nonce: str | None) -> dict[str, Any]:
         """Every rule, in full: signature and times (PyJWT), then issuer, tenant, caller app and nonce."""
         claims = self._decode(token, key)
-        self._check_issuer(claims)
+        self._check_issuer(claims, issuers)
         self._check_tenant(claims)
         self._check_caller_app(claims)
         _check_nonce(claims, nonce)
@@ -128,9 +131,8 @@ class TokenValidator:
         except jwt.InvalidTokenError as exc:
             raise InvalidTokenError(_describe(exc)) from exc
 
-    def _check_issuer(self, claims: dict[str, Any]) -> None:
+    def _check_issuer(self, claims: dict[str, Any], issuers: _Issuers) -> None:
         issuer = str(claims.get("iss", ""))
-        issuers = self._accepted_issuers()
         if self.policy.tenant_id == ANY_TENANT:
             token_tenant = str(claims.get("tid", ""))
             expected = f"{issuers.authority}/{token_tenant}/v2.0"

@@ -106,36 +106,51 @@ def test_a_remembered_token_whose_key_left_the_key_set_is_refused_after_the_refr
     assert server.jwks_fetches == 2
 
 
+def expire_for_the_cache(wall: Clock) -> None:
+    """Moves the cache's wall clock past the token's expiry and leeway: a hit now refuses the token, while
+    full validation (PyJWT's real clock) still accepts it, so each answer tells which path was taken."""
+    wall.now += 3600 + LEEWAY
+
+
 def test_a_key_set_refresh_sends_every_remembered_token_back_to_full_validation(server: OidcServer) -> None:
-    clock = Clock(1000.0)
+    clock, wall = Clock(1000.0), Clock(time.time())
     keys = SigningKeys(lifespan_seconds=3600, clock=clock)
-    cache = ValidatedTokens(max_age_seconds=7200, clock=clock)
-    checker = validator(server, cache, keys)
-    genuine = token(server)
+    checker = validator(server, ValidatedTokens(clock=Clock(0.0), wall_clock=wall), keys)
+    genuine = token(server, now=wall.now)
     assert checker.validate(genuine)
-    key = keys.signing_key(server.metadata_url(TENANT), server.signing_key.kid)
-    assert cache.claims(token_digest(genuine), key) is not None
+    expire_for_the_cache(wall)
+    assert refusal(checker, genuine) == "token has expired"
 
     clock.now += 3600  # the same key, published again: a new key object, so the entry no longer counts
-    assert checker.validate(genuine)
+    assert checker.validate(genuine)["tid"] == TENANT
     assert server.jwks_fetches == 2
-    assert cache.claims(token_digest(genuine), key) is None
+
+
+def test_a_metadata_refresh_sends_every_remembered_token_back_to_full_validation(server: OidcServer) -> None:
+    clock, wall = Clock(1000.0), Clock(time.time())
+    keys = SigningKeys(lifespan_seconds=10 * 24 * 3600, metadata_lifespan_seconds=3600, clock=clock)
+    checker = validator(server, ValidatedTokens(clock=Clock(0.0), wall_clock=wall), keys)
+    genuine = token(server, now=wall.now)
+    assert checker.validate(genuine)
+    expire_for_the_cache(wall)
+    assert refusal(checker, genuine) == "token has expired"
+
+    clock.now += 3600  # the metadata names the accepted issuers: a new document, the token is checked again
+    assert checker.validate(genuine)["tid"] == TENANT
+    assert (server.metadata_fetches, server.jwks_fetches) == (2, 1)
 
 
 def test_entries_are_forgotten_after_their_age_bound(server: OidcServer) -> None:
-    clock = Clock(0.0)
-    cache = ValidatedTokens(max_age_seconds=300, clock=clock)
-    keys = SigningKeys()
-    checker = validator(server, cache, keys)
-    genuine = token(server)
+    age, wall = Clock(0.0), Clock(time.time())
+    checker = validator(server, ValidatedTokens(max_age_seconds=300, clock=age, wall_clock=wall))
+    genuine = token(server, now=wall.now)
     assert checker.validate(genuine)
-    key = keys.signing_key(server.metadata_url(TENANT), server.signing_key.kid)
+    expire_for_the_cache(wall)
 
-    clock.now += 299.9
-    assert cache.claims(token_digest(genuine), key) is not None
-    clock.now += 0.1
-    assert cache.claims(token_digest(genuine), key) is None
-    assert token_digest(genuine) not in cache
+    age.now += 299.9
+    assert refusal(checker, genuine) == "token has expired"
+    age.now += 0.1
+    assert checker.validate(genuine)["tid"] == TENANT
 
 
 def test_the_cache_never_grows_past_its_bound(server: OidcServer) -> None:
