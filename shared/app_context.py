@@ -176,11 +176,15 @@ class Services:
 
     @cached_property
     def webhook_validator(self) -> TokenValidator:
+        """Remembers the tokens it has validated: Microsoft reuses one for up to an hour, so a burst of
+        webhooks skips the RSA check after the first (bounds and rules in `shared.identity.token_cache`)."""
+        from shared.identity.token_cache import ValidatedTokens
         from shared.identity.token_policies import webhook_policy_from_settings
         from shared.identity.tokens import TokenValidator
 
         with self._lock:
-            return TokenValidator(webhook_policy_from_settings(self.settings), self.signing_keys)
+            policy = webhook_policy_from_settings(self.settings)
+            return TokenValidator(policy, self.signing_keys, cache=ValidatedTokens())
 
     @cached_property
     def id_token_validator(self) -> TokenValidator:

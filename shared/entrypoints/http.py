@@ -14,12 +14,15 @@ import azure.functions as func
 
 from shared.web.security import api_security_headers
 
+# Built once: `json.dumps(..., default=str)` builds a new encoder on every call.
+_ENCODER = json.JSONEncoder(default=str)
+
 
 def json_response(
     body: Mapping[str, Any] | list[Any], status: int = 200, headers: Mapping[str, str] | None = None
 ) -> func.HttpResponse:
     return func.HttpResponse(
-        body=json.dumps(body, default=str),
+        body=_ENCODER.encode(body),
         status_code=status,
         headers={**api_security_headers(), **(headers or {})},
         mimetype="application/json",

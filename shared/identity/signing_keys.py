@@ -117,6 +117,11 @@ class SigningKeys:
         return key  # type: ignore[no-any-return]
 
     def _entry(self, kind: str, url: str) -> _Entry:
+        # Entries are only ever added, so a plain read finds any that exists; the lock (and a new entry,
+        # with its own lock) is for the first call per URL only.
+        entry = self._entries.get((kind, url))
+        if entry is not None:
+            return entry
         with self._entries_lock:
             return self._entries.setdefault((kind, url), _Entry())
 

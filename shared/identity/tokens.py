@@ -10,6 +10,7 @@ Each refusal names the rule it broke, never the token, so logs and 401 bodies ca
 from __future__ import annotations
 
 import base64
+import functools
 import hmac
 import json
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from urllib.parse import urlsplit
 
 import jwt
 
-from shared.identity.signing_keys import SigningKeys, UnknownSigningKeyError
+from shared.identity.signing_keys import OpenIdMetadata, SigningKeys, UnknownSigningKeyError
+from shared.identity.token_cache import ValidatedTokens, token_digest
 
 ALGORITHMS = ["RS256"]
 V1_ISSUER_HOST = "https://sts.windows.net"
@@ -60,11 +62,20 @@ class TokenPolicy:
 
 
 class TokenValidator:
-    """Validates tokens against one policy; keys come from the (shared, process-wide) `SigningKeys`."""
+    """Validates tokens against one policy; keys come from the (shared, process-wide) `SigningKeys`.
 
-    def __init__(self, policy: TokenPolicy, keys: SigningKeys | None = None) -> None:
+    With `cache` (the webhook's), a token that passed every rule is remembered and a repeat of it is
+    accepted after the checks `shared.identity.token_cache` lists instead of a second RSA check; tokens
+    validated with a nonce (sign-ins, each used once) never go through the cache.
+    """
+
+    def __init__(
+        self, policy: TokenPolicy, keys: SigningKeys | None = None, *, cache: ValidatedTokens | None = None
+    ) -> None:
         self.policy = policy
         self._keys = keys or SigningKeys()
+        self._cache = cache
+        self._issuers: _Issuers | None = None
 
     def validate(self, token: str, *, nonce: str | None = None) -> dict[str, Any]:
         """The verified claims, or InvalidTokenError / SigningKeysUnavailableError (our side's fault).
@@ -72,12 +83,29 @@ class TokenValidator:
         `nonce`, when given, must equal the token's (the sign-in that asked for this token).
         """
         kid = _key_id(token)
+        issuers = self._accepted_issuers()
         try:
             key = self._keys.signing_key(self.policy.metadata_url, kid)
         except UnknownSigningKeyError as exc:
             raise InvalidTokenError("token is signed with an unknown key") from exc
+        cache = self._cache if nonce is None else None
+        if cache is None:
+            return self._verify(token, key, issuers, nonce)
+        # What the token was checked against: a new key set or metadata document means new objects.
+        basis = (key, issuers)
+        digest = token_digest(token)
+        cached = cache.claims(digest, basis)
+        if cached is not None:
+            _check_lifetime(cached, self.policy.leeway_seconds, cache.wall_clock())
+            return cached
+        claims = self._verify(token, key, issuers, nonce)
+        cache.remember(digest, basis, claims)
+        return claims
+
+    def _verify(self, token: str, key: jwt.PyJWK, issuers: _Issuers, nonce: str | None) -> dict[str, Any]:
+        """Every rule, in full: signature and times (PyJWT), then issuer, tenant, caller app and nonce."""
         claims = self._decode(token, key)
-        self._check_issuer(claims)
+        self._check_issuer(claims, issuers)
         self._check_tenant(claims)
         self._check_caller_app(claims)
         _check_nonce(claims, nonce)
@@ -103,18 +131,25 @@ class TokenValidator:
         except jwt.InvalidTokenError as exc:
             raise InvalidTokenError(_describe(exc)) from exc
 
-    def _check_issuer(self, claims: dict[str, Any]) -> None:
+    def _check_issuer(self, claims: dict[str, Any], issuers: _Issuers) -> None:
         issuer = str(claims.get("iss", ""))
-        metadata = self._keys.metadata(self.policy.metadata_url)
-        tenant = self.policy.tenant_id
-        authority = _authority(self.policy.metadata_url, metadata.issuer, tenant)
-        if tenant == ANY_TENANT:
+        if self.policy.tenant_id == ANY_TENANT:
             token_tenant = str(claims.get("tid", ""))
-            expected = f"{authority}/{token_tenant}/v2.0"
+            expected = f"{issuers.authority}/{token_tenant}/v2.0"
             if not token_tenant or not hmac.compare_digest(issuer, expected):
                 raise InvalidTokenError("token issuer does not match its tenant (iss)")
-        elif issuer not in {f"{V1_ISSUER_HOST}/{tenant}/", f"{authority}/{tenant}/v2.0"}:
+        elif issuer not in issuers.accepted:
             raise InvalidTokenError("token is from an unexpected issuer (iss)")
+
+    def _accepted_issuers(self) -> _Issuers:
+        """Derived once per metadata document (the object changes only when it is fetched again)."""
+        metadata = self._keys.metadata(self.policy.metadata_url)
+        issuers = self._issuers
+        if issuers is None or issuers.metadata is not metadata:
+            # Threads racing here derive the same value; the one attribute is replaced whole.
+            issuers = _Issuers.derive(self.policy, metadata)
+            self._issuers = issuers
+        return issuers
 
     def _check_tenant(self, claims: dict[str, Any]) -> None:
         tenant = self.policy.tenant_id
@@ -130,6 +165,25 @@ class TokenValidator:
             raise InvalidTokenError("token names no calling application (appid/azp)")
         if any(caller not in allowed for caller in callers):
             raise InvalidTokenError("token was issued to an application that is not the marketplace")
+
+
+@dataclass(frozen=True)
+class _Issuers:
+    """The issuers a policy accepts under one metadata document: for one tenant its v1 and v2 issuers; for
+    ANY_TENANT the authority each token's own `tid` is appended to."""
+
+    metadata: OpenIdMetadata
+    authority: str
+    accepted: frozenset[str]
+
+    @classmethod
+    def derive(cls, policy: TokenPolicy, metadata: OpenIdMetadata) -> _Issuers:
+        tenant = policy.tenant_id
+        authority = _authority(policy.metadata_url, metadata.issuer, tenant)
+        accepted = (
+            set() if tenant == ANY_TENANT else {f"{V1_ISSUER_HOST}/{tenant}/", f"{authority}/{tenant}/v2.0"}
+        )
+        return cls(metadata=metadata, authority=authority, accepted=frozenset(accepted))
 
 
 def bearer_token(authorization_header: str | None) -> str:
@@ -151,7 +205,14 @@ def _key_id(token: str) -> str:
     """
     if token.count(".") != 2:
         raise InvalidTokenError("token is not a JWT")
-    header = _header(token.partition(".")[0])
+    return _header_key_id(token.partition(".")[0])
+
+
+# Every token one Entra key signs has the same header, so its reading is remembered (a pure function of
+# the segment; only headers that pass are kept, and only a few, so a flood of odd headers grows nothing).
+@functools.lru_cache(maxsize=16)
+def _header_key_id(segment: str) -> str:
+    header = _header(segment)
     algorithm = header.get("alg")
     if algorithm not in ALGORITHMS:
         raise InvalidTokenError(f"token algorithm {str(algorithm)[:20]!r} is not allowed")
@@ -170,6 +231,16 @@ def _header(segment: str) -> dict[str, Any]:
     if not isinstance(header, dict):
         raise InvalidTokenError("token is not a readable JWT")
     return header
+
+
+def _check_lifetime(claims: dict[str, Any], leeway: float, now: float) -> None:
+    """PyJWT's time rules, for a remembered token: its signature held, its lifetime may not any more."""
+    if "exp" in claims and int(claims["exp"]) <= now - leeway:
+        raise InvalidTokenError("token has expired")
+    if "nbf" in claims and int(claims["nbf"]) > now + leeway:
+        raise InvalidTokenError("token is not valid yet")
+    if "iat" in claims and int(claims["iat"]) > now + leeway:
+        raise InvalidTokenError("token is not valid yet")
 
 
 def _check_nonce(claims: dict[str, Any], nonce: str | None) -> None:
