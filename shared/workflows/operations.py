@@ -103,14 +103,22 @@ def handle_announced_operation(
     # A change is not looked up first: nearly every one is new, and the lookup was a Table round trip inside
     # Microsoft's window. Its decision goes in as the operation's first row; if a row is there already (a
     # redelivery, our portal's own request, an operator's decision), the insert fails before anything is
-    # sent and the handling starts again from that row, exactly as if the lookup had found it.
-    announces_change = parse_action(announced_action(payload)) in CHANGE_ACTIONS
-    record = None if announces_change else ports.inbox.get(subscription_id, operation_id)
+    # sent and the handling starts again from that row, as if the lookup had found it. So does a change
+    # whose policy reads fail while a row is stored, and a `done` one whose GetOperation fails.
+    looked_up = parse_action(announced_action(payload)) not in CHANGE_ACTIONS
+    record = ports.inbox.get(subscription_id, operation_id) if looked_up else None
     if _already_done(record):
         return
     behind = is_behind(received_at, utcnow())
     facts = _read_ahead(ports, subscription_id, record, payload)
-    operation = _verified_operation(ports, subscription_id, operation_id, payload, correlation_id)
+    try:
+        operation = _verified_operation(ports, subscription_id, operation_id, payload, correlation_id)
+    except Exception:
+        # A duplicate of a finished change needs nothing from Microsoft: it must not be parked or retried
+        # because GetOperation fails for it now.
+        if not looked_up and _already_done(ports.inbox.get(subscription_id, operation_id)):
+            return
+        raise
     handling = _Handling(
         ports=ports,
         subscription_id=subscription_id,
@@ -130,7 +138,8 @@ def handle_announced_operation(
                 "InboxRace", "the inbox row vanished between insert and read"
             ) from None
         if not _already_done(stored):
-            handling.run(stored)
+            # With the reads a lookup would have started for this row: none for a decided or portal one.
+            replace(handling, facts=_read_ahead(ports, subscription_id, stored, payload)).run(stored)
 
 
 def _already_done(record: InboxRecord | None) -> bool:
@@ -331,16 +340,19 @@ def _answer_change(
         # Microsoft decided already (auto-accepted after the window, R36, or answered before a crash).
         log.info("change already final at Microsoft", extra={"operation_status": operation.status.value})
         final = operation.status.value
+        if record is None:
+            stored = _receive(ports, operation, correlation_id, decision=final, left_to_recheck=behind)
+        else:
+            stored = ports.inbox.save(
+                replace(record, decision=final, left_to_recheck=behind, updated_at=utcnow())
+            )
         if behind:
             # Nothing is owed to Microsoft any more: in a backlog the mirror goes to a re-check after it,
-            # so the changes still inside their window get the worker first.
+            # so the changes still inside their window get the worker first. Sent once the row is stored
+            # (an insert that finds a row stored first sends nothing); a crash before it leaves the message
+            # to be delivered again, and that delivery sends it.
             _schedule_recheck(ports, operation, correlation_id, after=recheck_delay(True))
-        if record is None:
-            received = _receive(ports, operation, correlation_id, decision=final, left_to_recheck=behind)
-            return received, None
-        return ports.inbox.save(
-            replace(record, decision=final, left_to_recheck=behind, updated_at=utcnow())
-        ), None
+        return stored, None
     known: Subscription | None = None
     decided_now = record is None or not record.decision
     if decided_now:
@@ -439,13 +451,24 @@ def _record_decision(
     facts: _FactsAhead | None,
     correlation_id: str,
 ) -> tuple[InboxRecord, Subscription | None]:
-    decision, known = _decide(ports, record, operation, facts)
+    try:
+        decision, known = _decide(ports, record, operation, facts)
+    except Exception:
+        # Not looked up first, a stored row (an operator's refusal whose PATCH a crash stopped) would wait on
+        # reads it does not need, while Microsoft's window runs out: it is handled from that row instead.
+        if record is None and ports.inbox.get(operation.subscription_id, operation.id) is not None:
+            raise _AlreadyRecordedError from None
+        raise
     verdict = "accept" if decision.accept else "refuse"
-    log.info("change decided", extra={"accept": decision.accept, "reason": decision.reason})
     if record is None:
-        return _receive(ports, operation, correlation_id, decision=verdict, reason=decision.reason), known
-    saved = ports.inbox.save(replace(record, decision=verdict, reason=decision.reason, updated_at=utcnow()))
-    return saved, known
+        stored = _receive(ports, operation, correlation_id, decision=verdict, reason=decision.reason)
+    else:
+        stored = ports.inbox.save(
+            replace(record, decision=verdict, reason=decision.reason, updated_at=utcnow())
+        )
+    # Logged once it stands: a decision that lost to a stored row is not the one sent.
+    log.info("change decided", extra={"accept": decision.accept, "reason": decision.reason})
+    return stored, known
 
 
 def _decide(
@@ -457,6 +480,7 @@ def _decide(
         # early is still worth its result: the mirror starts from it.
         known = facts.result().subscription if facts is not None else None
         return Decision(True, "requested by the publisher's portal"), known
+    faultpoint("worker.policy_reads")
     read = (
         facts.result()
         if facts is not None

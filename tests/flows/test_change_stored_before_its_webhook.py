@@ -8,7 +8,10 @@ Microsoft's notification on the queue, and check which answer reached the sandbo
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
+
+import pytest
 
 from shared.domain.inbox import InboxRecord, InboxState
 from shared.queueing.messages import webhook_message
@@ -94,3 +97,42 @@ def test_a_change_already_done_is_not_answered_again(stack: Stack) -> None:
     # Nothing sent: the operation still waits for an answer at Microsoft, and the row is as it was.
     assert stack.control.operation(operation_id)["status"] == "InProgress"
     assert stack.services.operations.get(subscription_id, operation_id).decision == "refuse"
+
+
+def test_a_stored_refusal_is_sent_even_while_the_policys_reads_fail(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Looked up first, a decided row never needed the policy's reads; handled without a lookup, it must not
+    # wait on them either, or the recorded refusal never reaches Microsoft before its window closes.
+    subscription_id = stack.buy_and_activate("team-seats", quantity=3)
+    stack.settled()
+    stack.control.settings(webhookUrl="http://127.0.0.1:9/nowhere", webhookMaxAttempts=1)
+    operation_id = stack.control.change_quantity(subscription_id, 7)["operationId"]
+    stored = _row(subscription_id, operation_id, quantity=7, decision="refuse", decided_by="ops@x")
+    assert stack.services.operations.put_new(stored) is not None
+    monkeypatch.setenv("FAULT_POINTS", "worker.policy_reads")  # every read of the policy's facts fails
+
+    _announce(stack, subscription_id, operation_id)
+
+    marketplace = stack.sandbox.marketplace
+    wait_until(lambda: marketplace.operation_record(operation_id).decision.endswith("(PATCH Failure)"), 8)
+
+
+def test_a_duplicate_of_a_finished_change_is_not_parked_when_microsoft_no_longer_knows_it(
+    stack: Stack,
+) -> None:
+    subscription_id = stack.buy_and_activate("team-seats", quantity=3)
+    stack.settled()
+    stack.control.settings(webhookUrl="http://127.0.0.1:9/nowhere", webhookMaxAttempts=1)
+    real = stack.control.change_quantity(subscription_id, 5)["operationId"]
+    forgotten = str(uuid.uuid4())  # finished here; GetOperation answers 404 for it now
+    done = _row(subscription_id, forgotten, quantity=5, decision="accept", state=InboxState.DONE)
+    assert stack.services.operations.put_new(done) is not None
+    payload = {**stack.sandbox.marketplace.operation(subscription_id, real), "id": forgotten}
+    received = datetime.now(UTC).isoformat(timespec="milliseconds")
+
+    stack.queue.send(webhook_message(payload, received_at=received, correlation_id="stored-first"))
+
+    stack.settled()
+    assert not stack.queue.dead_letters()
+    assert stack.services.operations.get(subscription_id, forgotten).state == InboxState.DONE
