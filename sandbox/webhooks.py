@@ -12,6 +12,7 @@ delivery stops. Every attempt is kept in a delivery log the control API shows.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import threading
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 
 import jwt
@@ -31,8 +33,9 @@ log = logging.getLogger("sandbox.webhooks")
 
 TokenMinter = Callable[[], str]
 ClaimsSource = Callable[[], dict[str, Any]]
-# Deliveries in flight at once reuse this many open connections to the publisher.
-POOL_CONNECTIONS = 32
+# Open connections kept to the publisher: as many as the Functions host serves at once (host.json's
+# maxConcurrentRequests); a burst's deliveries beyond them use a connection once.
+POOL_CONNECTIONS = 100
 AnswerHandler = Callable[[str, int | None], bool]  # (operation id, status or None) -> answer settles it
 SettingsSource = Callable[[], SandboxSettings]
 
@@ -82,6 +85,11 @@ class ReusedToken:
         self._identity: dict[str, Any] = {}
         self._expires = 0.0
 
+    def forget(self) -> None:
+        """The next call mints a new token (the control API's reset: a new test starts with a new token)."""
+        with self._lock:
+            self._token = ""
+
     def __call__(self) -> str:
         identity = {k: v for k, v in self._claims().items() if k not in _PER_TOKEN}
         with self._lock:
@@ -104,7 +112,7 @@ class WebhookSender:
         self,
         *,
         settings: SettingsSource,
-        mint_token: TokenMinter,
+        mint_token: ReusedToken,
         on_answer: AnswerHandler,
         verify: str | bool = True,
     ) -> None:
@@ -119,9 +127,10 @@ class WebhookSender:
         # Bumped by clear(): deliveries started before a reset stop retrying instead of reaching a new test.
         self._generation = 0
         # Shared by every delivery thread (urllib3's pool is thread-safe). Proxy variables of the developer's
-        # shell must not divert a loopback call.
+        # shell must not divert a loopback call, and no cookie the publisher sets comes back on a later call.
         self._session = requests.Session()
         self._session.trust_env = False
+        self._session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_CONNECTIONS)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
@@ -146,10 +155,12 @@ class WebhookSender:
             return sum(1 for thread in self._threads if thread.is_alive())
 
     def clear(self) -> None:
-        """Forgets the delivery log and abandons retries still pending (the control API's reset)."""
+        """Forgets the delivery log and the token, and abandons retries still pending (the control API's
+        reset)."""
         with self._lock:
             self._attempts.clear()
             self._generation += 1
+        self._mint_token.forget()
 
     def _abandoned(self, generation: int) -> bool:
         with self._lock:
@@ -220,15 +231,45 @@ class WebhookSender:
         headers: dict[str, str],
         settings: SandboxSettings,
     ) -> tuple[int | None, str]:
-        try:
-            response = session.post(
-                settings.webhook_url,
-                data=json.dumps(body).encode("utf-8"),
-                headers=headers,
-                timeout=settings.webhook_timeout_seconds,
-                verify=self._verify,
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            return None, type(exc).__name__
-        return response.status_code, ""
+        data = json.dumps(body).encode("utf-8")
+        for last_try in (False, True):
+            try:
+                response = session.post(
+                    settings.webhook_url,
+                    data=data,
+                    headers=headers,
+                    timeout=settings.webhook_timeout_seconds,
+                    verify=self._verify,
+                    allow_redirects=False,
+                )
+            except requests.ConnectionError as exc:
+                # A kept-open connection the publisher closed just as we reused it (urllib3 then drops it):
+                # once more at once, without counting an attempt; per-call connections never met this.
+                if last_try or not _dropped_by_peer(exc):
+                    return None, type(exc).__name__
+            except requests.RequestException as exc:
+                return None, type(exc).__name__
+            else:
+                return response.status_code, ""
+        raise AssertionError("unreachable: the second try always returns")
+
+
+def _dropped_by_peer(error: BaseException) -> bool:
+    """Whether the connection was closed or reset by the other side (not refused, not timed out).
+
+    requests wraps urllib3's ProtocolError, which carries the socket's error as an argument, not as a cause.
+    """
+    pending, seen = [error], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, _DROPPED):
+            return True
+        linked = (current.__cause__, current.__context__, *current.args)
+        pending.extend(item for item in linked if isinstance(item, BaseException))
+    return False
+
+
+_DROPPED = (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected)

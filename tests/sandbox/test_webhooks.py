@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -12,8 +14,9 @@ import jwt
 import pytest
 import requests
 
+from sandbox.marketplace.settings import SandboxSettings
 from sandbox.server import RunningSandbox
-from sandbox.webhooks import ReusedToken
+from sandbox.webhooks import ReusedToken, WebhookSender
 from tests.support.ports import refusing_port
 from tests.support.sandbox import ControlClient, WebhookReceiver, running_sandbox, wait_until
 
@@ -229,3 +232,72 @@ def test_deliveries_keep_their_connection_open_between_webhooks(
         server.server_close()
     assert len(ports) == 6
     assert len(set(ports)) == 1, ports
+
+
+def test_a_kept_open_connection_the_publisher_dropped_costs_no_attempt() -> None:
+    # The server answers the first request on a connection and closes it when the next one arrives on it,
+    # as a server whose idle timeout fires just then does: the second webhook goes again at once.
+    answered: list[str] = []
+
+    def handle(connection: socket.socket) -> None:
+        with connection:
+            for number in itertools.count(1):
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = connection.recv(65536)
+                    if not chunk:
+                        return
+                    head += chunk
+                if number > 1:
+                    return  # closed without an answer
+                answered.append("200")
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:  # closed at the end of the test
+                return
+            threading.Thread(target=handle, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/api/webhook"
+    settings = SandboxSettings().with_changes(
+        {"webhook_url": url, "webhook_max_attempts": 3, "webhook_base_delay_seconds": 5.0}
+    )
+    token = jwt.encode({"exp": int(time.time()) + 3600}, "k" * 32, algorithm="HS256")
+    sender = WebhookSender(
+        settings=lambda: settings,
+        mint_token=ReusedToken(lambda: token, dict),
+        on_answer=lambda operation_id, status: False,
+    )
+    try:
+        for operation_id in ("first", "second"):
+            sender.send(operation_id, {"id": operation_id, "action": "Suspend"})
+            wait_until(lambda: sender.in_flight() == 0, 4)
+    finally:
+        sender.stop()
+        listener.close()
+    attempts = [(d["operationId"], d["attempt"], d["status"]) for d in sender.deliveries()]
+    assert attempts == [("first", 1, 200), ("second", 1, 200)], attempts
+
+
+def test_the_control_apis_reset_starts_the_next_test_with_a_new_token() -> None:
+    minted: list[str] = []
+
+    def mint() -> str:
+        minted.append(jwt.encode({"exp": int(time.time()) + 3600, "n": len(minted)}, "k" * 32, "HS256"))
+        return minted[-1]
+
+    token = ReusedToken(mint, dict)
+    sender = WebhookSender(
+        settings=SandboxSettings, mint_token=token, on_answer=lambda operation_id, status: False
+    )
+    assert token() == token()
+    sender.clear()
+    assert token() != minted[0]
+    assert len(minted) == 2
+    sender.stop()
