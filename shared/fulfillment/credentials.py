@@ -23,6 +23,7 @@ from azure.identity import (
 
 from shared.config import PUBLIC_ENTRA_AUTHORITY, ConfigurationError, Settings
 from shared.logs import get_logger
+from shared.tls import azure_transport_settings
 
 # The audience Entra expects on a managed identity token used as a federated client assertion.
 FEDERATION_AUDIENCE_SCOPE = "api://AzureADTokenExchange/.default"
@@ -53,13 +54,21 @@ def _require(value: str, setting: str, kind: str) -> str:
 
 
 def _authority_options(settings: Settings) -> dict[str, Any]:
-    """authority, plus no instance discovery for a private authority (the local sandbox's Entra stand-in)."""
+    """authority, plus no instance discovery for a private authority (the local sandbox's Entra stand-in),
+    over the app's own transport (`_transport`)."""
     authority = settings.entra_authority_host.rstrip("/")
-    options: dict[str, Any] = {"authority": authority}
+    options: dict[str, Any] = {"authority": authority, **_transport()}
     if authority.lower() != PUBLIC_ENTRA_AUTHORITY:
         # MSAL would otherwise ask the public cloud whether this authority is known, and refuse it.
         options["disable_instance_discovery"] = True
     return options
+
+
+def _transport() -> dict[str, Any]:
+    """The app's transport (shared.tls): its trust store, proxy decision and pool size. The SDK's default
+    pool keeps 10 connections, so the worker's 16 sessions asking for a first token at once each threw one
+    away ("Connection pool is full") at every cold start."""
+    return azure_transport_settings()
 
 
 def _secret(settings: Settings) -> TokenCredential:
@@ -85,7 +94,9 @@ def _certificate(settings: Settings) -> TokenCredential:
 
 
 def _managed_identity_assertion(settings: Settings) -> Callable[[], str]:
-    managed_identity = ManagedIdentityCredential(client_id=settings.managed_identity_client_id or None)
+    managed_identity = ManagedIdentityCredential(
+        client_id=settings.managed_identity_client_id or None, **_transport()
+    )
 
     def assertion() -> str:
         # The SDK's logging decorator hides get_token's declared AccessToken from type checkers.
@@ -102,6 +113,7 @@ def _managed_identity_federated(settings: Settings) -> TokenCredential:
         settings.publisher_client_id,
         _managed_identity_assertion(settings),
         authority=settings.entra_authority_host.rstrip("/"),
+        **_transport(),
     )
 
 
@@ -111,6 +123,7 @@ def _workload_identity(settings: Settings) -> TokenCredential:
             tenant_id=settings.publisher_tenant_id,
             client_id=settings.publisher_client_id,
             authority=settings.entra_authority_host.rstrip("/"),
+            **_transport(),
         )
     except ValueError as exc:
         # Raised when AZURE_FEDERATED_TOKEN_FILE is not set: the pod is not configured for workload identity.

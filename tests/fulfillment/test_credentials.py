@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,11 +21,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from shared.config import ConfigurationError, Settings
+from shared.config import MARKETPLACE_API_SCOPE, ConfigurationError, Settings
 from shared.fulfillment.client import FulfillmentClient
 from shared.fulfillment.credentials import build_credential
 from shared.fulfillment.errors import FulfillmentTransportError
 from tests.fulfillment import SUBSCRIPTION_ID, StaticTokenCredential
+from tests.support.sandbox import running_sandbox
 from tests.support.scripted_server import ScriptedResponse, ScriptedServer
 
 TENANT = "7c2bd4f7-8a4d-4bd1-b3a2-61d5e0f8c6a1"
@@ -187,3 +190,33 @@ def test_from_settings_applies_base_url_timeouts_and_attempts() -> None:
 
     [request] = server.requests
     assert request.path == f"/api/saas/subscriptions/{SUBSCRIPTION_ID}"
+
+
+def test_many_first_token_requests_at_once_keep_their_connections(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The worker's 16 sessions all ask for a token at a cold start; over the SDK's default pool of 10
+    # connections, each extra one was thrown away with a warning ("Connection pool is full").
+    with running_sandbox() as sandbox:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(sandbox.ca_bundle))
+        credential = build_credential(
+            _settings(
+                publisher_tenant_id=sandbox.publisher.tenant_id,
+                publisher_client_id=sandbox.publisher.client_id,
+                publisher_client_secret=sandbox.publisher.client_secret,
+                entra_authority_host=sandbox.https_url,
+            )
+        )
+        start = threading.Barrier(24)
+
+        def first_token() -> None:
+            start.wait()
+            credential.get_token(MARKETPLACE_API_SCOPE)
+
+        with caplog.at_level(logging.WARNING, logger="urllib3.connectionpool"):
+            threads = [threading.Thread(target=first_token) for _ in range(24)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
