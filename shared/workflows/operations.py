@@ -131,15 +131,19 @@ def handle_announced_operation(
     try:
         handling.run(record)
     except _AlreadyRecordedError:
-        stored = ports.inbox.get(subscription_id, operation_id)
-        if stored is None:
-            # Inserted by someone, then gone (deleted by hand?): retrying the message starts clean.
-            raise PermanentFailureError(
-                "InboxRace", "the inbox row vanished between insert and read"
-            ) from None
-        if not _already_done(stored):
-            # With the reads a lookup would have started for this row: none for a decided or portal one.
-            replace(handling, facts=_read_ahead(ports, subscription_id, stored, payload)).run(stored)
+        _run_from_stored(handling, payload)
+
+
+def _run_from_stored(handling: _Handling, payload: dict[str, Any]) -> None:
+    """The handling again, from the row the insert found, with the reads a lookup would have started for it
+    (none for a decided or portal one)."""
+    ports, subscription_id = handling.ports, handling.subscription_id
+    stored = ports.inbox.get(subscription_id, handling.operation.id)
+    if stored is None:
+        # Inserted by someone, then gone (deleted by hand?): retrying the message starts clean.
+        raise PermanentFailureError("InboxRace", "the inbox row vanished between insert and read")
+    if not _already_done(stored):
+        replace(handling, facts=_read_ahead(ports, subscription_id, stored, payload)).run(stored)
 
 
 def _already_done(record: InboxRecord | None) -> bool:
