@@ -244,7 +244,8 @@ class WebhookSender:
                 )
             except requests.ConnectionError as exc:
                 # A kept-open connection the publisher closed just as we reused it (urllib3 then drops it):
-                # once more at once, without counting an attempt; per-call connections never met this.
+                # once more at once, without counting an attempt. A publisher that hangs up after reading
+                # the request gets it twice, as Microsoft's own retries would give it.
                 if last_try or not _dropped_by_peer(exc):
                     return None, type(exc).__name__
             except requests.RequestException as exc:

@@ -94,9 +94,10 @@ def _certificate(settings: Settings) -> TokenCredential:
 
 
 def _managed_identity_assertion(settings: Settings) -> Callable[[], str]:
-    managed_identity = ManagedIdentityCredential(
-        client_id=settings.managed_identity_client_id or None, **_transport()
-    )
+    # Not the app's transport: azure-identity gives the IMDS probe a 2 s connection timeout only on a
+    # transport it builds itself, and with ours an unreachable IMDS held a cold start for minutes. Its token
+    # is cached, so its own small pool costs nothing after the first call.
+    managed_identity = ManagedIdentityCredential(client_id=settings.managed_identity_client_id or None)
 
     def assertion() -> str:
         # The SDK's logging decorator hides get_token's declared AccessToken from type checkers.

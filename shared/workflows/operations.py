@@ -138,7 +138,8 @@ def _run_from_stored(handling: _Handling, payload: dict[str, Any]) -> None:
     """The handling again, from the row the insert found, with the reads a lookup would have started for it
     (none for a decided or portal one)."""
     ports, subscription_id = handling.ports, handling.subscription_id
-    stored = ports.inbox.get(subscription_id, handling.operation.id)
+    # Under the keys the insert used (Microsoft's), so the row it found is the row read here.
+    stored = ports.inbox.get(handling.operation.subscription_id, handling.operation.id)
     if stored is None:
         # Inserted by someone, then gone (deleted by hand?): retrying the message starts clean.
         raise PermanentFailureError("InboxRace", "the inbox row vanished between insert and read")
@@ -461,6 +462,7 @@ def _record_decision(
         # Not looked up first, a stored row (an operator's refusal whose PATCH a crash stopped) would wait on
         # reads it does not need, while Microsoft's window runs out: it is handled from that row instead.
         if record is None and ports.inbox.get(operation.subscription_id, operation.id) is not None:
+            log.warning("the policy's reads failed; the decision already stored is sent", exc_info=True)
             raise _AlreadyRecordedError from None
         raise
     verdict = "accept" if decision.accept else "refuse"
