@@ -301,3 +301,41 @@ def test_the_control_apis_reset_starts_the_next_test_with_a_new_token() -> None:
     assert token() != minted[0]
     assert len(minted) == 2
     sender.stop()
+
+
+def test_a_cookie_the_publisher_sets_never_comes_back_on_a_later_webhook() -> None:
+    # One Session serves every delivery: without a cookie policy, a cookie from one answer (an affinity
+    # cookie, say) rode on every later webhook, and across tests.
+    cookies: list[str | None] = []
+
+    class SetsCookies(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            cookies.append(self.headers.get("Cookie"))
+            self.send_response(200)
+            self.send_header("Set-Cookie", "ARRAffinity=instance-7; Path=/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SetsCookies)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/api/webhook"
+    settings = SandboxSettings().with_changes({"webhook_url": url, "webhook_max_attempts": 1})
+    token = jwt.encode({"exp": int(time.time()) + 3600}, "k" * 32, algorithm="HS256")
+    sender = WebhookSender(
+        settings=lambda: settings,
+        mint_token=ReusedToken(lambda: token, dict),
+        on_answer=lambda operation_id, status: False,
+    )
+    try:
+        for operation_id in ("first", "second"):
+            sender.send(operation_id, {"id": operation_id, "action": "Suspend"})
+            wait_until(lambda: sender.in_flight() == 0, 4)
+    finally:
+        sender.stop()
+        server.shutdown()
+        server.server_close()
+    assert cookies == [None, None]
