@@ -265,9 +265,19 @@ def test_a_kept_open_connection_the_publisher_dropped_costs_no_attempt() -> None
 
     threading.Thread(target=serve, daemon=True).start()
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/api/webhook"
-    settings = SandboxSettings().with_changes(
-        {"webhook_url": url, "webhook_max_attempts": 3, "webhook_base_delay_seconds": 5.0}
-    )
+    try:
+        deliveries = _two_webhooks(
+            {"webhook_url": url, "webhook_max_attempts": 3, "webhook_base_delay_seconds": 5.0}
+        )
+    finally:
+        listener.close()
+    attempts = [(d["operationId"], d["attempt"], d["status"]) for d in deliveries]
+    assert attempts == [("first", 1, 200), ("second", 1, 200)], attempts
+
+
+def _two_webhooks(settings_changes: dict[str, object]) -> list[dict[str, object]]:
+    """Two webhooks, one after the other, from a sender of their own; its delivery log."""
+    settings = SandboxSettings().with_changes(settings_changes)
     token = jwt.encode({"exp": int(time.time()) + 3600}, "k" * 32, algorithm="HS256")
     sender = WebhookSender(
         settings=lambda: settings,
@@ -280,9 +290,7 @@ def test_a_kept_open_connection_the_publisher_dropped_costs_no_attempt() -> None
             wait_until(lambda: sender.in_flight() == 0, 4)
     finally:
         sender.stop()
-        listener.close()
-    attempts = [(d["operationId"], d["attempt"], d["status"]) for d in sender.deliveries()]
-    assert attempts == [("first", 1, 200), ("second", 1, 200)], attempts
+    return sender.deliveries()
 
 
 def test_the_control_apis_reset_starts_the_next_test_with_a_new_token() -> None:
@@ -323,19 +331,9 @@ def test_a_cookie_the_publisher_sets_never_comes_back_on_a_later_webhook() -> No
     server = ThreadingHTTPServer(("127.0.0.1", 0), SetsCookies)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}/api/webhook"
-    settings = SandboxSettings().with_changes({"webhook_url": url, "webhook_max_attempts": 1})
-    token = jwt.encode({"exp": int(time.time()) + 3600}, "k" * 32, algorithm="HS256")
-    sender = WebhookSender(
-        settings=lambda: settings,
-        mint_token=ReusedToken(lambda: token, dict),
-        on_answer=lambda operation_id, status: False,
-    )
     try:
-        for operation_id in ("first", "second"):
-            sender.send(operation_id, {"id": operation_id, "action": "Suspend"})
-            wait_until(lambda: sender.in_flight() == 0, 4)
+        _two_webhooks({"webhook_url": url, "webhook_max_attempts": 1})
     finally:
-        sender.stop()
         server.shutdown()
         server.server_close()
     assert cookies == [None, None]
