@@ -209,10 +209,11 @@ class JsonFormatter(logging.Formatter):
         }
         fields = record.__dict__
         # A set difference (in C) finds the `extra` names; the attributes are walked only to keep their order.
-        if extras := fields.keys() - self._STANDARD:
-            for key in [key for key in fields if key in extras] if len(extras) > 1 else extras:
-                if not key.startswith("_"):
-                    entry[key] = _clean_value(key, fields[key])
+        extras = fields.keys() - self._STANDARD
+        in_order = [key for key in fields if key in extras] if len(extras) > 1 else extras
+        for key in in_order:
+            if not key.startswith("_"):
+                entry[key] = _clean_value(key, fields[key])
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
         return self._ENCODER.encode(entry)
