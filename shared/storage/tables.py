@@ -4,23 +4,26 @@ Locally (Azurite) the account comes from a connection string; in Azure from the 
 Functions app's managed identity through `DefaultAzureCredential`. Building a TableSet makes no network
 call: a table is created (if missing) the first time it is handed out, which keeps cold starts short for
 functions that never touch storage. The SDK's HTTP session takes its CA bundle and proxy decision from
-`shared.tls` (no environment scan per request unless a proxy is set).
+`shared.tls` (no environment scan per request unless a proxy is set); the service and every table client
+share that one transport and its connection pool. Table clients are `shared.storage.transactions`'
+TableClient, the SDK's client with lighter transaction framing.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from azure.core.credentials import TokenCredential
-from azure.data.tables import TableClient, TableServiceClient
+from azure.data.tables import TableServiceClient
 
 from shared.config import ConfigurationError, Settings
 from shared.logs import get_logger
 from shared.storage.audit import AuditTrail
 from shared.storage.inbox import OperationInbox
 from shared.storage.subscriptions import SubscriptionStore
+from shared.storage.transactions import TableClient
 from shared.tls import azure_transport_settings
 
 _log = get_logger(__name__)
@@ -32,11 +35,15 @@ class TableSet:
 
     :param service_client: the account's service client.
     :param settings: supplies the table names.
+    :param transport: the keyword arguments that give the table clients the service client's transport.
     """
 
-    def __init__(self, service_client: TableServiceClient, settings: Settings) -> None:
+    def __init__(
+        self, service_client: TableServiceClient, settings: Settings, transport: dict[str, Any] | None = None
+    ) -> None:
         self._service = service_client
         self._settings = settings
+        self._transport = transport or {}
         self._tables: dict[str, TableClient] = {}
         self._stores: dict[str, object] = {}
         # One lock for table creation and for the cached stores: both happen once per process.
@@ -50,7 +57,8 @@ class TableSet:
 
         Raises ConfigurationError when neither is set or the values cannot be used.
         """
-        return cls(_service_client(settings, credential), settings)
+        transport = azure_transport_settings()
+        return cls(_service_client(settings, credential, transport), settings, transport)
 
     @property
     def service_client(self) -> TableServiceClient:
@@ -61,7 +69,14 @@ class TableSet:
         with self._lock:
             client = self._tables.get(name)
             if client is None:
-                client = self._service.create_table_if_not_exists(table_name=name)
+                self._service.create_table_if_not_exists(table_name=name)
+                client = TableClient(
+                    self._service.url,
+                    table_name=name,
+                    credential=self._service.credential,
+                    api_version=self._service.api_version,
+                    **self._transport,
+                )
                 _log.info("table ready", extra={"table": name})
                 self._tables[name] = client
             return client
@@ -91,32 +106,30 @@ class TableSet:
 
 
 def _service_client(
-    settings: Settings, credential: Callable[[], TokenCredential] | None
+    settings: Settings, credential: Callable[[], TokenCredential] | None, transport: dict[str, Any]
 ) -> TableServiceClient:
     if settings.storage_connection_string:
         try:
-            return TableServiceClient.from_connection_string(
-                settings.storage_connection_string, **azure_transport_settings()
-            )
+            return TableServiceClient.from_connection_string(settings.storage_connection_string, **transport)
         except ValueError:
             # The SDK's message may quote the connection string, a secret: neither log it nor chain it.
             _log.error("STORAGE_CONNECTION_STRING is malformed")
             raise ConfigurationError("STORAGE_CONNECTION_STRING is malformed") from None
     if settings.storage_account_url:
-        return _service_client_with_identity(settings.storage_account_url, credential)
+        return _service_client_with_identity(settings.storage_account_url, credential, transport)
     _log.error("no Table Storage account configured")
     raise ConfigurationError("set STORAGE_CONNECTION_STRING or STORAGE_ACCOUNT_URL")
 
 
 def _service_client_with_identity(
-    account_url: str, credential: Callable[[], TokenCredential] | None
+    account_url: str, credential: Callable[[], TokenCredential] | None, transport: dict[str, Any]
 ) -> TableServiceClient:
     # The credential is the composition root's (the app's managed identity), built only on this path.
     if credential is None:
         _log.error("STORAGE_ACCOUNT_URL set but no token credential given")
         raise ConfigurationError("STORAGE_ACCOUNT_URL needs a token credential (the managed identity)")
     try:
-        return TableServiceClient(endpoint=account_url, credential=credential(), **azure_transport_settings())
+        return TableServiceClient(endpoint=account_url, credential=credential(), **transport)
     except ValueError as exc:
         # e.g. an http:// URL, over which the SDK refuses to send a bearer token.
         _log.error("STORAGE_ACCOUNT_URL cannot be used", extra={"reason": str(exc)})
