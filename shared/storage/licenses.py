@@ -205,7 +205,9 @@ class LicenseIndex:
         offer = normalize_offer(subscription.offer_id)
         row_key = _row_key(object_id, offer)
         self._cache = {}  # this instance's own writes are seen at once; others' within cache_seconds
-        if not self._may_overwrite(self._get(tenant_id, row_key), subscription):
+        # A live subscription's row replaces whatever is there, so only one that is not live reads first.
+        live = subscription.status is SubscriptionStatus.SUBSCRIBED
+        if not live and not self._may_overwrite(self._get(tenant_id, row_key), subscription):
             log.info("license row kept: another subscription of this offer is active")
             return
         entity: dict[str, Any] = {

@@ -19,6 +19,7 @@ from openapi_core.testing import MockRequest, MockResponse
 
 from shared.app_context import services
 from shared.domain.identity import Person
+from shared.domain.status import SubscriptionStatus
 from shared.domain.subscription import Party, Subscription
 from shared.domain.transitions import Cause
 from shared.storage.licenses import LicenseIndex
@@ -221,3 +222,57 @@ def test_a_seat_revoked_on_another_instance_stops_being_allowed_within_the_cache
     # A write through the answering instance itself is seen at once.
     checker.put_seat(subscription, tenant, user)
     assert checker.lookup(tenant, user, OFFER) is not None
+
+
+def _index_with_counter(connection_string: str, name: str) -> tuple[LicenseIndex, _RequestCounter]:
+    counter = _RequestCounter()
+    TableServiceClient.from_connection_string(connection_string).create_table_if_not_exists(name)
+    table = TableClient.from_connection_string(connection_string, name, per_call_policies=[counter])
+    return LicenseIndex(table), counter
+
+
+def _seat_plan(tenant: str, status: SubscriptionStatus = SubscriptionStatus.SUBSCRIBED) -> Subscription:
+    return Subscription(
+        id=str(uuid.uuid4()),
+        offer_id=OFFER,
+        plan_id="p",
+        quantity=3,
+        status=status,
+        beneficiary=Party(tenant_id=tenant),
+    )
+
+
+def test_a_live_subscription_writes_its_seat_rows_without_reading_them_first(
+    azurite_connection_string: str, table_prefix: str
+) -> None:
+    index, counter = _index_with_counter(azurite_connection_string, f"{table_prefix}live")
+    tenant = str(uuid.uuid4())
+    holders = [Person.of(tenant, str(uuid.uuid4())) for _ in range(2)]
+
+    index.refresh(_seat_plan(tenant), holders)
+
+    # The tenant-wide row is looked up (a per-seat plan removes only its own), the seat rows are written.
+    methods = [request.split(" ", 1)[0] for request in counter.requests]
+    assert methods == ["GET", "PUT", "PUT"], counter.requests
+
+
+def test_a_subscription_that_is_not_live_never_takes_a_seat_row_from_a_live_one(
+    azurite_connection_string: str, table_prefix: str
+) -> None:
+    index, _counter = _index_with_counter(azurite_connection_string, f"{table_prefix}keep")
+    tenant, user = str(uuid.uuid4()), str(uuid.uuid4())
+    live, suspended = _seat_plan(tenant), _seat_plan(tenant, SubscriptionStatus.SUSPENDED)
+
+    index.refresh(live, [Person.of(tenant, user)])
+    index.refresh(suspended, [Person.of(tenant, user)])
+    entry = index.lookup(tenant, user, OFFER)
+    assert entry is not None
+    assert entry.subscription_id == live.id
+
+    # The other way round: a row written while its subscription was not live goes to a live one.
+    other_user = str(uuid.uuid4())
+    index.refresh(suspended, [Person.of(tenant, other_user)])
+    index.refresh(live, [Person.of(tenant, other_user)])
+    entry = index.lookup(tenant, other_user, OFFER)
+    assert entry is not None
+    assert entry.subscription_id == live.id
