@@ -39,11 +39,11 @@ class TableSet:
     """
 
     def __init__(
-        self, service_client: TableServiceClient, settings: Settings, transport: dict[str, Any] | None = None
+        self, service_client: TableServiceClient, settings: Settings, transport: dict[str, Any]
     ) -> None:
         self._service = service_client
         self._settings = settings
-        self._transport = transport or {}
+        self._transport = transport
         self._tables: dict[str, TableClient] = {}
         self._stores: dict[str, object] = {}
         # One lock for table creation and for the cached stores: both happen once per process.

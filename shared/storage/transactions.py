@@ -7,12 +7,12 @@ of two rows, where a single-row write costs about 2.2 ms. The mirror writes ever
 with its audit row as such a transaction, so on a burst or a first reconciliation that framing was the
 worker's largest single cost.
 
-`TableClient` here changes only how the batch is framed and read. The SDK still builds every sub-request
-(URLs, entity serialisation, If-Match) and sends the batch through its own pipeline (signing, retries,
-logging). The body written here is the one the SDK writes (a test compares them byte for byte, boundaries
-and dates aside). Only a fully successful answer is read here: any other answer hands the same operations
-back to the SDK, which sends them once more and raises its own errors. That is safe because a transaction
-is atomic: one that failed wrote nothing.
+`TableClient` here changes only how the batch is framed and how a success is read. The SDK still builds
+every sub-request (URLs, entity serialisation, If-Match) and sends the batch through its own pipeline
+(signing, retries, logging). The body written here is the one the SDK writes (a test compares them byte
+for byte, boundaries and dates aside). Only a complete success is read here; every other answer, from the
+same single send, is read by the SDK's own code (`_sdk_outcome`, the tail of its `_batch_send`), so a
+failure raises exactly what the SDK raises and nothing is ever sent twice.
 """
 
 from __future__ import annotations
@@ -20,21 +20,26 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from wsgiref.handlers import format_date_time
 
+from azure.core.exceptions import HttpResponseError
 from azure.core.rest import HttpRequest
+from azure.data.tables import RequestTooLargeError, TableTransactionError
 from azure.data.tables import TableClient as SdkTableClient
-
-from shared.logs import get_logger
-
-_log = get_logger(__name__)
+from azure.data.tables import _base_client as sdk_base
+from azure.data.tables import _error as sdk_errors
 
 _CRLF = "\r\n"
 _STATUS_LINE = re.compile(rb"^HTTP/1\.[01] (\d{3})", re.MULTILINE)
 _ETAG_HEADER = re.compile(rb"^etag:[ \t]*(.+?)[ \t]*\r?$", re.MULTILINE | re.IGNORECASE)
 _BOUNDARY = re.compile(r'boundary="?([^";\s]+)"?', re.IGNORECASE)
+
+# The SDK's own readers of a batch answer (untyped, private to azure-data-tables, which is pinned).
+_decode_error: Callable[..., HttpResponseError] = sdk_errors._decode_error
+_validate_tablename_error: Callable[[HttpResponseError, str], None] = sdk_errors._validate_tablename_error
+_part_metadata: Callable[[Any], Mapping[str, Any]] = sdk_base.extract_batch_part_metadata
 
 
 class TableClient(SdkTableClient):
@@ -45,7 +50,7 @@ class TableClient(SdkTableClient):
         # (per-call options, an empty list) keeps the SDK's path and its behaviour.
         if kwargs or not reqs:
             return super()._batch_send(table_name, *reqs, **kwargs)
-        batch_boundary = f"batch_{uuid.uuid4()}"
+        batch_boundary, changeset_boundary = f"batch_{uuid.uuid4()}", f"changeset_{uuid.uuid4()}"
         request = HttpRequest(
             method="POST",
             url=f"{self.scheme}://{self._primary_hostname}/$batch",
@@ -56,19 +61,44 @@ class TableClient(SdkTableClient):
                 "Content-Type": f"multipart/mixed; boundary={batch_boundary}",
                 "Accept": "application/json",
             },
-            content=batch_body(reqs, batch_boundary, f"changeset_{uuid.uuid4()}"),
+            content=batch_body(reqs, batch_boundary, changeset_boundary),
         )
         # Streamed, as the SDK sends it: the pipeline's content decoder knows no multipart answer.
         response = self._client.send_request(request, stream=True)
         body = response.read()
         etags = successful_etags(response.status_code, response.headers.get("content-type", ""), body)
         if etags is None or len(etags) != len(reqs):
-            # Nothing was written (a transaction is all or nothing): the SDK sends it again and raises
-            # its own, fully decoded error, or succeeds if what stood in the way has gone since.
-            status = response.status_code
-            _log.info("transaction not applied; handing it to the SDK", extra={"status": status})
-            return super()._batch_send(table_name, *reqs, **kwargs)
+            # The SDK reads the parts against the requests it framed: describe them to it as it would have.
+            changeset = HttpRequest("POST", "")
+            changeset.set_multipart_mixed(*reqs, policies=[], boundary=changeset_boundary)
+            response.request.set_multipart_mixed(
+                changeset, policies=[], enforce_https=False, boundary=batch_boundary
+            )
+            return _sdk_outcome(response, table_name)
         return [{"etag": etag} if etag else {} for etag in etags]
+
+
+_TOO_LARGE = "The transaction request was too large"
+
+
+def _sdk_outcome(response: Any, table_name: str) -> list[Mapping[str, Any]]:
+    """The answer read as azure-data-tables 12.7.0 reads it in `_batch_send` (kept line for line): its
+    errors, decoded its way. Only failures and answers this module cannot read take this path."""
+    if response.status_code == 413:
+        raise _decode_error(response, error_message=_TOO_LARGE, error_type=RequestTooLargeError)
+    if response.status_code != 202:
+        decoded = _decode_error(response)
+        _validate_tablename_error(decoded, table_name)
+        raise decoded
+    parts = list(response.parts())
+    error_parts = [p for p in parts if not 200 <= p.status_code < 300]
+    if any(error_parts):
+        if error_parts[0].status_code == 413:
+            raise _decode_error(response, error_message=_TOO_LARGE, error_type=RequestTooLargeError)
+        decoded = _decode_error(response=error_parts[0], error_type=TableTransactionError)
+        _validate_tablename_error(decoded, table_name)
+        raise decoded
+    return [_part_metadata(p) for p in parts]
 
 
 def batch_body(requests: tuple[HttpRequest, ...], batch_boundary: str, changeset_boundary: str) -> bytes:
