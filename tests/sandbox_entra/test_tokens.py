@@ -161,3 +161,14 @@ def test_webhook_token_is_not_a_fulfillment_api_token(entra: RunningEntra) -> No
     refusal = _refusal(entra.stand_in, f"Bearer {entra.stand_in.mint_webhook_token()}")
 
     assert refusal.status == 401
+
+
+def test_a_token_verified_once_is_still_refused_for_another_audience(entra: RunningEntra) -> None:
+    header = f"Bearer {entra.stand_in.mint_publisher_access_token()}"
+    claims = entra.stand_in.verify_access_token(header)
+    claims["tid"] = OTHER_TENANT  # what one caller does to its claims reaches no later caller
+
+    assert entra.stand_in.verify_access_token(header)["tid"] != OTHER_TENANT
+    with pytest.raises(AccessDenied) as caught:
+        entra.stand_in.verify_graph_access_token(header)
+    assert "audience" in caught.value.reason
