@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError
 from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient as SdkTableClient
 from azure.data.tables import TableServiceClient, TableTransactionError, UpdateMode
@@ -150,6 +151,24 @@ def test_a_refused_batch_raises_what_the_sdk_raises_after_one_send(azurite_conne
         raised.append((type(error), getattr(error, "error_code", None), getattr(error, "status_code", None)))
     assert raised[0] == raised[1]
     assert raised[1][2] == 404
+    assert len(recorder.batches) == 2  # one each
+
+
+def test_a_batch_refused_as_a_whole_raises_what_the_sdk_raises(
+    azurite_connection_string: str, table_name: str
+) -> None:
+    # A wrong account key: the service refuses the batch itself (403), not one of its parts.
+    forged = re.sub(r"AccountKey=[^;]+", "AccountKey=" + "A" * 86 + "==", azurite_connection_string)
+    sdk, ours, recorder = _clients(forged, table_name)
+    raised = []
+    for client in (sdk, ours):
+        with pytest.raises(HttpResponseError) as caught:
+            client.submit_transaction([("create", _entity("a"))])
+        raised.append(
+            (type(caught.value), caught.value.status_code, getattr(caught.value, "error_code", None))
+        )
+    assert raised[0] == raised[1]
+    assert raised[1][1] == 403
     assert len(recorder.batches) == 2  # one each
 
 
