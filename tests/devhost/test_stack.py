@@ -14,6 +14,7 @@ import requests
 from azure.data.tables import TableClient, TableServiceClient
 
 from devhost import PROJECT_ROOT, read_dev_env
+from devhost.stack import azurite_log_flags
 from tests.support.ports import free_port, wait_for_port
 
 
@@ -176,3 +177,10 @@ def test_the_stack_runs_stops_on_ctrl_c_and_restarts_on_the_same_data(tmp_path: 
     finally:
         _, err = _stop(second, signal.SIGTERM)
     assert second.returncode == 0, err
+
+
+def test_azurite_writes_no_access_log_unless_asked() -> None:
+    assert azurite_log_flags({}) == ("--silent",)
+    assert azurite_log_flags({"AZURITE_ACCESS_LOG": "0"}) == ("--silent",)
+    assert azurite_log_flags({"AZURITE_ACCESS_LOG": "1"}) == ()
+    assert azurite_log_flags({"AZURITE_ACCESS_LOG": " True "}) == ()

@@ -40,6 +40,7 @@ def running_azurite() -> Iterator[str]:
             "--disableTelemetry",
             "--skipApiVersionCheck",
             "--loose",
+            "--silent",  # no access log: its output goes nowhere, and writing it costs Azurite CPU
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
