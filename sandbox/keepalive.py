@@ -121,6 +121,18 @@ class KeepAliveRequestHandler(WSGIRequestHandler):
             self.wfile.write(body)
         self.wfile.flush()
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # Only failures get Werkzeug's access line. Every API call and control action that worked already
+        # has its own line (sandbox.fulfillment with the request and correlation ids, sandbox.marketplace,
+        # sandbox.webhooks), and writing a second one per request was CPU taken from the app in a burst.
+        try:
+            status = int(code)
+        except ValueError:  # "-": no status was sent
+            status = 0
+        if 0 < status < 400:
+            return
+        super().log_request(code, size)
+
     def log_error(self, format: str, *args: Any) -> None:
         # An idle keep-alive connection timing out is how it is meant to end, not an error.
         if format.startswith("Request timed out"):

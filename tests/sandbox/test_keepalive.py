@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -78,3 +79,14 @@ def test_answers_are_not_held_back_by_nagle() -> None:
     from tests.support.nodelay import served_with_nodelay
 
     assert served_with_nodelay(KeepAliveRequestHandler)
+
+
+def test_only_failed_requests_get_an_access_line(
+    sandbox: RunningSandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="werkzeug"):
+        assert requests.get(f"{sandbox.http_url}/control/health", timeout=10).status_code == 200
+        assert requests.get(f"{sandbox.http_url}/control/no-such-page", timeout=10).status_code == 404
+    access = [record.getMessage() for record in caplog.records if record.name == "werkzeug"]
+    assert not any("/control/health" in line for line in access), access
+    assert any("/control/no-such-page" in line and " 404 " in line for line in access), access
