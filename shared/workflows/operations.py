@@ -302,6 +302,20 @@ def _receive(
     return stored
 
 
+def _store_decision(
+    ports: OperationPorts,
+    record: InboxRecord | None,
+    operation: Operation,
+    correlation_id: str,
+    **fields: Any,
+) -> InboxRecord:
+    """`fields` (decision, reason, left_to_recheck) as the operation's first row when none was read, else
+    over the row read, under its ETag."""
+    if record is None:
+        return _receive(ports, operation, correlation_id, **fields)
+    return ports.inbox.save(replace(record, **fields, updated_at=utcnow()))
+
+
 def _first_record(
     operation: Operation, correlation_id: str, *, decision: str, reason: str, decided_by: str = ""
 ) -> InboxRecord:
@@ -345,12 +359,9 @@ def _answer_change(
         # Microsoft decided already (auto-accepted after the window, R36, or answered before a crash).
         log.info("change already final at Microsoft", extra={"operation_status": operation.status.value})
         final = operation.status.value
-        if record is None:
-            stored = _receive(ports, operation, correlation_id, decision=final, left_to_recheck=behind)
-        else:
-            stored = ports.inbox.save(
-                replace(record, decision=final, left_to_recheck=behind, updated_at=utcnow())
-            )
+        stored = _store_decision(
+            ports, record, operation, correlation_id, decision=final, left_to_recheck=behind
+        )
         if behind:
             # Nothing is owed to Microsoft any more: in a backlog the mirror goes to a re-check after it,
             # so the changes still inside their window get the worker first. Sent once the row is stored
@@ -466,12 +477,9 @@ def _record_decision(
             raise _AlreadyRecordedError from None
         raise
     verdict = "accept" if decision.accept else "refuse"
-    if record is None:
-        stored = _receive(ports, operation, correlation_id, decision=verdict, reason=decision.reason)
-    else:
-        stored = ports.inbox.save(
-            replace(record, decision=verdict, reason=decision.reason, updated_at=utcnow())
-        )
+    stored = _store_decision(
+        ports, record, operation, correlation_id, decision=verdict, reason=decision.reason
+    )
     # Logged once it stands: a decision that lost to a stored row is not the one sent.
     log.info("change decided", extra={"accept": decision.accept, "reason": decision.reason})
     return stored, known
