@@ -44,12 +44,6 @@ def counted_stack(
         yield stack, proxy
 
 
-def _announce(stack: Stack, subscription_id: str, operation_id: str, waited: timedelta) -> None:
-    payload = stack.sandbox.marketplace.operation(subscription_id, operation_id)
-    received = (datetime.now(UTC) - waited).isoformat(timespec="milliseconds")
-    stack.queue.send(webhook_message(payload, received_at=received, correlation_id="behind-test"))
-
-
 def _scheduled_rechecks(stack: Stack, operation_id: str) -> list[float]:
     """Seconds from now until each queued re-check of the operation is due."""
     now = datetime.now(UTC)
@@ -73,7 +67,7 @@ def test_a_change_that_waited_is_answered_first_and_mirrored_by_its_recheck(
     proxy.clear()
     proxy.label_with(lambda: "before" if marketplace.pending_operations(subscription_id) else "after")
 
-    _announce(stack, subscription_id, operation_id, waited=BEHIND_AFTER + timedelta(seconds=1))
+    stack.announce(subscription_id, operation_id, waited=BEHIND_AFTER + timedelta(seconds=1))
 
     wait_until(lambda: marketplace.operation_record(operation_id).decision.endswith("(PATCH Success)"), 8)
     stack.settled()
@@ -108,7 +102,7 @@ def test_a_change_that_did_not_wait_is_mirrored_at_once(stack: Stack) -> None:
     stack.control.settings(webhookUrl="http://127.0.0.1:9/nowhere", webhookMaxAttempts=1)
     operation_id = stack.control.change_quantity(subscription_id, 6)["operationId"]
 
-    _announce(stack, subscription_id, operation_id, waited=timedelta(0))
+    stack.announce(subscription_id, operation_id, waited=timedelta(0))
 
     wait_until(lambda: stack.stored(subscription_id).quantity == 6, 8)
     wait_until(lambda: stack.services.operations.get(subscription_id, operation_id).state == "done", 8)
@@ -127,7 +121,7 @@ def test_an_accepted_plan_change_is_mirrored_at_once_even_when_behind(stack: Sta
     stack.control.settings(webhookUrl="http://127.0.0.1:9/nowhere", webhookMaxAttempts=1)
     operation_id = stack.control.change_plan(subscription_id, "pro")["operationId"]
 
-    _announce(stack, subscription_id, operation_id, waited=BEHIND_AFTER + timedelta(seconds=1))
+    stack.announce(subscription_id, operation_id, waited=BEHIND_AFTER + timedelta(seconds=1))
 
     wait_until(lambda: stack.stored(subscription_id).plan_id == "pro", 8)
     wait_until(lambda: stack.services.operations.get(subscription_id, operation_id).state == "done", 8)
@@ -141,7 +135,7 @@ def test_an_accepted_seat_cut_is_mirrored_at_once_even_when_behind(stack: Stack)
     stack.control.settings(webhookUrl="http://127.0.0.1:9/nowhere", webhookMaxAttempts=1)
     operation_id = stack.control.change_quantity(subscription_id, 5)["operationId"]
 
-    _announce(stack, subscription_id, operation_id, waited=BEHIND_AFTER + timedelta(seconds=1))
+    stack.announce(subscription_id, operation_id, waited=BEHIND_AFTER + timedelta(seconds=1))
 
     wait_until(lambda: stack.stored(subscription_id).quantity == 5, 8)
 
@@ -153,7 +147,7 @@ def test_a_redelivery_that_finds_the_change_final_writes_the_decision_left_to_th
     stack.settled()
     stack.control.settings(webhookUrl="http://127.0.0.1:9/nowhere", webhookMaxAttempts=1)
     operation_id = stack.control.change_quantity(subscription_id, 9)["operationId"]
-    _announce(stack, subscription_id, operation_id, waited=BEHIND_AFTER + timedelta(seconds=1))
+    stack.announce(subscription_id, operation_id, waited=BEHIND_AFTER + timedelta(seconds=1))
     wait_until(lambda: stack.services.operations.get(subscription_id, operation_id) is not None, 8)
     wait_until(lambda: stack.services.operations.get(subscription_id, operation_id).left_to_recheck, 8)
 
@@ -179,7 +173,7 @@ def test_a_change_microsoft_decided_while_it_waited_is_left_to_its_recheck(stack
     operation_id = stack.control.change_quantity(subscription_id, 4)["operationId"]
     wait_until(lambda: stack.control.operation(operation_id)["status"] == "Succeeded", 8)
 
-    _announce(stack, subscription_id, operation_id, waited=ANSWER_WINDOW + timedelta(seconds=1))
+    stack.announce(subscription_id, operation_id, waited=ANSWER_WINDOW + timedelta(seconds=1))
 
     wait_until(lambda: stack.services.operations.get(subscription_id, operation_id) is not None, 8)
     stack.settled()

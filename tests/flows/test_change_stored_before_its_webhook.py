@@ -19,12 +19,6 @@ from tests.support.sandbox import wait_until
 from tests.support.stack import Stack
 
 
-def _announce(stack: Stack, subscription_id: str, operation_id: str) -> None:
-    payload = stack.sandbox.marketplace.operation(subscription_id, operation_id)
-    received = datetime.now(UTC).isoformat(timespec="milliseconds")
-    stack.queue.send(webhook_message(payload, received_at=received, correlation_id="stored-first"))
-
-
 def _row(subscription_id: str, operation_id: str, **fields: object) -> InboxRecord:
     now = datetime.now(UTC)
     base: dict[str, object] = {
@@ -52,7 +46,7 @@ def test_a_refusal_recorded_before_the_webhook_is_the_answer_sent(stack: Stack) 
     )
     assert stack.services.operations.put_new(stored) is not None
 
-    _announce(stack, subscription_id, operation_id)
+    stack.announce(subscription_id, operation_id)
 
     marketplace = stack.sandbox.marketplace
     wait_until(lambda: marketplace.operation_record(operation_id).decision.endswith("(PATCH Failure)"), 8)
@@ -72,7 +66,7 @@ def test_a_row_without_a_decision_gets_the_policys_decision_under_its_etag(stack
     operation_id = stack.control.change_quantity(subscription_id, 6)["operationId"]
     assert stack.services.operations.put_new(_row(subscription_id, operation_id, quantity=6)) is not None
 
-    _announce(stack, subscription_id, operation_id)
+    stack.announce(subscription_id, operation_id)
 
     marketplace = stack.sandbox.marketplace
     wait_until(lambda: marketplace.operation_record(operation_id).decision.endswith("(PATCH Success)"), 8)
@@ -91,7 +85,7 @@ def test_a_change_already_done_is_not_answered_again(stack: Stack) -> None:
     done = _row(subscription_id, operation_id, quantity=5, decision="refuse", state=InboxState.DONE)
     assert stack.services.operations.put_new(done) is not None
 
-    _announce(stack, subscription_id, operation_id)
+    stack.announce(subscription_id, operation_id)
 
     stack.settled()
     # Nothing sent: the operation still waits for an answer at Microsoft, and the row is as it was.
@@ -112,7 +106,7 @@ def test_a_stored_refusal_is_sent_even_while_the_policys_reads_fail(
     assert stack.services.operations.put_new(stored) is not None
     monkeypatch.setenv("FAULT_POINTS", "worker.policy_reads")  # every read of the policy's facts fails
 
-    _announce(stack, subscription_id, operation_id)
+    stack.announce(subscription_id, operation_id)
 
     marketplace = stack.sandbox.marketplace
     wait_until(lambda: marketplace.operation_record(operation_id).decision.endswith("(PATCH Failure)"), 8)

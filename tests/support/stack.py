@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from devhost.local_queue import LocalQueue, register_local_queue
 from devhost.queue_runner import QueueRunner, max_concurrent_sessions
 from sandbox.server import RunningSandbox
 from shared.app_context import Services, reset_services, services
-from shared.queueing.messages import activation_message
+from shared.queueing.messages import activation_message, webhook_message
 from tests.support.ports import free_port
 from tests.support.sandbox import ControlClient, running_sandbox, wait_until
 
@@ -60,6 +61,20 @@ class Stack:
         # The audit entry is written just after the record: wait for it so later checks see a settled trail.
         wait_until(lambda: "Activate" in self.audit_actions(subscription_id), 15)
         return subscription_id
+
+    def announce(
+        self,
+        subscription_id: str,
+        operation_id: str,
+        *,
+        waited: timedelta = timedelta(0),
+        correlation_id: str = "test-webhook",
+    ) -> None:
+        """Queues the webhook of a sandbox operation as the webhook function would, taken `waited` ago (the
+        sandbox's own delivery is pointed elsewhere by the tests that use this)."""
+        payload = self.sandbox.marketplace.operation(subscription_id, operation_id)
+        received = (datetime.now(UTC) - waited).isoformat(timespec="milliseconds")
+        self.queue.send(webhook_message(payload, received_at=received, correlation_id=correlation_id))
 
     def audit_actions(self, subscription_id: str) -> list[str]:
         return [entry.action for entry in services().audit.list(subscription_id)]
