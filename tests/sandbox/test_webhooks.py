@@ -8,6 +8,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
@@ -199,12 +200,29 @@ def test_a_reused_token_is_renewed_before_it_expires_and_when_its_claims_change(
     assert len(minted) == 3
 
 
+class _QuietHandler(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A publisher stand-in on a free loopback port for the block; yields its webhook URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/api/webhook"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_deliveries_keep_their_connection_open_between_webhooks(
     sandbox: RunningSandbox, control: ControlClient
 ) -> None:
     ports: list[int] = []
 
-    class KeepAlive(BaseHTTPRequestHandler):
+    class KeepAlive(_QuietHandler):
         protocol_version = "HTTP/1.1"
 
         def do_POST(self) -> None:
@@ -214,22 +232,14 @@ def test_deliveries_keep_their_connection_open_between_webhooks(
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), KeepAlive)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        control.settings(webhookUrl=f"http://127.0.0.1:{server.server_port}/api/webhook")
+    with _serving(KeepAlive) as url:
+        control.settings(webhookUrl=url)
         subscription_id = subscribed(control, sandbox)
         for round_ in range(3):
             control.suspend(subscription_id)
             wait_until(lambda expected=2 * round_ + 1: len(ports) >= expected, 5)
             control.reinstate(subscription_id)
             wait_until(lambda expected=2 * round_ + 2: len(ports) >= expected, 5)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert len(ports) == 6
     assert len(set(ports)) == 1, ports
 
@@ -316,7 +326,7 @@ def test_a_cookie_the_publisher_sets_never_comes_back_on_a_later_webhook() -> No
     # cookie, say) rode on every later webhook, and across tests.
     cookies: list[str | None] = []
 
-    class SetsCookies(BaseHTTPRequestHandler):
+    class SetsCookies(_QuietHandler):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             cookies.append(self.headers.get("Cookie"))
@@ -325,15 +335,6 @@ def test_a_cookie_the_publisher_sets_never_comes_back_on_a_later_webhook() -> No
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), SetsCookies)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/api/webhook"
-    try:
+    with _serving(SetsCookies) as url:
         _two_webhooks({"webhook_url": url, "webhook_max_attempts": 1})
-    finally:
-        server.shutdown()
-        server.server_close()
     assert cookies == [None, None]
