@@ -140,15 +140,21 @@ def test_a_failed_transaction_raises_the_sdks_error_and_writes_nothing(
     assert upserted == []
 
 
+def _what_each_raises(clients: tuple[SdkTableClient, ...], operations: list[Any]) -> list[tuple[Any, ...]]:
+    """(type, error code, status) of what each client raises for the same transaction."""
+    raised = []
+    for client in clients:
+        with pytest.raises(Exception) as caught:  # noqa: PT011 - whatever the SDK raises, ours must match
+            client.submit_transaction(operations)
+        error = caught.value
+        raised.append((type(error), getattr(error, "error_code", None), getattr(error, "status_code", None)))
+    return raised
+
+
 def test_a_refused_batch_raises_what_the_sdk_raises_after_one_send(azurite_connection_string: str) -> None:
     missing = "t" + uuid.uuid4().hex[:12]
     sdk, ours, recorder = _clients(azurite_connection_string, missing)
-    raised = []
-    for client in (sdk, ours):
-        with pytest.raises(Exception) as caught:  # noqa: PT011 - whatever the SDK raises, ours must match
-            client.submit_transaction([("create", _entity("a")), ("create", _entity("b"))])
-        error = caught.value
-        raised.append((type(error), getattr(error, "error_code", None), getattr(error, "status_code", None)))
+    raised = _what_each_raises((sdk, ours), [("create", _entity("a")), ("create", _entity("b"))])
     assert raised[0] == raised[1]
     assert raised[1][2] == 404
     assert len(recorder.batches) == 2  # one each
@@ -160,15 +166,10 @@ def test_a_batch_refused_as_a_whole_raises_what_the_sdk_raises(
     # A wrong account key: the service refuses the batch itself (403), not one of its parts.
     forged = re.sub(r"AccountKey=[^;]+", "AccountKey=" + "A" * 86 + "==", azurite_connection_string)
     sdk, ours, recorder = _clients(forged, table_name)
-    raised = []
-    for client in (sdk, ours):
-        with pytest.raises(HttpResponseError) as caught:
-            client.submit_transaction([("create", _entity("a"))])
-        raised.append(
-            (type(caught.value), caught.value.status_code, getattr(caught.value, "error_code", None))
-        )
+    raised = _what_each_raises((sdk, ours), [("create", _entity("a"))])
+    assert issubclass(raised[1][0], HttpResponseError)
     assert raised[0] == raised[1]
-    assert raised[1][1] == 403
+    assert raised[1][2] == 403
     assert len(recorder.batches) == 2  # one each
 
 
