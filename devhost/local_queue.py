@@ -21,12 +21,19 @@ The file is shared safely between threads and processes (WAL journal, every chan
 transaction): the dev host's webhook sends while its queue runner receives. Connections are lent from a small
 pool for one call at a time, so their number follows how many threads use the queue at once, never how many
 threads ever did (a thread per request once meant a connection, and open files, per request).
+
+Writers take turns instead of racing for SQLite's lock: a thread lock inside the process, then an exclusive
+lock on `<file>.lock` across processes, then the transaction. SQLite's own answer to a busy file is to sleep
+and try again, up to 100 ms a try, with no order among the sleepers; in a burst a webhook's send lost that
+race for seconds. Sends that arrive while another is written go into the next transaction together
+(`devhost.group_commit`); each still returns only once its message is on disk.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -36,11 +43,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from devhost.group_commit import GroupCommit
 from shared.config import Settings
 from shared.domain.dead_letters import DeadLetterEntry, DeadLetterSource, parked_history
 from shared.logs import get_logger
 from shared.queueing.backends import register_dead_letter_backend, register_queue_backend
 from shared.queueing.messages import QueueMessage, QueueUnavailableError, send_traced
+
+if sys.platform != "win32":
+    import fcntl
 
 MAX_DELIVERY_COUNT_EXCEEDED = "MaxDeliveryCountExceeded"
 _POLL_SECONDS = 0.05
@@ -69,6 +80,7 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_session ON messages (session_key, locked_until);
 CREATE INDEX IF NOT EXISTS messages_by_age ON messages (available_at, seq);
 CREATE TABLE IF NOT EXISTS seen_ids (message_id TEXT PRIMARY KEY, seen_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS seen_ids_by_age ON seen_ids (seen_at);
 CREATE TABLE IF NOT EXISTS dead_letters (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     message_id TEXT NOT NULL,
@@ -95,6 +107,31 @@ _MESSAGE_COLUMNS = (
     "seq, message_id, session_id, body, content_type, correlation_id, properties, available_at, "
     "delivery_count, lock_token, locked_until, last_error"
 )
+
+
+@dataclass(frozen=True)
+class _Row:
+    """A message as the file stores it, serialised before it waits for the write lock."""
+
+    message_id: str
+    session_id: str
+    body: str
+    content_type: str
+    correlation_id: str
+    properties: str
+    scheduled_at: float | None
+
+    @classmethod
+    def of(cls, message: QueueMessage) -> _Row:
+        return cls(
+            message_id=message.message_id or uuid.uuid4().hex,
+            session_id=message.session_id,
+            body=json.dumps(message.body),
+            content_type=message.content_type,
+            correlation_id=message.correlation_id,
+            properties=json.dumps(message.application_properties),
+            scheduled_at=message.scheduled_at.timestamp() if message.scheduled_at else None,
+        )
 
 
 class LockLostError(RuntimeError):
@@ -190,6 +227,12 @@ class LocalQueue:
         self._clock = clock
         self._idle: list[sqlite3.Connection] = []
         self._idle_lock = threading.Lock()
+        # Writers of this process one at a time, then one process at a time (`_writer_turn`).
+        self._write_lock = threading.Lock()
+        # One receiver of this process looks for work at a time: sixteen runner threads that all saw the
+        # same message would each take the write lock only for all but one to find it gone.
+        self._receive_lock = threading.Lock()
+        self._sends: GroupCommit[_Row, bool] = GroupCommit(self._insert_rows)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # executescript commits on its own; each CREATE ... IF NOT EXISTS is atomic, so racing openers agree.
         with self._connection() as db:
@@ -251,8 +294,20 @@ class LocalQueue:
             return len(self._idle)
 
     @contextmanager
+    def _writer_turn(self) -> Iterator[None]:
+        """This process's turn to write, then this process's turn among the processes sharing the file."""
+        with self._write_lock:
+            if sys.platform == "win32":  # no flock: SQLite's busy timeout alone orders the processes
+                yield
+                return
+            # Opened per turn (tens of microseconds): closing it releases the lock, whatever happens.
+            with open(f"{self.path}.lock", "ab") as turn:
+                fcntl.flock(turn, fcntl.LOCK_EX)
+                yield
+
+    @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connection() as db:
+        with self._writer_turn(), self._connection() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
@@ -287,51 +342,51 @@ class LocalQueue:
         traced: list[QueueMessage] = []
         for message in messages:
             send_traced(message, "local", traced.append)
+        rows = [_Row.of(message) for message in traced]
         try:
-            with self._transaction() as db:
-                now = self._clock()
-                accepted = [self._insert_row(db, message, now) for message in traced]
+            accepted = self._insert_rows(rows)
         except sqlite3.Error as exc:
             raise QueueUnavailableError(
                 f"local queue {self.path} did not accept the messages: {exc}"
             ) from exc
-        for message, stored in zip(traced, accepted, strict=True):
+        for row, stored in zip(rows, accepted, strict=True):
             if not stored:
-                _log.info("duplicate message dropped", extra={"message_id": message.message_id})
+                _log.info("duplicate message dropped", extra={"message_id": row.message_id})
 
     def _store(self, message: QueueMessage) -> None:
+        row = _Row.of(message)  # on the sender's thread: a body that cannot be stored fails only its sender
         try:
-            accepted = self._insert(message)
+            accepted = self._sends.submit(row)
         except sqlite3.Error as exc:
             raise QueueUnavailableError(f"local queue {self.path} did not accept the message: {exc}") from exc
         if not accepted:
-            _log.info("duplicate message dropped", extra={"message_id": message.message_id})
+            _log.info("duplicate message dropped", extra={"message_id": row.message_id})
 
-    def _insert(self, message: QueueMessage) -> bool:
+    def _insert_rows(self, rows: Sequence[_Row]) -> list[bool]:
+        """Inserts `rows` in one transaction; for each, False when it was a duplicate."""
         with self._transaction() as db:
-            return self._insert_row(db, message, self._clock())
+            now = self._clock()
+            return [self._insert_row(db, row, now) for row in rows]
 
-    def _insert_row(self, db: sqlite3.Connection, message: QueueMessage, now: float) -> bool:
+    def _insert_row(self, db: sqlite3.Connection, row: _Row, now: float) -> bool:
         """Inserts inside the caller's transaction; False for a duplicate id within the window."""
-        message_id = message.message_id or uuid.uuid4().hex
-        available_at = max(now, message.scheduled_at.timestamp()) if message.scheduled_at else now
         db.execute("DELETE FROM seen_ids WHERE seen_at <= ?", (now - self.duplicate_window_seconds,))
-        if db.execute("SELECT 1 FROM seen_ids WHERE message_id = ?", (message_id,)).fetchone():
+        if db.execute("SELECT 1 FROM seen_ids WHERE message_id = ?", (row.message_id,)).fetchone():
             return False
-        db.execute("INSERT INTO seen_ids (message_id, seen_at) VALUES (?, ?)", (message_id, now))
+        db.execute("INSERT INTO seen_ids (message_id, seen_at) VALUES (?, ?)", (row.message_id, now))
         db.execute(
             "INSERT INTO messages (message_id, session_id, session_key, body, content_type, "
             "correlation_id, properties, available_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                message_id,
-                message.session_id,
+                row.message_id,
+                row.session_id,
                 # A message without a session is a session of its own: it never waits for another.
-                message.session_id or f"\x00{message_id}",
-                json.dumps(message.body),
-                message.content_type,
-                message.correlation_id,
-                json.dumps(message.application_properties),
-                available_at,
+                row.session_id or f"\x00{row.message_id}",
+                row.body,
+                row.content_type,
+                row.correlation_id,
+                row.properties,
+                max(now, row.scheduled_at) if row.scheduled_at is not None else now,
             ),
         )
         return True
@@ -364,7 +419,8 @@ class LocalQueue:
         """The oldest available message of a session nobody holds, locked for us; None after `timeout`."""
         deadline = time.monotonic() + timeout
         while True:
-            leased = self._lease_next()
+            with self._receive_lock:
+                leased = self._lease_next()
             if leased is not None:
                 return leased
             remaining = deadline - time.monotonic()
@@ -515,7 +571,7 @@ class LocalQueue:
             with self._transaction() as db:
                 if not db.execute("DELETE FROM dead_letters WHERE seq = ?", (sequence_number,)).rowcount:
                     return
-                if not self._insert_row(db, traced, self._clock()):
+                if not self._insert_row(db, _Row.of(traced), self._clock()):
                     # Rolls the delete back: a copy dropped as a duplicate must not cost the entry.
                     raise QueueUnavailableError(f"message id {traced.message_id!r} was sent already")
                 replayed = True

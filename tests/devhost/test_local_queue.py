@@ -321,3 +321,72 @@ def test_send_many_stores_a_page_in_one_transaction_and_drops_duplicates(queue: 
     with pytest.raises(TypeError):
         queue.send_many([message("c", "sub-5"), unstorable])
     assert queue.peek_all() == []
+
+
+def test_a_message_that_cannot_be_stored_fails_its_own_send_only(queue: LocalQueue) -> None:
+    # Concurrent sends share transactions; a body that cannot be serialised must not take its batch down.
+    unstorable = QueueMessage(message_id="bad", session_id="s-bad", body={"kind": "webhook", "x": object()})
+    errors: list[BaseException] = []
+
+    def send(item: QueueMessage) -> None:
+        try:
+            queue.send(item)
+        except TypeError as exc:
+            errors.append(exc)
+
+    items = [message(f"ok-{n}", session_id=f"s-{n}") for n in range(30)]
+    items.insert(15, unstorable)
+    threads = [threading.Thread(target=send, args=(item,)) for item in items]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(errors) == 1
+    assert sorted(drain_ids(queue)) == sorted(f"ok-{n}" for n in range(30))
+
+
+def test_a_duplicate_sent_at_the_same_moment_is_stored_once(queue: LocalQueue) -> None:
+    threads = [threading.Thread(target=queue.send, args=(message("twice"),)) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert drain_ids(queue) == ["twice"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the writers' turn across processes is an flock")
+def test_writers_wait_for_another_process_holding_the_turn(tmp_path: Path) -> None:
+    # Without the turn the send would race SQLite's lock instead, and lose for seconds in a burst (SQLite
+    # sleeps up to 100 ms a try, in no order); with it, the send waits exactly until the holder lets go.
+    path = tmp_path / "q.sqlite3"
+    with LocalQueue(path) as queue:
+        holder = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import fcntl, sys\n"
+                "f = open(sys.argv[1], 'ab')\n"
+                "fcntl.flock(f, fcntl.LOCK_EX)\n"
+                "print('held', flush=True)\n"
+                "sys.stdin.readline()\n",
+                f"{path}.lock",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert holder.stdout is not None
+        assert holder.stdin is not None
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            sender = threading.Thread(target=queue.send, args=(message("waits"),))
+            sender.start()
+            sender.join(timeout=0.5)
+            assert sender.is_alive(), "the send went ahead while another process held the writers' turn"
+        finally:
+            holder.stdin.write("\n")
+            holder.stdin.flush()
+            holder.wait(timeout=10)
+        sender.join(timeout=10)
+        assert not sender.is_alive()
+        assert drain_ids(queue) == ["waits"]
