@@ -6,7 +6,9 @@ subscriptions, then fires `--changes` ChangeQuantity operations spread over them
 control API as fast as it accepts them (`--fire-threads` clients), and finally `--steady` more at
 `--rate` changes/s. For every operation the latency is taken from the sandbox's own clock: the start of its
 first webhook POST to the moment the operation left InProgress (`decidedAt`); an operation decided by
-"auto-accepted" never got its PATCH inside the window. RSS and open files of the dev host process are read
+"auto-accepted" never got its PATCH inside the window. Nothing is read from the stack until every window has
+closed: the sandbox keeps the times itself, and polling 500 operations while they were being answered took
+CPU from the stack being measured. RSS and open files of the dev host process are read
 from /proc before the burst and after the queue drained. Traffic goes to 127.0.0.1 only; every wait is
 bounded and the stack is stopped at the end.
 
@@ -23,7 +25,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +41,8 @@ from tests.support.sandbox import ControlClient
 PLAN = "team-seats"
 START_QUANTITY = 5
 SETTLE_MARGIN_SECONDS = 30.0
+# After the last change was fired, how much longer than the window to wait before reading the outcomes.
+WINDOW_MARGIN_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -289,11 +293,16 @@ def run_phase(
     threads: int,
     rate: float | None,
     window: float,
+    once_windows_closed: Callable[[], None] = lambda: None,
 ) -> list[str]:
+    """Fires `changes`, waits until every window has closed, calls `once_windows_closed` (the figures of the
+    stack's own work are taken there), then reads the outcomes."""
     started = time.monotonic()
     operation_ids = fire(control.base_url, changes, threads, rate)
     elapsed_fire = time.monotonic() - started
-    decided = settle(control, operation_ids, window + SETTLE_MARGIN_SECONDS)
+    time.sleep(window + WINDOW_MARGIN_SECONDS)
+    once_windows_closed()
+    decided = settle(control, operation_ids, SETTLE_MARGIN_SECONDS)
     return table(name, len(changes), outcomes(control, decided), elapsed_fire)
 
 
@@ -322,14 +331,28 @@ def main() -> None:
         cpu_before = {role: cpu_seconds(process) for role, process in processes.items()}
         # Round-robin over subscriptions: each gets changes/subscriptions of them, in firing order.
         burst = [(ids[i % len(ids)], START_QUANTITY + 1 + i // len(ids)) for i in range(args.changes)]
-        lines += run_phase("burst", control, burst, threads=args.fire_threads, rate=None, window=window)
         from devhost.local_queue import LocalQueue
 
         with LocalQueue(os.environ["LOCAL_QUEUE_PATH"]) as queue:
-            drained = wait_for_queue(queue, 180)
-            lines.append(f"  queue drained {drained:.1f} s after the last decision")
-            after_burst = process_figures(pid)
-            lines.append(cpu_table(processes, cpu_before, args.changes))
+            closed: dict[str, Any] = {}
+
+            def figures_of_the_burst() -> None:
+                closed["drained"] = wait_for_queue(queue, 180)
+                closed["figures"] = process_figures(pid)
+                closed["cpu"] = cpu_table(processes, cpu_before, args.changes)
+
+            lines += run_phase(
+                "burst",
+                control,
+                burst,
+                threads=args.fire_threads,
+                rate=None,
+                window=window,
+                once_windows_closed=figures_of_the_burst,
+            )
+            lines.append(f"  queue drained {closed['drained']:.1f} s after the windows closed")
+            after_burst = closed["figures"]
+            lines.append(closed["cpu"])
             # Changes answered while behind leave their mirror to a re-check a minute later: that work moved
             # out of the window, it did not vanish, so it is measured too.
             cpu_before = {role: cpu_seconds(process) for role, process in processes.items()}
