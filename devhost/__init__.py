@@ -1,14 +1,17 @@
 """Dev host: runs the functions that `function_app.py` registers, without Azure Functions Core Tools.
 
 `http_host` serves the HTTP triggers under `/api` like `func start`; `queue_runner` feeds the Service Bus
-trigger from the local SQLite queue (`local_queue`); `python -m devhost` runs both, and
-`python -m devhost.stack` (`make dev`) adds Azurite and the marketplace sandbox. Azure runs none of this.
+trigger from the local SQLite queue (`local_queue`), in worker instances of its own (`worker_instances`,
+`queue_instance`); `python -m devhost` runs both, and `python -m devhost.stack` (`make dev`) adds Azurite
+and the marketplace sandbox. Azure runs none of this.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
+import sys
 import threading
 import weakref
 from collections.abc import Mapping, MutableMapping
@@ -34,6 +37,14 @@ def registered_functions(app: func.FunctionApp) -> list[func.decorators.function
             app.functions_bindings = None
             _registrations[app] = app.get_functions()
         return _registrations[app]
+
+
+def load_function_app() -> func.FunctionApp:
+    """`function_app.py`'s FunctionApp, imported from the project root as the Functions host imports it."""
+    if str(PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT))
+    app: func.FunctionApp = importlib.import_module("function_app").app
+    return app
 
 
 def function_name(function: func.decorators.function_app.Function) -> str:

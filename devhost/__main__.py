@@ -6,7 +6,6 @@ DEVHOST_PORT (default 7071). Run it from the project root; `make dev` starts it 
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import sys
@@ -15,37 +14,43 @@ from types import FrameType
 
 import azure.functions as func
 
-from devhost import PROJECT_ROOT, apply_dev_env, mark_local_stack
+from devhost import apply_dev_env, load_function_app, mark_local_stack
 from devhost.http_host import ROUTE_PREFIX, FunctionsWsgiApp, HttpFunction, HttpHost
 from devhost.local_queue import LocalQueue, register_local_queue
 from devhost.queue_runner import QueueRunner, queue_functions
 from devhost.schedules import ScheduleError
 from devhost.servicebus_runner import ServiceBusRunner
 from devhost.timer_runner import TimerRunner
+from devhost.worker_instances import WorkerInstances, worker_instance_count
 from shared import logs
 from shared.config import ConfigurationError, Settings, check_fail_closed
 
 _log = logs.get_logger("devhost")
 
 
-def _load_app() -> func.FunctionApp:
-    if str(PROJECT_ROOT) not in sys.path:
-        sys.path.insert(0, str(PROJECT_ROOT))
-    app: func.FunctionApp = importlib.import_module("function_app").app
-    return app
+Worker = QueueRunner | ServiceBusRunner | WorkerInstances
 
 
-def _start_runner(
-    app: func.FunctionApp, settings: Settings, stop: threading.Event
-) -> QueueRunner | ServiceBusRunner | None:
+def _start_runner(app: func.FunctionApp, settings: Settings, stop: threading.Event) -> Worker | None:
+    """The worker feeding the queue-triggered function: on worker instances of its own (`WorkerInstances`),
+    in this process (`DEVHOST_WORKER_INSTANCES=0`), or from a real Service Bus namespace.
+
+    Raises ValueError for a worker instance count that is not a whole number of 0 or more."""
     if settings.queue_backend == "servicebus":
         return _start_servicebus_runner(app, settings, stop)
     if settings.queue_backend != "local":
         _log.warning("QUEUE_BACKEND is %r: queue-triggered functions will not run", settings.queue_backend)
         return None
+    count = worker_instance_count()
+    # Built even when instances run it: an app the runner refuses (two queue triggers) stops the host here.
     runner = QueueRunner.for_app(app, LocalQueue(settings.local_queue_path), stop_event=stop)
-    if runner is not None:
-        runner.start()
+    if runner is None:
+        return None
+    if count:
+        instances = WorkerInstances(count, runner.function.name, settings.local_queue_path)
+        instances.start()
+        return instances
+    runner.start()
     return runner
 
 
@@ -69,15 +74,18 @@ def _start_servicebus_runner(
 def _describe(
     host: HttpHost,
     functions: list[HttpFunction],
-    runner: QueueRunner | ServiceBusRunner | None,
+    runner: Worker | None,
     timers: TimerRunner | None,
 ) -> str:
     lines = ["Functions:"]
     for function in functions:
         methods = ",".join(function.methods or ("ANY",))
         lines.append(f"  {function.name}: [{methods}] {host.url}/{ROUTE_PREFIX}/{function.route}")
-    if isinstance(runner, QueueRunner):
-        lines.append(f"  {runner.function.name}: local queue {runner.queue.path}")
+    if isinstance(runner, WorkerInstances):
+        where = f"{runner.count} worker instances, pids {', '.join(map(str, runner.pids))}"
+        lines.append(f"  {runner.function_name}: local queue {runner.queue_path} ({where})")
+    elif isinstance(runner, QueueRunner):
+        lines.append(f"  {runner.function.name}: local queue {runner.queue.path} (in this process)")
     elif runner is not None:
         lines.append(f"  {runner.function.name}: Service Bus queue {runner.function.queue_name}")
     for timer in timers.functions if timers is not None else []:
@@ -106,7 +114,7 @@ def main() -> int:
         return 1
     settings = Settings.from_env()
     logs.configure(settings.log_level)
-    app = _load_app()
+    app = load_function_app()
     stop = threading.Event()
     try:
         # Before anything listens: a schedule the Functions host would refuse stops this host too.
@@ -124,13 +132,19 @@ def main() -> int:
         )
         return 1
     _stop_on_signals(stop)
+    try:
+        runner = _start_runner(app, settings, stop)
+    except ValueError as exc:
+        host.stop()
+        print(f"devhost: {exc}", file=sys.stderr)
+        return 1
     host.start()
-    runner = _start_runner(app, settings, stop)
     if timers is not None:
         timers.start()
     print(_describe(host, list(wsgi_app.functions.values()), runner, timers), flush=True)
     while not stop.wait(0.5):
-        pass
+        if isinstance(runner, WorkerInstances):
+            runner.keep_running()
     if timers is not None:
         timers.stop()
     if runner is not None:

@@ -14,6 +14,7 @@ import requests
 
 from devhost import PROJECT_ROOT
 from tests.support.ports import free_port, wait_for_port
+from tests.support.sandbox import wait_until
 
 
 def start_devhost(tmp_path: Path, **settings: str) -> tuple[subprocess.Popen[str], int]:
@@ -112,3 +113,79 @@ def test_a_schedule_the_functions_host_would_refuse_stops_it(tmp_path: Path) -> 
     )
     assert done.returncode == 1
     assert "has 5 fields; NCRONTAB needs 6" in done.stderr
+
+
+def _children(pid: int, module: str) -> list[int]:
+    """Processes whose parent is `pid` and whose command line runs `-m <module>` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid and module.encode() in command:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def _worker_takes(queue_path: Path, message_id: str) -> None:
+    """Sends one message the worker cannot use (it parks it) and waits until a worker instance took it."""
+    from devhost.local_queue import LocalQueue
+    from shared.queueing.messages import QueueMessage
+
+    with LocalQueue(queue_path) as queue:
+        queue.send(QueueMessage(message_id=message_id, session_id="s-1", body={"kind": "no-such-kind"}))
+        wait_until(lambda: queue.counts().active == 0 and queue.counts().locked == 0, timeout=30)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the instances through /proc")
+def test_the_worker_runs_on_instances_of_its_own_restarted_when_one_dies_and_stopped_with_the_host(
+    tmp_path: Path,
+) -> None:
+    proc, port = start_devhost(tmp_path, DEVHOST_WORKER_INSTANCES="2")
+    try:
+        wait_for_port(port, timeout=30)
+        instances = wait_until(
+            lambda: (
+                len(_children(proc.pid, "devhost.queue_instance")) == 2
+                and _children(proc.pid, "devhost.queue_instance")
+            ),
+            timeout=30,
+        )
+        _worker_takes(tmp_path / "queue.sqlite3", "first")
+
+        os.kill(instances[0], signal.SIGKILL)
+        restarted = wait_until(
+            lambda: (
+                (now := _children(proc.pid, "devhost.queue_instance")) != instances and len(now) == 2 and now
+            ),
+            timeout=30,
+        )
+        assert instances[1] in restarted, "the instance that did not die kept running"
+        _worker_takes(tmp_path / "queue.sqlite3", "second")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output
+    assert "events_worker: local queue" in output
+    assert "2 worker instances" in output
+    assert "worker instance 0 exited" in output
+    assert _children(proc.pid, "devhost.queue_instance") == [], "no instance outlives the dev host"
+    assert not any(Path(f"/proc/{pid}").exists() for pid in restarted), "the dev host waited for them"
+
+
+def test_a_worker_instance_count_that_is_not_a_number_stops_it(tmp_path: Path) -> None:
+    env = {**os.environ, "DEVHOST_PORT": str(free_port()), "DEVHOST_STATE_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "devhost"],
+        cwd=PROJECT_ROOT,
+        env={**env, "DEVHOST_WORKER_INSTANCES": "-1"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1
+    assert "DEVHOST_WORKER_INSTANCES must be 0 or more" in done.stderr

@@ -1,0 +1,58 @@
+"""`python -m devhost.queue_instance`: one instance of the queue-triggered function, fed from the local queue.
+
+The dev host starts these (`devhost.worker_instances`) so that the worker runs apart from the HTTP functions,
+as Flex Consumption runs it: each instance is a process of its own with host.json's `maxConcurrentSessions`
+sessions, all taking messages from the one local queue file. An instance stops on SIGTERM or Ctrl-C after
+the messages it is working on, and on its own once the dev host that started it is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+from devhost import apply_dev_env, load_function_app, mark_local_stack
+from devhost.local_queue import LocalQueue, register_local_queue
+from devhost.queue_runner import QueueRunner
+from shared import logs
+from shared.config import Settings
+
+# How often an instance looks whether its dev host is still there.
+_PARENT_CHECK_SECONDS = 0.5
+
+_log = logs.get_logger("devhost.queue_instance")
+
+
+def main() -> int:
+    apply_dev_env(os.environ)
+    mark_local_stack(os.environ)
+    register_local_queue()
+    settings = Settings.from_env()
+    logs.configure(settings.log_level)
+    stop = threading.Event()
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+    runner = QueueRunner.for_app(load_function_app(), LocalQueue(settings.local_queue_path), stop_event=stop)
+    if runner is None:
+        print("devhost.queue_instance: the app has no queue-triggered function", file=sys.stderr)
+        return 1
+    dev_host = os.getppid()
+    runner.start()
+    _log.info("worker instance started", extra={"sessions": runner.workers})
+    while not stop.wait(_PARENT_CHECK_SECONDS):
+        if os.getppid() != dev_host:
+            _log.warning("the dev host that started this worker instance is gone; stopping")
+            break
+    runner.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
