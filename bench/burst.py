@@ -61,22 +61,38 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def process_figures(pid: int) -> tuple[float, int, int]:
-    """RSS in MiB, open file descriptors and threads of a process, from /proc (Linux)."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-    rss_kib = int(fields["VmRSS"].split()[0])
-    return rss_kib / 1024, len(os.listdir(f"/proc/{pid}/fd")), int(fields["Threads"])
+def process_figures(pids: Iterable[int]) -> tuple[float, int, int]:
+    """RSS in MiB, open file descriptors and threads of processes together, from /proc (Linux)."""
+    rss_kib = files = threads = 0
+    for pid in pids:
+        status = Path(f"/proc/{pid}/status").read_text()
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        rss_kib += int(fields["VmRSS"].split()[0])
+        files += len(os.listdir(f"/proc/{pid}/fd"))
+        threads += int(fields["Threads"])
+    return rss_kib / 1024, files, threads
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User + system CPU seconds processes have used so far, together, from /proc (Linux)."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def child_running(parent: int, module: str) -> int:
     """The pid of `parent`'s child started as `python -m <module>` (or whose command line names `module`)."""
+    found = children_running(parent, module)
+    if not found:
+        raise RuntimeError(f"no child `-m {module}` of {parent}")
+    return found[0]
+
+
+def children_running(parent: int, module: str) -> list[int]:
+    """The pids of `parent`'s children started as `python -m <module>` (or whose command line names it)."""
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -88,8 +104,8 @@ def child_running(parent: int, module: str) -> int:
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         named = any(part == module.encode() or part.endswith(b"/" + module.encode()) for part in command)
         if ppid == parent and named:
-            return int(entry.name)
-    raise RuntimeError(f"no child `-m {module}` of {parent}")
+            found.append(int(entry.name))
+    return sorted(found)
 
 
 class LocalStack:
@@ -135,17 +151,27 @@ class LocalStack:
         assert self.process is not None
         return child_running(self.process.pid, "devhost")
 
-    def process_ids(self) -> dict[str, int]:
-        """The stack's three processes by role: where the CPU of a burst goes."""
+    @property
+    def app_pids(self) -> list[int]:
+        """The dev host (HTTP functions, timers) and its worker instances (the queue-triggered function)."""
+        return [self.devhost_pid, *children_running(self.devhost_pid, "devhost.queue_instance")]
+
+    def process_ids(self) -> dict[str, list[int]]:
+        """The stack's processes by role: where the CPU of a burst goes."""
         assert self.process is not None
-        names = {"dev host (app)": "devhost", "sandbox (Microsoft)": "sandbox", "Azurite": "azurite-table"}
-        return {role: child_running(self.process.pid, module) for role, module in names.items()}
+        names = {"sandbox (Microsoft)": "sandbox", "Azurite": "azurite-table"}
+        devhost = self.devhost_pid
+        return {
+            "app: webhook": [devhost],
+            "app: worker": children_running(devhost, "devhost.queue_instance"),
+            **{role: [child_running(self.process.pid, module)] for role, module in names.items()},
+        }
 
 
-def cpu_table(processes: dict[str, int], before: dict[str, float], changes: int) -> str:
+def cpu_table(processes: dict[str, list[int]], before: dict[str, float], changes: int) -> str:
     """CPU milliseconds per change that each process of the stack spent on the burst (all its work: webhook,
     queue, worker for the app; token, webhook and API for the sandbox; storage for Azurite)."""
-    spent = {role: cpu_seconds(pid) - before[role] for role, pid in processes.items()}
+    spent = {role: cpu_seconds(pids) - before[role] for role, pids in processes.items()}
     parts = ", ".join(f"{role} {seconds * 1000 / changes:.1f}" for role, seconds in spent.items())
     total = sum(spent.values()) * 1000 / changes
     return f"  CPU ms per change: {parts}; stack {total:.1f} ({os.cpu_count()} cores)"
@@ -325,10 +351,10 @@ def main() -> None:
         ids = buy_and_activate(control, args.subscriptions)
         setup_seconds = time.monotonic() - setup_started
         lines.append(f"setup: {len(ids)} subscriptions bought and activated in {setup_seconds:.1f} s")
-        pid = stack.devhost_pid
-        before = process_figures(pid)
+        app = stack.app_pids
+        before = process_figures(app)
         processes = stack.process_ids()
-        cpu_before = {role: cpu_seconds(process) for role, process in processes.items()}
+        cpu_before = {role: cpu_seconds(pids) for role, pids in processes.items()}
         # Round-robin over subscriptions: each gets changes/subscriptions of them, in firing order.
         burst = [(ids[i % len(ids)], START_QUANTITY + 1 + i // len(ids)) for i in range(args.changes)]
         from devhost.local_queue import LocalQueue
@@ -338,7 +364,7 @@ def main() -> None:
 
             def figures_of_the_burst() -> None:
                 closed["drained"] = wait_for_queue(queue, 180)
-                closed["figures"] = process_figures(pid)
+                closed["figures"] = process_figures(app)
                 closed["cpu"] = cpu_table(processes, cpu_before, args.changes)
 
             lines += run_phase(
@@ -355,7 +381,7 @@ def main() -> None:
             lines.append(closed["cpu"])
             # Changes answered while behind leave their mirror to a re-check a minute later: that work moved
             # out of the window, it did not vanish, so it is measured too.
-            cpu_before = {role: cpu_seconds(process) for role, process in processes.items()}
+            cpu_before = {role: cpu_seconds(pids) for role, pids in processes.items()}
             waited = wait_for_empty_queue(queue, RECHECK_AFTER_WHEN_BEHIND.total_seconds() + 60)
             lines.append(
                 f"  re-checks ran within {waited:.0f} s; afterwards, "
@@ -368,10 +394,11 @@ def main() -> None:
                     f"steady {args.rate:g}/s", control, steady, threads=1, rate=args.rate, window=window
                 )
                 wait_for_queue(queue, 180)
-        after = process_figures(pid)
+        after = process_figures(app)
         # Three points: growth from the burst, then none from more traffic, is a pool filling, not a leak.
         lines.append(
-            f"dev host (pid {pid}) before burst / after burst / at end: "
+            f"dev host and its {len(app) - 1} worker instances (pids {', '.join(map(str, app))}), together, "
+            "before burst / after burst / at end: "
             f"RSS {before[0]:.0f} / {after_burst[0]:.0f} / {after[0]:.0f} MiB, "
             f"open files {before[1]} / {after_burst[1]} / {after[1]}, "
             f"threads {before[2]} / {after_burst[2]} / {after[2]}"

@@ -35,8 +35,8 @@ PLAN = "basic"
 TARGET_SECONDS = 60.0
 
 
-def rss_mib(pid: int) -> float:
-    return process_figures(pid)[0]
+def rss_mib(*pids: int) -> float:
+    return process_figures(pids)[0]
 
 
 def sweep_once() -> tuple[float, object]:
@@ -110,13 +110,13 @@ def main() -> None:
         seeded_at = time.monotonic()
         seeded = control.request("POST", "/subscriptions/seed", {"planId": PLAN, "count": args.subscriptions})
         seed_s = time.monotonic() - seeded_at
-        devhost = stack.devhost_pid
+        app = stack.app_pids
         timeout = max(600.0, args.subscriptions / 10)
 
-        me_before, host_before = rss_mib(os.getpid()), rss_mib(devhost)
+        me_before, host_before = rss_mib(os.getpid()), rss_mib(*app)
         sweep_s, report = sweep_once()
         first_total = sweep_s + drain(queue, timeout)
-        me_after, host_after = rss_mib(os.getpid()), rss_mib(devhost)
+        me_after, host_after = rss_mib(os.getpid()), rss_mib(*app)
 
         ids = [s["id"] for s in control.request("GET", "/subscriptions")["subscriptions"]]
         for subscription_id in ids[: args.drift]:
@@ -129,13 +129,14 @@ def main() -> None:
             1 for i in ids[: args.drift] if services().subscriptions.get(i).status.value == "Suspended"
         )
         workers = max_concurrent_sessions()
+        instances = len(app) - 1
         floor_s = floor(ids, workers)
         me_end = rss_mib(os.getpid())
 
     print(
         f"Reconciliation sweep: {args.subscriptions} subscriptions seeded in {seed_s:.1f} s "
         f"(first {seeded['first'][:8]}...), ListSubscriptions page size {args.page_size}, "
-        f"worker sessions {workers}"
+        f"worker sessions {workers} on each of {instances} worker instances"
     )
     print(round_line("first sweep, all unknown locally", args.subscriptions, sweep_s, first_total, report))
     print(
@@ -151,7 +152,10 @@ def main() -> None:
         f"(one page = {args.page_size} subscriptions held at a time); {me_end:.0f} MiB at the end "
         f"(after the floor listed all ids on purpose)"
     )
-    print(f"  RSS of the dev host (worker): {host_before:.0f} MiB before, {host_after:.0f} MiB after")
+    print(
+        f"  RSS of the dev host and its worker instances: {host_before:.0f} MiB before, "
+        f"{host_after:.0f} MiB after"
+    )
     target = "met" if steady_total <= TARGET_SECONDS and first_total <= TARGET_SECONDS else "NOT met"
     print(f"  target {TARGET_SECONDS:.0f} s for sweep + reconcile all: {target}")
     print(f"  {machine_line()}")
