@@ -138,18 +138,21 @@ def main() -> int:
         host.stop()
         print(f"devhost: {exc}", file=sys.stderr)
         return 1
-    host.start()
-    if timers is not None:
-        timers.start()
-    print(_describe(host, list(wsgi_app.functions.values()), runner, timers), flush=True)
-    while not stop.wait(0.5):
-        if isinstance(runner, WorkerInstances):
-            runner.keep_running()
-    if timers is not None:
-        timers.stop()
-    if runner is not None:
-        runner.stop()
-    host.stop()
+    try:
+        host.start()
+        if timers is not None:
+            timers.start()
+        print(_describe(host, list(wsgi_app.functions.values()), runner, timers), flush=True)
+        while not stop.wait(0.5):
+            if isinstance(runner, WorkerInstances):
+                runner.keep_running()
+    finally:
+        # Whatever ends the loop (a signal, or an error such as a closed stdout): no worker instance is left.
+        if timers is not None:
+            timers.stop()
+        if runner is not None:
+            runner.stop()
+        host.stop()
     _log.info("dev host stopped")
     return 0
 

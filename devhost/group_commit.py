@@ -69,6 +69,9 @@ class GroupCommit(Generic[Item, Result]):
             for (_, done), result in zip(batch, results, strict=True):
                 done.set_result(result)
         finally:
+            for _, done in batch:
+                if not done.done():  # interrupted while answering: nobody may wait for ever
+                    done.set_exception(RuntimeError("the write of this batch was interrupted"))
             with self._changed:
                 # The next writer is one of the callers still queued: the first of them to wake.
                 self._writing = False

@@ -32,6 +32,7 @@ race for seconds. Sends that arrive while another is written go into the next tr
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
 import threading
@@ -56,6 +57,7 @@ if sys.platform != "win32":
 MAX_DELIVERY_COUNT_EXCEEDED = "MaxDeliveryCountExceeded"
 _POLL_SECONDS = 0.05
 _BUSY_TIMEOUT_SECONDS = 10.0
+_TURN_POLL_SECONDS = 0.002
 # Idle connections kept for reuse; more callers at once get a connection of their own, closed after use.
 IDLE_CONNECTIONS = 32
 
@@ -218,12 +220,14 @@ class LocalQueue:
         lock_seconds: float = 30,
         max_delivery_count: int = 10,
         duplicate_window_seconds: float = 600,
+        busy_timeout_seconds: float = _BUSY_TIMEOUT_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = Path(path)
         self.lock_seconds = lock_seconds
         self.max_delivery_count = max_delivery_count
         self.duplicate_window_seconds = duplicate_window_seconds
+        self.busy_timeout_seconds = busy_timeout_seconds
         self._clock = clock
         self._idle: list[sqlite3.Connection] = []
         self._idle_lock = threading.Lock()
@@ -262,7 +266,7 @@ class LocalQueue:
         # never both read a message as available and then both lock it. Lent to one thread at a time,
         # but not always the same one: hence check_same_thread=False.
         db = sqlite3.connect(
-            self.path, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+            self.path, timeout=self.busy_timeout_seconds, isolation_level=None, check_same_thread=False
         )
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode=WAL")
@@ -295,15 +299,44 @@ class LocalQueue:
 
     @contextmanager
     def _writer_turn(self) -> Iterator[None]:
-        """This process's turn to write, then this process's turn among the processes sharing the file."""
-        with self._write_lock:
+        """This process's turn to write, then this process's turn among the processes sharing the file.
+
+        Waits as long as SQLite's busy timeout at most, then raises sqlite3.OperationalError as SQLite would
+        (a send then fails as QueueUnavailableError, and the webhook answers 503 with Retry-After)."""
+        deadline = time.monotonic() + self.busy_timeout_seconds
+        if not self._write_lock.acquire(timeout=self.busy_timeout_seconds):
+            raise sqlite3.OperationalError("database is locked: another writer of this process holds it")
+        try:
             if sys.platform == "win32":  # no flock: SQLite's busy timeout alone orders the processes
                 yield
                 return
-            # Opened per turn (tens of microseconds): closing it releases the lock, whatever happens.
-            with open(f"{self.path}.lock", "ab") as turn:
-                fcntl.flock(turn, fcntl.LOCK_EX)
+            with self._process_turn(deadline):
                 yield
+        finally:
+            self._write_lock.release()
+
+    @contextmanager
+    def _process_turn(self, deadline: float) -> Iterator[None]:
+        # Opened per turn (tens of microseconds): closing it releases the lock, whatever happens.
+        try:
+            turn = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise sqlite3.OperationalError(f"cannot open the writers' lock file: {exc}") from exc
+        try:
+            while True:
+                try:
+                    fcntl.flock(turn, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    # flock has no timeout: look again every 2 ms (a turn lasts about a millisecond).
+                    if time.monotonic() >= deadline:
+                        raise sqlite3.OperationalError(
+                            "database is locked: another process holds the writers' turn"
+                        ) from None
+                    time.sleep(_TURN_POLL_SECONDS)
+            yield
+        finally:
+            os.close(turn)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

@@ -17,6 +17,7 @@ from types import FrameType
 from devhost import apply_dev_env, load_function_app, mark_local_stack
 from devhost.local_queue import LocalQueue, register_local_queue
 from devhost.queue_runner import QueueRunner
+from devhost.worker_instances import INSTANCE_SETTING, PARENT_SETTING
 from shared import logs
 from shared.config import Settings
 
@@ -26,7 +27,16 @@ _PARENT_CHECK_SECONDS = 0.5
 _log = logs.get_logger("devhost.queue_instance")
 
 
+def _dev_host_gone(dev_host: int) -> bool:
+    return dev_host > 0 and os.getppid() != dev_host
+
+
 def main() -> int:
+    # Named by the dev host, not read from getppid() once the imports are done: by then a dev host that died
+    # early has handed this process to init, whose pid would look like a live parent.
+    dev_host = int(os.environ.get(PARENT_SETTING) or 0)
+    if _dev_host_gone(dev_host):
+        return 0
     apply_dev_env(os.environ)
     mark_local_stack(os.environ)
     register_local_queue()
@@ -43,11 +53,11 @@ def main() -> int:
     if runner is None:
         print("devhost.queue_instance: the app has no queue-triggered function", file=sys.stderr)
         return 1
-    dev_host = os.getppid()
     runner.start()
-    _log.info("worker instance started", extra={"sessions": runner.workers})
+    instance = os.environ.get(INSTANCE_SETTING, "")
+    _log.info("worker instance %s started", instance, extra={"sessions": runner.workers, "pid": os.getpid()})
     while not stop.wait(_PARENT_CHECK_SECONDS):
-        if os.getppid() != dev_host:
+        if _dev_host_gone(dev_host):
             _log.warning("the dev host that started this worker instance is gone; stopping")
             break
     runner.stop()

@@ -9,23 +9,35 @@ interpreter lock, and the worker one core.
 So the dev host starts `DEVHOST_WORKER_INSTANCES` processes (`python -m devhost.queue_instance`, default: one
 per core), all fed from the same local queue file, whose sessions keep each subscription's messages in order
 whichever instance takes them. An instance that exits unexpectedly is started again, as the Functions host
-restarts a worker that died; stopping the dev host stops them all. `DEVHOST_WORKER_INSTANCES=0` runs the
-worker inside the dev host's process, as before.
+restarts a worker that died, after a delay that grows while it keeps dying; stopping the dev host stops them
+all, and an instance whose dev host died stops too. `DEVHOST_WORKER_INSTANCES=0` runs the worker inside the
+dev host's process, as before.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 
 from devhost import PROJECT_ROOT
 from shared.logs import get_logger
 
 INSTANCES_SETTING = "DEVHOST_WORKER_INSTANCES"
-# Long enough for an instance to finish the messages it holds (its runner waits up to 10 s for them).
-_STOP_SECONDS = 15.0
+# The dev host's pid, handed to each instance: it stops once its parent is no longer that process.
+PARENT_SETTING = "DEVHOST_PARENT_PID"
+INSTANCE_SETTING = "DEVHOST_WORKER_INSTANCE"
+# For all instances together: shorter than the 10 s `make dev` gives the dev host before killing it.
+STOP_SECONDS = 8.0
+# An instance that keeps dying is started again after 0.5 s, then 1, 2, ... up to 30 s; one that ran for a
+# minute starts the count again.
+_FIRST_DELAY = 0.5
+_LONGEST_DELAY = 30.0
+_HEALTHY_AFTER = 60.0
 
 _log = get_logger(__name__)
 
@@ -35,10 +47,19 @@ def worker_instance_count() -> int:
     raw = os.environ.get(INSTANCES_SETTING, "").strip()
     if not raw:
         return os.cpu_count() or 1
-    count = int(raw)
-    if count < 0:
-        raise ValueError(f"{INSTANCES_SETTING} must be 0 or more, got {raw!r}")
-    return count
+    if not raw.isdigit():
+        raise ValueError(f"{INSTANCES_SETTING} must be a whole number, 0 or more, got {raw!r}")
+    return int(raw)
+
+
+@dataclass
+class _Slot:
+    """One instance's process, when it started, and how long to wait before starting it again."""
+
+    process: subprocess.Popen[bytes]
+    started: float
+    delay: float = _FIRST_DELAY
+    restart_at: float | None = None
 
 
 class WorkerInstances:
@@ -49,47 +70,79 @@ class WorkerInstances:
         self.count = count
         self.function_name = function_name
         self.queue_path = queue_path
-        self._processes: list[subprocess.Popen[bytes]] = []
+        self._slots: list[_Slot] = []
         self._stopping = False
 
     @property
     def pids(self) -> list[int]:
-        return [process.pid for process in self._processes]
+        return [slot.process.pid for slot in self._slots]
 
     def start(self) -> None:
-        self._processes = [self._spawn(number) for number in range(self.count)]
+        self._slots = [_Slot(self._spawn(number), time.monotonic()) for number in range(self.count)]
 
     def keep_running(self) -> None:
-        """Starts again any instance that exited while the dev host runs (call it every so often)."""
-        for number, process in enumerate(self._processes):
-            code = process.poll()
-            if code is not None and not self._stopping:
+        """Starts again, after a growing delay, any instance that exited while the dev host runs (call it
+        every so often)."""
+        now = time.monotonic()
+        for number, slot in enumerate(self._slots):
+            code = slot.process.poll()
+            if code is None or self._stopping:
+                continue
+            if slot.restart_at is None:
+                if now - slot.started >= _HEALTHY_AFTER:
+                    slot.delay = _FIRST_DELAY
+                slot.restart_at = now + slot.delay
                 _log.error(
-                    "worker instance %d exited with code %s; starting it again",
+                    "worker instance %d exited with code %s; starting it again in %.1f s",
                     number,
                     code,
-                    extra={"pid": process.pid},
+                    slot.delay,
+                    extra={"pid": slot.process.pid},
                 )
-                self._processes[number] = self._spawn(number)
+            elif now >= slot.restart_at:
+                self._slots[number] = _Slot(
+                    self._spawn(number), now, delay=min(slot.delay * 2, _LONGEST_DELAY)
+                )
 
     def stop(self) -> None:
-        """Asks every instance to finish its messages and stop; kills the ones still running after 15 s."""
+        """Asks every instance to finish its messages and stop; kills the ones still running after 8 s (their
+        messages are delivered again once their locks run out, as on Service Bus)."""
         self._stopping = True
-        for process in self._processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self._processes:
+        for slot in self._slots:
+            if slot.process.poll() is None:
+                slot.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_SECONDS
+        for slot in self._slots:
             try:
-                process.wait(_STOP_SECONDS)
+                slot.process.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _log.warning("worker instance did not stop in time; killed", extra={"pid": process.pid})
-                process.kill()
-                process.wait()
+                _log.warning("worker instance did not stop in time; killed", extra={"pid": slot.process.pid})
+                slot.process.kill()
+                slot.process.wait()
 
     def _spawn(self, number: int) -> subprocess.Popen[bytes]:
-        # The environment is the dev host's own (dev.env applied), so an instance sees the same settings.
+        # The dev host's own environment (dev.env applied) and folder, so that every setting, relative paths
+        # included, means for the instance what it means for the dev host.
+        path = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        env = {
+            **os.environ,
+            "PYTHONPATH": path,
+            PARENT_SETTING: str(os.getpid()),
+            INSTANCE_SETTING: str(number),
+        }
         return subprocess.Popen(
             [sys.executable, "-m", "devhost.queue_instance"],
-            cwd=PROJECT_ROOT,
-            env={**os.environ, "DEVHOST_WORKER_INSTANCE": str(number)},
+            env=env,
+            preexec_fn=_die_with_parent if _prctl is not None else None,
         )
+
+
+# Linux: an instance gets SIGTERM the moment the dev host dies, however it dies. Looked up here, once: the
+# function that runs between fork and exec must not import anything (another thread may hold a lock).
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    assert _prctl is not None
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

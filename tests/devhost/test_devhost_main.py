@@ -131,6 +131,11 @@ def _children(pid: int, module: str) -> list[int]:
     return sorted(found)
 
 
+def _two_instances_of(devhost: int) -> list[int]:
+    """The dev host's two worker instances, once both run."""
+    return wait_until(lambda: len(found := _children(devhost, "devhost.queue_instance")) == 2 and found, 30)
+
+
 def _worker_takes(queue_path: Path, message_id: str) -> None:
     """Sends one message the worker cannot use (it parks it) and waits until a worker instance took it."""
     from devhost.local_queue import LocalQueue
@@ -148,13 +153,7 @@ def test_the_worker_runs_on_instances_of_its_own_restarted_when_one_dies_and_sto
     proc, port = start_devhost(tmp_path, DEVHOST_WORKER_INSTANCES="2")
     try:
         wait_for_port(port, timeout=30)
-        instances = wait_until(
-            lambda: (
-                len(_children(proc.pid, "devhost.queue_instance")) == 2
-                and _children(proc.pid, "devhost.queue_instance")
-            ),
-            timeout=30,
-        )
+        instances = _two_instances_of(proc.pid)
         _worker_takes(tmp_path / "queue.sqlite3", "first")
 
         os.kill(instances[0], signal.SIGKILL)
@@ -173,8 +172,19 @@ def test_the_worker_runs_on_instances_of_its_own_restarted_when_one_dies_and_sto
     assert "events_worker: local queue" in output
     assert "2 worker instances" in output
     assert "worker instance 0 exited" in output
-    assert _children(proc.pid, "devhost.queue_instance") == [], "no instance outlives the dev host"
-    assert not any(Path(f"/proc/{pid}").exists() for pid in restarted), "the dev host waited for them"
+    assert not any(Path(f"/proc/{pid}").exists() for pid in restarted), "no instance outlives the dev host"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the instances through /proc")
+def test_worker_instances_stop_when_their_dev_host_is_killed_outright(tmp_path: Path) -> None:
+    proc, port = start_devhost(tmp_path, DEVHOST_WORKER_INSTANCES="2")
+    try:
+        wait_for_port(port, timeout=30)
+        instances = _two_instances_of(proc.pid)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in instances), timeout=10)
 
 
 def test_a_worker_instance_count_that_is_not_a_number_stops_it(tmp_path: Path) -> None:
@@ -182,10 +192,10 @@ def test_a_worker_instance_count_that_is_not_a_number_stops_it(tmp_path: Path) -
     done = subprocess.run(
         [sys.executable, "-m", "devhost"],
         cwd=PROJECT_ROOT,
-        env={**env, "DEVHOST_WORKER_INSTANCES": "-1"},
+        env={**env, "DEVHOST_WORKER_INSTANCES": "two"},
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert done.returncode == 1
-    assert "DEVHOST_WORKER_INSTANCES must be 0 or more" in done.stderr
+    assert "DEVHOST_WORKER_INSTANCES must be a whole number, 0 or more, got 'two'" in done.stderr

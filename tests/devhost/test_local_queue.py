@@ -5,13 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from devhost.local_queue import MAX_DELIVERY_COUNT_EXCEEDED, LocalQueue, LockLostError
-from shared.queueing.messages import QueueMessage
+from shared.queueing.messages import QueueMessage, QueueUnavailableError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -354,39 +356,71 @@ def test_a_duplicate_sent_at_the_same_moment_is_stored_once(queue: LocalQueue) -
     assert drain_ids(queue) == ["twice"]
 
 
+@contextmanager
+def _turn_held_by_another_process(path: Path) -> Iterator[None]:
+    """Another process holds the queue's writers' turn (an flock on `<file>.lock`) for the block."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys\n"
+            "f = open(sys.argv[1], 'ab')\n"
+            "fcntl.flock(f, fcntl.LOCK_EX)\n"
+            "print('held', flush=True)\n"
+            "sys.stdin.readline()\n",
+            f"{path}.lock",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdin is not None
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        holder.wait(timeout=10)
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="the writers' turn across processes is an flock")
 def test_writers_wait_for_another_process_holding_the_turn(tmp_path: Path) -> None:
     # Without the turn the send would race SQLite's lock instead, and lose for seconds in a burst (SQLite
     # sleeps up to 100 ms a try, in no order); with it, the send waits exactly until the holder lets go.
     path = tmp_path / "q.sqlite3"
     with LocalQueue(path) as queue:
-        holder = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "import fcntl, sys\n"
-                "f = open(sys.argv[1], 'ab')\n"
-                "fcntl.flock(f, fcntl.LOCK_EX)\n"
-                "print('held', flush=True)\n"
-                "sys.stdin.readline()\n",
-                f"{path}.lock",
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert holder.stdout is not None
-        assert holder.stdin is not None
-        try:
-            assert holder.stdout.readline().strip() == "held"
+        with _turn_held_by_another_process(path):
             sender = threading.Thread(target=queue.send, args=(message("waits"),))
             sender.start()
             sender.join(timeout=0.5)
             assert sender.is_alive(), "the send went ahead while another process held the writers' turn"
-        finally:
-            holder.stdin.write("\n")
-            holder.stdin.flush()
-            holder.wait(timeout=10)
         sender.join(timeout=10)
         assert not sender.is_alive()
         assert drain_ids(queue) == ["waits"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the writers' turn across processes is an flock")
+def test_a_send_that_cannot_get_the_turn_in_time_fails_as_unavailable(tmp_path: Path) -> None:
+    # As SQLite's own busy timeout did: the webhook then answers 503 with Retry-After instead of hanging.
+    path = tmp_path / "q.sqlite3"
+    with LocalQueue(path, busy_timeout_seconds=0.3) as queue:
+        with _turn_held_by_another_process(path), pytest.raises(QueueUnavailableError, match="locked"):
+            queue.send(message("late"))
+        queue.send(message("after"))
+        assert drain_ids(queue) == ["after"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the writers' turn across processes is an flock")
+def test_a_lock_file_that_cannot_be_opened_fails_the_send_as_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    with LocalQueue(path) as queue:
+        queue.send(message("before"))
+        lock = Path(f"{path}.lock")
+        lock.unlink()
+        lock.mkdir()  # cannot be opened for writing, not even by root
+        with pytest.raises(QueueUnavailableError, match="lock file"):
+            queue.send(message("refused"))
+        lock.rmdir()
+        assert drain_ids(queue) == ["before"]
