@@ -2,8 +2,9 @@
 
 The dev host starts these (`devhost.worker_instances`) so that the worker runs apart from the HTTP functions,
 as Flex Consumption runs it: each instance is a process of its own with host.json's `maxConcurrentSessions`
-sessions, all taking messages from the one local queue file. An instance stops on SIGTERM or Ctrl-C after
-the messages it is working on, and on its own once the dev host that started it is gone.
+sessions, all taking messages from the one local queue file. An instance stops on SIGTERM after the messages
+it is working on, and on its own once the dev host that started it is gone; Ctrl-C is the dev host's to act
+on (it then stops its instances).
 """
 
 from __future__ import annotations
@@ -47,7 +48,10 @@ def main() -> int:
     def handle(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    signal.signal(signal.SIGINT, handle)
+    # Ctrl-C in a terminal reaches the whole process group: the dev host stops, then stops its instances
+    # with SIGTERM. Stopping on SIGINT too would race the dev host, which would see an instance gone and
+    # start it again.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, handle)
     runner = QueueRunner.for_app(load_function_app(), LocalQueue(settings.local_queue_path), stop_event=stop)
     if runner is None:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -165,6 +166,10 @@ def test_the_worker_runs_on_instances_of_its_own_restarted_when_one_dies_and_sto
         )
         assert instances[1] in restarted, "the instance that did not die kept running"
         _worker_takes(tmp_path / "queue.sqlite3", "second")
+        # A terminal's Ctrl-C reaches every process of the group; the instances leave stopping to the host.
+        os.kill(instances[1], signal.SIGINT)
+        time.sleep(1.0)
+        assert _children(proc.pid, "devhost.queue_instance") == restarted
     finally:
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=60)
