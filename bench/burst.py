@@ -36,6 +36,7 @@ from bench.machine import machine_line
 from devhost import PROJECT_ROOT, apply_dev_env, mark_local_stack
 from shared.domain.answer_window import RECHECK_AFTER_WHEN_BEHIND
 from tests.support.ports import free_port, wait_for_port
+from tests.support.processes import children_running
 from tests.support.sandbox import ControlClient
 
 PLAN = "team-seats"
@@ -88,24 +89,6 @@ def child_running(parent: int, module: str) -> int:
     if not found:
         raise RuntimeError(f"no child `-m {module}` of {parent}")
     return found[0]
-
-
-def children_running(parent: int, module: str) -> list[int]:
-    """The pids of `parent`'s children started as `python -m <module>` (or whose command line names it)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            command = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        named = any(part == module.encode() or part.endswith(b"/" + module.encode()) for part in command)
-        if ppid == parent and named:
-            found.append(int(entry.name))
-    return sorted(found)
 
 
 class LocalStack:

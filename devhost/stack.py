@@ -24,6 +24,7 @@ from types import FrameType
 from typing import IO
 
 from devhost import PROJECT_ROOT, stack_variables
+from devhost.parent_death import die_with_parent
 
 AZURITE = PROJECT_ROOT / "node_modules" / ".bin" / "azurite-table"
 READY_TIMEOUT_SECONDS = 60.0
@@ -187,15 +188,6 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _die_with_parent() -> None:
-    # Linux only: if the stack itself is killed outright, the children get SIGTERM instead of lingering
-    # on their ports (they run in their own session, so a terminal's Ctrl-C reaches only the stack).
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
 def start(service: Service) -> None:
     service.log_path.parent.mkdir(parents=True, exist_ok=True)
     service.log_file = service.log_path.open("ab")
@@ -209,8 +201,9 @@ def start(service: Service) -> None:
         stdout=service.log_file,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        # preexec_fn is unsafe only with threads running; the stack starts its children from one thread.
-        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        # If the stack is killed outright its children stop too (they run in their own session, so a
+        # terminal's Ctrl-C reaches only the stack, which stops them in order).
+        preexec_fn=die_with_parent(),
     )
 
 

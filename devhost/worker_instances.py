@@ -16,7 +16,6 @@ dev host's process, as before.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -25,6 +24,7 @@ import time
 from dataclasses import dataclass
 
 from devhost import PROJECT_ROOT
+from devhost.parent_death import die_with_parent
 from shared.logs import get_logger
 
 INSTANCES_SETTING = "DEVHOST_WORKER_INSTANCES"
@@ -133,16 +133,5 @@ class WorkerInstances:
         return subprocess.Popen(
             [sys.executable, "-m", "devhost.queue_instance"],
             env=env,
-            preexec_fn=_die_with_parent if _prctl is not None else None,
+            preexec_fn=die_with_parent(),
         )
-
-
-# Linux: an instance gets SIGTERM the moment the dev host dies, however it dies. Looked up here, once: the
-# function that runs between fork and exec must not import anything (another thread may hold a lock).
-_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    assert _prctl is not None
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

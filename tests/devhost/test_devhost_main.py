@@ -15,6 +15,7 @@ import requests
 
 from devhost import PROJECT_ROOT
 from tests.support.ports import free_port, wait_for_port
+from tests.support.processes import children_running
 from tests.support.sandbox import wait_until
 
 
@@ -116,25 +117,13 @@ def test_a_schedule_the_functions_host_would_refuse_stops_it(tmp_path: Path) -> 
     assert "has 5 fields; NCRONTAB needs 6" in done.stderr
 
 
-def _children(pid: int, module: str) -> list[int]:
-    """Processes whose parent is `pid` and whose command line runs `-m <module>` (Linux /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            command = (entry / "cmdline").read_bytes().split(b"\0")
-        except (OSError, IndexError, ValueError):
-            continue
-        if parent == pid and module.encode() in command:
-            found.append(int(entry.name))
-    return sorted(found)
+def _instances_of(devhost: int) -> list[int]:
+    return children_running(devhost, "devhost.queue_instance")
 
 
 def _two_instances_of(devhost: int) -> list[int]:
     """The dev host's two worker instances, once both run."""
-    return wait_until(lambda: len(found := _children(devhost, "devhost.queue_instance")) == 2 and found, 30)
+    return wait_until(lambda: len(found := _instances_of(devhost)) == 2 and found, 30)
 
 
 def _worker_takes(queue_path: Path, message_id: str) -> None:
@@ -159,9 +148,7 @@ def test_the_worker_runs_on_instances_of_its_own_restarted_when_one_dies_and_sto
 
         os.kill(instances[0], signal.SIGKILL)
         restarted = wait_until(
-            lambda: (
-                (now := _children(proc.pid, "devhost.queue_instance")) != instances and len(now) == 2 and now
-            ),
+            lambda: (now := _instances_of(proc.pid)) != instances and len(now) == 2 and now,
             timeout=30,
         )
         assert instances[1] in restarted, "the instance that did not die kept running"
@@ -169,7 +156,7 @@ def test_the_worker_runs_on_instances_of_its_own_restarted_when_one_dies_and_sto
         # A terminal's Ctrl-C reaches every process of the group; the instances leave stopping to the host.
         os.kill(instances[1], signal.SIGINT)
         time.sleep(1.0)
-        assert _children(proc.pid, "devhost.queue_instance") == restarted
+        assert _instances_of(proc.pid) == restarted
     finally:
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=60)
