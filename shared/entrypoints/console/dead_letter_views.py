@@ -8,9 +8,10 @@ chose.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
@@ -159,6 +160,16 @@ def _messages(count: int) -> str:
 def count_in(text: str) -> int:
     # Not str.isdigit(): it is true for "²" and "①", which int() refuses.
     return int(text) if _COUNT.fullmatch(text) else 0
+
+
+def fingerprint(entries: Iterable[DeadLetterEntry]) -> str:
+    """Names a set of entries in a form field: the same entries give the same text, in any order.
+
+    A bulk confirmation carries it back, so the act can tell whether the messages that match now are the
+    very ones the operator was shown (a count could not: one settled and another arrived is the same
+    count). Keys are never reused (sequence numbers), so a new message changes it."""
+    keys = "\n".join(sorted(entry.key for entry in entries))
+    return hashlib.sha256(keys.encode()).hexdigest()[:32]
 
 
 def _keys(text: str) -> list[str]:

@@ -6,8 +6,10 @@ Everything goes through `shared.workflows.dead_letters`, the workflow the CLI us
 An action takes two posts. The first (from a row's button, or the bulk buttons under the filters) shows
 what would happen; the second, with `confirm=yes`, acts and sends the operator back to the list with a
 notice. A row's button names its entry by key; a bulk action names the filter, which is read again when the
-operator confirms: an entry that arrived in between and matches is settled too, and the notice counts what
-was done, not what was shown. A discard needs a reason, kept in the subscription's audit trail.
+operator confirms, and its confirmation carries a fingerprint of the entries it listed: unless the entries
+that match then are exactly those, nothing is done and the operator is asked again with the new list (one
+settled by someone else and another arrived would keep the count, not the fingerprint). A discard needs a
+reason, kept in the subscription's audit trail.
 
 How an entry and the notice after an action read is `dead_letter_views`.
 """
@@ -30,7 +32,7 @@ from shared.entrypoints.console.dead_letter_views import (
     NOTICE_FIELDS,
     REASON_NAMES,
     SOURCE_NAMES,
-    count_in,
+    fingerprint,
     notice_sentence,
     outcome_fields,
     row_of,
@@ -168,10 +170,10 @@ def handle_action(req: func.HttpRequest) -> func.HttpResponse:
         return error_page(503, "The waiting messages could not be read", _UNREADABLE_MESSAGE, _BACK)
     if not confirmed:
         return _confirmation(visit, action, key, filters, chosen)
-    if not key and len(chosen) > count_in(form.get("expected", "")):
-        # More match now than the operator saw and confirmed: never act on messages nobody looked at.
-        log.warning("console bulk action asked again: more messages match", extra={"now": len(chosen)})
-        return _confirmation(visit, action, key, filters, chosen, grown=True)
+    if not key and form.get("shown", "") != fingerprint(chosen):
+        # Not the messages the operator saw and confirmed: never act on messages nobody looked at.
+        log.warning("console bulk action asked again: other messages match", extra={"now": len(chosen)})
+        return _confirmation(visit, action, key, filters, chosen, changed=True)
     return _act(visit, action, key, filters, why, chosen, ports)
 
 
@@ -224,11 +226,12 @@ def _confirmation(
     filters: Filters,
     chosen: list[DeadLetterEntry],
     *,
-    grown: bool = False,
+    changed: bool = False,
 ) -> func.HttpResponse:
     return visit.render(
         "console_dead_letters_confirm.html",
-        grown=grown,
+        changed=changed,
+        shown=fingerprint(chosen),
         action=action,
         key=key,
         filters=filters,
