@@ -12,12 +12,20 @@ CPU from the stack being measured. RSS and open files of the dev host process ar
 from /proc before the burst and after the queue drained. Traffic goes to 127.0.0.1 only; every wait is
 bounded and the stack is stopped at the end.
 
+The floor, measured in the same run once the app is idle: for each change of the burst, only the calls a
+change needs inside its window, bare (GetOperation and the PATCH through the app's Fulfillment client, two
+Table point reads, one insert and one update through the SDK on the app's transport), on as many threads as
+one worker instance runs sessions. Its CPU per change (this process, the sandbox and Azurite) is what the
+libraries and the two servers cost before the app adds anything (the webhook, the queue, the policy, logs);
+the stack's CPU per change in the burst over it is the ratio to compare on a noisy machine.
+
 Run: .venv/bin/python -m bench.burst [--subscriptions 100 --changes 500 --steady 100 --rate 10]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -34,6 +42,7 @@ from typing import Any
 
 from bench.machine import machine_line
 from devhost import PROJECT_ROOT, apply_dev_env, mark_local_stack
+from devhost.queue_runner import max_concurrent_sessions
 from shared.domain.answer_window import RECHECK_AFTER_WHEN_BEHIND
 from tests.support.ports import free_port, wait_for_port
 from tests.support.processes import children_running
@@ -151,13 +160,16 @@ class LocalStack:
         }
 
 
-def cpu_table(processes: dict[str, list[int]], before: dict[str, float], changes: int) -> str:
+def cpu_per_change(
+    processes: dict[str, list[int]], before: dict[str, float], changes: int
+) -> tuple[str, float]:
     """CPU milliseconds per change that each process of the stack spent on the burst (all its work: webhook,
-    queue, worker for the app; token, webhook and API for the sandbox; storage for Azurite)."""
+    queue, worker for the app; token, webhook and API for the sandbox; storage for Azurite), as a line, and
+    the stack's total."""
     spent = {role: cpu_seconds(pids) - before[role] for role, pids in processes.items()}
     parts = ", ".join(f"{role} {seconds * 1000 / changes:.1f}" for role, seconds in spent.items())
     total = sum(spent.values()) * 1000 / changes
-    return f"  CPU ms per change: {parts}; stack {total:.1f} ({os.cpu_count()} cores)"
+    return f"  CPU ms per change: {parts}; stack {total:.1f} ({os.cpu_count()} cores)", total
 
 
 def use_app_settings(stack: LocalStack) -> None:
@@ -303,16 +315,60 @@ def run_phase(
     rate: float | None,
     window: float,
     once_windows_closed: Callable[[], None] = lambda: None,
-) -> list[str]:
+) -> tuple[list[str], list[tuple[str, str]]]:
     """Fires `changes`, waits until every window has closed, calls `once_windows_closed` (the figures of the
-    stack's own work are taken there), then reads the outcomes."""
+    stack's own work are taken there), then reads the outcomes: their lines, and the (subscription id,
+    operation id) of each change fired."""
     started = time.monotonic()
     operation_ids = fire(control.base_url, changes, threads, rate)
     elapsed_fire = time.monotonic() - started
     time.sleep(window + WINDOW_MARGIN_SECONDS)
     once_windows_closed()
     decided = settle(control, operation_ids, SETTLE_MARGIN_SECONDS)
-    return table(name, len(changes), outcomes(control, decided), elapsed_fire)
+    fired = [
+        (subscription_id, operation_id)
+        for (subscription_id, _), operation_id in zip(changes, operation_ids, strict=True)
+    ]
+    return table(name, len(changes), outcomes(control, decided), elapsed_fire), fired
+
+
+def floor_per_change(
+    stack: LocalStack, operations: list[tuple[str, str]], threads: int
+) -> tuple[float, float]:
+    """(CPU ms per change of this process, the sandbox and Azurite; seconds for all) for the floor."""
+    from azure.data.tables import TableServiceClient
+
+    from shared.app_context import services
+    from shared.fulfillment.errors import FulfillmentConflictError
+    from shared.tls import azure_transport_settings
+
+    fulfillment = services().fulfillment
+    tables = TableServiceClient.from_connection_string(
+        os.environ["STORAGE_CONNECTION_STRING"], **azure_transport_settings()
+    )
+    table = tables.create_table_if_not_exists("benchburstfloor")
+    table.upsert_entity({"PartitionKey": "read", "RowKey": "row", "quantity": START_QUANTITY})
+
+    def one_change(index_operation: tuple[int, tuple[str, str]]) -> None:
+        index, (subscription_id, operation_id) = index_operation
+        fulfillment.get_operation(subscription_id, operation_id)
+        table.get_entity("read", "row")
+        table.get_entity("read", "row")
+        table.create_entity({"PartitionKey": subscription_id, "RowKey": f"{index}", "state": "received"})
+        # The operation is decided already: Microsoft answers 409, after the same request and checks.
+        with contextlib.suppress(FulfillmentConflictError):
+            fulfillment.update_operation(subscription_id, operation_id, True)
+        table.upsert_entity({"PartitionKey": subscription_id, "RowKey": f"{index}", "state": "done"})
+
+    processes = stack.process_ids()
+    servers = [*processes["sandbox (Microsoft)"], *processes["Azurite"]]
+    cpu_before, own_before = cpu_seconds(servers), time.process_time()
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(one_change, enumerate(operations)))
+    elapsed = time.monotonic() - started
+    spent = cpu_seconds(servers) - cpu_before + time.process_time() - own_before
+    return spent * 1000 / len(operations), elapsed
 
 
 def main() -> None:
@@ -348,9 +404,9 @@ def main() -> None:
             def figures_of_the_burst() -> None:
                 closed["drained"] = wait_for_queue(queue, 180)
                 closed["figures"] = process_figures(app)
-                closed["cpu"] = cpu_table(processes, cpu_before, args.changes)
+                closed["cpu"], closed["stack_ms"] = cpu_per_change(processes, cpu_before, args.changes)
 
-            lines += run_phase(
+            burst_lines, burst_operations = run_phase(
                 "burst",
                 control,
                 burst,
@@ -359,6 +415,7 @@ def main() -> None:
                 window=window,
                 once_windows_closed=figures_of_the_burst,
             )
+            lines += burst_lines
             lines.append(f"  queue drained {closed['drained']:.1f} s after the windows closed")
             after_burst = closed["figures"]
             lines.append(closed["cpu"])
@@ -368,16 +425,24 @@ def main() -> None:
             waited = wait_for_empty_queue(queue, RECHECK_AFTER_WHEN_BEHIND.total_seconds() + 60)
             lines.append(
                 f"  re-checks ran within {waited:.0f} s; afterwards, "
-                + cpu_table(processes, cpu_before, args.changes).strip()
+                + cpu_per_change(processes, cpu_before, args.changes)[0].strip()
             )
             if args.steady:
                 top = START_QUANTITY + 1 + (args.changes - 1) // len(ids) + 5
                 steady = [(ids[i % len(ids)], top + i // len(ids)) for i in range(args.steady)]
                 lines += run_phase(
                     f"steady {args.rate:g}/s", control, steady, threads=1, rate=args.rate, window=window
-                )
+                )[0]
                 wait_for_queue(queue, 180)
         after = process_figures(app)
+        threads = max_concurrent_sessions()
+        floor_ms, floor_seconds = floor_per_change(stack, burst_operations, threads)
+        lines.append(
+            "floor: the calls a change needs inside its window, bare (GetOperation, PATCH, two Table reads,"
+            f" an insert, an update), {len(burst_operations)} changes on {threads} threads in"
+            f" {floor_seconds:.1f} s: {floor_ms:.1f} ms CPU per change (client, sandbox and Azurite);"
+            f" the burst's stack {closed['stack_ms']:.1f}: ratio {closed['stack_ms'] / floor_ms:.2f}"
+        )
         # Three points: growth from the burst, then none from more traffic, is a pool filling, not a leak.
         lines.append(
             f"dev host and its {len(app) - 1} worker instances (pids {', '.join(map(str, app))}), together, "
