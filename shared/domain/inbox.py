@@ -57,6 +57,9 @@ class InboxRecord:
     initiated_by_publisher: bool = False
     # A change answered while the worker was behind: its audit row and mirror are its re-check's to write.
     left_to_recheck: bool = False
+    # A seat cut holding the lower limit on the seats while in progress (`SeatBook.hold_limit`, under the
+    # operation id, or the correlation id for the publisher's own request): its tracking releases it.
+    holds_seats: bool = False
     correlation_id: str = ""
     created_at: datetime | None = None
     updated_at: datetime | None = None

@@ -57,6 +57,7 @@ def to_entity(record: InboxRecord) -> dict[str, Any]:
         "state": str(record.state.value),
         "initiated_by_publisher": record.initiated_by_publisher,
         "left_to_recheck": record.left_to_recheck,
+        "holds_seats": record.holds_seats,
     }
     for name in _TEXT_FIELDS:
         entity[name] = check_string(name, getattr(record, name))
@@ -83,6 +84,7 @@ def from_entity(entity: Mapping[str, Any], etag: str = "") -> InboxRecord:
         quantity=get_int(entity, "quantity"),
         initiated_by_publisher=get_bool(entity, "initiated_by_publisher"),
         left_to_recheck=get_bool(entity, "left_to_recheck"),
+        holds_seats=get_bool(entity, "holds_seats"),
         correlation_id=get_str(entity, "correlation_id"),
         created_at=get_datetime(entity, "created_at"),
         updated_at=get_datetime(entity, "updated_at"),

@@ -10,6 +10,14 @@ Every change to the set of seats is one entity-group transaction that also rewri
 ETag (If-Match). Two concurrent assignments cannot both commit against the same counter version, so the
 loser re-reads, re-checks the limit and retries: assigned seats never exceed the quantity, and no undo step
 is ever needed because the counter and the seat row commit or fail together.
+
+A seat cut is held on the counter too (`hold_limit`): the stored quantity changes only once Microsoft has
+applied the cut, seconds or minutes after it was asked for, and an assignment checked against the old
+quantity meanwhile would license more people than are paid for. The hold checks the seats assigned and sets
+the lower limit in one conditional write of the counter, so a cut and an assignment racing each other
+cannot both pass; assignments count against the lower of the quantity and the held limit until the
+operation that holds it ends (`release_limit`) or the hold expires (`HOLD_FOR`, the longest an operation is
+followed), whichever comes first.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any, Final, Literal, TypeVar
 from urllib.parse import quote
@@ -29,13 +37,15 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from shared.domain.addresses import normalize_user_key
-from shared.domain.seats import Seat, SeatNotFoundError, check_can_assign
+from shared.domain.seats import Seat, SeatLimitError, SeatNotFoundError, check_can_assign
 from shared.logs import get_logger, log_context
 
 log = get_logger(__name__)
 
 COUNTER_ROW = "counter"
 MAX_ATTEMPTS = 40
+# A held limit outlives no operation: the tracking of an operation gives up after two days of looks.
+HOLD_FOR = timedelta(days=2)
 # Operations one entity-group transaction may hold.
 _BATCH_LIMIT = 100
 # Codes of a transaction that lost a race: counter changed (412), row created meanwhile (409), row gone (404).
@@ -65,6 +75,19 @@ class SeatContentionError(RuntimeError):
 class _Counter:
     assigned: int
     etag: str | None  # None: the counter row does not exist yet
+    # A seat cut asked for and not yet applied (`hold_limit`): the limit, who holds it, until when.
+    held_limit: int | None = None
+    held_by: str = ""
+    held_until: datetime | None = None
+
+    def limit(self, quantity: int | None, now: datetime) -> int | None:
+        """The seats that may be assigned: the quantity, or a lower limit held by a cut in progress."""
+        if self.held_limit is None or self.held_until is None or self.held_until <= now:
+            return quantity
+        return self.held_limit if quantity is None else min(quantity, self.held_limit)
+
+    def without_hold(self) -> _Counter:
+        return _Counter(self.assigned, self.etag)
 
 
 def _id_part(value: str, what: str) -> str:
@@ -112,6 +135,10 @@ def _seat_entity(seat: Seat) -> dict[str, Any]:
         if getattr(seat, name) is not None:
             entity[name] = getattr(seat, name)
     return entity
+
+
+def _seats(count: int) -> str:
+    return "1 seat is" if count == 1 else f"{count} seats are"
 
 
 def _error_code(exc: Exception) -> str:
@@ -219,7 +246,48 @@ class SeatStore:
             log.info("seats removed", extra={"seats": removed})
         return removed
 
+    def hold_limit(self, subscription_id: str, limit: int, held_by: str) -> None:
+        """Holds `limit` as the most seats that may be assigned while the cut `held_by` names (an operation
+        or request id) is in progress. Raises SeatLimitError when more than `limit` seats are assigned now:
+        checked and held in one conditional write, so no assignment can slip in between."""
+        with log_context(subscription_id=subscription_id):
+            self._retry(lambda: self._try_hold(subscription_id, limit, held_by))
+
+    def release_limit(self, subscription_id: str, held_by: str) -> bool:
+        """Ends the hold `held_by` placed (its operation ended, or was never sent); False when it holds none
+        (released already, replaced by a later cut, or expired)."""
+        with log_context(subscription_id=subscription_id):
+            return self._retry(lambda: self._try_release(subscription_id, held_by))
+
     # --- internals ---------------------------------------------------------------------------------------
+
+    def _try_hold(self, subscription_id: str, limit: int, held_by: str) -> bool | _LostRace:
+        counter = self._read_counter(subscription_id)
+        if counter.assigned > limit:
+            raise SeatLimitError(
+                f"{_seats(counter.assigned)} assigned, more than {limit}: free some seats first, then lower"
+                " the quantity.",
+                quantity=limit,
+                assigned=counter.assigned,
+                requested=0,
+            )
+        held = _Counter(counter.assigned, counter.etag, limit, held_by, datetime.now(UTC) + HOLD_FOR)
+        if not self._commit([self._counter_write(subscription_id, counter, counter.assigned, keep=held)]):
+            return _LOST_RACE
+        log.info(
+            "seat limit held for a cut in progress", extra={"limit": limit, "assigned": counter.assigned}
+        )
+        return True
+
+    def _try_release(self, subscription_id: str, held_by: str) -> bool | _LostRace:
+        counter = self._read_counter(subscription_id)
+        if counter.held_limit is None or counter.held_by != held_by:
+            return False
+        released = counter.without_hold()
+        if not self._commit([self._counter_write(subscription_id, counter, counter.assigned, keep=released)]):
+            return _LOST_RACE
+        log.info("seat limit released", extra={"limit": counter.held_limit})
+        return True
 
     def _retry(self, attempt: Callable[[], _T | _LostRace]) -> _T:
         for number in range(MAX_ATTEMPTS):
@@ -238,7 +306,7 @@ class SeatStore:
         )
         if existing is not None:
             return _seat_from_entity(existing)
-        check_can_assign(quantity, counter.assigned)
+        check_can_assign(counter.limit(quantity, datetime.now(UTC)), counter.assigned)
         stored = Seat(**{**seat.__dict__, "assigned_at": datetime.now(UTC)})
         operations = [
             self._counter_write(seat.subscription_id, counter, counter.assigned + 1),
@@ -350,15 +418,29 @@ class SeatStore:
         entity = self._get(subscription_id, COUNTER_ROW)
         if entity is None:
             return _Counter(assigned=0, etag=None)
-        return _Counter(assigned=int(entity.get("assigned", 0)), etag=entity.metadata["etag"])
+        held = entity.get("held_limit")
+        return _Counter(
+            assigned=int(entity.get("assigned", 0)),
+            etag=entity.metadata["etag"],
+            held_limit=int(held) if held is not None else None,
+            held_by=str(entity.get("held_by", "")),
+            held_until=entity.get("held_until"),
+        )
 
-    def _counter_write(self, subscription_id: str, counter: _Counter, assigned: int) -> Operation:
-        entity = {
+    def _counter_write(
+        self, subscription_id: str, counter: _Counter, assigned: int, *, keep: _Counter | None = None
+    ) -> Operation:
+        """The counter rewritten under its ETag with `assigned` seats, keeping its hold (or `keep`'s): the
+        row is replaced whole."""
+        holder = keep or counter
+        entity: dict[str, Any] = {
             "PartitionKey": subscription_id,
             "RowKey": COUNTER_ROW,
             "kind": "counter",
             "assigned": assigned,
         }
+        if holder.held_limit is not None and holder.held_until is not None:
+            entity.update(held_limit=holder.held_limit, held_by=holder.held_by, held_until=holder.held_until)
         if counter.etag is None:
             return ("create", entity)
         return ("update", entity, {"mode": UpdateMode.REPLACE, **_if_match(counter.etag)})

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from shared.domain.answer_window import is_behind, mirror_can_wait, recheck_delay
 from shared.domain.inbox import ANSWERED, InboxRecord, InboxState
 from shared.domain.policy import ChangeRequest, Decision, PublisherPolicy, decide
+from shared.domain.seats import SeatLimitError
 from shared.domain.status import Action, OperationStatus, parse_action
 from shared.domain.subscription import Operation, Subscription
 from shared.domain.transitions import Cause
@@ -287,13 +288,14 @@ def _receive(
     decision: str = "",
     reason: str = "",
     left_to_recheck: bool = False,
+    holds_seats: bool = False,
 ) -> InboxRecord:
     """The operation's first inbox row (with the decision, when there is one: a single durable write).
 
     Raises `_AlreadyRecordedError` when a row is stored already: the handling then starts again from that row,
     so a decision stored first (another delivery's, an operator's) is the one sent."""
     record = _first_record(operation, correlation_id, decision=decision, reason=reason)
-    record = replace(record, left_to_recheck=left_to_recheck)
+    record = replace(record, left_to_recheck=left_to_recheck, holds_seats=holds_seats)
     # put_new hands back the stored record with its ETag, so the first delivery reads nothing back.
     stored = ports.inbox.put_new(record)
     if stored is None:
@@ -468,7 +470,7 @@ def _record_decision(
     correlation_id: str,
 ) -> tuple[InboxRecord, Subscription | None]:
     try:
-        decision, known = _decide(ports, record, operation, facts)
+        decision, known, held = _decide(ports, record, operation, facts)
     except Exception:
         # Not looked up first, a stored row (an operator's refusal whose PATCH a crash stopped) would wait on
         # reads it does not need, while Microsoft's window runs out: it is handled from that row instead.
@@ -477,9 +479,20 @@ def _record_decision(
             raise _AlreadyRecordedError from None
         raise
     verdict = "accept" if decision.accept else "refuse"
-    stored = _store_decision(
-        ports, record, operation, correlation_id, decision=verdict, reason=decision.reason
-    )
+    try:
+        stored = _store_decision(
+            ports,
+            record,
+            operation,
+            correlation_id,
+            decision=verdict,
+            reason=decision.reason,
+            holds_seats=held,
+        )
+    except _AlreadyRecordedError:
+        if held:  # the stored row's decision is the one sent: this one holds nothing
+            ports.sync.seats.release_limit(operation.subscription_id, operation.id)
+        raise
     # Logged once it stands: a decision that lost to a stored row is not the one sent.
     log.info("change decided", extra={"accept": decision.accept, "reason": decision.reason})
     return stored, known
@@ -487,13 +500,14 @@ def _record_decision(
 
 def _decide(
     ports: OperationPorts, record: InboxRecord | None, operation: Operation, facts: _FactsAhead | None
-) -> tuple[Decision, Subscription | None]:
+) -> tuple[Decision, Subscription | None, bool]:
+    """The decision, the subscription read for it, and whether an accepted seat cut now holds the seats."""
     by_publisher = record is not None and record.initiated_by_publisher
     if by_publisher or operation.request_source.lower() == "partner":
-        # Our own portal asked for this change after the buyer confirmed it (R42, R49). A read started
-        # early is still worth its result: the mirror starts from it.
+        # Our own portal asked for this change after the buyer confirmed it (R42, R49); a cut asked for there
+        # holds the seats already. A read started early is still worth its result: the mirror starts from it.
         known = facts.result().subscription if facts is not None else None
-        return Decision(True, "requested by the publisher's portal"), known
+        return Decision(True, "requested by the publisher's portal"), known, False
     faultpoint("worker.policy_reads")
     read = (
         facts.result()
@@ -517,7 +531,31 @@ def _decide(
         target_quantity=operation.quantity,
         seats_assigned=seats or 0,
     )
-    return decide(ports.policy, request), read.subscription
+    decision = decide(ports.policy, request)
+    if not (decision.accept and _cuts_guarded_seats(ports, operation, current)):
+        return decision, read.subscription, False
+    # The seats were counted beside GetOperation; one may have been assigned since, and more until the cut
+    # is mirrored. Checked again and the lower limit held in one write, or the cut is refused after all.
+    try:
+        ports.sync.seats.hold_limit(operation.subscription_id, int(operation.quantity or 0), operation.id)
+    except SeatLimitError as exc:
+        reason = (
+            f"the new quantity {operation.quantity} is below the {exc.assigned} seats already assigned;"
+            " unassign seats first"
+        )
+        return Decision(False, reason), read.subscription, False
+    return decision, read.subscription, True
+
+
+def _cuts_guarded_seats(ports: OperationPorts, operation: Operation, current: Subscription) -> bool:
+    """A ChangeQuantity to fewer seats than stored (or than an unknown number), under a policy that keeps
+    the seats assigned within the quantity."""
+    return (
+        operation.action is Action.CHANGE_QUANTITY
+        and ports.policy.refuse_quantity_below_assigned
+        and operation.quantity is not None
+        and (current.quantity is None or operation.quantity < current.quantity)
+    )
 
 
 def _schedule_recheck(

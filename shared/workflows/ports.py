@@ -213,6 +213,10 @@ class SeatBook(Protocol):
 
     def bind_identity(self, subscription_id: str, user_key: str, tenant_id: str, object_id: str) -> Seat: ...
 
+    def hold_limit(self, subscription_id: str, limit: int, held_by: str) -> None: ...
+
+    def release_limit(self, subscription_id: str, held_by: str) -> bool: ...
+
 
 class LicenseRows(Protocol):
     """The license index the license check reads (`shared.storage.licenses.LicenseIndex`)."""

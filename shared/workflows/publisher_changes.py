@@ -8,6 +8,7 @@ worker sees it finish (R25, R49). Refusals are `ChangeRefusedError` with the wor
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from shared.domain import access
 from shared.domain.inbox import InboxRecord, InboxState
 from shared.domain.policy import fits_plan_limits, is_downgrade
+from shared.domain.seats import SeatLimitError
 from shared.domain.status import SubscriptionStatus
 from shared.fulfillment.errors import FulfillmentBadRequestError, FulfillmentConflictError, FulfillmentError
 from shared.logs import get_logger
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from shared.workflows.ports import EventPublisher, Inbox, Marketplace, SeatBook
 
 log = get_logger(__name__)
+_SEAT_COUNT = re.compile(r"[0-9]{1,6}")
 
 PLANS_UNAVAILABLE = "Microsoft did not list the available plans just now; try again in a few minutes."
 _FORBIDDEN = (
@@ -131,18 +134,18 @@ def change_quantity(
     _require_change_right(subscription, requester)
     if subscription.quantity is None:
         raise ChangeRefusedError(400, "Not a per-user plan", "This plan has no seat quantity to change.")
-    try:
-        quantity = int(typed.strip())
-    except ValueError:
+    # ASCII digits only: int() also takes full-width digits and "1_0", which nobody means as seats.
+    if not _SEAT_COUNT.fullmatch(typed.strip()):
         raise ChangeRefusedError(
-            400, "Enter a whole number", "The seat quantity must be a whole number."
-        ) from None
+            400, "Enter a whole number", "The seat quantity must be a whole number, such as 10."
+        )
+    quantity = int(typed.strip())
     assigned = seats.count(subscription.id)
-    if quantity < assigned:
+    if quantity < assigned:  # said before Microsoft is asked for the plan's limits; held below, atomically
         raise ChangeRefusedError(
             409,
             "Quantity not possible",
-            f"{assigned} seats are assigned; revoke seats before lowering the quantity to {quantity}.",
+            f"{_seats_assigned(assigned)}; free some seats first, then lower the quantity to {quantity}.",
         )
     if quantity == subscription.quantity:
         raise ChangeRefusedError(
@@ -156,7 +159,35 @@ def change_quantity(
     if not fits_plan_limits(quantity, low, high):
         message = f"This plan allows between {low or 1} and {high or 'any number of'} seats."
         raise ChangeRefusedError(400, "Quantity not possible", message)
-    return _send(subscription, "ChangeQuantity", ports, quantity=quantity)
+    if quantity > subscription.quantity:
+        return _send(subscription, "ChangeQuantity", ports, quantity=quantity)
+    # A cut: the seats assigned are checked and the lower limit held in one write, before Microsoft is asked,
+    # so no seat assigned while the change is in progress can take the total past what will be paid for.
+    correlation_id = str(uuid.uuid4())
+    try:
+        seats.hold_limit(subscription.id, quantity, correlation_id)
+    except SeatLimitError as exc:  # a seat was assigned since the count above
+        raise ChangeRefusedError(
+            409,
+            "Quantity not possible",
+            f"{_seats_assigned(exc.assigned)}; free some seats first, then lower the quantity to {quantity}.",
+        ) from None
+    try:
+        return _send(
+            subscription,
+            "ChangeQuantity",
+            ports,
+            quantity=quantity,
+            correlation_id=correlation_id,
+            holds=True,
+        )
+    except ChangeRefusedError:
+        seats.release_limit(subscription.id, correlation_id)  # nothing was changed: nothing to hold
+        raise
+
+
+def _seats_assigned(count: int) -> str:
+    return "1 seat is assigned" if count == 1 else f"{count} seats are assigned"
 
 
 def cancel(subscription: Subscription, *, confirmed: bool, requester: Requester, ports: ChangePorts) -> str:
@@ -200,9 +231,12 @@ def _send(
     *,
     plan_id: str = "",
     quantity: int | None = None,
+    correlation_id: str = "",
+    holds: bool = False,
 ) -> str:
-    """Asks Microsoft for the change, records the operation and queues its tracking (R25, R49)."""
-    correlation_id = str(uuid.uuid4())
+    """Asks Microsoft for the change, records the operation and queues its tracking (R25, R49); a seat cut's
+    hold on the seats is named by `correlation_id`, which its record keeps, so its tracking releases it."""
+    correlation_id = correlation_id or str(uuid.uuid4())
     client = ports.fulfillment
     try:
         if action == "ChangePlan":
@@ -215,7 +249,16 @@ def _send(
             operation_id = client.delete_subscription(subscription.id, correlation_id=correlation_id)
     except FulfillmentError as exc:
         raise _refusal_of(exc) from exc
-    _record(subscription, ports, operation_id, action, correlation_id, plan_id=plan_id, quantity=quantity)
+    _record(
+        subscription,
+        ports,
+        operation_id,
+        action,
+        correlation_id,
+        plan_id=plan_id,
+        quantity=quantity,
+        holds=holds,
+    )
     return operation_id
 
 
@@ -243,6 +286,7 @@ def _record(
     *,
     plan_id: str,
     quantity: int | None,
+    holds: bool,
 ) -> None:
     """The inbox row (publisher-initiated) and the `track` message that follows the operation to its end."""
     now = datetime.now(UTC)
@@ -255,6 +299,7 @@ def _record(
         plan_id=plan_id,
         quantity=quantity,
         initiated_by_publisher=True,
+        holds_seats=holds,
         correlation_id=correlation_id,
         created_at=now,
         updated_at=now,

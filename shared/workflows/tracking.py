@@ -3,7 +3,8 @@
 A `track` message reads the operation; while it is still running it schedules the next look
 (`shared.domain.tracking_schedule`: seconds apart at first, then up to an hour, for two days), and once it is
 final it mirrors the subscription, so the portal shows the outcome even if
-the matching webhook never arrives.
+the matching webhook never arrives. A seat cut's hold on the seats (`SeatBook.hold_limit`, placed by the
+portal or by the worker's decision) is released once the mirror has the quantity Microsoft settled on.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from shared.domain.inbox import ANSWERED, InboxState
+from shared.domain.inbox import ANSWERED, InboxRecord, InboxState
+from shared.domain.status import Action
+from shared.domain.subscription import Operation
 from shared.domain.tracking_schedule import next_look
 from shared.domain.transitions import Cause
 from shared.logs import get_logger
@@ -62,6 +65,7 @@ def track_operation(
     )
     sync_from_microsoft(ports.sync, subscription_id, cause, correlation_id)
     record = ports.inbox.get(subscription_id, operation_id)
+    _release_seat_hold(ports, operation, record)
     if record is not None and record.owes_decision_audit:
         # Answered while the worker was behind: the decision's audit row was left to this re-check.
         audit_decision(ports.audit, record, operation, correlation_id)
@@ -77,3 +81,13 @@ def track_operation(
         closed = replace(record, state=state, outcome=operation.status.value, left_to_recheck=False)
         ports.inbox.save(replace(closed, updated_at=utcnow()))
     log.info("operation final", extra={"operation_status": operation.status.value})
+
+
+def _release_seat_hold(ports: TrackingPorts, operation: Operation, record: InboxRecord | None) -> None:
+    """Ends the hold a seat cut placed, now that the stored quantity is Microsoft's final one. The worker
+    holds under the operation id; the portal asks before Microsoft names the operation, so it holds under
+    the request's correlation id, which the operation's record keeps."""
+    if record is None or not record.holds_seats or operation.action is not Action.CHANGE_QUANTITY:
+        return
+    holder = record.correlation_id if record.initiated_by_publisher else operation.id
+    ports.sync.seats.release_limit(operation.subscription_id, holder)

@@ -114,6 +114,49 @@ def test_quantity_change_goes_to_microsoft_and_is_tracked(portal: Portal) -> Non
     assert "Seat quantity change" in page.text
 
 
+def test_a_seat_cut_in_progress_limits_new_seats_to_the_lower_quantity(portal: Portal) -> None:
+    # Microsoft applies the cut later (the sandbox holds it for a minute); until the stored quantity follows,
+    # a seat assigned against the old 3 would license more people than the 1 paid for.
+    subscription_id = portal.buy(quantity=3)
+    client = portal.browser(ADELE)
+    url = portal.page_url(subscription_id)
+    assert post_form(client, url, "quantity", {"quantity": "1"}).status_code == 303
+
+    assert post_form(client, url, "seats", {"email": "one@contoso.com"}).status_code == 303
+    refused = post_form(client, url, "seats", {"email": "two@contoso.com"})
+
+    assert refused.status_code == 409
+    assert services().seats.count(subscription_id) == 1
+    [record] = services().operations.list_for_subscription(subscription_id)
+    assert record.holds_seats
+
+
+def test_a_seat_cut_microsoft_refuses_holds_nothing(portal: Portal) -> None:
+    subscription_id = portal.buy(quantity=3)
+    client = portal.browser(ADELE)
+    url = portal.page_url(subscription_id)
+    portal.control.add_fault(operation="FulfillmentOperations_UpdateSubscription", kind="500", share=1)
+    try:
+        assert post_form(client, url, "quantity", {"quantity": "1"}).status_code == 502
+    finally:
+        portal.control.clear_faults()
+
+    for email in ("one@contoso.com", "two@contoso.com"):
+        assert post_form(client, url, "seats", {"email": email}).status_code == 303
+    assert services().seats.count(subscription_id) == 2
+
+
+@pytest.mark.parametrize("typed", ["\uff11", "1_0", "+2", " 2 3", "-1"])
+def test_a_quantity_in_anything_but_plain_digits_is_refused(portal: Portal, typed: str) -> None:
+    subscription_id = portal.buy(quantity=3)
+    response = post_form(
+        portal.browser(ADELE), portal.page_url(subscription_id), "quantity", {"quantity": typed}
+    )
+    assert response.status_code == 400
+    assert "must be a whole number" in response.text
+    assert services().operations.list_for_subscription(subscription_id) == []
+
+
 def test_plan_change_goes_to_microsoft(portal: Portal) -> None:
     subscription_id = portal.buy(quantity=3)
     response = post_form(portal.browser(ADELE), portal.page_url(subscription_id), "plan", {"plan_id": "pro"})

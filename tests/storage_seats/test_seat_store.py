@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from azure.data.tables import TableClient, TableServiceClient
@@ -256,3 +258,95 @@ def test_subscriptions_do_not_share_seats(store: SeatStore, subscription_id: str
 def test_find_needs_a_user_or_an_identity(store: SeatStore, subscription_id: str) -> None:
     with pytest.raises(ValueError, match="user_key or by tenant_id"):
         store.find(subscription_id)
+
+
+def test_a_held_cut_limits_assignments_until_it_is_released(store: SeatStore, subscription_id: str) -> None:
+    store.assign(subscription_id, "user0@contoso.com", quantity=3, assigned_by=ADMIN)
+    store.hold_limit(subscription_id, 1, "op-cut")
+
+    with pytest.raises(SeatLimitError):
+        store.assign(subscription_id, "user1@contoso.com", quantity=3, assigned_by=ADMIN)
+    assert store.release_limit(subscription_id, "op-cut")
+    store.assign(subscription_id, "user1@contoso.com", quantity=3, assigned_by=ADMIN)
+
+    assert store.count(subscription_id) == 2
+
+
+def test_a_cut_below_the_seats_assigned_is_not_held(store: SeatStore, subscription_id: str) -> None:
+    for n in range(2):
+        store.assign(subscription_id, f"user{n}@contoso.com", quantity=3, assigned_by=ADMIN)
+
+    with pytest.raises(SeatLimitError, match="2 seats are assigned, more than 1"):
+        store.hold_limit(subscription_id, 1, "op-cut")
+
+    store.assign(subscription_id, "user2@contoso.com", quantity=3, assigned_by=ADMIN)  # nothing held
+
+
+def test_assigning_and_revoking_keep_the_hold_and_only_its_holder_releases_it(
+    store: SeatStore, subscription_id: str
+) -> None:
+    store.hold_limit(subscription_id, 2, "op-cut")
+    store.assign(subscription_id, "user0@contoso.com", quantity=5, assigned_by=ADMIN)
+    store.assign(subscription_id, "user1@contoso.com", quantity=5, assigned_by=ADMIN)
+    store.revoke(subscription_id, "user1@contoso.com")
+    store.assign(subscription_id, "user2@contoso.com", quantity=5, assigned_by=ADMIN)
+
+    with pytest.raises(SeatLimitError):
+        store.assign(subscription_id, "user3@contoso.com", quantity=5, assigned_by=ADMIN)
+    assert not store.release_limit(subscription_id, "another-op")
+    with pytest.raises(SeatLimitError):
+        store.assign(subscription_id, "user3@contoso.com", quantity=5, assigned_by=ADMIN)
+    assert store.release_limit(subscription_id, "op-cut")
+    assert not store.release_limit(subscription_id, "op-cut")
+
+
+def test_an_expired_hold_limits_nothing(
+    store: SeatStore, subscription_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("shared.storage.seats.HOLD_FOR", timedelta(seconds=-1))
+    store.hold_limit(subscription_id, 0, "op-never-followed")
+
+    store.assign(subscription_id, "user0@contoso.com", quantity=1, assigned_by=ADMIN)
+
+    assert store.count(subscription_id) == 1
+
+
+def test_a_cut_and_assignments_racing_never_leave_more_seats_than_the_held_limit(
+    store: SeatStore, subscription_id: str
+) -> None:
+    for attempt in range(5):
+        subscription = f"{subscription_id}-{attempt}"
+        held = _race_a_cut_to_one_against_three_assignments(store, subscription)
+
+        assigned = store.count(subscription)
+        assert assigned == len(store.list(subscription))
+        if held:
+            assert assigned <= 1, f"attempt {attempt}: the cut to 1 was held with {assigned} seats assigned"
+        else:
+            assert assigned >= 2
+
+
+def _race_a_cut_to_one_against_three_assignments(store: SeatStore, subscription: str) -> bool:
+    """Starts a hold of 1 seat and three assignments (of 3 seats) at once; whether the hold was taken."""
+    outcomes: dict[str, bool] = {}
+    start = threading.Barrier(4)
+
+    def cut() -> None:
+        start.wait()
+        try:
+            store.hold_limit(subscription, 1, "op-cut")
+            outcomes["held"] = True
+        except SeatLimitError:
+            outcomes["held"] = False
+
+    def assign(n: int) -> None:
+        start.wait()
+        with contextlib.suppress(SeatLimitError):
+            store.assign(subscription, f"user{n}@contoso.com", quantity=3, assigned_by=ADMIN)
+
+    threads = [threading.Thread(target=cut)] + [threading.Thread(target=assign, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return outcomes["held"]
