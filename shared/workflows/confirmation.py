@@ -75,24 +75,33 @@ def confirm_purchase(
 
     Returns True when this call queued the activation, False when an earlier confirmation already had.
     Raises QueueUnavailableError (after taking the confirmation back) when the queue refused the message.
+
+    The purchaser and the beneficiary Microsoft names are administrators whoever confirms. The confirmer
+    becomes one only by being the confirmation that counts (the one that set the mark): two people of the
+    same organisation confirming at the same moment both passed the "not confirmed yet" check, and both
+    were made administrators while the audit named one.
     """
     # Contact data only: it never identifies the user or binds a seat (shared.domain.identity).
     ports.users.set_contact_email(user.tenant_id, user.object_id, contact_email)
-    grant_admins(stored, user, admins=ports.admins)
-    return _queue_activation_once(stored.id, user, contact_email, correlation_id, ports=ports)
-
-
-def grant_admins(stored: Subscription, user: SignedInUser, *, admins: AdminGrants) -> None:
-    """Purchaser and beneficiary as Microsoft names them, plus whoever confirmed, on their own side."""
     confirmer = f"{user.tenant_id}:{user.object_id}"
-    grants = [
+    named_by_microsoft = [
         (stored.purchaser.tenant_id, stored.purchaser.object_id, Role.PURCHASER),
         (stored.beneficiary.tenant_id, stored.beneficiary.object_id, Role.BENEFICIARY_ADMIN),
-        (user.tenant_id, user.object_id, confirmer_role(user, stored)),
     ]
+    _grant(stored.id, named_by_microsoft, granted_by=confirmer, admins=ports.admins)
+    queued = _queue_activation_once(stored.id, user, contact_email, correlation_id, ports=ports)
+    if queued:
+        grant = [(user.tenant_id, user.object_id, confirmer_role(user, stored))]
+        _grant(stored.id, grant, granted_by=confirmer, admins=ports.admins)
+    return queued
+
+
+def _grant(
+    subscription_id: str, grants: list[tuple[str, str, Role]], *, granted_by: str, admins: AdminGrants
+) -> None:
     for tenant_id, object_id, role in dict.fromkeys(grants):
         if tenant_id and object_id:
-            admins.grant(stored.id, tenant_id, object_id, role, granted_by=confirmer)
+            admins.grant(subscription_id, tenant_id, object_id, role, granted_by=granted_by)
 
 
 def confirmer_role(user: SignedInUser, stored: Subscription) -> Role:

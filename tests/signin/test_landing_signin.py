@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -21,6 +22,7 @@ from tests.signin.test_app_stack import (
     SESSION_SECRET,
     AppStack,
     Buyer,
+    FormFields,
     app_stack,
     query_of,
 )
@@ -171,6 +173,63 @@ def test_confirm_without_csrf_token_is_refused_and_queues_nothing(app_stack: App
     assert wrong.status_code == 403
     assert app_stack.activations_queued(bought["subscriptionId"]) == 0
     assert services().subscriptions.get(bought["subscriptionId"]).activation_requested_at is None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "contact_email",
+    ["a" * 20_000 + "@contoso.com", "%FF%FE@contoso.com"],
+    ids=["oversized", "not-utf-8"],
+)
+def test_a_confirm_form_that_is_no_sane_form_is_refused_unread(
+    app_stack: AppStack, contact_email: str
+) -> None:
+    bought = buy(app_stack)
+    buyer = Buyer(app_stack)
+    page = buyer.confirm_page(bought["landingUrl"], ADELE)
+    fields = FormFields(page.text).values
+    body = "&".join(f"{name}={quote(value)}" for name, value in fields.items() if name != "contact_email")
+    refused = buyer.http.post(
+        f"{app_stack.base_url}/api/landing/confirm",
+        data=f"{body}&contact_email={contact_email}",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        allow_redirects=False,
+        timeout=15,
+    )
+
+    assert refused.status_code == 400
+    assert "This form could not be read" in refused.text
+    assert len(refused.content) < 20_000  # nothing echoed back
+    assert app_stack.activations_queued(bought["subscriptionId"]) == 0
+
+
+def test_two_people_confirming_at_once_make_only_the_one_who_counts_an_administrator(
+    app_stack: AppStack,
+) -> None:
+    bought = buy(app_stack)
+    subscription_id = bought["subscriptionId"]
+    adele, megan = Buyer(app_stack), Buyer(app_stack)
+    pages = {ADELE: adele.confirm_page(bought["landingUrl"], ADELE)}
+    pages[MEGAN] = megan.confirm_page(app_stack.control.new_token(subscription_id)["landingUrl"], MEGAN)
+    start = threading.Barrier(2)
+    answers: dict[str, int] = {}
+
+    def confirm(buyer: Buyer, who: str) -> None:
+        start.wait()
+        answers[who] = buyer.confirm(pages[who], contact_email=f"{who[:4]}@contoso.com").status_code
+
+    threads = [threading.Thread(target=confirm, args=pair) for pair in ((adele, ADELE), (megan, MEGAN))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert answers == {ADELE: 303, MEGAN: 303}
+    [confirmation] = [e for e in services().audit.list(subscription_id) if e.action == "Confirm"]
+    confirmed_by = confirmation.changes["confirmed_by"][1]
+    megan_roles = services().admins.roles_for(subscription_id, CONTOSO, MEGAN)
+    # Adele is the purchaser Microsoft names: an administrator either way. Megan only if hers counted.
+    assert bool(megan_roles) == (confirmed_by == f"{CONTOSO}:{MEGAN}")
+    assert app_stack.activations_queued(subscription_id) == 1
 
 
 def test_confirm_queues_one_activation_and_repeats_lead_to_status_then_management(

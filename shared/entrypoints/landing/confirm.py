@@ -21,6 +21,7 @@ from shared.domain.wording import billing_term
 from shared.entrypoints.auth import sign_in_redirect, with_cookies
 from shared.entrypoints.landing.journey import CONFIRM_PATH, LANDING_SESSION_KEY, REOPEN_HINT
 from shared.entrypoints.landing.status import status_url
+from shared.entrypoints.portal.visit import bad_form, read_form
 from shared.identity.contact_email import looks_like_address
 from shared.logs import get_logger, log_context
 from shared.queueing.messages import QueueUnavailableError
@@ -138,10 +139,15 @@ def _submit(
     app: Services, req: func.HttpRequest, session: dict[str, Any], user: SignedInUser, stored: Subscription
 ) -> func.HttpResponse:
 
-    if not csrf.verify(session, req.form.get(csrf.FORM_FIELD)):
+    # The portal's reader: a bounded size, strict UTF-8, few and short fields (a 20 MB field was echoed back
+    # whole, and bytes that are no UTF-8 became a stored address).
+    form = read_form(req)
+    if form is None:
+        return bad_form()
+    if not csrf.verify(session, form.get(csrf.FORM_FIELD)):
         log.warning("confirm refused: CSRF token missing or wrong")
         return error_page(403, "This form has expired", "Reload the page and confirm again.")
-    email = (req.form.get("contact_email") or "").strip()
+    email = (form.get("contact_email") or "").strip()
     if not looks_like_address(email):
         log.info("confirm refused: contact email missing or malformed")
         return _confirm_page(
