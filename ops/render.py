@@ -10,6 +10,7 @@ import dataclasses
 import enum
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
@@ -21,6 +22,11 @@ from rich.table import Table
 from rich.text import Text
 
 T = TypeVar("T")
+
+# Characters a terminal acts on instead of showing: C0 and C1 controls (ESC starts cursor moves, erasing,
+# hidden OSC 8 hyperlinks; rich's Text strips only a few of them) and the bidi overrides that reorder what
+# is shown. Buyer-controlled text (subscription names, dead-letter bodies) is printed with these spelled out.
+_ACTS_ON_TERMINAL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 # Output piped to a file or another program is not folded at 80 columns: the tables stay greppable.
@@ -70,21 +76,27 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]
 
 
 def print_line(message: str) -> None:
-    _console().print(message, markup=False)
+    _console().print(visible(message), markup=False)
 
 
 def print_error(message: str) -> None:
-    _errors().print(f"error: {message}", markup=False)
+    _errors().print(f"error: {visible(message)}", markup=False)
 
 
 def text(value: Any) -> str:
+    """A cell as a person reads it: times in UTC, enums by value, terminal controls spelled out."""
     if value is None:
         return ""
     if isinstance(value, datetime):
         return f"{value:%Y-%m-%d %H:%M:%S}Z" if value.utcoffset() is not None else value.isoformat()
     if isinstance(value, enum.Enum):
-        return str(value.value)
-    return str(value)
+        return visible(str(value.value))
+    return visible(str(value))
+
+
+def visible(value: str) -> str:
+    """`value` with every character a terminal would act on written as its escape (`\\x1b`, `\\u202e`)."""
+    return _ACTS_ON_TERMINAL.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), value)
 
 
 def short(value: str, width: int) -> str:
