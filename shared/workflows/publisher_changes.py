@@ -21,7 +21,7 @@ from shared.domain.seats import SeatLimitError
 from shared.domain.status import SubscriptionStatus
 from shared.fulfillment.errors import FulfillmentBadRequestError, FulfillmentConflictError, FulfillmentError
 from shared.logs import get_logger
-from shared.queueing.messages import track_message
+from shared.queueing.messages import QueueUnavailableError, track_message
 
 if TYPE_CHECKING:
     from shared.domain.access import Role
@@ -305,5 +305,14 @@ def _record(
         updated_at=now,
     )
     ports.operations.put_new(record)
-    ports.queue.send(track_message(subscription.id, operation_id, correlation_id))
     log.info("publisher change sent", extra={"action": action, "operation_id": operation_id})
+    try:
+        ports.queue.send(track_message(subscription.id, operation_id, correlation_id))
+    except QueueUnavailableError:
+        # Microsoft has accepted the change: refusing the request now would tell the buyer (or operator)
+        # nothing happened. The record stands; the reconciliation sweep finds the drift and mirrors it.
+        log.error(
+            "publisher change sent, but its tracking could not be queued; reconciliation mirrors it",
+            extra={"action": action, "operation_id": operation_id},
+            exc_info=True,
+        )

@@ -22,6 +22,7 @@ from shared.domain.inbox import InboxRecord, InboxState
 from shared.domain.status import SubscriptionStatus
 from shared.domain.subscription import Subscription
 from shared.domain.wording import SOURCE_NAMES
+from shared.queueing.messages import QueueMessage, QueueUnavailableError
 from shared.web.current_user import SignedInUser
 from shared.workflows.operations import handle_announced_operation
 from tests.console import BUYER, CONSOLE, OLIVIA, RAVI
@@ -523,3 +524,54 @@ def test_the_notice_shows_for_the_session_that_acted_and_not_from_a_crafted_link
         f"{portal.url}{answer.headers['Location']}", allow_redirects=False
     )
     assert 'role="status"' not in someone_else.text, "another session's signed link shows nothing"
+
+
+def test_a_console_error_leads_back_into_the_console_not_to_the_buyers_portal(portal: Portal) -> None:
+    missing = portal.browser(OLIVIA).get(
+        f"{portal.url}{CONSOLE}/subscriptions/00000000-0000-4000-8000-00000000dead", allow_redirects=False
+    )
+
+    assert missing.status_code == 404
+    assert f'href="{CONSOLE}/subscriptions">Search the subscriptions</a>' in missing.text
+    assert 'href="/api/portal"' not in missing.text
+
+
+class _RefusingQueue:
+    """The events queue during an outage (Service Bus unreachable): every send is refused."""
+
+    def send(self, message: QueueMessage) -> None:
+        raise QueueUnavailableError("service bus unreachable")
+
+
+def test_a_reconcile_the_queue_refuses_says_so_and_audits_nothing(
+    portal: Portal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    subscription_id = portal.buy(quantity=2)
+    monkeypatch.setattr(portal.services, "queue", _RefusingQueue())
+    monkeypatch.delitem(portal.services.__dict__, "operator_request_ports", raising=False)
+
+    answer = _post(portal, OLIVIA, subscription_id, "reconcile", {"confirm": "yes"})
+
+    assert answer.status_code == 503
+    assert "The request could not be queued" in answer.text
+    assert "Nothing was started" in answer.text
+    assert not _audit(portal, subscription_id, AuditAction.RECONCILE_REQUESTED)
+
+
+def test_a_cancel_microsoft_accepted_stands_when_its_tracking_cannot_be_queued(
+    portal: Portal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    subscription_id = portal.buy(quantity=2, name="Outage team")
+    monkeypatch.setattr(portal.services, "queue", _RefusingQueue())
+    for cached in ("operator_request_ports", "change_ports"):
+        monkeypatch.delitem(portal.services.__dict__, cached, raising=False)
+
+    answer = _post(portal, OLIVIA, subscription_id, "cancel", {"confirm_name": "Outage team"})
+
+    assert answer.status_code == 303, answer.text
+    status = portal.control.subscription(subscription_id)["subscription"]["saasSubscriptionStatus"]
+    assert status == "Unsubscribed"
+    (entry,) = _audit(portal, subscription_id, AuditAction.CANCEL_REQUESTED)
+    record = portal.services.operations.get(subscription_id, entry.operation_id)
+    assert record is not None
+    assert record.action == "Unsubscribe"

@@ -56,12 +56,15 @@ def test_signed_in_user_slot_shows_name_and_email_escaped() -> None:
     assert (
         "Signed in as <strong><bdi>Ada &lt;Admin&gt;</bdi></strong> (<bdi>ada@contoso.example</bdi>)" in html
     )
+    # On a shared computer the session must be endable from any page someone signed in sees.
+    assert '<a href="/api/auth/signout">Sign out</a>' in html
 
 
 def test_nobody_signed_in_renders_no_user_slot() -> None:
     html = render("error.html", csp_nonce="n", title="t", message="m")
 
     assert "Signed in as" not in html
+    assert "Sign out" not in html
 
 
 def test_error_page_shows_title_message_hint_and_reference() -> None:

@@ -37,10 +37,16 @@ from shared.entrypoints.console.dead_letter_views import (
     outcome_fields,
     row_of,
 )
-from shared.entrypoints.console.visit import CONSOLE_HOME, OperatorVisit, open_console, open_console_action
+from shared.entrypoints.console.visit import (
+    CONSOLE_HOME,
+    OperatorVisit,
+    console_error,
+    open_console,
+    open_console_action,
+)
 from shared.logs import get_logger, log_context
 from shared.web import notices
-from shared.web.pages import error_page, redirect
+from shared.web.pages import redirect
 from shared.workflows.dead_letters import (
     ReasonRequiredError,
     discard_dead_letters,
@@ -141,7 +147,7 @@ def handle_action(req: func.HttpRequest) -> func.HttpResponse:
     """POST /api/console/dead-letters/{replay|discard}: the confirmation, or with `confirm=yes` the act."""
     action = req.route_params.get("action", "")
     if action not in ACTIONS:
-        return error_page(404, "Nothing here", "The console has no such action.", _BACK)
+        return _error(404, "Nothing here", "The console has no such action.", _BACK)
     opened = open_console_action(req)
     if isinstance(opened, func.HttpResponse):
         return opened
@@ -152,9 +158,9 @@ def handle_action(req: func.HttpRequest) -> func.HttpResponse:
         return _no_view(visit, filters, ports, status=200 if ports == NO_VIEW else 503)
     key = form.get("key", "").strip()
     if key and not KEY.fullmatch(key):
-        return error_page(400, "That message cannot be named so", "The form named no waiting message.", _BACK)
+        return _error(400, "That message cannot be named so", "The form named no waiting message.", _BACK)
     if not key and form.get("scope") != "filter":
-        return error_page(
+        return _error(
             400, "Nothing was chosen", "Choose one message, or all the messages the filter shows.", _BACK
         )
     confirmed = form.get("confirm") == "yes"
@@ -167,7 +173,7 @@ def handle_action(req: func.HttpRequest) -> func.HttpResponse:
         chosen = select_dead_letters(selection, ports=ports)
     except Exception:  # the queue unreachable or refusing the app: nothing was touched, say so
         log.exception("console dead letters could not be read")
-        return error_page(503, "The waiting messages could not be read", _UNREADABLE_MESSAGE, _BACK)
+        return _error(503, "The waiting messages could not be read", _UNREADABLE_MESSAGE, _BACK)
     if not confirmed:
         return _confirmation(visit, action, key, filters, chosen)
     if not key and form.get("shown", "") != fingerprint(chosen):
@@ -243,7 +249,7 @@ def _confirmation(
 
 def _reason_missing() -> func.HttpResponse:
     log.warning("console discard refused: no reason")
-    return error_page(
+    return _error(
         400,
         "Say why before discarding",
         "A discarded message is gone for good, so the reason is kept in the subscription's history. "
@@ -294,3 +300,9 @@ def _kept(filters: Filters) -> dict[str, str]:
 
 _BACK = "Go back to the dead letters and try again."
 _UNREADABLE_MESSAGE = "Nothing was replayed or discarded. The app's log says why."
+
+
+def _error(status: int, title: str, message: str, hint: str = "") -> func.HttpResponse:
+    return console_error(
+        status, title, message, hint, back_url=PAGE_URL, back_label="Back to the dead letters"
+    )

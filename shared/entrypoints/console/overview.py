@@ -10,11 +10,11 @@ import azure.functions as func
 
 from shared.domain import wording
 from shared.domain.console_stats import Activity
-from shared.entrypoints.console.visit import OperatorVisit, open_console, open_console_action
+from shared.entrypoints.console.visit import OperatorVisit, console_error, open_console, open_console_action
 from shared.logs import get_logger, log_context
 from shared.queueing.messages import QueueUnavailableError
 from shared.web import charts, notices
-from shared.web.pages import error_page, redirect
+from shared.web.pages import redirect
 from shared.workflows.console_overview import Overview, overview
 from shared.workflows.reconcile import request_sweep
 
@@ -62,7 +62,7 @@ def handle_sweep(req: func.HttpRequest) -> func.HttpResponse:
         return opened
     visit, form = opened
     if form.get("confirm") != "yes":
-        return error_page(400, "Please confirm", "Tick the box to confirm, then send the form again.")
+        return console_error(400, "Please confirm", "Tick the box to confirm, then send the form again.")
     correlation_id = f"console-{uuid.uuid4()}"
     with log_context(correlation_id=correlation_id):
         try:
@@ -74,7 +74,7 @@ def handle_sweep(req: func.HttpRequest) -> func.HttpResponse:
             )
         except QueueUnavailableError:
             log.exception("console sweep not queued: the events queue refused it")
-            return error_page(
+            return console_error(
                 503,
                 "The sweep could not be queued",
                 "Nothing was started. The events queue did not take the request; the app's log says why.",

@@ -23,11 +23,12 @@ from shared.app_context import RecordChangedError
 from shared.domain.inbox import ANSWERED, InboxState
 from shared.domain.mirror_diff import compare, drifted
 from shared.domain.status import SubscriptionStatus
-from shared.entrypoints.console.visit import OperatorVisit, open_console, open_console_action
+from shared.entrypoints.console.visit import OperatorVisit, console_error, open_console, open_console_action
 from shared.fulfillment.errors import FulfillmentError
 from shared.logs import get_logger, log_context
+from shared.queueing.messages import QueueUnavailableError
 from shared.web import notices
-from shared.web.pages import error_page, redirect
+from shared.web.pages import redirect
 from shared.workflows import operator_requests
 from shared.workflows.operations import (
     CHANGE_ACTIONS,
@@ -119,12 +120,15 @@ def handle_action(req: func.HttpRequest) -> func.HttpResponse:
 def reconcile(visit: OperatorVisit, subscription_id: str, form: Mapping[str, str]) -> func.HttpResponse:
     if not _confirmed(form):
         return _refused(400, "Please confirm", _NOT_CONFIRMED)
-    operator_requests.request_reconcile(
-        subscription_id,
-        operator=visit.actor,
-        correlation_id=_new_id(),
-        ports=visit.app.operator_request_ports,
-    )
+    try:
+        operator_requests.request_reconcile(
+            subscription_id,
+            operator=visit.actor,
+            correlation_id=_new_id(),
+            ports=visit.app.operator_request_ports,
+        )
+    except QueueUnavailableError:
+        return _not_queued()
     return _done(visit, subscription_id, "reconcile")
 
 
@@ -140,6 +144,8 @@ def retry_activation(
             correlation_id=_new_id(),
             ports=visit.app.operator_request_ports,
         )
+    except QueueUnavailableError:
+        return _not_queued()
     except operator_requests.ActivationNotPendingError:
         return _refused(
             409,
@@ -240,16 +246,34 @@ def _done(visit: OperatorVisit, subscription_id: str, notice: str) -> func.HttpR
 
 def _refused(status: int, title: str, message: str) -> func.HttpResponse:
     log.warning("console action refused", extra={"status": status, "reason": title})
-    return error_page(status, title, message, "Go back to the subscription, reload it and try again.")
+    return console_error(
+        status,
+        title,
+        message,
+        "Go back to the subscription, reload it and try again.",
+        back_url=SUBSCRIPTIONS,
+        back_label="Back to the subscriptions",
+    )
+
+
+def _not_queued() -> func.HttpResponse:
+    log.exception("console request not queued: the events queue refused it")
+    return _refused(
+        503,
+        "The request could not be queued",
+        "Nothing was started. The events queue did not take the request; the app's log says why.",
+    )
 
 
 def _not_found(reason: str) -> func.HttpResponse:
     log.warning("console subscription not found", extra={"reason": reason})
-    return error_page(
+    return console_error(
         404,
         "Subscription not found",
         "No stored subscription has this id.",
         "Search for it in the subscriptions list.",
+        back_url=SUBSCRIPTIONS,
+        back_label="Search the subscriptions",
     )
 
 

@@ -121,3 +121,18 @@ def open_console_action(req: func.HttpRequest) -> tuple[OperatorVisit, Mapping[s
     if not csrf.verify(visit.session, form.get(csrf.FORM_FIELD)):
         return form_expired()
     return visit, form
+
+
+def console_error(
+    status: int,
+    title: str,
+    message: str,
+    hint: str = "",
+    *,
+    back_url: str = CONSOLE_HOME,
+    back_label: str = "Back to the operations console",
+) -> func.HttpResponse:
+    """An error page for the publisher's staff: its way on is the console, not the buyer's subscriptions."""
+    return error_page(
+        status, title, message, hint, back_url=back_url, back_label=back_label, home_url=CONSOLE_HOME
+    )
