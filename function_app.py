@@ -143,7 +143,7 @@ def portal_subscription(req: func.HttpRequest) -> func.HttpResponse:
     auth_level=func.AuthLevel.ANONYMOUS,
 )
 def portal_action(req: func.HttpRequest) -> func.HttpResponse:
-    """Form posts: plan, quantity, cancel, seats, seats/revoke, admins, setup-links (CSRF-checked)."""
+    """Form posts: plan, quantity, cancel, seats, seats/revoke, admins, admins/remove, setup-links (CSRF)."""
     return portal_actions.handle_action(req)
 
 

@@ -4,10 +4,15 @@ The pick list is the beneficiary organisation's people as `shared.domain.identit
 visitor see them: an outsider (a CSP partner) sees only the subscription's own people, a personal account
 only itself. Seat and admin picks are checked against that same list, so a pick the visitor was not shown is
 refused for both (README: "a pick the visitor was not shown is refused").
+
+The subscription's administrators are listed too, and whoever may designate one may also take the role
+away again, except from the purchaser and the beneficiary Microsoft names (their roles are Microsoft's
+naming, granted again at every confirmation) and from themselves (no one locks themselves out by a click).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from shared.domain import access
@@ -72,6 +77,82 @@ def picked(choice: str, listed: list[User]) -> User:
 
 class DesignationRefusedError(Exception):
     """Only the purchaser or a beneficiary admin may designate admins, until the subscription ends."""
+
+
+class RemovalRefusedError(Exception):
+    """This administrator's role may not be taken away here; the message says why, in words."""
+
+
+@dataclass(frozen=True)
+class Administrator:
+    """Someone holding a role on the subscription, as the portal lists them."""
+
+    person: Person
+    name: str  # display name, else the UPN, else empty (never signed in here)
+    upn: str
+    roles: frozenset[Role]
+    named_by_microsoft: bool  # the purchaser or the beneficiary the subscription names
+
+
+def administrators(
+    subscription: Subscription, *, users: UserDirectory, admins: AdminGrants
+) -> list[Administrator]:
+    """Everyone holding a role here: the purchaser and beneficiary Microsoft names, and everyone of their
+    organisations a role was granted to, each with the roles they hold (`access.roles_of`)."""
+    parties = (subscription.beneficiary, subscription.purchaser)
+    named = {
+        Person.of(party.tenant_id, party.object_id)
+        for party in parties
+        if party.tenant_id and party.object_id
+    }
+    tenants = dict.fromkeys(person.tenant_id for person in named)
+    people = named | {person for tenant in tenants for person in admins.grantees(subscription.id, tenant)}
+    found = []
+    for person in people:
+        granted = admins.roles_for(subscription.id, person.tenant_id, person.object_id)
+        roles = access.roles_of(subscription, person, granted)
+        if not roles:
+            continue
+        user = users.get(person.tenant_id, person.object_id)
+        name, upn = (user.display_name or user.upn, user.upn) if user is not None else ("", "")
+        found.append(Administrator(person, name, upn, roles, person in named))
+    return sorted(
+        found, key=lambda admin: (not admin.named_by_microsoft, admin.name.lower(), str(admin.person))
+    )
+
+
+def remove_admin(
+    subscription: Subscription,
+    viewer: Person,
+    roles: frozenset[Role],
+    choice: str,
+    *,
+    users: UserDirectory,
+    admins: AdminGrants,
+) -> Administrator:
+    """Takes every role on the subscription away from the listed administrator `choice` ("tid:oid") names.
+
+    Raises DesignationRefusedError (the visitor may not manage admins), NotListedError (no such administrator
+    here) or RemovalRefusedError (named by Microsoft, or the visitor themselves)."""
+    if not access.can_designate_admins(subscription, roles):
+        raise DesignationRefusedError(subscription.id)
+    tenant_id, _, object_id = choice.strip().partition(":")
+    wanted = Person.of(tenant_id, object_id)
+    listed = administrators(subscription, users=users, admins=admins)
+    found = next((admin for admin in listed if admin.person == wanted), None)
+    if found is None:
+        log.warning("portal form named an administrator the subscription does not have")
+        raise NotListedError(NOT_LISTED)
+    if found.named_by_microsoft:
+        raise RemovalRefusedError(
+            "Microsoft names this person as the subscription's purchaser or its organisation's administrator,"
+            " so the role stays."
+        )
+    if found.person == viewer:
+        raise RemovalRefusedError("You cannot take your own role away. Ask another administrator.")
+    admins.revoke(subscription.id, found.person.tenant_id, found.person.object_id)
+    log.info("subscription administrator removed", extra={"roles": sorted(found.roles)})
+    return found
 
 
 def designate_admin(

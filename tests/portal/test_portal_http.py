@@ -18,6 +18,7 @@ from tests.portal import (
     ADELE,
     ALEX,
     CONTOSO,
+    FABRIKAM,
     MEGAN,
     Portal,
     post_form,
@@ -246,6 +247,72 @@ def test_a_user_who_signed_in_can_be_picked_for_a_seat_and_as_admin(portal: Port
     megan = portal.browser(MEGAN)
     assert megan.get(url).status_code == 200
     assert subscription_id in megan.get(f"{portal.url}/api/portal").text
+
+
+def test_a_designated_administrator_is_listed_and_can_be_removed_again(portal: Portal) -> None:
+    subscription_id = portal.buy(quantity=2)
+    remember_user(MEGAN)
+    client = portal.browser(ADELE)
+    url = portal.page_url(subscription_id)
+    megan = f"{MEGAN.tenant_id}:{MEGAN.object_id}"
+    assert post_form(client, url, "admins", {"user": megan}).status_code == 303
+
+    page = client.get(url).text
+    assert f'<tr data-person="{megan}">' in page
+    assert "Designated administrator" in page
+    assert megan not in _admin_choices(page), "already an administrator: not offered again"
+
+    removed = post_form(client, url, "admins/remove", {"user": megan})
+
+    assert removed.status_code == 303
+    assert services().admins.roles_for(subscription_id, MEGAN.tenant_id, MEGAN.object_id) == set()
+    assert portal.browser(MEGAN).get(url).status_code == 404
+    assert megan in _admin_choices(client.get(url).text)
+
+
+def _admin_choices(page: str) -> str:
+    """The options of the "Let this user manage the subscription" list (empty when it is not shown)."""
+    start = page.find('<select id="admin-user"')
+    return page[start : page.index("</select>", start)] if start >= 0 else ""
+
+
+def test_the_administrators_microsoft_names_and_oneself_cannot_be_removed(portal: Portal) -> None:
+    subscription_id = portal.buy(quantity=2)
+    remember_user(MEGAN)
+    # Megan administers her organisation's side (she confirmed the purchase, say), not named by Microsoft.
+    services().admins.grant(
+        subscription_id, MEGAN.tenant_id, MEGAN.object_id, Role.BENEFICIARY_ADMIN, granted_by="test"
+    )
+    url = portal.page_url(subscription_id)
+    megan = portal.browser(MEGAN)
+
+    purchaser = post_form(megan, url, "admins/remove", {"user": f"{ADELE.tenant_id}:{ADELE.object_id}"})
+    herself = post_form(megan, url, "admins/remove", {"user": f"{MEGAN.tenant_id}:{MEGAN.object_id}"})
+    stranger = post_form(
+        megan, url, "admins/remove", {"user": f"{FABRIKAM}:00000000-0000-4000-8000-0000000000f1"}
+    )
+
+    assert (purchaser.status_code, herself.status_code, stranger.status_code) == (409, 409, 400)
+    assert "Microsoft names this person" in purchaser.text
+    assert "your own role" in herself.text
+    assert 'id="admins-title"' in portal.browser(ADELE).get(url).text  # still manages the subscription
+    assert services().admins.roles_for(subscription_id, MEGAN.tenant_id, MEGAN.object_id)
+
+
+def test_a_plain_user_cannot_remove_an_administrator(portal: Portal) -> None:
+    subscription_id = portal.buy(quantity=2)
+    remember_user(MEGAN)
+    url = portal.page_url(subscription_id)
+    admin = portal.browser(ADELE)
+    assert post_form(admin, url, "seats", {"user": f"{MEGAN.tenant_id}:{MEGAN.object_id}"}).status_code == 303
+
+    megan = portal.browser(MEGAN)
+    answer = post_form(
+        megan, url, "admins/remove", {"user": f"{ADELE.tenant_id}:{ADELE.object_id}"}, token=token_for(megan)
+    )
+
+    assert answer.status_code in (403, 404)
+    assert 'id="admins-title"' in admin.get(url).text
 
 
 def test_over_assignment_is_flagged_and_blocks_new_seats(portal: Portal) -> None:

@@ -33,6 +33,7 @@ ACTIONS: dict[str, Callable[[Visit, dict[str, str]], func.HttpResponse]] = {
     "seats": seats.assign_seat,
     "seats/revoke": seats.revoke_seat,
     "admins": seats.designate,
+    "admins/remove": seats.remove_admin_role,
     "setup-links": setup.create_link,
 }
 

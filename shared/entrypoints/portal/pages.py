@@ -16,7 +16,7 @@ from shared.entrypoints.portal.visit import Visit, open_visit, render, roles_of
 from shared.logs import get_logger, log_context
 from shared.web.current_user import SignedInUser, require_session
 from shared.workflows import publisher_changes, setup_links
-from shared.workflows.people import listed_people
+from shared.workflows.people import administrators, listed_people
 
 if TYPE_CHECKING:
     from shared.app_context import Services
@@ -33,6 +33,7 @@ NOTICES = {
     "verified email.",
     "seat-revoked": "Seat revoked.",
     "admin-designated": "Administrator designated.",
+    "admin-removed": "Administrator removed: they can no longer manage this subscription.",
     "setup-complete": "You now manage this subscription for your organisation.",
 }
 
@@ -94,6 +95,9 @@ def _details(visit: Visit) -> dict[str, Any]:
     assigned = len(seats)
     people = people_listed(visit)
     seated = {seat.holder for seat in seats}
+    can_designate = access.can_designate_admins(subscription, visit.roles)
+    admins = administrators(subscription, users=app.users, admins=app.admins) if can_designate else []
+    managing = {admin.person for admin in admins}
     return {
         "subscription": subscription,
         "page_url": visit.page_url,
@@ -102,7 +106,10 @@ def _details(visit: Visit) -> dict[str, Any]:
         "can_change": can_change,
         "can_cancel": access.can_cancel(subscription, visit.person, visit.roles),
         "can_manage_seats": access.can_manage_seats(subscription, visit.roles),
-        "can_designate": access.can_designate_admins(subscription, visit.roles),
+        "can_designate": can_designate,
+        "administrators": admins,
+        "viewer": visit.person,
+        "designatable": [p for p in people if p.person not in managing],
         "can_create_setup_link": setup_links.may_create(subscription, visit.roles),
         "plans": plans,
         # Display names only where listAvailablePlans was asked anyway; elsewhere the page shows the ids.

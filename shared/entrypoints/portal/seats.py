@@ -1,4 +1,4 @@
-"""Form posts for the publisher's own features: assign and revoke seats, designate admins.
+"""Form posts for the publisher's own features: assign and revoke seats, designate and remove admins.
 
 Each handler parses the form, calls `shared.workflows.seats` / `shared.workflows.people` (which decide who may
 do what, and keep seats and the license index in step) and turns their refusals into pages.
@@ -11,7 +11,14 @@ import azure.functions as func
 from shared.domain.seats import SeatLimitError, SeatNotFoundError
 from shared.entrypoints.portal.visit import Visit, done, refused
 from shared.workflows import seats as seat_workflow
-from shared.workflows.people import NOT_LISTED, DesignationRefusedError, NotListedError, designate_admin
+from shared.workflows.people import (
+    NOT_LISTED,
+    DesignationRefusedError,
+    NotListedError,
+    RemovalRefusedError,
+    designate_admin,
+    remove_admin,
+)
 from shared.workflows.seats import OutsiderAddressError, SeatRequest, SeatsClosedError
 
 _ENDED = "This subscription has ended."
@@ -81,3 +88,23 @@ def designate(visit: Visit, form: dict[str, str]) -> func.HttpResponse:
     except NotListedError:
         return refused(400, "Choose someone from the list", NOT_LISTED)
     return done(visit, "admin-designated")
+
+
+def remove_admin_role(visit: Visit, form: dict[str, str]) -> func.HttpResponse:
+    app = visit.app
+    try:
+        remove_admin(
+            visit.subscription,
+            visit.person,
+            visit.roles,
+            form.get("user", ""),
+            users=app.users,
+            admins=app.admins,
+        )
+    except DesignationRefusedError:
+        return refused(403, "Not allowed", "Only the purchaser or an administrator can remove admins.")
+    except NotListedError:
+        return refused(400, "Choose someone from the list", "That person holds no role on this subscription.")
+    except RemovalRefusedError as exc:
+        return refused(409, "This role stays", str(exc))
+    return done(visit, "admin-removed")
