@@ -12,6 +12,8 @@ import string
 
 _DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$")
 MAX_USER_KEY_LENGTH = 256
+# Said without the text typed: shown on a page, a repr of it read as code ('\x00@x.com').
+_NOT_AN_ADDRESS = "Enter an email address or user principal name, such as ada@contoso.com."
 # ASCII letters only: str.lower() also maps KELVIN SIGN (U+212A) to "k", so a look-alike address would
 # compare equal to another person's ASCII one.
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
@@ -31,10 +33,10 @@ def normalize_user_key(email_or_upn: str) -> str:
     """
     key = fold_case(email_or_upn or "")
     if not key or len(key) > MAX_USER_KEY_LENGTH:
-        raise ValueError("enter an email address or user principal name such as ada@contoso.com")
+        raise ValueError(_NOT_AN_ADDRESS)
     local, at, domain = key.rpartition("@")
     if not at or not local or not _DOMAIN.match(domain):
-        raise ValueError(f"{email_or_upn.strip()[:80]!r} is not an email address or user principal name")
+        raise ValueError(_NOT_AN_ADDRESS)
     if any(char.isspace() or ord(char) < 0x20 or ord(char) == 0x7F for char in local) or "@" in local:
-        raise ValueError(f"{email_or_upn.strip()[:80]!r} is not an email address or user principal name")
+        raise ValueError(_NOT_AN_ADDRESS)
     return key

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shared.domain.subscription import MicrosoftSubscription, Party, Subscription
-from shared.domain.wording import NOT_REPORTED, billing_term, status_name
+from shared.domain.wording import NOT_REPORTED, billing_term, status_name, tenant_words
 
 _YES_NO = {True: "Yes", False: "No"}
 
@@ -79,7 +79,7 @@ def _party(party: Party) -> str:
     # The address alone would hide a change of tenant or of the person behind the same address.
     parts = [party.email.strip().lower()]
     if party.tenant_id:
-        parts.append(f"tenant {party.tenant_id.strip().lower()}")
+        parts.append(tenant_words(party.tenant_id.strip().lower()))
     if party.object_id:
         parts.append(f"user {party.object_id.strip().lower()}")
     return ", ".join(part for part in parts if part)

@@ -85,12 +85,18 @@ def check_can_assign(quantity: int | None, assigned: int, count: int = 1) -> Non
     free = free_seats(quantity, assigned)
     if count > free:
         raise SeatLimitError(
-            f"All {quantity} seats are in use ({assigned} assigned); free a seat or buy more to add "
+            f"{_free_words(free)} ({assigned} of {quantity} assigned): free a seat or buy more to add "
             f"{count} more user{'s' if count > 1 else ''}.",
             quantity=quantity,
             assigned=assigned,
             requested=count,
         )
+
+
+def _free_words(free: int) -> str:
+    if free <= 0:
+        return "Every seat is in use"
+    return "Only 1 seat is free" if free == 1 else f"Only {free} seats are free"
 
 
 def over_assignment(quantity: int | None, assigned: int) -> int:

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from shared.domain.access import Role
 from shared.domain.audit import AuditAction, AuditSource
+from shared.domain.identity import is_personal_tenant
 from shared.domain.inbox import InboxState
 from shared.domain.status import Action, OperationStatus, SubscriptionStatus
 from shared.domain.transitions import ACTIVATE
@@ -284,7 +285,16 @@ def _party(party: Mapping[object, object]) -> str:
     # The address alone would hide a change of tenant behind the same address.
     email = str(party.get("email") or "no address")
     tenant = party.get("tenant_id")
-    return f"{email} (tenant {tenant})" if tenant else email
+    return f"{email} ({tenant_words(str(tenant))})" if tenant else email
+
+
+def tenant_words(tenant_id: object) -> str:
+    """An organisation by its tenant id, except the one tenant every personal Microsoft account shares:
+    that is one person's account, not an organisation, and never a group of customers."""
+    text = _text(tenant_id)
+    if is_personal_tenant(text):
+        return "personal Microsoft account"
+    return f"tenant {text}" if text else ""
 
 
 def decision_name(decision: object) -> str:

@@ -30,6 +30,7 @@ from markupsafe import Markup
 
 from shared.config import page_links
 from shared.domain import wording
+from shared.domain.identity import is_personal_tenant
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 
@@ -99,6 +100,7 @@ def _build_environment() -> Environment:
     env.filters["plan_label"] = plan_label
     env.filters.update(_WORDING_FILTERS)
     env.filters["audit_changes"] = wording.audit_changes  # a list of lines, one per changed field
+    env.tests["personal_tenant"] = is_personal_tenant
     return env
 
 

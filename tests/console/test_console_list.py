@@ -14,6 +14,7 @@ import pytest
 
 from shared.app_context import services
 from shared.domain.audit import AuditAction, AuditEntry, AuditSource
+from shared.domain.identity import MSA_TENANT_ID
 from shared.domain.inbox import InboxRecord, InboxState
 from shared.domain.status import SubscriptionStatus
 from shared.domain.subscription import Party, Subscription
@@ -51,6 +52,8 @@ def seeded(portal: Portal) -> list[Subscription]:
     subs = [_subscription(n) for n in range(1, 121)]
     subs.append(_subscription(200, name=f"{MARK} {XSS}"))
     subs.append(_subscription(201, name=f'=HYPERLINK("http://evil.example","{MARK}")'))
+    personal = Party(email=f"pat@{MARK}.example", object_id="pat-oid", tenant_id=MSA_TENANT_ID)
+    subs.append(_subscription(202, name=f"{MARK} personal", purchaser=personal, beneficiary=personal))
     for sub in subs:
         app.subscriptions.insert(sub)
     now = datetime.now(UTC)
@@ -110,7 +113,7 @@ def test_readers_and_admins_see_the_list(
 ) -> None:
     answer = portal.browser(operator).get(f"{portal.url}{LIST}?q={MARK}")  # type: ignore[arg-type]
     assert answer.status_code == 200, answer.text
-    assert _total(answer.text) == 122
+    assert _total(answer.text) == len(seeded)
     assert len(_ids(answer.text)) == 50
     assert f'href="/api/console/subscriptions/{seeded[0].id}"' in answer.text or seeded[0].id not in _ids(
         answer.text
@@ -172,7 +175,7 @@ def test_the_csv_export_has_every_match_and_no_formula(portal: Portal, seeded: l
         r'attachment; filename="subscriptions-\d{8}-\d{6}\.csv"', answer.headers["Content-Disposition"]
     )
     rows = list(csv.DictReader(io.StringIO(answer.text)))
-    assert len(rows) == 122
+    assert len(rows) == len(seeded)
     hostile = next(row for row in rows if "HYPERLINK" in row["name"])
     assert hostile["name"].startswith("'=HYPERLINK")
     assert all(not row["name"].startswith(("=", "+", "-", "@")) for row in rows)
@@ -180,6 +183,15 @@ def test_the_csv_export_has_every_match_and_no_formula(portal: Portal, seeded: l
         f"{portal.url}{LIST}", params={"q": MARK, "plan": "basic", "format": "csv"}
     )
     assert {row["plan"] for row in csv.DictReader(io.StringIO(filtered.text))} == {"basic"}
+
+
+def test_a_personal_account_is_listed_as_one_not_as_a_customer_tenant(
+    portal: Portal, seeded: list[Subscription]
+) -> None:
+    answer = portal.browser(RAVI).get(f"{portal.url}{LIST}", params={"q": f"{MARK} personal"})
+
+    assert answer.status_code == 200
+    assert f'data-tenant="{MSA_TENANT_ID}">Personal Microsoft account</td>' in answer.text
 
 
 def test_a_hostile_name_is_shown_as_text(portal: Portal, seeded: list[Subscription]) -> None:
@@ -281,5 +293,8 @@ def test_while_an_instance_first_reads_the_list_the_page_says_so_and_reloads(
     assert '<meta http-equiv="refresh" content="2">' in answer.text
     gate.set()
     wait_until(
-        lambda: _total(portal.browser(RAVI).get(f"{portal.url}{LIST}", params={"q": MARK}).text) == 122, 10
+        lambda: (
+            _total(portal.browser(RAVI).get(f"{portal.url}{LIST}", params={"q": MARK}).text) == len(seeded)
+        ),
+        10,
     )

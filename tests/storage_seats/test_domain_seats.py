@@ -23,7 +23,8 @@ def test_assignment_within_the_quantity_is_allowed(quantity: int, assigned: int,
 
 @pytest.mark.parametrize(("quantity", "assigned", "count"), [(5, 5, 1), (5, 4, 2), (0, 0, 1), (3, 7, 1)])
 def test_assignment_beyond_the_quantity_is_refused(quantity: int, assigned: int, count: int) -> None:
-    with pytest.raises(SeatLimitError, match=f"All {quantity} seats are in use") as caught:
+    words = "Only 1 seat is free" if quantity - assigned == 1 else "Every seat is in use"
+    with pytest.raises(SeatLimitError, match=rf"{words} \({assigned} of {quantity} assigned\)") as caught:
         check_can_assign(quantity, assigned, count)
 
     assert (caught.value.quantity, caught.value.assigned, caught.value.requested) == (

@@ -45,7 +45,7 @@ def test_assign_up_to_the_limit_then_one_more_is_refused(store: SeatStore, subsc
     for n in range(3):
         store.assign(subscription_id, f"user{n}@contoso.com", quantity=3, assigned_by=ADMIN)
 
-    with pytest.raises(SeatLimitError, match="All 3 seats are in use"):
+    with pytest.raises(SeatLimitError, match=r"Every seat is in use \(3 of 3 assigned\)"):
         store.assign(subscription_id, "user3@contoso.com", quantity=3, assigned_by=ADMIN)
 
     assert store.count(subscription_id) == 3
@@ -146,7 +146,7 @@ def test_flat_rate_plan_refuses_assignment(store: SeatStore, subscription_id: st
 
 
 def test_malformed_user_is_refused_before_any_write(store: SeatStore, subscription_id: str) -> None:
-    with pytest.raises(ValueError, match="not an email address"):
+    with pytest.raises(ValueError, match="Enter an email address"):
         store.assign(subscription_id, "ada at contoso", quantity=2, assigned_by=ADMIN)
 
     assert store.list(subscription_id) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from shared.domain.identity import MSA_TENANT_ID
 from shared.domain.mirror_diff import compare, drifted
 from shared.domain.status import SubscriptionStatus
 from shared.domain.subscription import MicrosoftSubscription, Party, Subscription, Term
@@ -70,3 +71,15 @@ def test_without_microsofts_view_nothing_differs_and_the_stored_side_shows() -> 
     assert drifted(fields) == []
     assert {field.key: field.stored for field in fields}["quantity"] == "9"
     assert all(field.live == "" for field in fields)
+
+
+def test_a_personal_account_is_named_as_one_not_as_a_tenant_of_customers() -> None:
+    personal = Party("pat@outlook.com", "oid-pat", MSA_TENANT_ID)
+    live = replace(LIVE, purchaser=personal, beneficiary=personal)
+
+    [beneficiary] = [
+        field for field in compare(Subscription.from_microsoft(live), live) if "eneficiar" in field.label
+    ]
+
+    assert beneficiary.stored == "pat@outlook.com, personal Microsoft account, user oid-pat"
+    assert MSA_TENANT_ID not in beneficiary.stored

@@ -200,3 +200,15 @@ def test_the_row_a_purchase_first_records_is_named() -> None:
 def test_the_last_change_from_microsoft_reads_as_words_not_as_its_action_name() -> None:
     lines = wording.audit_changes({"last_operation_action": (None, "ChangeQuantity")})
     assert lines == ["Last change from Microsoft: Seat quantity change"]
+
+
+def test_the_personal_accounts_tenant_is_named_as_a_personal_account() -> None:
+    from shared.domain.identity import MSA_TENANT_ID
+    from shared.domain.wording import tenant_words
+
+    assert tenant_words(MSA_TENANT_ID) == "personal Microsoft account"
+    assert tenant_words(MSA_TENANT_ID.upper()) == "personal Microsoft account"
+    assert (
+        tenant_words("72f988bf-86f1-41af-91ab-2d7cd011db47") == "tenant 72f988bf-86f1-41af-91ab-2d7cd011db47"
+    )
+    assert tenant_words("") == ""
