@@ -87,3 +87,30 @@ def test_error_page_shows_title_message_hint_and_reference() -> None:
 
 def test_environment_is_built_once() -> None:
     assert templates.environment() is templates.environment()
+
+
+@pytest.mark.parametrize(
+    ("support_url", "way_on"),
+    [
+        ("https://support.example/contoso", 'href="https://support.example/contoso">contact support</a>'),
+        ("", "buy it again"),
+    ],
+)
+def test_a_cancelled_subscription_page_offers_a_way_on_that_exists(support_url: str, way_on: str) -> None:
+    from shared.domain.status import SubscriptionStatus
+    from shared.domain.subscription import Subscription
+
+    cancelled = Subscription(id="sub-1", name="Team", status=SubscriptionStatus.UNSUBSCRIBED)
+
+    html = render(
+        "landing.html",
+        csp_nonce="n",
+        subscription=cancelled,
+        offer_name="Analytics",
+        status_url="",
+        support_url=support_url,
+    )
+
+    assert "has been cancelled" in html
+    assert way_on in html
+    assert "contact support" not in html or support_url
