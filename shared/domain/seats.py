@@ -10,8 +10,9 @@ A `Seat` is one assigned seat as the seat store (`shared.storage.seats`) keeps i
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shared.domain.identity import Person
 
@@ -105,3 +106,51 @@ def over_assignment(quantity: int | None, assigned: int) -> int:
     if quantity is None:
         return 0
     return max(0, assigned - quantity)
+
+
+# --- seat cuts in progress ----------------------------------------------------------------------------------
+
+# How long a cut's hold counts at most: operations finish in seconds to minutes, and a hold whose release was
+# lost (a crash, a parked message) must not keep the seats low for longer than this.
+HOLD_FOR = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class SeatHolds:
+    """The seat cuts in progress on one subscription: each holder (an operation id, or the portal request's
+    correlation id) with the lower limit it holds and until when. Several may be in progress at once (a cut
+    from Azure and one asked for in the portal); each is placed and released by its own holder, and the
+    lowest live one counts."""
+
+    held: tuple[tuple[str, int, datetime], ...] = ()
+
+    def limit(self, quantity: int | None, now: datetime) -> int | None:
+        """The seats that may be assigned: the quantity, or lower while a cut holds less. A plan without a
+        quantity has no seats to assign, held or not."""
+        if quantity is None:
+            return None
+        live = [limit for _, limit, until in self.held if until > now]
+        return min([quantity, *live])
+
+    def with_hold(self, holder: str, limit: int, now: datetime) -> SeatHolds:
+        """These holds (expired ones dropped) with `holder`'s set to `limit` for `HOLD_FOR` from `now`."""
+        kept = tuple(hold for hold in self.held if hold[0] != holder and hold[2] > now)
+        return SeatHolds((*kept, (holder, limit, now + HOLD_FOR)))
+
+    def without(self, holder: str) -> SeatHolds:
+        return SeatHolds(tuple(hold for hold in self.held if hold[0] != holder))
+
+    def holds(self, holder: str) -> bool:
+        return any(hold[0] == holder for hold in self.held)
+
+    def to_json(self) -> str:
+        return json.dumps([[holder, limit, until.isoformat()] for holder, limit, until in self.held])
+
+    @classmethod
+    def from_json(cls, text: str | None) -> SeatHolds:
+        """What `to_json` wrote; anything unreadable reads as no holds (a hold only ever lowers a limit)."""
+        try:
+            rows = json.loads(text or "[]")
+            return cls(tuple((str(h), int(n), datetime.fromisoformat(str(u))) for h, n, u in rows))
+        except (ValueError, TypeError):
+            return cls()

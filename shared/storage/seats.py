@@ -15,9 +15,9 @@ A seat cut is held on the counter too (`hold_limit`): the stored quantity change
 applied the cut, seconds or minutes after it was asked for, and an assignment checked against the old
 quantity meanwhile would license more people than are paid for. The hold checks the seats assigned and sets
 the lower limit in one conditional write of the counter, so a cut and an assignment racing each other
-cannot both pass; assignments count against the lower of the quantity and the held limit until the
-operation that holds it ends (`release_limit`) or the hold expires (`HOLD_FOR`, the longest an operation is
-followed), whichever comes first.
+cannot both pass; assignments count against the lowest live hold (`shared.domain.seats.SeatHolds`) until
+the holder releases it (`release_limit`, once the operation is final and mirrored) or it expires
+(`HOLD_FOR`), whichever comes first. Each holder places and releases only its own.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import random
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Final, Literal, TypeVar
 from urllib.parse import quote
@@ -37,15 +37,13 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from shared.domain.addresses import normalize_user_key
-from shared.domain.seats import Seat, SeatLimitError, SeatNotFoundError, check_can_assign
+from shared.domain.seats import Seat, SeatHolds, SeatLimitError, SeatNotFoundError, check_can_assign
 from shared.logs import get_logger, log_context
 
 log = get_logger(__name__)
 
 COUNTER_ROW = "counter"
 MAX_ATTEMPTS = 40
-# A held limit outlives no operation: the tracking of an operation gives up after two days of looks.
-HOLD_FOR = timedelta(days=2)
 # Operations one entity-group transaction may hold.
 _BATCH_LIMIT = 100
 # Codes of a transaction that lost a race: counter changed (412), row created meanwhile (409), row gone (404).
@@ -75,19 +73,7 @@ class SeatContentionError(RuntimeError):
 class _Counter:
     assigned: int
     etag: str | None  # None: the counter row does not exist yet
-    # A seat cut asked for and not yet applied (`hold_limit`): the limit, who holds it, until when.
-    held_limit: int | None = None
-    held_by: str = ""
-    held_until: datetime | None = None
-
-    def limit(self, quantity: int | None, now: datetime) -> int | None:
-        """The seats that may be assigned: the quantity, or a lower limit held by a cut in progress."""
-        if self.held_limit is None or self.held_until is None or self.held_until <= now:
-            return quantity
-        return self.held_limit if quantity is None else min(quantity, self.held_limit)
-
-    def without_hold(self) -> _Counter:
-        return _Counter(self.assigned, self.etag)
+    holds: SeatHolds = field(default_factory=SeatHolds)  # cuts asked for and not yet applied (`hold_limit`)
 
 
 def _id_part(value: str, what: str) -> str:
@@ -160,6 +146,10 @@ class SeatStore:
 
     def count(self, subscription_id: str) -> int:
         return self._read_counter(subscription_id).assigned
+
+    def holds(self, subscription_id: str) -> SeatHolds:
+        """The seat cuts holding a lower limit now (expired ones included until the next write drops them)."""
+        return self._read_counter(subscription_id).holds
 
     def list(self, subscription_id: str) -> list[Seat]:
         entities = self._table.query_entities(
@@ -271,8 +261,8 @@ class SeatStore:
                 assigned=counter.assigned,
                 requested=0,
             )
-        held = _Counter(counter.assigned, counter.etag, limit, held_by, datetime.now(UTC) + HOLD_FOR)
-        if not self._commit([self._counter_write(subscription_id, counter, counter.assigned, keep=held)]):
+        holds = counter.holds.with_hold(held_by, limit, datetime.now(UTC))
+        if not self._commit([self._counter_write(subscription_id, counter, counter.assigned, holds=holds)]):
             return _LOST_RACE
         log.info(
             "seat limit held for a cut in progress", extra={"limit": limit, "assigned": counter.assigned}
@@ -281,12 +271,12 @@ class SeatStore:
 
     def _try_release(self, subscription_id: str, held_by: str) -> bool | _LostRace:
         counter = self._read_counter(subscription_id)
-        if counter.held_limit is None or counter.held_by != held_by:
+        if not counter.holds.holds(held_by):
             return False
-        released = counter.without_hold()
-        if not self._commit([self._counter_write(subscription_id, counter, counter.assigned, keep=released)]):
+        holds = counter.holds.without(held_by)
+        if not self._commit([self._counter_write(subscription_id, counter, counter.assigned, holds=holds)]):
             return _LOST_RACE
-        log.info("seat limit released", extra={"limit": counter.held_limit})
+        log.info("seat limit released")
         return True
 
     def _retry(self, attempt: Callable[[], _T | _LostRace]) -> _T:
@@ -306,7 +296,7 @@ class SeatStore:
         )
         if existing is not None:
             return _seat_from_entity(existing)
-        check_can_assign(counter.limit(quantity, datetime.now(UTC)), counter.assigned)
+        check_can_assign(counter.holds.limit(quantity, datetime.now(UTC)), counter.assigned)
         stored = Seat(**{**seat.__dict__, "assigned_at": datetime.now(UTC)})
         operations = [
             self._counter_write(seat.subscription_id, counter, counter.assigned + 1),
@@ -418,29 +408,26 @@ class SeatStore:
         entity = self._get(subscription_id, COUNTER_ROW)
         if entity is None:
             return _Counter(assigned=0, etag=None)
-        held = entity.get("held_limit")
         return _Counter(
             assigned=int(entity.get("assigned", 0)),
             etag=entity.metadata["etag"],
-            held_limit=int(held) if held is not None else None,
-            held_by=str(entity.get("held_by", "")),
-            held_until=entity.get("held_until"),
+            holds=SeatHolds.from_json(entity.get("holds")),
         )
 
     def _counter_write(
-        self, subscription_id: str, counter: _Counter, assigned: int, *, keep: _Counter | None = None
+        self, subscription_id: str, counter: _Counter, assigned: int, *, holds: SeatHolds | None = None
     ) -> Operation:
-        """The counter rewritten under its ETag with `assigned` seats, keeping its hold (or `keep`'s): the
-        row is replaced whole."""
-        holder = keep or counter
+        """The counter rewritten under its ETag with `assigned` seats, keeping its holds (or writing `holds`):
+        the row is replaced whole."""
+        kept = counter.holds if holds is None else holds
         entity: dict[str, Any] = {
             "PartitionKey": subscription_id,
             "RowKey": COUNTER_ROW,
             "kind": "counter",
             "assigned": assigned,
         }
-        if holder.held_limit is not None and holder.held_until is not None:
-            entity.update(held_limit=holder.held_limit, held_by=holder.held_by, held_until=holder.held_until)
+        if kept.held:
+            entity["holds"] = kept.to_json()
         if counter.etag is None:
             return ("create", entity)
         return ("update", entity, {"mode": UpdateMode.REPLACE, **_if_match(counter.etag)})

@@ -19,10 +19,12 @@ from shared.domain.identity import acts_for
 from shared.domain.status import SubscriptionStatus
 from shared.domain.transitions import Cause
 from shared.logs import get_logger, log_context
-from shared.queueing.messages import QueueUnavailableError, activation_message
+from shared.queueing.messages import activation_message
 from shared.workflows.sync import SyncPorts, mirror
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from shared.domain.subscription import ResolvedPurchase, Subscription
     from shared.web.current_user import SignedInUser
     from shared.workflows.ports import AdminGrants, EventPublisher, SubscriptionRecords, UserDirectory
@@ -89,11 +91,15 @@ def confirm_purchase(
         (stored.beneficiary.tenant_id, stored.beneficiary.object_id, Role.BENEFICIARY_ADMIN),
     ]
     _grant(stored.id, named_by_microsoft, granted_by=confirmer, admins=ports.admins)
-    queued = _queue_activation_once(stored.id, user, contact_email, correlation_id, ports=ports)
-    if queued:
-        grant = [(user.tenant_id, user.object_id, confirmer_role(user, stored))]
-        _grant(stored.id, grant, granted_by=confirmer, admins=ports.admins)
-    return queued
+    confirmer_grant = [(user.tenant_id, user.object_id, confirmer_role(user, stored))]
+    return _queue_activation_once(
+        stored.id,
+        user,
+        contact_email,
+        correlation_id,
+        ports=ports,
+        once_marked=lambda: _grant(stored.id, confirmer_grant, granted_by=confirmer, admins=ports.admins),
+    )
 
 
 def _grant(
@@ -116,11 +122,13 @@ def _queue_activation_once(
     correlation_id: str,
     *,
     ports: ConfirmationPorts,
+    once_marked: Callable[[], None],
 ) -> bool:
-    """Marks activation requested under the record's ETag; only the request that set the mark queues.
+    """Marks activation requested under the record's ETag; only the request that set the mark runs
+    `once_marked` (the confirmer's grant) and queues.
 
-    The mark and the "Confirm" audit row are one transaction. If the queue then refuses the message, the
-    mark is taken back (and audited), so the buyer can confirm again instead of waiting for reconciliation.
+    The mark and the "Confirm" audit row are one transaction. If the grant or the queue then fails, the mark
+    is taken back (and audited), so the buyer can confirm again instead of waiting for reconciliation.
     """
 
     def mark(current: Subscription | None) -> Change | None:
@@ -142,8 +150,9 @@ def _queue_activation_once(
         log.info("activation already requested; nothing queued")
         return False
     try:
+        once_marked()
         ports.events.send(activation_message(sub.id, sub.plan_id, sub.quantity, correlation_id))
-    except QueueUnavailableError:
+    except Exception:
         _take_back_mark(subscription_id, correlation_id, subscriptions=ports.subscriptions)
         raise
     log.info("activation queued", extra={"plan_id": sub.plan_id, "quantity": sub.quantity})

@@ -38,6 +38,7 @@ from shared.logs import get_logger
 from shared.queueing.messages import track_message
 from shared.workflows.decision_audit import audit_decision
 from shared.workflows.errors import PermanentFailureError
+from shared.workflows.seat_holds import holder_of, release_seat_hold
 from shared.workflows.sync import SyncPorts, sync_from_microsoft, utcnow
 
 if TYPE_CHECKING:
@@ -200,6 +201,9 @@ class _Handling:
             operation.id, operation.action_raw, operation.request_source, operation.timestamp or utcnow()
         )
         sync_from_microsoft(ports.sync, self.subscription_id, cause, correlation_id, known=known)
+        if operation.status.is_terminal:
+            # Final already (no re-check will come for it): the mirror has Microsoft's quantity.
+            release_seat_hold(ports.sync.seats, operation, record)
         if record.owes_decision_audit:
             # Final before its re-check ran: the decision's audit row is this delivery's to write.
             audit_decision(ports.audit, record, operation, correlation_id)
@@ -479,6 +483,8 @@ def _record_decision(
             raise _AlreadyRecordedError from None
         raise
     verdict = "accept" if decision.accept else "refuse"
+    # A row read here may hold seats already (the portal's own cut): saving over it keeps that.
+    holds = held or (record is not None and record.holds_seats)
     try:
         stored = _store_decision(
             ports,
@@ -487,15 +493,25 @@ def _record_decision(
             correlation_id,
             decision=verdict,
             reason=decision.reason,
-            holds_seats=held,
+            holds_seats=holds,
         )
     except _AlreadyRecordedError:
-        if held:  # the stored row's decision is the one sent: this one holds nothing
-            ports.sync.seats.release_limit(operation.subscription_id, operation.id)
+        if held:
+            _drop_hold_unless_stored_row_needs_it(ports, operation)
         raise
     # Logged once it stands: a decision that lost to a stored row is not the one sent.
     log.info("change decided", extra={"accept": decision.accept, "reason": decision.reason})
     return stored, known
+
+
+def _drop_hold_unless_stored_row_needs_it(ports: OperationPorts, operation: Operation) -> None:
+    """This delivery held the seats under the operation id, then found a row stored first, whose decision is
+    the one sent. An earlier delivery's row holding under the same id still needs the hold (a redelivery just
+    renewed it); any other row (an operator's, a refusal) holds nothing under it, so it goes."""
+    stored = ports.inbox.get(operation.subscription_id, operation.id)
+    if stored is not None and stored.holds_seats and holder_of(stored) == operation.id:
+        return
+    ports.sync.seats.release_limit(operation.subscription_id, operation.id)
 
 
 def _decide(
@@ -616,25 +632,67 @@ def decide_as_operator(
     record = ports.inbox.get(subscription_id, operation_id)
     verdict = "accept" if accept else "refuse"
     reason = reason.strip() or f"decided by {operator}"
-    if record is None:
-        first = _first_record(operation, correlation_id, decision=verdict, reason=reason, decided_by=operator)
-        stored = ports.inbox.put_new(first)
-        if stored is None:
-            raise DecisionRefusedError(_ALREADY_DECIDED)
-        record = stored
-    elif record.decision or record.state is not InboxState.RECEIVED or record.initiated_by_publisher:
+    if record is not None and (
+        record.decision or record.state is not InboxState.RECEIVED or record.initiated_by_publisher
+    ):
         # Decided by the policy (or by another operator), answered, or asked for by our own portal, which
         # the worker accepts: one answer per operation, never a second one.
         raise DecisionRefusedError(_ALREADY_DECIDED)
-    else:
-        decided = replace(record, decision=verdict, reason=reason, decided_by=operator, updated_at=utcnow())
-        record = ports.inbox.save(decided)
+    held = accept and _hold_for_operator(ports, operation)
+    try:
+        record = _record_operator_decision(
+            ports, record, operation, correlation_id, verdict, reason, operator, held
+        )
+    except Exception:
+        if held:  # nothing was decided: nothing to hold
+            ports.sync.seats.release_limit(operation.subscription_id, operation.id)
+        raise
     log.info("change decided by an operator", extra={"accept": accept})
     delivered = _deliver(ports, record, operation, correlation_id)
     closed = _after_answer(ports, record, operation, correlation_id, behind=False, known=None)
     if not delivered:
         _too_late(ports, operation, accept, correlation_id)
     return closed
+
+
+def _hold_for_operator(ports: OperationPorts, operation: Operation) -> bool:
+    """An operator accepting a seat cut holds the seats as the worker's policy does (or is told why not)."""
+    current = ports.sync.subscriptions.get(operation.subscription_id) or Subscription(
+        id=operation.subscription_id
+    )
+    if not _cuts_guarded_seats(ports, operation, current):
+        return False
+    try:
+        ports.sync.seats.hold_limit(operation.subscription_id, int(operation.quantity or 0), operation.id)
+    except SeatLimitError as exc:
+        raise DecisionRefusedError(
+            f"{exc.assigned} seats are assigned, more than the {operation.quantity} this change leaves."
+            " Nothing was sent: free seats first, or refuse the change."
+        ) from None
+    return True
+
+
+def _record_operator_decision(
+    ports: OperationPorts,
+    record: InboxRecord | None,
+    operation: Operation,
+    correlation_id: str,
+    verdict: str,
+    reason: str,
+    operator: str,
+    held: bool,
+) -> InboxRecord:
+    """The operator's verdict as the operation's one decision: a new row, or a save over the undecided one."""
+    if record is None:
+        first = _first_record(operation, correlation_id, decision=verdict, reason=reason, decided_by=operator)
+        stored = ports.inbox.put_new(replace(first, holds_seats=held))
+        if stored is None:
+            raise DecisionRefusedError(_ALREADY_DECIDED)
+        return stored
+    decided = replace(
+        record, decision=verdict, reason=reason, decided_by=operator, holds_seats=held, updated_at=utcnow()
+    )
+    return ports.inbox.save(decided)
 
 
 def _too_late(ports: OperationPorts, operation: Operation, accept: bool, correlation_id: str) -> None:

@@ -6,8 +6,8 @@ only itself. Seat and admin picks are checked against that same list, so a pick 
 refused for both (README: "a pick the visitor was not shown is refused").
 
 The subscription's administrators are listed too, and whoever may designate one may also take the role
-away again, except from the purchaser and the beneficiary Microsoft names (their roles are Microsoft's
-naming, granted again at every confirmation) and from themselves (no one locks themselves out by a click).
+away again from someone of their own organisation, except from the purchaser and the beneficiary Microsoft
+names (their roles are Microsoft's naming) and from themselves (no one locks themselves out by a click).
 """
 
 from __future__ import annotations
@@ -95,18 +95,18 @@ class Administrator:
 
 
 def administrators(
-    subscription: Subscription, *, users: UserDirectory, admins: AdminGrants
+    subscription: Subscription, viewer: Person, *, users: UserDirectory, admins: AdminGrants
 ) -> list[Administrator]:
-    """Everyone holding a role here: the purchaser and beneficiary Microsoft names, and everyone of their
-    organisations a role was granted to, each with the roles they hold (`access.roles_of`)."""
+    """Who manages the subscription, as `viewer` may see it: the purchaser and beneficiary Microsoft names,
+    and everyone of the viewer's own organisation a role was granted to, each with the roles they hold
+    (`access.roles_of`). A partner's staff and its customer's each see, and manage, their own people."""
     parties = (subscription.beneficiary, subscription.purchaser)
     named = {
         Person.of(party.tenant_id, party.object_id)
         for party in parties
         if party.tenant_id and party.object_id
     }
-    tenants = dict.fromkeys(person.tenant_id for person in named)
-    people = named | {person for tenant in tenants for person in admins.grantees(subscription.id, tenant)}
+    people = named | set(admins.grantees(subscription.id, viewer.tenant_id))
     found = []
     for person in people:
         granted = admins.roles_for(subscription.id, person.tenant_id, person.object_id)
@@ -138,7 +138,7 @@ def remove_admin(
         raise DesignationRefusedError(subscription.id)
     tenant_id, _, object_id = choice.strip().partition(":")
     wanted = Person.of(tenant_id, object_id)
-    listed = administrators(subscription, users=users, admins=admins)
+    listed = administrators(subscription, viewer, users=users, admins=admins)
     found = next((admin for admin in listed if admin.person == wanted), None)
     if found is None:
         log.warning("portal form named an administrator the subscription does not have")

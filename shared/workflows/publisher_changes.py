@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 _SEAT_COUNT = re.compile(r"[0-9]{1,6}")
+# The refusals that say Microsoft changed nothing (400: refused, 409: another change is in progress).
+_MICROSOFT_REFUSED = frozenset({400, 409})
 
 PLANS_UNAVAILABLE = "Microsoft did not list the available plans just now; try again in a few minutes."
 _FORBIDDEN = (
@@ -181,8 +183,11 @@ def change_quantity(
             correlation_id=correlation_id,
             holds=True,
         )
-    except ChangeRefusedError:
-        seats.release_limit(subscription.id, correlation_id)  # nothing was changed: nothing to hold
+    except ChangeRefusedError as exc:
+        if exc.status in _MICROSOFT_REFUSED:
+            seats.release_limit(subscription.id, correlation_id)  # nothing was changed: nothing to hold
+        # Otherwise Microsoft may have taken the change without our hearing it: the hold stays until it
+        # expires, the safe side while the quantity is unknown.
         raise
 
 

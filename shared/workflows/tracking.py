@@ -12,14 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from shared.domain.inbox import ANSWERED, InboxRecord, InboxState
-from shared.domain.status import Action
-from shared.domain.subscription import Operation
+from shared.domain.inbox import ANSWERED, InboxState
 from shared.domain.tracking_schedule import next_look
 from shared.domain.transitions import Cause
 from shared.logs import get_logger
 from shared.queueing.messages import track_message
 from shared.workflows.decision_audit import audit_decision
+from shared.workflows.seat_holds import release_seat_hold
 from shared.workflows.sync import SyncPorts, sync_from_microsoft, utcnow
 
 if TYPE_CHECKING:
@@ -65,7 +64,7 @@ def track_operation(
     )
     sync_from_microsoft(ports.sync, subscription_id, cause, correlation_id)
     record = ports.inbox.get(subscription_id, operation_id)
-    _release_seat_hold(ports, operation, record)
+    release_seat_hold(ports.sync.seats, operation, record)
     if record is not None and record.owes_decision_audit:
         # Answered while the worker was behind: the decision's audit row was left to this re-check.
         audit_decision(ports.audit, record, operation, correlation_id)
@@ -81,13 +80,3 @@ def track_operation(
         closed = replace(record, state=state, outcome=operation.status.value, left_to_recheck=False)
         ports.inbox.save(replace(closed, updated_at=utcnow()))
     log.info("operation final", extra={"operation_status": operation.status.value})
-
-
-def _release_seat_hold(ports: TrackingPorts, operation: Operation, record: InboxRecord | None) -> None:
-    """Ends the hold a seat cut placed, now that the stored quantity is Microsoft's final one. The worker
-    holds under the operation id; the portal asks before Microsoft names the operation, so it holds under
-    the request's correlation id, which the operation's record keeps."""
-    if record is None or not record.holds_seats or operation.action is not Action.CHANGE_QUANTITY:
-        return
-    holder = record.correlation_id if record.initiated_by_publisher else operation.id
-    ports.sync.seats.release_limit(operation.subscription_id, holder)

@@ -327,6 +327,29 @@ def test_an_admin_accepts_a_pending_change(portal: Portal) -> None:
     assert record.state is InboxState.ACKNOWLEDGED
 
 
+def test_an_admin_accepting_a_seat_cut_holds_the_seats_or_is_told_why_not(portal: Portal) -> None:
+    subscription_id = portal.buy(quantity=4)
+    for n in range(3):
+        portal.services.seats.assign(subscription_id, f"user{n}@contoso.com", quantity=4, assigned_by="test")
+    too_low = _pending_quantity_change(portal, subscription_id, 2)
+    fields = {"operation_id": too_low, "verdict": "accept", "confirm": "yes"}
+
+    refused = _post(portal, OLIVIA, subscription_id, "decide", fields)
+
+    assert refused.status_code == 409
+    assert "3 seats are assigned, more than the 2 this change leaves" in refused.text
+    assert portal.control.operation(too_low)["status"] == "InProgress"  # nothing was sent
+    assert not portal.services.seats.holds(subscription_id).held
+
+    refuse = {"operation_id": too_low, "verdict": "refuse", "confirm": "yes"}
+    assert _post(portal, OLIVIA, subscription_id, "decide", refuse).status_code == 303
+    fits = _pending_quantity_change(portal, subscription_id, 3)
+    accept = {"operation_id": fits, "verdict": "accept", "confirm": "yes"}
+    assert _post(portal, OLIVIA, subscription_id, "decide", accept).status_code == 303
+    assert portal.services.seats.holds(subscription_id).holds(fits)
+    assert portal.services.operations.get(subscription_id, fits).holds_seats  # type: ignore[union-attr]
+
+
 def test_the_worker_meets_the_operators_decision_and_sends_nothing_else(portal: Portal) -> None:
     subscription_id = portal.buy(quantity=4)
     operation_id = _pending_quantity_change(portal, subscription_id, 7)

@@ -161,3 +161,21 @@ def test_a_csp_partner_sees_only_the_people_of_that_subscription(portal: Portal)
     assert holder(subscription_id) == (FABRIKAM, FAY.object_id)
     assert FAY.object_id in partner.get(url).text  # now related: a seat holder
     assert MSA_TENANT_ID not in partner.get(url).text
+
+
+def test_each_side_of_a_csp_subscription_sees_and_removes_only_its_own_administrators(portal: Portal) -> None:
+    subscription_id = portal.buy_as_csp("team-seats", quantity=3, customer=FABRIKAM)
+    url = portal.page_url(subscription_id)
+    partner_colleague = f"{NORTHWIND}:{uuid.uuid4()}"
+    tenant, _, object_id = partner_colleague.partition(":")
+    services().admins.grant(subscription_id, tenant, object_id, "purchaser", granted_by="test")
+
+    customer = sign_in(portal, ALEX)
+    page = customer.get(url).text
+    removed = post_form(customer, url, "admins/remove", {"user": partner_colleague})
+
+    assert object_id not in page
+    assert removed.status_code == 400
+    assert services().admins.roles_for(subscription_id, tenant, object_id)
+    partner = sign_in(portal, NESTOR)
+    assert object_id in partner.get(url).text  # the partner manages its own staff

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from shared.domain.addresses import normalize_user_key
-from shared.domain.seats import SeatLimitError, check_can_assign, free_seats, over_assignment
+from shared.domain.seats import (
+    HOLD_FOR,
+    SeatHolds,
+    SeatLimitError,
+    check_can_assign,
+    free_seats,
+    over_assignment,
+)
 
 
 @pytest.mark.parametrize(
@@ -90,3 +99,35 @@ def test_user_keys_are_normalized(raw: str, key: str) -> None:
 def test_malformed_user_keys_are_refused(raw: str) -> None:
     with pytest.raises(ValueError, match="email address or user principal name"):
         normalize_user_key(raw)
+
+
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+
+
+def test_the_lowest_live_hold_counts_and_each_holder_releases_only_its_own() -> None:
+    holds = SeatHolds().with_hold("op-azure", 5, NOW).with_hold("portal-request", 7, NOW)
+
+    assert holds.limit(10, NOW) == 5
+    assert holds.without("portal-request").limit(10, NOW) == 5
+    assert holds.without("op-azure").limit(10, NOW) == 7
+    assert holds.limit(4, NOW) == 4  # a quantity already lower than every hold
+
+
+def test_an_expired_hold_counts_for_nothing_and_is_dropped_at_the_next_hold() -> None:
+    holds = SeatHolds().with_hold("op-old", 1, NOW)
+    later = NOW + HOLD_FOR
+
+    assert holds.limit(10, later) == 10
+    assert not holds.with_hold("op-new", 6, later).holds("op-old")
+
+
+def test_a_plan_without_seats_stays_without_seats_whatever_is_held() -> None:
+    assert SeatHolds().with_hold("op", 3, NOW).limit(None, NOW) is None
+
+
+def test_holds_survive_being_written_and_read_and_garbage_reads_as_none() -> None:
+    holds = SeatHolds().with_hold("op-1", 2, NOW).with_hold("op-2", 3, NOW)
+
+    assert SeatHolds.from_json(holds.to_json()) == holds
+    assert SeatHolds.from_json("not json") == SeatHolds()
+    assert SeatHolds.from_json(None) == SeatHolds()

@@ -303,7 +303,7 @@ def test_assigning_and_revoking_keep_the_hold_and_only_its_holder_releases_it(
 def test_an_expired_hold_limits_nothing(
     store: SeatStore, subscription_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("shared.storage.seats.HOLD_FOR", timedelta(seconds=-1))
+    monkeypatch.setattr("shared.domain.seats.HOLD_FOR", timedelta(seconds=-1))
     store.hold_limit(subscription_id, 0, "op-never-followed")
 
     store.assign(subscription_id, "user0@contoso.com", quantity=1, assigned_by=ADMIN)
@@ -350,3 +350,15 @@ def _race_a_cut_to_one_against_three_assignments(store: SeatStore, subscription:
     for thread in threads:
         thread.join(30)
     return outcomes["held"]
+
+
+def test_two_cuts_in_progress_each_hold_and_release_their_own(store: SeatStore, subscription_id: str) -> None:
+    store.hold_limit(subscription_id, 2, "op-azure")
+    store.hold_limit(subscription_id, 4, "portal-request")
+    assert store.release_limit(subscription_id, "portal-request")  # Microsoft refused the portal's
+
+    store.assign(subscription_id, "user0@contoso.com", quantity=10, assigned_by=ADMIN)
+    store.assign(subscription_id, "user1@contoso.com", quantity=10, assigned_by=ADMIN)
+    with pytest.raises(SeatLimitError):
+        store.assign(subscription_id, "user2@contoso.com", quantity=10, assigned_by=ADMIN)
+    assert store.holds(subscription_id).holds("op-azure")

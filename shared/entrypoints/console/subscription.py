@@ -175,6 +175,14 @@ def decide(visit: OperatorVisit, subscription_id: str, form: Mapping[str, str]) 
         )
     except DecisionRefusedError as exc:
         return _refused(409, "This change cannot be decided here", str(exc))
+    except QueueUnavailableError:
+        log.exception("operator's answer sent, but its follow-up could not be queued")
+        return _refused(
+            503,
+            "Your answer was sent; its follow-up was not queued",
+            "Microsoft has your answer. The service could not queue the look that records how Microsoft "
+            "finished the change: reconcile this subscription once the queue is back.",
+        )
     except RecordChangedError:
         if _decided_by(visit, subscription_id, operation_id, verdict):
             # The worker saved the row after our answer went out (it found our decision and sent the same):

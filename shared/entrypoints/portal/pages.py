@@ -96,7 +96,11 @@ def _details(visit: Visit) -> dict[str, Any]:
     people = people_listed(visit)
     seated = {seat.holder for seat in seats}
     can_designate = access.can_designate_admins(subscription, visit.roles)
-    admins = administrators(subscription, users=app.users, admins=app.admins) if can_designate else []
+    admins = (
+        administrators(subscription, visit.person, users=app.users, admins=app.admins)
+        if can_designate
+        else []
+    )
     managing = {admin.person for admin in admins}
     return {
         "subscription": subscription,
