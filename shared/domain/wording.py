@@ -212,8 +212,8 @@ CHANGE_LABELS: dict[str, str] = {
     "is_free_trial": "Free trial",
     "is_test": "Test purchase",
     "allowed_customer_operations": "The customer may",
-    "sandbox_type": "Sandbox",
-    "session_mode": "Session mode",
+    "sandbox_type": "Test environment",
+    "session_mode": "Dry run",
     "created_at": "First recorded",
     "activated_at": "Activated",
     "provisioned": "Provisioned",
@@ -251,8 +251,18 @@ def audit_changes(changes: Mapping[str, tuple[object, object]]) -> list[str]:
     return lines
 
 
+# Microsoft's sandboxType and sessionMode, in words; its "None" means "no" for both.
+_MARKERS = {
+    "sandbox_type": {"none": "No", "csp": "Yes, a partner's test environment"},
+    "session_mode": {"none": "No", "dryrun": "Yes, nothing is billed"},
+}
+
+
 def _change_value(key: str, value: object) -> str:
-    # Microsoft's own "None" (sandboxType, sessionMode) means there is none, as an empty value does.
+    if key in _MARKERS:
+        words = _MARKERS[key]
+        return words.get(_text(value).lower() or "none") or _words(value)
+    # Microsoft's own "None" means there is none, as an empty value does.
     if value is None or value in ("", "None") or value == [] or value == {}:
         return "none"
     if key == "status":

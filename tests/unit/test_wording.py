@@ -212,3 +212,13 @@ def test_the_personal_accounts_tenant_is_named_as_a_personal_account() -> None:
         tenant_words("72f988bf-86f1-41af-91ab-2d7cd011db47") == "tenant 72f988bf-86f1-41af-91ab-2d7cd011db47"
     )
     assert tenant_words("") == ""
+
+
+def test_microsofts_test_markers_read_as_answers_not_field_values() -> None:
+    from shared.domain.wording import audit_changes
+
+    lines = audit_changes(
+        {"sandbox_type": (None, "None"), "session_mode": ("None", "DryRun"), "is_test": (None, False)}
+    )
+
+    assert lines == ["Test environment: No", "Dry run: No → Yes, nothing is billed", "Test purchase: No"]
