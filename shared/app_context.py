@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from shared.workflows.dead_letters import DeadLetterPorts
     from shared.workflows.operations import OperationPorts
     from shared.workflows.operator_requests import OperatorRequestPorts
+    from shared.workflows.plan_catalog import PlanCatalog
     from shared.workflows.provisioning import ProvisioningHook
     from shared.workflows.publisher_changes import ChangePorts
     from shared.workflows.reconcile import ReconcilePorts, SweepPorts
@@ -288,6 +289,12 @@ class Services:
         from shared.workflows.operator_requests import OperatorRequestPorts
 
         return OperatorRequestPorts(self.subscriptions, self.queue, self.audit)
+
+    @cached_property
+    def plan_catalog(self) -> PlanCatalog:
+        from shared.workflows.plan_catalog import PlanCatalog
+
+        return PlanCatalog(self.fulfillment)
 
     @cached_property
     def change_ports(self) -> ChangePorts:

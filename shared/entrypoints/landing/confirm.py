@@ -90,7 +90,13 @@ def settled_destination(
     if stored.status in (SubscriptionStatus.SUBSCRIBED, SubscriptionStatus.SUSPENDED):
         return redirect(PORTAL_SUBSCRIPTION_PATH.format(id=quote(stored.id, safe="")))
     if stored.status is SubscriptionStatus.UNSUBSCRIBED:
-        return page("landing.html", subscription=stored, offer_name=stored.offer_id, status_url="")
+        return page(
+            "landing.html",
+            subscription=stored,
+            offer_name=stored.offer_id,
+            status_url="",
+            plan_names=app.plan_catalog.names_for(stored),
+        )
     if stored.activation_requested_at is not None:
         return redirect(status_url(app, stored.id, session))
     return None

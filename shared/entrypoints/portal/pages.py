@@ -63,7 +63,12 @@ def _visible_subscriptions(app: Services, user: SignedInUser) -> list[dict[str, 
         roles = roles_of(app, subscription, user)
         if access.can_view(roles):
             rows.append(
-                {"subscription": subscription, "roles": sorted(roles), "csp": access.is_csp(subscription)}
+                {
+                    "subscription": subscription,
+                    "roles": sorted(roles),
+                    "csp": access.is_csp(subscription),
+                    "plan_names": app.plan_catalog.names_for(subscription),
+                }
             )
     return rows
 
@@ -116,8 +121,12 @@ def _details(visit: Visit) -> dict[str, Any]:
         "designatable": [p for p in people if p.person not in managing],
         "can_create_setup_link": setup_links.may_create(subscription, visit.roles),
         "plans": plans,
-        # Display names only where listAvailablePlans was asked anyway; elsewhere the page shows the ids.
-        "plan_names": {c["plan"].plan_id: c["plan"].display_name for c in plans},
+        # From listAvailablePlans where it was asked anyway, else from the offer's names kept per instance.
+        "plan_names": (
+            {c["plan"].plan_id: c["plan"].display_name for c in plans}
+            if plans
+            else app.plan_catalog.names_for(subscription)
+        ),
         "plans_error": plans_error,
         "quantity_min": _quantity_floor(plans, subscription.plan_id, assigned),
         "quantity_max": publisher_changes.plan_limit(plans, subscription.plan_id, "max_quantity"),
