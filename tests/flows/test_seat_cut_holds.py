@@ -9,8 +9,6 @@ assigned in between, and its re-check releases the hold once Microsoft's final q
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -21,7 +19,7 @@ from shared.queueing.messages import track_message
 from shared.workflows import publisher_changes
 from shared.workflows.publisher_changes import Requester
 from tests.support.sandbox import wait_until
-from tests.support.stack import Stack, running_stack
+from tests.support.stack import Stack
 
 GET_OPERATION = "SubscriptionOperations_GetOperationStatus"
 PURCHASER = frozenset({Role.PURCHASER})
@@ -38,16 +36,6 @@ def _final(stack: Stack, operation_id: str) -> str:
 
 def _assign(stack: Stack, subscription_id: str, email: str, quantity: int) -> None:
     stack.services.seats.assign(subscription_id, email, quantity=quantity, assigned_by="test")
-
-
-@pytest.fixture
-def stack(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, azurite_connection_string: str, table_prefix: str
-) -> Iterator[Stack]:
-    with running_stack(
-        monkeypatch, tmp_path, connection_string=azurite_connection_string, table_prefix=table_prefix
-    ) as running:
-        yield running
 
 
 def test_an_accepted_cut_holds_the_seats_until_its_recheck_releases_them(stack: Stack) -> None:
