@@ -140,8 +140,9 @@ class SeatHolds:
     def without(self, holder: str) -> SeatHolds:
         return SeatHolds(tuple(hold for hold in self.held if hold[0] != holder))
 
-    def holds(self, holder: str) -> bool:
-        return any(hold[0] == holder for hold in self.held)
+    def holds(self, holder: str, now: datetime | None = None) -> bool:
+        """Whether `holder` holds (a live hold, when `now` is given)."""
+        return any(hold[0] == holder and (now is None or hold[2] > now) for hold in self.held)
 
     def to_json(self) -> str:
         return json.dumps([[holder, limit, until.isoformat()] for holder, limit, until in self.held])

@@ -236,16 +236,17 @@ class SeatStore:
             log.info("seats removed", extra={"seats": removed})
         return removed
 
-    def hold_limit(self, subscription_id: str, limit: int, held_by: str) -> None:
+    def hold_limit(self, subscription_id: str, limit: int, held_by: str) -> bool:
         """Holds `limit` as the most seats that may be assigned while the cut `held_by` names (an operation
-        or request id) is in progress. Raises SeatLimitError when more than `limit` seats are assigned now:
-        checked and held in one conditional write, so no assignment can slip in between."""
+        or request id) is in progress; True when `held_by` held already (renewed), False when the hold is new.
+        Raises SeatLimitError when more than `limit` seats are assigned now: checked and held in one
+        conditional write, so no assignment can slip in between."""
         with log_context(subscription_id=subscription_id):
-            self._retry(lambda: self._try_hold(subscription_id, limit, held_by))
+            return self._retry(lambda: self._try_hold(subscription_id, limit, held_by))
 
-    def release_limit(self, subscription_id: str, held_by: str) -> bool:
-        """Ends the hold `held_by` placed (its operation ended, or was never sent); False when it holds none
-        (released already, replaced by a later cut, or expired)."""
+    def release_limit(self, subscription_id: str, *held_by: str) -> bool:
+        """Ends the holds these holders placed (their operation ended, or was never sent), in one write;
+        False when none of them holds (released already, or expired)."""
         with log_context(subscription_id=subscription_id):
             return self._retry(lambda: self._try_release(subscription_id, held_by))
 
@@ -261,19 +262,24 @@ class SeatStore:
                 assigned=counter.assigned,
                 requested=0,
             )
-        holds = counter.holds.with_hold(held_by, limit, datetime.now(UTC))
+        now = datetime.now(UTC)
+        renewed = counter.holds.holds(held_by, now)
+        holds = counter.holds.with_hold(held_by, limit, now)
         if not self._commit([self._counter_write(subscription_id, counter, counter.assigned, holds=holds)]):
             return _LOST_RACE
         log.info(
-            "seat limit held for a cut in progress", extra={"limit": limit, "assigned": counter.assigned}
+            "seat limit held for a cut in progress",
+            extra={"limit": limit, "assigned": counter.assigned, "renewed": renewed},
         )
-        return True
+        return renewed
 
-    def _try_release(self, subscription_id: str, held_by: str) -> bool | _LostRace:
+    def _try_release(self, subscription_id: str, held_by: tuple[str, ...]) -> bool | _LostRace:
         counter = self._read_counter(subscription_id)
-        if not counter.holds.holds(held_by):
+        if not any(counter.holds.holds(holder) for holder in held_by):
             return False
-        holds = counter.holds.without(held_by)
+        holds = counter.holds
+        for holder in held_by:
+            holds = holds.without(holder)
         if not self._commit([self._counter_write(subscription_id, counter, counter.assigned, holds=holds)]):
             return _LOST_RACE
         log.info("seat limit released")

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 from shared.domain.access import Role
 from shared.domain.audit import AuditAction, AuditEntry, AuditSource
 from shared.domain.changes import Change
-from shared.domain.identity import acts_for
+from shared.domain.identity import Person, acts_for
 from shared.domain.status import SubscriptionStatus
 from shared.domain.transitions import Cause
 from shared.logs import get_logger, log_context
-from shared.queueing.messages import activation_message
+from shared.queueing.messages import QueueUnavailableError, activation_message
 from shared.workflows.sync import SyncPorts, mirror
 
 if TYPE_CHECKING:
@@ -92,6 +92,8 @@ def confirm_purchase(
     ]
     _grant(stored.id, named_by_microsoft, granted_by=confirmer, admins=ports.admins)
     confirmer_grant = [(user.tenant_id, user.object_id, confirmer_role(user, stored))]
+    # A party Microsoft names keeps its roles whatever happens to this confirmation.
+    named = user.person in {Person.of(tid, oid) for tid, oid, _ in named_by_microsoft}
     return _queue_activation_once(
         stored.id,
         user,
@@ -99,6 +101,7 @@ def confirm_purchase(
         correlation_id,
         ports=ports,
         once_marked=lambda: _grant(stored.id, confirmer_grant, granted_by=confirmer, admins=ports.admins),
+        undo_marked=None if named else lambda: ports.admins.revoke(stored.id, user.tenant_id, user.object_id),
     )
 
 
@@ -123,12 +126,14 @@ def _queue_activation_once(
     *,
     ports: ConfirmationPorts,
     once_marked: Callable[[], None],
+    undo_marked: Callable[[], object] | None = None,
 ) -> bool:
     """Marks activation requested under the record's ETag; only the request that set the mark runs
     `once_marked` (the confirmer's grant) and queues.
 
     The mark and the "Confirm" audit row are one transaction. If the grant or the queue then fails, the mark
-    is taken back (and audited), so the buyer can confirm again instead of waiting for reconciliation.
+    is taken back (and audited) and, for the queue, `undo_marked` takes the grant back too: the buyer can
+    confirm again, and a confirmation that did not count made nobody an administrator.
     """
 
     def mark(current: Subscription | None) -> Change | None:
@@ -151,9 +156,15 @@ def _queue_activation_once(
         return False
     try:
         once_marked()
-        ports.events.send(activation_message(sub.id, sub.plan_id, sub.quantity, correlation_id))
     except Exception:
         _take_back_mark(subscription_id, correlation_id, subscriptions=ports.subscriptions)
+        raise
+    try:
+        ports.events.send(activation_message(sub.id, sub.plan_id, sub.quantity, correlation_id))
+    except QueueUnavailableError:
+        _take_back_mark(subscription_id, correlation_id, subscriptions=ports.subscriptions)
+        if undo_marked is not None:
+            undo_marked()
         raise
     log.info("activation queued", extra={"plan_id": sub.plan_id, "quantity": sub.quantity})
     return True

@@ -51,6 +51,8 @@ _VERDICTS = frozenset({"accept", "refuse"})
 # The Table reads a decision needs run while GetOperation is on the wire: they depend only on the
 # subscription id. Two per event at most; a small shared pool bounds the threads whatever the burst.
 _readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="decision-reads")
+# How a decision found the seat hold it needs: placed it, or found it placed (a redelivery renews it).
+_NEW, _RENEWED = "new", "renewed"
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,7 @@ class _Handling:
         sync_from_microsoft(ports.sync, self.subscription_id, cause, correlation_id, known=known)
         if operation.status.is_terminal:
             # Final already (no re-check will come for it): the mirror has Microsoft's quantity.
-            release_seat_hold(ports.sync.seats, operation, record)
+            release_seat_hold(ports.sync.seats, operation, record, correlation_id)
         if record.owes_decision_audit:
             # Final before its re-check ran: the decision's audit row is this delivery's to write.
             audit_decision(ports.audit, record, operation, correlation_id)
@@ -474,7 +476,7 @@ def _record_decision(
     correlation_id: str,
 ) -> tuple[InboxRecord, Subscription | None]:
     try:
-        decision, known, held = _decide(ports, record, operation, facts)
+        decision, known, hold = _decide(ports, record, operation, facts)
     except Exception:
         # Not looked up first, a stored row (an operator's refusal whose PATCH a crash stopped) would wait on
         # reads it does not need, while Microsoft's window runs out: it is handled from that row instead.
@@ -484,7 +486,7 @@ def _record_decision(
         raise
     verdict = "accept" if decision.accept else "refuse"
     # A row read here may hold seats already (the portal's own cut): saving over it keeps that.
-    holds = held or (record is not None and record.holds_seats)
+    holds = bool(hold) or (record is not None and record.holds_seats)
     try:
         stored = _store_decision(
             ports,
@@ -496,34 +498,38 @@ def _record_decision(
             holds_seats=holds,
         )
     except _AlreadyRecordedError:
-        if held:
-            _drop_hold_unless_stored_row_needs_it(ports, operation)
+        if hold:
+            _drop_hold_unless_stored_row_needs_it(ports, operation, renewed=hold == _RENEWED)
         raise
     # Logged once it stands: a decision that lost to a stored row is not the one sent.
     log.info("change decided", extra={"accept": decision.accept, "reason": decision.reason})
     return stored, known
 
 
-def _drop_hold_unless_stored_row_needs_it(ports: OperationPorts, operation: Operation) -> None:
-    """This delivery held the seats under the operation id, then found a row stored first, whose decision is
-    the one sent. An earlier delivery's row holding under the same id still needs the hold (a redelivery just
-    renewed it); any other row (an operator's, a refusal) holds nothing under it, so it goes."""
+def _drop_hold_unless_stored_row_needs_it(
+    ports: OperationPorts, operation: Operation, *, renewed: bool
+) -> None:
+    """This delivery (or an operator) held the seats under the operation id, then found a row stored first,
+    whose decision is the one sent. A row holding under the same id still needs the hold if this one only
+    renewed it; if the hold was new here, that row's hold was released already (its cut is over), and any
+    other row holds nothing under this id: either way the hold goes."""
     stored = ports.inbox.get(operation.subscription_id, operation.id)
-    if stored is not None and stored.holds_seats and holder_of(stored) == operation.id:
+    if renewed and stored is not None and stored.holds_seats and holder_of(stored) == operation.id:
         return
     ports.sync.seats.release_limit(operation.subscription_id, operation.id)
 
 
 def _decide(
     ports: OperationPorts, record: InboxRecord | None, operation: Operation, facts: _FactsAhead | None
-) -> tuple[Decision, Subscription | None, bool]:
-    """The decision, the subscription read for it, and whether an accepted seat cut now holds the seats."""
+) -> tuple[Decision, Subscription | None, str]:
+    """The decision, the subscription read for it, and whether an accepted seat cut now holds the seats
+    (`_NEW`; `_RENEWED`: it held already; "" for no hold)."""
     by_publisher = record is not None and record.initiated_by_publisher
     if by_publisher or operation.request_source.lower() == "partner":
         # Our own portal asked for this change after the buyer confirmed it (R42, R49); a cut asked for there
         # holds the seats already. A read started early is still worth its result: the mirror starts from it.
         known = facts.result().subscription if facts is not None else None
-        return Decision(True, "requested by the publisher's portal"), known, False
+        return Decision(True, "requested by the publisher's portal"), known, ""
     faultpoint("worker.policy_reads")
     read = (
         facts.result()
@@ -549,18 +555,20 @@ def _decide(
     )
     decision = decide(ports.policy, request)
     if not (decision.accept and _cuts_guarded_seats(ports, operation, current)):
-        return decision, read.subscription, False
+        return decision, read.subscription, ""
     # The seats were counted beside GetOperation; one may have been assigned since, and more until the cut
     # is mirrored. Checked again and the lower limit held in one write, or the cut is refused after all.
     try:
-        ports.sync.seats.hold_limit(operation.subscription_id, int(operation.quantity or 0), operation.id)
+        renewed = ports.sync.seats.hold_limit(
+            operation.subscription_id, int(operation.quantity or 0), operation.id
+        )
     except SeatLimitError as exc:
         reason = (
             f"the new quantity {operation.quantity} is below the {exc.assigned} seats already assigned;"
             " unassign seats first"
         )
-        return Decision(False, reason), read.subscription, False
-    return decision, read.subscription, True
+        return Decision(False, reason), read.subscription, ""
+    return decision, read.subscription, _RENEWED if renewed else _NEW
 
 
 def _cuts_guarded_seats(ports: OperationPorts, operation: Operation, current: Subscription) -> bool:
@@ -638,14 +646,14 @@ def decide_as_operator(
         # Decided by the policy (or by another operator), answered, or asked for by our own portal, which
         # the worker accepts: one answer per operation, never a second one.
         raise DecisionRefusedError(_ALREADY_DECIDED)
-    held = accept and _hold_for_operator(ports, operation)
+    hold = _hold_for_operator(ports, operation) if accept else ""
     try:
         record = _record_operator_decision(
-            ports, record, operation, correlation_id, verdict, reason, operator, held
+            ports, record, operation, correlation_id, verdict, reason, operator, bool(hold)
         )
     except Exception:
-        if held:  # nothing was decided: nothing to hold
-            ports.sync.seats.release_limit(operation.subscription_id, operation.id)
+        if hold:  # not this decision: the hold stays only for a row that stood on it before
+            _drop_hold_unless_stored_row_needs_it(ports, operation, renewed=hold == _RENEWED)
         raise
     log.info("change decided by an operator", extra={"accept": accept})
     delivered = _deliver(ports, record, operation, correlation_id)
@@ -655,21 +663,23 @@ def decide_as_operator(
     return closed
 
 
-def _hold_for_operator(ports: OperationPorts, operation: Operation) -> bool:
+def _hold_for_operator(ports: OperationPorts, operation: Operation) -> str:
     """An operator accepting a seat cut holds the seats as the worker's policy does (or is told why not)."""
     current = ports.sync.subscriptions.get(operation.subscription_id) or Subscription(
         id=operation.subscription_id
     )
     if not _cuts_guarded_seats(ports, operation, current):
-        return False
+        return ""
     try:
-        ports.sync.seats.hold_limit(operation.subscription_id, int(operation.quantity or 0), operation.id)
+        renewed = ports.sync.seats.hold_limit(
+            operation.subscription_id, int(operation.quantity or 0), operation.id
+        )
     except SeatLimitError as exc:
         raise DecisionRefusedError(
             f"{exc.assigned} seats are assigned, more than the {operation.quantity} this change leaves."
             " Nothing was sent: free seats first, or refuse the change."
         ) from None
-    return True
+    return _RENEWED if renewed else _NEW
 
 
 def _record_operator_decision(

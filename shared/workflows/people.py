@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from shared.domain import access
 from shared.domain.access import Role
-from shared.domain.identity import Person, may_show_person, sees_beneficiary_directory
+from shared.domain.identity import Person, is_personal_tenant, may_show_person, sees_beneficiary_directory
 from shared.logs import get_logger
 
 if TYPE_CHECKING:
@@ -106,7 +106,13 @@ def administrators(
         for party in parties
         if party.tenant_id and party.object_id
     }
-    people = named | set(admins.grantees(subscription.id, viewer.tenant_id))
+    # Every personal Microsoft account shares one tenant id: for such a viewer "their organisation" is them.
+    own = (
+        [viewer]
+        if is_personal_tenant(viewer.tenant_id)
+        else admins.grantees(subscription.id, viewer.tenant_id)
+    )
+    people = named | set(own)
     found = []
     for person in people:
         granted = admins.roles_for(subscription.id, person.tenant_id, person.object_id)

@@ -40,16 +40,17 @@ class PlanCatalog:
         self._lock = threading.Lock()
 
     def names_for(self, subscription: Subscription) -> dict[str, str]:
-        """The names of the plans of the subscription's offer (empty when Microsoft could not say)."""
+        """The names of the plans of the subscription's offer (empty when Microsoft could not say).
+
+        Asked at most once per offer per `kept_seconds`, answered or not: an outage or a plan Microsoft no
+        longer lists (an ended subscription's) must not cost every page view a call and its retries."""
         now = self._clock()
         with self._lock:
             kept = self._names.get(subscription.offer_id)
-        if kept is not None and now - kept[0] < self._kept and subscription.plan_id in kept[1]:
-            return kept[1]
+        if kept is not None and now - kept[0] < self._kept:
+            return dict(kept[1])
         fetched = plan_names(subscription.id, fulfillment=self._fulfillment)
-        if not fetched:
-            return kept[1] if kept is not None else {}
         merged = {**(kept[1] if kept is not None else {}), **fetched}
         with self._lock:
             self._names[subscription.offer_id] = (now, merged)
-        return merged
+        return dict(merged)

@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 _SEAT_COUNT = re.compile(r"[0-9]{1,6}")
-# The refusals that say Microsoft changed nothing (400: refused, 409: another change is in progress).
-_MICROSOFT_REFUSED = frozenset({400, 409})
 
 PLANS_UNAVAILABLE = "Microsoft did not list the available plans just now; try again in a few minutes."
 _FORBIDDEN = (
@@ -184,11 +182,18 @@ def change_quantity(
             holds=True,
         )
     except ChangeRefusedError as exc:
-        if exc.status in _MICROSOFT_REFUSED:
+        if _changed_nothing(exc.__cause__):
             seats.release_limit(subscription.id, correlation_id)  # nothing was changed: nothing to hold
         # Otherwise Microsoft may have taken the change without our hearing it: the hold stays until it
         # expires, the safe side while the quantity is unknown.
         raise
+
+
+def _changed_nothing(cause: BaseException | None) -> bool:
+    """Whether Microsoft's answer says it changed nothing: any 4xx (refused, conflict, not found, throttled,
+    unauthorised). No answer, a 5xx or an answer that could not be read say nothing either way."""
+    status = cause.status_code if isinstance(cause, FulfillmentError) else None
+    return status is not None and 400 <= status < 500
 
 
 def _seats_assigned(count: int) -> str:

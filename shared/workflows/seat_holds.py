@@ -26,8 +26,14 @@ def holder_of(record: InboxRecord) -> str:
     return record.correlation_id if record.initiated_by_publisher else record.operation_id
 
 
-def release_seat_hold(seats: SeatBook, operation: Operation, record: InboxRecord | None) -> None:
-    """Ends the hold the record's cut placed, if it placed one; call once the final quantity is mirrored."""
-    if record is None or not record.holds_seats or operation.action is not Action.CHANGE_QUANTITY:
+def release_seat_hold(
+    seats: SeatBook, operation: Operation, record: InboxRecord | None, correlation_id: str = ""
+) -> None:
+    """Ends every hold a cut of this operation may have placed, once the final quantity is mirrored: the
+    worker's or an operator's (the operation id), the portal's (its request's correlation id, which its
+    record and its track message carry). Whatever the record says: a hold placed just before a write that
+    failed has no record saying so. One read of the seat counter, and one write when something was held."""
+    if operation.action is not Action.CHANGE_QUANTITY:
         return
-    seats.release_limit(operation.subscription_id, holder_of(record))
+    holders = {operation.id, *((holder_of(record),) if record is not None else ()), correlation_id} - {""}
+    seats.release_limit(operation.subscription_id, *sorted(holders))

@@ -64,7 +64,7 @@ def track_operation(
     )
     sync_from_microsoft(ports.sync, subscription_id, cause, correlation_id)
     record = ports.inbox.get(subscription_id, operation_id)
-    release_seat_hold(ports.sync.seats, operation, record)
+    release_seat_hold(ports.sync.seats, operation, record, correlation_id)
     if record is not None and record.owes_decision_audit:
         # Answered while the worker was behind: the decision's audit row was left to this re-check.
         audit_decision(ports.audit, record, operation, correlation_id)

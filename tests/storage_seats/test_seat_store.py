@@ -362,3 +362,17 @@ def test_two_cuts_in_progress_each_hold_and_release_their_own(store: SeatStore, 
     with pytest.raises(SeatLimitError):
         store.assign(subscription_id, "user2@contoso.com", quantity=10, assigned_by=ADMIN)
     assert store.holds(subscription_id).holds("op-azure")
+
+
+def test_holding_says_whether_the_hold_was_new_and_release_takes_several_holders(
+    store: SeatStore, subscription_id: str
+) -> None:
+    # A redelivery that "holds" again must know whether it renewed the first delivery's hold or made a new
+    # one after that hold was released (then it is not the first row's to keep).
+    assert store.hold_limit(subscription_id, 2, "op-1") is False
+    assert store.hold_limit(subscription_id, 2, "op-1") is True
+    store.hold_limit(subscription_id, 3, "request-7")
+
+    assert store.release_limit(subscription_id, "op-1", "request-7", "never-held")
+    assert not store.holds(subscription_id).held
+    assert store.release_limit(subscription_id, "op-1") is False

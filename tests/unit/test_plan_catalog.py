@@ -56,14 +56,16 @@ def test_names_are_asked_again_after_a_while_and_kept_when_microsoft_fails() -> 
     assert names == {"team-seats": "Team (per seat)"}
 
 
-def test_another_offer_and_an_unknown_plan_are_asked_for_and_nothing_known_means_ids() -> None:
+def test_another_offer_is_asked_for_and_an_unanswered_offer_is_not_asked_again_at_once() -> None:
     microsoft = _Microsoft([TEAM])
     catalog = PlanCatalog(microsoft, clock=lambda: 0.0)  # type: ignore[arg-type]
     catalog.names_for(_subscription(1))
 
     catalog.names_for(_subscription(2, offer_id="backup"))
-    catalog.names_for(_subscription(3, plan_id="legacy"))
-    microsoft.plans = []
+    catalog.names_for(_subscription(3, plan_id="legacy"))  # not listed: the ids show, no second question
 
-    assert microsoft.asked == ["sub-1", "sub-2", "sub-3"]
-    assert PlanCatalog(microsoft, clock=lambda: 0.0).names_for(_subscription(4)) == {}  # type: ignore[arg-type]
+    microsoft.failing = True
+    down = PlanCatalog(microsoft, clock=lambda: 0.0)  # type: ignore[arg-type]
+    assert down.names_for(_subscription(4)) == {}
+    assert down.names_for(_subscription(5)) == {}
+    assert microsoft.asked == ["sub-1", "sub-2", "sub-4"]

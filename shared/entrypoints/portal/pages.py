@@ -124,7 +124,7 @@ def _details(visit: Visit) -> dict[str, Any]:
         # From listAvailablePlans where it was asked anyway, else from the offer's names kept per instance.
         "plan_names": (
             {c["plan"].plan_id: c["plan"].display_name for c in plans}
-            if plans
+            if plans or plans_error  # asked just now (a failure is not asked again on the same view)
             else app.plan_catalog.names_for(subscription)
         ),
         "plans_error": plans_error,
