@@ -413,3 +413,20 @@ def test_malformed_subscription_ids_are_404(portal: Portal) -> None:
     client = portal.browser(ADELE)
     for bad in ("a%27%20or%201%20eq%201", "x" * 80, "%3Cscript%3E"):
         assert client.get(f"{portal.url}/api/portal/subscriptions/{bad}").status_code == 404
+
+
+def test_a_seat_cut_microsoft_throttles_to_the_end_holds_nothing(portal: Portal) -> None:
+    # 429 is Microsoft saying no to this request (any 4xx changes nothing), unlike a 5xx or no answer.
+    subscription_id = portal.buy(quantity=3)
+    client = portal.browser(ADELE)
+    url = portal.page_url(subscription_id)
+    portal.control.add_fault(
+        operation="FulfillmentOperations_UpdateSubscription", kind="429", share=1, retryAfter=0
+    )
+    try:
+        assert post_form(client, url, "quantity", {"quantity": "1"}).status_code == 502
+    finally:
+        portal.control.clear_faults()
+
+    for email in ("one@contoso.com", "two@contoso.com"):
+        assert post_form(client, url, "seats", {"email": email}).status_code == 303

@@ -118,3 +118,19 @@ def test_a_personal_account_may_still_pick_itself(portal: Portal) -> None:
     assert post_form(pat, portal.page_url(subscription_id), "seats", {"user": me}).status_code == 303
     [seat] = services().seats.list(subscription_id)
     assert (seat.object_id, seat.is_bound) == (PAT_ONE.object_id, True)
+
+
+def test_a_personal_buyer_is_shown_and_may_remove_no_other_personal_accounts_role(portal: Portal) -> None:
+    # Every personal account shares one tenant id: "the buyer's organisation" must not mean all of them.
+    subscription_id = portal.buy("team-seats", quantity=3, buyer=PAT_ONE.username)
+    services().admins.grant(
+        subscription_id, MSA_TENANT_ID, SAM_TWO.object_id, "delegated-admin", granted_by="x"
+    )
+    pat = sign_in(portal, PAT_ONE)
+    url, sam = portal.page_url(subscription_id), f"{MSA_TENANT_ID}:{SAM_TWO.object_id}"
+
+    page = pat.get(url)
+    removed = post_form(pat, url, "admins/remove", {"user": sam}, token=token_for(pat))
+
+    assert SAM_TWO.object_id not in page.text
+    assert removed.status_code == 400
