@@ -94,6 +94,11 @@ def check_can_assign(quantity: int | None, assigned: int, count: int = 1) -> Non
         )
 
 
+def seats_are(count: int) -> str:
+    """ "1 seat is" / "3 seats are": the start of a sentence about seats in use."""
+    return "1 seat is" if count == 1 else f"{count} seats are"
+
+
 def _free_words(free: int) -> str:
     if free <= 0:
         return "Every seat is in use"
@@ -137,8 +142,8 @@ class SeatHolds:
         kept = tuple(hold for hold in self.held if hold[0] != holder and hold[2] > now)
         return SeatHolds((*kept, (holder, limit, now + HOLD_FOR)))
 
-    def without(self, holder: str) -> SeatHolds:
-        return SeatHolds(tuple(hold for hold in self.held if hold[0] != holder))
+    def without(self, *holders: str) -> SeatHolds:
+        return SeatHolds(tuple(hold for hold in self.held if hold[0] not in holders))
 
     def holds(self, holder: str, now: datetime | None = None) -> bool:
         """Whether `holder` holds (a live hold, when `now` is given)."""

@@ -37,7 +37,14 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from shared.domain.addresses import normalize_user_key
-from shared.domain.seats import Seat, SeatHolds, SeatLimitError, SeatNotFoundError, check_can_assign
+from shared.domain.seats import (
+    Seat,
+    SeatHolds,
+    SeatLimitError,
+    SeatNotFoundError,
+    check_can_assign,
+    seats_are,
+)
 from shared.logs import get_logger, log_context
 
 log = get_logger(__name__)
@@ -121,10 +128,6 @@ def _seat_entity(seat: Seat) -> dict[str, Any]:
         if getattr(seat, name) is not None:
             entity[name] = getattr(seat, name)
     return entity
-
-
-def _seats(count: int) -> str:
-    return "1 seat is" if count == 1 else f"{count} seats are"
 
 
 def _error_code(exc: Exception) -> str:
@@ -256,8 +259,8 @@ class SeatStore:
         counter = self._read_counter(subscription_id)
         if counter.assigned > limit:
             raise SeatLimitError(
-                f"{_seats(counter.assigned)} assigned, more than {limit}: free some seats first, then lower"
-                " the quantity.",
+                f"{seats_are(counter.assigned)} assigned, more than {limit}: free some seats first, then"
+                " lower the quantity.",
                 quantity=limit,
                 assigned=counter.assigned,
                 requested=0,
@@ -277,9 +280,7 @@ class SeatStore:
         counter = self._read_counter(subscription_id)
         if not any(counter.holds.holds(holder) for holder in held_by):
             return False
-        holds = counter.holds
-        for holder in held_by:
-            holds = holds.without(holder)
+        holds = counter.holds.without(*held_by)
         if not self._commit([self._counter_write(subscription_id, counter, counter.assigned, holds=holds)]):
             return _LOST_RACE
         log.info("seat limit released")

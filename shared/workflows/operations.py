@@ -559,16 +559,22 @@ def _decide(
     # The seats were counted beside GetOperation; one may have been assigned since, and more until the cut
     # is mirrored. Checked again and the lower limit held in one write, or the cut is refused after all.
     try:
-        renewed = ports.sync.seats.hold_limit(
-            operation.subscription_id, int(operation.quantity or 0), operation.id
-        )
+        return decision, read.subscription, _hold_cut(ports, operation)
     except SeatLimitError as exc:
         reason = (
             f"the new quantity {operation.quantity} is below the {exc.assigned} seats already assigned;"
             " unassign seats first"
         )
         return Decision(False, reason), read.subscription, ""
-    return decision, read.subscription, _RENEWED if renewed else _NEW
+
+
+def _hold_cut(ports: OperationPorts, operation: Operation) -> str:
+    """Holds the cut's lower limit on the seats under the operation id: `_NEW`, or `_RENEWED` when it held
+    already. Raises SeatLimitError when more seats are assigned than the cut leaves."""
+    renewed = ports.sync.seats.hold_limit(
+        operation.subscription_id, int(operation.quantity or 0), operation.id
+    )
+    return _RENEWED if renewed else _NEW
 
 
 def _cuts_guarded_seats(ports: OperationPorts, operation: Operation, current: Subscription) -> bool:
@@ -671,15 +677,12 @@ def _hold_for_operator(ports: OperationPorts, operation: Operation) -> str:
     if not _cuts_guarded_seats(ports, operation, current):
         return ""
     try:
-        renewed = ports.sync.seats.hold_limit(
-            operation.subscription_id, int(operation.quantity or 0), operation.id
-        )
+        return _hold_cut(ports, operation)
     except SeatLimitError as exc:
         raise DecisionRefusedError(
             f"{exc.assigned} seats are assigned, more than the {operation.quantity} this change leaves."
             " Nothing was sent: free seats first, or refuse the change."
         ) from None
-    return _RENEWED if renewed else _NEW
 
 
 def _record_operator_decision(

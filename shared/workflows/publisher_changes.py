@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from shared.domain import access
 from shared.domain.inbox import InboxRecord, InboxState
 from shared.domain.policy import fits_plan_limits, is_downgrade
-from shared.domain.seats import SeatLimitError
+from shared.domain.seats import SeatLimitError, seats_are
 from shared.domain.status import SubscriptionStatus
 from shared.fulfillment.errors import FulfillmentBadRequestError, FulfillmentConflictError, FulfillmentError
 from shared.logs import get_logger
@@ -142,11 +142,7 @@ def change_quantity(
     quantity = int(typed.strip())
     assigned = seats.count(subscription.id)
     if quantity < assigned:  # said before Microsoft is asked for the plan's limits; held below, atomically
-        raise ChangeRefusedError(
-            409,
-            "Quantity not possible",
-            f"{_seats_assigned(assigned)}; free some seats first, then lower the quantity to {quantity}.",
-        )
+        raise _below_assigned(assigned, quantity)
     if quantity == subscription.quantity:
         raise ChangeRefusedError(
             400, "Quantity not possible", f"The subscription already has {quantity} seats."
@@ -167,11 +163,7 @@ def change_quantity(
     try:
         seats.hold_limit(subscription.id, quantity, correlation_id)
     except SeatLimitError as exc:  # a seat was assigned since the count above
-        raise ChangeRefusedError(
-            409,
-            "Quantity not possible",
-            f"{_seats_assigned(exc.assigned)}; free some seats first, then lower the quantity to {quantity}.",
-        ) from None
+        raise _below_assigned(exc.assigned, quantity) from None
     try:
         return _send(
             subscription,
@@ -196,8 +188,12 @@ def _changed_nothing(cause: BaseException | None) -> bool:
     return status is not None and 400 <= status < 500
 
 
-def _seats_assigned(count: int) -> str:
-    return "1 seat is assigned" if count == 1 else f"{count} seats are assigned"
+def _below_assigned(assigned: int, quantity: int) -> ChangeRefusedError:
+    return ChangeRefusedError(
+        409,
+        "Quantity not possible",
+        f"{seats_are(assigned)} assigned; free some seats first, then lower the quantity to {quantity}.",
+    )
 
 
 def cancel(subscription: Subscription, *, confirmed: bool, requester: Requester, ports: ChangePorts) -> str:
