@@ -29,7 +29,6 @@ from shared.web import csrf
 from shared.web.current_user import load_session, session_codec, user_from_session
 from shared.web.pages import error_page, page, redirect
 from shared.workflows.confirmation import confirm_purchase, may_confirm
-from shared.workflows.publisher_changes import plan_names
 
 if TYPE_CHECKING:
     from shared.app_context import Services
@@ -118,7 +117,7 @@ def _confirm_page(
         status=400 if error else 200,
         subscription=stored,
         offer_name=stored.offer_id,
-        plan_names=plan_names(stored.id, fulfillment=app.fulfillment),
+        plan_names=app.plan_catalog.names_for(stored),
         term_name=billing_term(stored.term.unit, missing="Starts when your account is ready"),
         buyer=user,
         organisation=organisation_of(user, stored),

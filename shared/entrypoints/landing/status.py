@@ -23,7 +23,6 @@ from shared.entrypoints.landing.journey import REOPEN_HINT
 from shared.logs import get_logger
 from shared.web.current_user import SESSION_ID_KEY, load_session
 from shared.web.pages import error_page, page
-from shared.workflows.publisher_changes import plan_names
 
 if TYPE_CHECKING:
     from shared.app_context import Services
@@ -94,5 +93,5 @@ def handle_status(req: func.HttpRequest) -> func.HttpResponse:
         return json_response({"subscriptionId": stored.id, "status": stored.status.value})
     # Microsoft is asked for the plan's name once the page stops refreshing, not at every refresh.
     pending = stored.status is SubscriptionStatus.PENDING_FULFILLMENT_START
-    names = {} if pending else plan_names(stored.id, fulfillment=app.fulfillment)
+    names = {} if pending else app.plan_catalog.names_for(stored)
     return page("landing_status.html", subscription=stored, refresh_url=req.url, plan_names=names)
