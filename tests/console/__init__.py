@@ -8,6 +8,7 @@ included; `tests/console/test_console_gate.py` also signs them in for real throu
 from __future__ import annotations
 
 from shared.domain.operators import OperatorRole
+from shared.queueing.messages import QueueMessage, QueueUnavailableError
 from shared.web.current_user import SignedInUser
 from tests.portal import ADELE, CONTOSO
 
@@ -39,3 +40,10 @@ SELF_PROMOTED = SignedInUser(
 )
 BUYER = ADELE
 CONSOLE = "/api/console"
+
+
+class RefusingQueue:
+    """The events queue during an outage (Service Bus unreachable): every send is refused."""
+
+    def send(self, message: QueueMessage) -> None:
+        raise QueueUnavailableError("service bus unreachable")

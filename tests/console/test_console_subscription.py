@@ -22,10 +22,9 @@ from shared.domain.inbox import InboxRecord, InboxState
 from shared.domain.status import SubscriptionStatus
 from shared.domain.subscription import Subscription
 from shared.domain.wording import SOURCE_NAMES
-from shared.queueing.messages import QueueMessage, QueueUnavailableError
 from shared.web.current_user import SignedInUser
 from shared.workflows.operations import handle_announced_operation
-from tests.console import BUYER, CONSOLE, OLIVIA, RAVI
+from tests.console import BUYER, CONSOLE, OLIVIA, RAVI, RefusingQueue
 from tests.portal import Portal, csrf_token, post_form, token_for
 from tests.support.sandbox import wait_until
 
@@ -559,18 +558,11 @@ def test_a_console_error_leads_back_into_the_console_not_to_the_buyers_portal(po
     assert 'href="/api/portal"' not in missing.text
 
 
-class _RefusingQueue:
-    """The events queue during an outage (Service Bus unreachable): every send is refused."""
-
-    def send(self, message: QueueMessage) -> None:
-        raise QueueUnavailableError("service bus unreachable")
-
-
 def test_a_reconcile_the_queue_refuses_says_so_and_audits_nothing(
     portal: Portal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     subscription_id = portal.buy(quantity=2)
-    monkeypatch.setattr(portal.services, "queue", _RefusingQueue())
+    monkeypatch.setattr(portal.services, "queue", RefusingQueue())
     monkeypatch.delitem(portal.services.__dict__, "operator_request_ports", raising=False)
 
     answer = _post(portal, OLIVIA, subscription_id, "reconcile", {"confirm": "yes"})
@@ -585,7 +577,7 @@ def test_a_cancel_microsoft_accepted_stands_when_its_tracking_cannot_be_queued(
     portal: Portal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     subscription_id = portal.buy(quantity=2, name="Outage team")
-    monkeypatch.setattr(portal.services, "queue", _RefusingQueue())
+    monkeypatch.setattr(portal.services, "queue", RefusingQueue())
     for cached in ("operator_request_ports", "change_ports"):
         monkeypatch.delitem(portal.services.__dict__, cached, raising=False)
 

@@ -12,9 +12,9 @@ from azure.functions.servicebus import ServiceBusMessage
 from shared.domain.audit import SWEEPS_PARTITION, AuditAction, AuditSource
 from shared.domain.subscription import SWEEP_SESSION
 from shared.entrypoints import worker
-from shared.queueing.messages import MessageKind, QueueMessage, QueueUnavailableError
+from shared.queueing.messages import MessageKind, QueueMessage
 from shared.web.current_user import SignedInUser
-from tests.console import BUYER, CONSOLE, OLIVIA, RAVI
+from tests.console import BUYER, CONSOLE, OLIVIA, RAVI, RefusingQueue
 from tests.portal import Portal, token_for
 
 
@@ -100,18 +100,11 @@ def test_a_reader_sees_the_sweeps_but_no_button(portal: Portal) -> None:
     assert 'id="sweep-form"' not in page
 
 
-class _RefusingQueue:
-    """The events queue during an outage (Service Bus unreachable): every send is refused."""
-
-    def send(self, message: QueueMessage) -> None:
-        raise QueueUnavailableError("service bus unreachable")
-
-
 def test_a_sweep_the_queue_refuses_says_so_and_records_nothing(
     portal: Portal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = len(portal.services.audit.list(SWEEPS_PARTITION))
-    monkeypatch.setattr(portal.services, "queue", _RefusingQueue())
+    monkeypatch.setattr(portal.services, "queue", RefusingQueue())
 
     answer = _ask(portal, OLIVIA, {"confirm": "yes"})
 
